@@ -1,0 +1,110 @@
+// The lxcfs tree: which files exist, their stable node ids, and where each one's content comes from.
+// This module is loaded in every FUSE reader thread (see createFileSystem).
+
+import fs from 'node:fs';
+import path from 'node:path';
+import { Errno } from '../fuse/abi.js';
+import type { Caller, FileSystem } from '../fuse/filesystem.js';
+import { StaticTreeFileSystem, type DirNode, type FileNode, type TreeNode } from '../fuse/static-tree.js';
+
+/** Flags shared by the daemon's main thread and every reader (Int32Array over a SharedArrayBuffer). */
+export const ControlField = { VIRTUALIZE: 0 } as const;
+export const CONTROL_FIELDS = 1;
+
+export interface TreeOptions {
+  procRoot: string;
+  sysRoot: string;
+  /** ControlField values, written by the main thread (SIGUSR2 toggles VIRTUALIZE). */
+  control: SharedArrayBuffer;
+}
+
+/** One virtual file: where its host counterpart is and how its per-caller view is made. */
+interface VirtualFile {
+  ino: number;
+  /** Path of the host file relative to the proc or sys root. */
+  host: { root: 'proc' | 'sys'; path: string };
+  /** The caller's view, or undefined to serve the host file (fallback). */
+  view?: (caller: Caller, hostContent: Buffer) => Buffer | undefined;
+}
+
+// Node ids are part of the kernel's cache across daemon restarts: append, never renumber.
+const ROOT = 1;
+const DIRS = {
+  proc: 2,
+  'proc/pressure': 11,
+  sys: 15,
+  'sys/devices': 16,
+  'sys/devices/system': 17,
+  'sys/devices/system/cpu': 18,
+} as const;
+
+/** Only the header of the host's slabinfo: the host file is root-only (0400), ours is 0444 and must
+ * not leak the host's slab usage to containers (lxcfs does). */
+function slabinfoHeader(_caller: Caller, host: Buffer): Buffer {
+  const lines = host.toString('utf8').split('\n');
+  return Buffer.from(lines.slice(0, 2).join('\n') + '\n');
+}
+
+const FILES: Record<string, VirtualFile> = {
+  'proc/cpuinfo': { ino: 3, host: { root: 'proc', path: 'cpuinfo' } },
+  'proc/diskstats': { ino: 4, host: { root: 'proc', path: 'diskstats' } },
+  'proc/loadavg': { ino: 5, host: { root: 'proc', path: 'loadavg' } },
+  'proc/meminfo': { ino: 6, host: { root: 'proc', path: 'meminfo' } },
+  'proc/slabinfo': { ino: 7, host: { root: 'proc', path: 'slabinfo' }, view: slabinfoHeader },
+  'proc/stat': { ino: 8, host: { root: 'proc', path: 'stat' } },
+  'proc/swaps': { ino: 9, host: { root: 'proc', path: 'swaps' } },
+  'proc/uptime': { ino: 10, host: { root: 'proc', path: 'uptime' } },
+  'proc/pressure/cpu': { ino: 12, host: { root: 'proc', path: 'pressure/cpu' } },
+  'proc/pressure/io': { ino: 13, host: { root: 'proc', path: 'pressure/io' } },
+  'proc/pressure/memory': { ino: 14, host: { root: 'proc', path: 'pressure/memory' } },
+  'sys/devices/system/cpu/online': { ino: 19, host: { root: 'sys', path: 'devices/system/cpu/online' } },
+};
+
+/** Paths of every file we serve, relative to the mountpoint (for tests and tools). */
+export const SERVED_FILES = Object.keys(FILES);
+
+function errnoOf(err: unknown): number {
+  const code = (err as NodeJS.ErrnoException).code;
+  return code === 'ENOENT' ? Errno.ENOENT : code === 'EACCES' ? Errno.EACCES : Errno.EIO;
+}
+
+export function buildTree(options: TreeOptions): DirNode {
+  const control = new Int32Array(options.control);
+  const root: DirNode = { kind: 'dir', ino: ROOT, children: new Map() };
+  const dirs = new Map<string, DirNode>([['', root]]);
+  for (const [dirPath, ino] of Object.entries(DIRS)) {
+    const dir: DirNode = { kind: 'dir', ino, children: new Map() };
+    dirs.get(path.dirname(dirPath).replace(/^\.$/, ''))!.children.set(path.basename(dirPath), dir);
+    dirs.set(dirPath, dir);
+  }
+  for (const [filePath, file] of Object.entries(FILES)) {
+    const hostPath = path.join(file.host.root === 'proc' ? options.procRoot : options.sysRoot, file.host.path);
+    const readHost = (): Buffer | number => {
+      try {
+        return fs.readFileSync(hostPath);
+      } catch (err) {
+        return errnoOf(err);
+      }
+    };
+    const node: FileNode = {
+      kind: 'file',
+      ino: file.ino,
+      render(caller) {
+        const host = readHost();
+        if (typeof host === 'number' || !file.view || !Atomics.load(control, ControlField.VIRTUALIZE)) return host;
+        return file.view(caller, host) ?? host;
+      },
+      // lxcfs reports the host file's size (procfs and sysfs stat sizes are meaningless).
+      size() {
+        const host = readHost();
+        return typeof host === 'number' ? 0 : host.length;
+      },
+    };
+    dirs.get(path.dirname(filePath))!.children.set(path.basename(filePath), node as TreeNode);
+  }
+  return root;
+}
+
+export function createFileSystem(options: unknown): FileSystem {
+  return new StaticTreeFileSystem(buildTree(options as TreeOptions), { staticMs: 24 * 3600_000, fileAttrMs: 1000 });
+}

@@ -1,0 +1,55 @@
+// The node-level interface a filesystem implements to be served by the FUSE session.
+// Every call is synchronous (it runs inside a reader thread's request loop) and returns either a value
+// or a positive errno number: errors are values, never exceptions, so one bad request cannot stop a reader.
+
+/** Who sent the request, from the FUSE request header. `pid` is the calling thread's id as seen from the
+ * pid namespace of the mounter, 0 when the kernel sends the request on its own behalf. */
+export interface Caller {
+  pid: number;
+  uid: number;
+  gid: number;
+}
+
+export type NodeKind = 'dir' | 'file';
+
+export interface NodeAttr {
+  ino: number;
+  kind: NodeKind;
+  /** Permission bits only; the session adds the file type bits. */
+  perm: number;
+  size: number;
+  nlink: number;
+}
+
+/** Attributes with how long the kernel may cache them. */
+export interface CachedAttr {
+  attr: NodeAttr;
+  attrTtlMs: number;
+}
+
+/** A LOOKUP answer: the attributes plus how long the name → node binding may be cached. */
+export interface Entry extends CachedAttr {
+  entryTtlMs: number;
+}
+
+export interface DirEntry {
+  name: string;
+  ino: number;
+  kind: NodeKind;
+}
+
+export interface FileSystem {
+  lookup(parent: number, name: string, caller: Caller): Entry | number;
+  getattr(ino: number, caller: Caller): CachedAttr | number;
+  /** The whole listing, `.` and `..` included; the session pages it by index. */
+  readdir(ino: number, caller: Caller): DirEntry[] | number;
+  /** Checks an open(2) of a file; `flags` are the open flags. 0 allows it. */
+  open(ino: number, flags: number, caller: Caller): number;
+  /** Renders the whole content of a file for this caller (called on the read at offset 0). */
+  read(ino: number, caller: Caller): Uint8Array | number;
+  /** access(2) check; 0 allows it. */
+  access(ino: number, mask: number, caller: Caller): number;
+}
+
+/** What a filesystem module exports so that each reader thread can build its own instance. */
+export type FileSystemFactory = (options: unknown) => FileSystem | Promise<FileSystem>;

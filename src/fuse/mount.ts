@@ -1,0 +1,175 @@
+// Mounting, probing and detaching FUSE filesystems without libfuse: /dev/fuse plus util-linux.
+// Nothing here stats a FUSE mountpoint from this process: a hung mount would hang the daemon, so every
+// probe that may touch one runs in a child process with a timeout.
+
+import { spawn, spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+
+export class MountError extends Error {
+  override name = 'MountError';
+}
+
+export interface MountInfoEntry {
+  mountId: number;
+  parentId: number;
+  /** "major:minor" of the superblock; for FUSE the minor names the fusectl connection directory. */
+  device: string;
+  root: string;
+  mountPoint: string;
+  options: string;
+  fsType: string;
+  source: string;
+  superOptions: string;
+}
+
+/** Decodes the octal escapes mountinfo uses for space, tab, newline and backslash. */
+function unescapeMountPath(field: string): string {
+  return field.replace(/\\([0-7]{3})/g, (_, octal: string) => String.fromCharCode(parseInt(octal, 8)));
+}
+
+export function parseMountInfo(text: string): MountInfoEntry[] {
+  const entries: MountInfoEntry[] = [];
+  for (const line of text.split('\n')) {
+    if (!line) continue;
+    const fields = line.split(' ');
+    // Optional fields vary in number; the filesystem type follows the lone "-".
+    const dash = fields.indexOf('-', 6);
+    if (dash < 0 || fields.length < dash + 3) continue;
+    entries.push({
+      mountId: Number(fields[0]),
+      parentId: Number(fields[1]),
+      device: fields[2]!,
+      root: unescapeMountPath(fields[3]!),
+      mountPoint: unescapeMountPath(fields[4]!),
+      options: fields[5]!,
+      fsType: fields[dash + 1]!,
+      source: unescapeMountPath(fields[dash + 2]!),
+      superOptions: fields[dash + 3] ?? '',
+    });
+  }
+  return entries;
+}
+
+export function readMountInfo(file = '/proc/self/mountinfo'): MountInfoEntry[] {
+  return parseMountInfo(fs.readFileSync(file, 'utf8'));
+}
+
+/** The mounts stacked on `mountPoint`, bottom first. */
+export function mountsAt(mountPoint: string, file?: string): MountInfoEntry[] {
+  return readMountInfo(file).filter((entry) => entry.mountPoint === mountPoint);
+}
+
+export function openFuseDevice(device = '/dev/fuse'): number {
+  try {
+    return fs.openSync(device, 'r+');
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    const hint = code === 'ENOENT' ? ' (is the fuse module loaded? try: modprobe fuse)' : '';
+    throw new MountError(`cannot open ${device}: ${code ?? String(err)}${hint}`);
+  }
+}
+
+export interface MountRequest {
+  fd: number;
+  mountPoint: string;
+  /** Filesystem type as shown in mountinfo, e.g. "fuse.lxcfs". */
+  fsType: string;
+  source: string;
+  /** Extra options appended after the ones FUSE requires. */
+  options: string[];
+}
+
+/** Mounts the /dev/fuse connection `fd` on the mountpoint through mount(8). The kernel queues INIT; the
+ * caller starts reading only after this returns (a read before the mount fails with EPERM). */
+export function mountFuse(request: MountRequest): void {
+  const options = [
+    `fd=3`,
+    'rootmode=40555',
+    'user_id=0',
+    'group_id=0',
+    'allow_other',
+    'nosuid',
+    'nodev',
+    'noexec',
+    ...request.options,
+  ].join(',');
+  // -i: no /sbin/mount.fuse helper, which would try to execute the source name.
+  const result = spawnSync('mount', ['-i', '-t', request.fsType, '-o', options, request.source, request.mountPoint], {
+    stdio: ['ignore', 'pipe', 'pipe', request.fd],
+    encoding: 'utf8',
+    timeout: 10_000,
+  });
+  if (result.error) throw new MountError(`mount(8) could not run: ${result.error.message}`);
+  if (result.status !== 0) {
+    const why = (result.stderr || result.stdout || `exit status ${result.status}`).trim().split('\n')[0];
+    throw new MountError(`mounting ${request.fsType} on ${request.mountPoint} failed: ${why}`);
+  }
+}
+
+/** Detaches the mount at `mountPoint` (MNT_DETACH: works even when busy). */
+export function detachMount(mountPoint: string): void {
+  const result = spawnSync('umount', ['-l', mountPoint], { stdio: ['ignore', 'ignore', 'pipe'], encoding: 'utf8', timeout: 10_000 });
+  if (result.status !== 0) {
+    throw new MountError(`umount -l ${mountPoint} failed: ${(result.stderr ?? '').trim() || `exit status ${result.status}`}`);
+  }
+}
+
+export const FUSECTL_DIR = '/sys/fs/fuse/connections';
+
+/** Aborts a FUSE connection through fusectl (mounting fusectl if it is missing), so that its callers
+ * and its daemon are released. `device` is the mountinfo "major:minor". Returns false when the
+ * connection no longer exists. */
+export function abortConnection(device: string): boolean {
+  const minor = device.split(':')[1];
+  if (!minor) throw new MountError(`bad device number "${device}"`);
+  if (!readMountInfo().some((entry) => entry.fsType === 'fusectl' && entry.mountPoint === FUSECTL_DIR)) {
+    const result = spawnSync('mount', ['-t', 'fusectl', 'none', FUSECTL_DIR], { stdio: ['ignore', 'ignore', 'pipe'], encoding: 'utf8' });
+    if (result.status !== 0) throw new MountError(`cannot mount fusectl on ${FUSECTL_DIR}: ${(result.stderr ?? '').trim()}`);
+  }
+  try {
+    fs.writeFileSync(path.join(FUSECTL_DIR, minor, 'abort'), '1');
+    return true;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return false;
+    throw new MountError(`cannot abort FUSE connection ${minor}: ${(err as Error).message}`);
+  }
+}
+
+export type ProbeResult =
+  | { state: 'live' }
+  | { state: 'dead'; detail: string }
+  | { state: 'hung' };
+
+/** Reads `file` in a child process: answers → live, ENOTCONN/ECONNREFUSED/ECONNABORTED → dead, no answer
+ * within the timeout → hung. The child is not waited for after a timeout: a request stuck in a dead
+ * daemon can keep it in D state. */
+export function probeFile(file: string, timeoutMs: number): Promise<ProbeResult> {
+  return new Promise((resolve) => {
+    const child = spawn('head', ['-c', '1', '--', file], {
+      stdio: ['ignore', 'ignore', 'pipe'],
+      env: { ...process.env, LC_ALL: 'C' },
+    });
+    let stderr = '';
+    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      child.unref();
+      child.stderr.destroy();
+      resolve({ state: 'hung' });
+    }, timeoutMs);
+    child.on('error', (err) => {
+      clearTimeout(timer);
+      resolve({ state: 'dead', detail: err.message });
+    });
+    child.on('close', (status) => {
+      clearTimeout(timer);
+      if (status === 0) return resolve({ state: 'live' });
+      if (/not connected|Connection refused|connection abort/i.test(stderr)) {
+        return resolve({ state: 'dead', detail: stderr.trim() });
+      }
+      // Any other answer (ENOENT, EACCES, ...) came from a serving daemon.
+      resolve({ state: 'live' });
+    });
+  });
+}
