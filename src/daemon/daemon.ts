@@ -27,6 +27,13 @@ export async function runDaemon(config: DaemonConfig, log: Logger): Promise<numb
   if (config.enablePidfd) log.info('--enable-pidfd is accepted for compatibility and has no effect');
   const mountOptions = parseMountOptions(config.options);
 
+  // Signals count from the start: a SIGTERM during startup stops the daemon as soon as it serves.
+  let stopRequest: string | undefined;
+  let stopNow: ((why: string) => void) | undefined;
+  for (const signal of ['SIGTERM', 'SIGINT', 'SIGHUP'] as const) {
+    process.on(signal, () => (stopNow ? stopNow(signal) : (stopRequest ??= signal)));
+  }
+
   const pidFile = acquirePidFile(config.pidfile);
   let fd: number | undefined;
   let mounted = false;
@@ -91,7 +98,8 @@ export async function runDaemon(config: DaemonConfig, log: Logger): Promise<numb
       log.info('stopped');
       resolve(0);
     };
-    for (const signal of ['SIGTERM', 'SIGINT', 'SIGHUP'] as const) process.on(signal, () => void stop(signal));
+    stopNow = (why) => void stop(why);
+    if (stopRequest) stopNow(stopRequest);
     process.on('SIGUSR2', () => {
       const virtualize = Atomics.load(controlFlags, ControlField.VIRTUALIZE) === 0 ? 1 : 0;
       Atomics.store(controlFlags, ControlField.VIRTUALIZE, virtualize);

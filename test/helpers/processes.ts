@@ -1,0 +1,140 @@
+// Starting the real daemon (and fixture servers) as child processes, and cleaning up after them:
+// every test registers what it made with a Cleanup and runs it in afterAll/finally.
+
+import { spawn, spawnSync, type ChildProcess, type SpawnSyncReturns } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { abortConnection, detachMount, mountsAt } from '../../src/fuse/mount.js';
+
+export const REPO = path.resolve(import.meta.dirname, '../..');
+export const CLI = path.join(REPO, 'dist/cli.js');
+
+export class Cleanup {
+  private readonly steps: Array<() => void | Promise<void>> = [];
+
+  add(step: () => void | Promise<void>): void {
+    this.steps.push(step);
+  }
+
+  /** Runs every step, last added first, even when some fail. */
+  async run(): Promise<void> {
+    const errors: unknown[] = [];
+    while (this.steps.length > 0) {
+      try {
+        await this.steps.pop()!();
+      } catch (err) {
+        errors.push(err);
+      }
+    }
+    if (errors.length > 0) throw new AggregateError(errors, 'cleanup failed');
+  }
+
+  tempDir(prefix = 'lxcfs-ts-test-'): string {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+    this.add(() => {
+      unmountAll(dir);
+      fs.rmSync(dir, { recursive: true, force: true });
+    });
+    return dir;
+  }
+
+  /** Kills the process (SIGKILL) at cleanup time if it is still running. */
+  own(child: ChildProcess): void {
+    this.add(() => {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    });
+  }
+}
+
+/** Aborts and detaches every mount at or below `dir` (deepest first), so that no test leaves one. */
+export function unmountAll(dir: string): void {
+  const text = fs.readFileSync('/proc/self/mountinfo', 'utf8');
+  const points = [...new Set(text.split('\n').map((line) => line.split(' ')[4]).filter((p): p is string => !!p))]
+    .filter((p) => p === dir || p.startsWith(dir + '/'))
+    .sort((a, b) => b.length - a.length);
+  for (const point of points) {
+    for (const entry of mountsAt(point).reverse()) {
+      if (entry.fsType.startsWith('fuse')) abortConnection(entry.device);
+      detachMount(point);
+    }
+  }
+}
+
+export function isMounted(mountPoint: string): boolean {
+  return mountsAt(mountPoint).length > 0;
+}
+
+export function run(command: string, args: string[], options: { timeout?: number; input?: string } = {}): SpawnSyncReturns<string> {
+  return spawnSync(command, args, { encoding: 'utf8', timeout: options.timeout ?? 20_000, input: options.input, env: { ...process.env, LC_ALL: 'C' } });
+}
+
+export interface Daemon {
+  child: ChildProcess;
+  pid: number;
+  mountPoint: string;
+  output(): string;
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  /** Sends SIGTERM and waits for the exit; returns the exit status and how long it took. */
+  stop(): Promise<{ code: number | null; ms: number }>;
+}
+
+/** Starts `node dist/cli.js ARGS`, resolves when it logs "serving"; rejects with its output if it exits first. */
+export function startDaemon(cleanup: Cleanup, args: string[], mountPoint: string, env: NodeJS.ProcessEnv = {}): Promise<Daemon> {
+  const child = spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
+  cleanup.own(child);
+  let output = '';
+  child.stdout!.on('data', (chunk: Buffer) => (output += chunk.toString()));
+  child.stderr!.on('data', (chunk: Buffer) => (output += chunk.toString()));
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+    child.on('exit', (code, signal) => resolve({ code, signal })),
+  );
+  const daemon: Daemon = {
+    child,
+    pid: child.pid!,
+    mountPoint,
+    output: () => output,
+    exited,
+    async stop() {
+      const started = Date.now();
+      child.kill('SIGTERM');
+      const { code } = await exited;
+      return { code, ms: Date.now() - started };
+    },
+  };
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`daemon did not start within 15 s:\n${output}`)), 15_000);
+    const check = (): void => {
+      if (output.includes('"msg":"serving"')) {
+        clearTimeout(timer);
+        resolve(daemon);
+      }
+    };
+    child.stdout!.on('data', check);
+    void exited.then(({ code }) => {
+      clearTimeout(timer);
+      reject(new Error(`daemon exited with ${code} before serving:\n${output}`));
+    });
+  });
+}
+
+/** Runs a fixture server (test/fixtures/serve-fixture.mjs) until cleanup; resolves once it is ready. */
+export function startFixture(cleanup: Cleanup, mountPoint: string, mode: 'echo' | 'hang', readers = 2): Promise<ChildProcess> {
+  const child = spawn(process.execPath, [path.join(REPO, 'test/fixtures/serve-fixture.mjs'), mountPoint, mode, String(readers)], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  cleanup.add(() => {
+    unmountAll(mountPoint);
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+  });
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error('fixture server did not start')), 15_000);
+    child.stdout!.on('data', (chunk: Buffer) => {
+      if (chunk.toString().includes('ready')) {
+        clearTimeout(timer);
+        resolve(child);
+      }
+    });
+    child.on('exit', (code) => reject(new Error(`fixture server exited with ${code}`)));
+  });
+}

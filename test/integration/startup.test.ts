@@ -1,0 +1,120 @@
+// Starting the daemon against everything that can already be at the mountpoint, and bad input:
+// each failure is one line on stderr, a non-zero exit, and nothing left mounted or half-done.
+
+import fs from 'node:fs';
+import path from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { CLI, Cleanup, isMounted, run, startDaemon, startFixture } from '../helpers/processes.js';
+
+const cleanup = new Cleanup();
+afterAll(() => cleanup.run());
+
+interface Failure {
+  status: number | null;
+  stderr: string;
+}
+
+function startExpectingFailure(args: string[], env: NodeJS.ProcessEnv = {}): Failure {
+  const result = run('env', [...Object.entries(env).map(([k, v]) => `${k}=${v}`), process.execPath, CLI, ...args], { timeout: 20_000 });
+  return { status: result.status, stderr: result.stderr };
+}
+
+function expectOneLineError(failure: Failure, pattern: RegExp): void {
+  expect(failure.status).not.toBe(0);
+  expect(failure.status).not.toBeNull();
+  const lines = failure.stderr.trim().split('\n');
+  expect(lines, failure.stderr).toHaveLength(1);
+  expect(lines[0]).toMatch(pattern);
+}
+
+function layout(): { dir: string; mnt: string; pid: string } {
+  const dir = cleanup.tempDir();
+  return { dir, mnt: path.join(dir, 'mnt'), pid: path.join(dir, 'pid') };
+}
+
+describe('bad input', () => {
+  it('rejects an unknown flag', () => {
+    const { mnt, pid } = layout();
+    expectOneLineError(startExpectingFailure(['--bogus', '-p', pid, mnt]), /unknown option '--bogus'/);
+    expect(fs.existsSync(mnt)).toBe(false);
+    expect(fs.existsSync(pid)).toBe(false);
+  });
+
+  it('rejects a config file with an unknown key, and a bad environment value', () => {
+    const { dir, mnt, pid } = layout();
+    const conf = path.join(dir, 'bad.conf');
+    fs.writeFileSync(conf, '[lxcfs-ts]\nenable_cfss = true\n');
+    expectOneLineError(startExpectingFailure(['--config', conf, '-p', pid, mnt]), /unknown key "enable_cfss"/);
+    expectOneLineError(startExpectingFailure(['-p', pid, mnt], { LXCFS_TS_READERS: 'many' }), /LXCFS_TS_READERS/);
+    expectOneLineError(startExpectingFailure(['--config', path.join(dir, 'missing.conf'), '-p', pid, mnt]), /missing\.conf/);
+    expect(fs.existsSync(mnt) || fs.existsSync(pid)).toBe(false);
+  });
+
+  it('rejects a mountpoint whose parent is missing, or that is a regular file', () => {
+    const { dir, pid } = layout();
+    expectOneLineError(startExpectingFailure(['-p', pid, path.join(dir, 'no/such/mnt')]), /parent .* does not exist/);
+    const file = path.join(dir, 'file');
+    fs.writeFileSync(file, 'x');
+    expectOneLineError(startExpectingFailure(['-p', pid, file]), /is not a directory/);
+    expect(fs.existsSync(pid)).toBe(false);
+  });
+
+  it('refuses a mountpoint that has another filesystem mounted on it', () => {
+    const { mnt, pid } = layout();
+    fs.mkdirSync(mnt);
+    expect(run('mount', ['-t', 'tmpfs', 'busy', mnt]).status).toBe(0);
+    expectOneLineError(startExpectingFailure(['-p', pid, mnt]), /already has a tmpfs filesystem/);
+    expect(fs.readFileSync('/proc/self/mountinfo', 'utf8').split('\n').filter((l) => l.split(' ')[4] === mnt)).toHaveLength(1);
+    expect(fs.existsSync(pid)).toBe(false);
+  });
+
+  it('says so when /dev/fuse is missing', () => {
+    const { mnt, pid } = layout();
+    // A private mount namespace with an empty /dev (but /dev/null) stands in for a host without FUSE.
+    const script = `mount -t tmpfs none /dev && mknod -m 666 /dev/null c 1 3 && exec "$@"`;
+    const result = run('unshare', ['-m', '--propagation', 'private', 'sh', '-c', script, 'sh', process.execPath, CLI, '-p', pid, mnt]);
+    expectOneLineError({ status: result.status, stderr: result.stderr }, /cannot open \/dev\/fuse: ENOENT/);
+    expect(fs.existsSync(pid)).toBe(false);
+  });
+});
+
+describe('what is already at the mountpoint', () => {
+  it('refuses to start over a live daemon, and never touches its pid file', async () => {
+    const { dir, mnt, pid } = layout();
+    const first = await startDaemon(cleanup, ['-p', pid, mnt], mnt);
+    expectOneLineError(startExpectingFailure(['-p', path.join(dir, 'other.pid'), mnt]), /already served by a running lxcfs/);
+    expectOneLineError(startExpectingFailure(['-p', pid, path.join(dir, 'mnt2')]), new RegExp(`belongs to running lxcfs-ts process ${first.pid}`));
+    expect(fs.readFileSync(pid, 'utf8')).toBe(`${first.pid}\n`);
+    expect(fs.existsSync(path.join(dir, 'other.pid'))).toBe(false);
+    expect(fs.readFileSync(path.join(mnt, 'proc/cpuinfo'), 'utf8')).toBe(fs.readFileSync('/proc/cpuinfo', 'utf8'));
+    expect((await first.stop()).code).toBe(0);
+  });
+
+  it('clears the dead mount of a killed daemon and its stale pid file, then serves', async () => {
+    const { mnt, pid } = layout();
+    const first = await startDaemon(cleanup, ['-p', pid, mnt], mnt);
+    first.child.kill('SIGKILL');
+    await first.exited;
+    expect(isMounted(mnt)).toBe(true);
+    expect(run('cat', [path.join(mnt, 'proc/uptime')]).stderr).toMatch(/not connected/);
+    const second = await startDaemon(cleanup, ['-p', pid, mnt], mnt);
+    expect(second.output()).toMatch(/cleared a stale lxcfs mount/);
+    expect(fs.readFileSync(path.join(mnt, 'proc/uptime'), 'utf8')).toMatch(/^\d+\.\d\d /);
+    expect(fs.readFileSync('/proc/self/mountinfo', 'utf8').split('\n').filter((l) => l.split(' ')[4] === mnt)).toHaveLength(1);
+    expect((await second.stop()).code).toBe(0);
+    expect(isMounted(mnt)).toBe(false);
+  });
+
+  it('refuses a hung lxcfs mount and names the fix; --force aborts it and serves', async () => {
+    const { mnt, pid } = layout();
+    fs.mkdirSync(mnt);
+    await startFixture(cleanup, mnt, 'hang');
+    expectOneLineError(startExpectingFailure(['-p', pid, mnt]), /does not answer .*--force.*abort/);
+    expect(fs.existsSync(pid)).toBe(false);
+    const daemon = await startDaemon(cleanup, ['--force', '-p', pid, mnt], mnt);
+    expect(daemon.output()).toMatch(/aborted and detached a hung lxcfs mount/);
+    expect(fs.readFileSync(path.join(mnt, 'sys/devices/system/cpu/online'), 'utf8')).toBe(fs.readFileSync('/sys/devices/system/cpu/online', 'utf8'));
+    expect((await daemon.stop()).code).toBe(0);
+    expect(isMounted(mnt)).toBe(false);
+  }, 30_000);
+});

@@ -1,0 +1,175 @@
+// The protocol engine against hand-built request buffers (no kernel): INIT negotiation, framing,
+// replies that must never be sent, errno mapping and directory paging.
+
+import { describe, expect, it } from 'vitest';
+import { Errno, InitFlag, InitFlag2, Op, READ_BUFFER_SIZE, WANTED_INIT_FLAGS } from '../../src/fuse/abi.js';
+import { StaticTreeFileSystem, type DirNode } from '../../src/fuse/static-tree.js';
+import { CONN_FIELDS, ConnField, Session, type InitInfo } from '../../src/fuse/session.js';
+import { SnapshotStore } from '../../src/fuse/snapshots.js';
+
+function makeSession(onInit?: (info: InitInfo) => void) {
+  const children = new Map<string, DirNode['children'] extends Map<string, infer N> ? N : never>();
+  for (let i = 0; i < 50; i++) children.set(`file-with-a-longish-name-${i}`, { kind: 'file', ino: 10 + i, render: () => Buffer.from(`content ${i}\n`), size: () => 0 });
+  const root: DirNode = { kind: 'dir', ino: 1, children };
+  const conn = new Int32Array(new SharedArrayBuffer(CONN_FIELDS * 4));
+  const session = new Session(new StaticTreeFileSystem(root, { staticMs: 1500, fileAttrMs: 250 }), new SnapshotStore(SnapshotStore.allocate()), {
+    stopName: '.stop-secret',
+    conn,
+    onInit,
+  });
+  return { session, conn };
+}
+
+function request(opcode: number, nodeid: number, body: Buffer, unique = 42n, pid = 1234): Buffer {
+  const buf = Buffer.alloc(40 + body.length);
+  buf.writeUInt32LE(buf.length, 0);
+  buf.writeUInt32LE(opcode, 4);
+  buf.writeBigUInt64LE(unique, 8);
+  buf.writeBigUInt64LE(BigInt(nodeid), 16);
+  buf.writeUInt32LE(pid, 32);
+  body.copy(buf, 40);
+  return buf;
+}
+
+function initBody(major: number, minor: number, flags: number, flags2 = 0): Buffer {
+  const body = Buffer.alloc(64);
+  body.writeUInt32LE(major, 0);
+  body.writeUInt32LE(minor, 4);
+  body.writeUInt32LE(131072, 8);
+  body.writeUInt32LE(flags >>> 0, 12);
+  body.writeUInt32LE(flags2, 16);
+  return body;
+}
+
+function call(session: Session, req: Buffer) {
+  const out = Buffer.alloc(READ_BUFFER_SIZE);
+  const length = session.handle(req, req.length, out);
+  return { length, out, error: length ? 0 - out.readInt32LE(4) || 0 : undefined, unique: length ? out.readBigUInt64LE(8) : undefined };
+}
+
+describe('INIT', () => {
+  it('accepts only the flags we want from what the kernel offers, never REQUEST_TIMEOUT, and caps the minor', () => {
+    let seen: InitInfo | undefined;
+    const { session, conn } = makeSession((info) => (seen = info));
+    const reply = call(session, request(Op.INIT, 0, initBody(7, 45, 0x73fffffb, InitFlag2.HAS_RESEND | InitFlag2.REQUEST_TIMEOUT)));
+    expect(reply.error).toBe(0);
+    expect(reply.length).toBe(16 + 64);
+    const body = reply.out.subarray(16);
+    expect(body.readUInt32LE(0)).toBe(7);
+    expect(body.readUInt32LE(4)).toBe(45);
+    expect(body.readUInt32LE(12)).toBe((0x73fffffb & WANTED_INIT_FLAGS) >>> 0);
+    expect(body.readUInt32LE(12) & InitFlag.INIT_EXT).toBe(0);
+    expect(body.readUInt32LE(32)).toBe(0); // flags2: nothing, so no request timeout
+    expect(body.readUInt32LE(20)).toBe(4096); // max_write
+    expect(body.readUInt16LE(28)).toBe(32); // max_pages
+    expect(seen?.flags2Offered & InitFlag2.HAS_RESEND).toBeTruthy();
+    expect(Atomics.load(conn, ConnField.INITIALIZED)).toBe(1);
+    expect(Atomics.load(conn, ConnField.MINOR)).toBe(45);
+  });
+
+  it('answers a newer kernel with its own minor, and a newer major with ours only', () => {
+    const { session } = makeSession();
+    expect(call(session, request(Op.INIT, 0, initBody(7, 99, 0))).out.readUInt32LE(16 + 4)).toBe(45);
+    const newer = call(session, request(Op.INIT, 0, initBody(8, 0, 0)));
+    expect(newer.out.readUInt32LE(16)).toBe(7);
+    expect(newer.out.readUInt32LE(20)).toBe(0);
+  });
+
+  it('refuses kernels older than 7.31 with an error and says why', () => {
+    let seen: InitInfo | undefined;
+    const { session } = makeSession((info) => (seen = info));
+    const reply = call(session, request(Op.INIT, 0, initBody(7, 30, 0).subarray(0, 16)));
+    expect(reply.error).toBe(Errno.EPROTO);
+    expect(reply.length).toBe(16);
+    expect(session.stopReason).toBe('refused');
+    expect(seen?.refused).toMatch(/7\.30 is older than the 7\.31/);
+  });
+});
+
+describe('framing', () => {
+  it('echoes the unique byte for byte, resend bit included', () => {
+    const { session } = makeSession();
+    const unique = (1n << 63n) | 10n;
+    const reply = call(session, request(Op.GETATTR, 1, Buffer.alloc(16), unique));
+    expect(reply.unique).toBe(unique);
+    expect(reply.out.readUInt32LE(0)).toBe(reply.length);
+    expect(reply.length).toBe(16 + 104);
+  });
+
+  it('never answers FORGET, BATCH_FORGET or INTERRUPT', () => {
+    const { session } = makeSession();
+    for (const op of [Op.FORGET, Op.BATCH_FORGET, Op.INTERRUPT]) expect(call(session, request(op, 1, Buffer.alloc(16))).length).toBe(0);
+  });
+
+  it('answers unknown and unimplemented opcodes ENOSYS, write-side ones EROFS, ioctl ENOTTY, with bare headers', () => {
+    const { session } = makeSession();
+    for (const op of [999, Op.FLUSH, Op.GETXATTR, Op.LISTXATTR, Op.POLL, Op.LSEEK, Op.STATX, Op.FSYNC]) {
+      const reply = call(session, request(op, 1, Buffer.alloc(64)));
+      expect([op, reply.error, reply.length]).toEqual([op, Errno.ENOSYS, 16]);
+    }
+    for (const op of [Op.WRITE, Op.SETATTR, Op.MKDIR, Op.CREATE, Op.UNLINK, Op.RENAME2, Op.SETXATTR, Op.FALLOCATE]) {
+      expect([op, call(session, request(op, 1, Buffer.alloc(96))).error]).toEqual([op, Errno.EROFS]);
+    }
+    expect(call(session, request(Op.IOCTL, 10, Buffer.alloc(32))).error).toBe(Errno.ENOTTY);
+  });
+
+  it('answers a LOOKUP with entry and attr TTLs and the file type bits', () => {
+    const { session } = makeSession();
+    const reply = call(session, request(Op.LOOKUP, 1, Buffer.from('file-with-a-longish-name-3\0')));
+    expect(reply.error).toBe(0);
+    const body = reply.out.subarray(16);
+    expect(Number(body.readBigUInt64LE(0))).toBe(13);
+    expect(Number(body.readBigUInt64LE(16))).toBe(1); // entry_valid 1.5 s
+    expect(body.readUInt32LE(32)).toBe(500_000_000);
+    expect(body.readUInt32LE(36)).toBe(250_000_000); // attr_valid 0.25 s
+    expect(body.readUInt32LE(40 + 60)).toBe(0o100444);
+    expect(call(session, request(Op.LOOKUP, 1, Buffer.from('missing\0'))).error).toBe(Errno.ENOENT);
+  });
+
+  it('stops the reader on the stop name, and only in the root', () => {
+    const { session } = makeSession();
+    call(session, request(Op.LOOKUP, 13, Buffer.from('.stop-secret\0')));
+    expect(session.stopReason).toBeUndefined();
+    const reply = call(session, request(Op.LOOKUP, 1, Buffer.from('.stop-secret\0')));
+    expect(reply.error).toBe(Errno.ENOENT);
+    expect(session.stopReason).toBe('sentinel');
+  });
+
+  it('turns a throwing filesystem into EIO for that request only', () => {
+    const fs = new StaticTreeFileSystem({ kind: 'dir', ino: 1, children: new Map([['boom', { kind: 'file', ino: 2, render: () => { throw new Error('bug'); }, size: () => 0 }]]) }, { staticMs: 1, fileAttrMs: 1 });
+    const errors: unknown[] = [];
+    const session = new Session(fs, new SnapshotStore(SnapshotStore.allocate()), { stopName: 'x', conn: new Int32Array(new SharedArrayBuffer(CONN_FIELDS * 4)), onHandlerError: (_op, _node, err) => errors.push(err) });
+    const open = call(session, request(Op.OPEN, 2, Buffer.alloc(8)));
+    const handle = open.out.readBigUInt64LE(16);
+    const readBody = Buffer.alloc(40);
+    readBody.writeBigUInt64LE(handle, 0);
+    readBody.writeUInt32LE(4096, 16);
+    expect(call(session, request(Op.READ, 2, readBody)).error).toBe(Errno.EIO);
+    expect(errors).toHaveLength(1);
+    expect(call(session, request(Op.GETATTR, 2, Buffer.alloc(16))).error).toBe(0);
+  });
+});
+
+describe('READDIR paging', () => {
+  it('never splits a record and resumes at the offset it gave', () => {
+    const { session } = makeSession();
+    const names: string[] = [];
+    let offset = 0n;
+    for (let round = 0; round < 100; round++) {
+      const body = Buffer.alloc(40);
+      body.writeBigUInt64LE(offset, 8);
+      body.writeUInt32LE(300, 16); // room for a handful of records
+      const reply = call(session, request(Op.READDIR, 1, body));
+      expect(reply.error).toBe(0);
+      if (reply.length === 16) break;
+      expect(reply.length - 16).toBeLessThanOrEqual(300);
+      for (let at = 16; at < reply.length; ) {
+        const nameLength = reply.out.readUInt32LE(at + 16);
+        names.push(reply.out.toString('utf8', at + 24, at + 24 + nameLength));
+        offset = reply.out.readBigUInt64LE(at + 8);
+        at += (24 + nameLength + 7) & ~7;
+      }
+    }
+    expect(names).toEqual(['.', '..', ...Array.from({ length: 50 }, (_, i) => `file-with-a-longish-name-${i}`)]);
+  });
+});

@@ -1,0 +1,108 @@
+// The shared snapshot store, from one thread and from several worker threads at once.
+
+import { Worker } from 'node:worker_threads';
+import { describe, expect, it } from 'vitest';
+import { SnapshotStore } from '../../src/fuse/snapshots.js';
+
+function bytes(length: number, seed: number): Uint8Array {
+  const out = new Uint8Array(length);
+  for (let i = 0; i < length; i++) out[i] = (i * 31 + seed) & 0xff;
+  return out;
+}
+
+function readAll(store: SnapshotStore, handle: number, chunk: number): Buffer | string {
+  const parts: Buffer[] = [];
+  const target = new Uint8Array(chunk);
+  for (let offset = 0; ; ) {
+    const result = store.read(handle, offset, chunk, target, 0);
+    if (result.kind !== 'data') return result.kind;
+    if (result.length === 0) return Buffer.concat(parts);
+    parts.push(Buffer.from(target.subarray(0, result.length)));
+    offset += result.length;
+  }
+}
+
+function same(actual: Buffer | string, expected: Uint8Array): boolean {
+  return typeof actual !== 'string' && actual.equals(expected);
+}
+
+describe('SnapshotStore', () => {
+  it('keeps each handle\'s content apart and serves it in any chunk size', () => {
+    const store = new SnapshotStore(SnapshotStore.allocate());
+    const a = store.open()!;
+    const b = store.open()!;
+    const contentA = bytes(10_000, 1);
+    const contentB = bytes(5, 2);
+    expect(store.put(a, contentA)).toBe(true);
+    expect(store.put(b, contentB)).toBe(true);
+    for (const chunk of [1, 7, 4096, 4097, 65536]) {
+      expect(same(readAll(store, a, chunk), contentA), `chunk ${chunk}`).toBe(true);
+      expect(same(readAll(store, b, chunk), contentB), `chunk ${chunk}`).toBe(true);
+    }
+    expect(store.read(a, 10_001, 10, new Uint8Array(10), 0).kind).toBe('past-end');
+    expect(store.read(a, 10_000, 10, new Uint8Array(10), 0)).toEqual({ kind: 'data', length: 0 });
+  });
+
+  it('answers "none" before the first put, after release, and for stale or foreign handles', () => {
+    const memory = SnapshotStore.allocate();
+    const store = new SnapshotStore(memory);
+    const handle = store.open()!;
+    expect(store.read(handle, 5, 10, new Uint8Array(10), 0).kind).toBe('none');
+    store.put(handle, bytes(100, 3));
+    store.release(handle);
+    expect(store.read(handle, 5, 10, new Uint8Array(10), 0).kind).toBe('none');
+    const reused = store.open()!;
+    expect(reused).not.toBe(handle); // same slot, new generation
+    expect(store.put(handle, bytes(10, 1))).toBe(false);
+    const foreign = new SnapshotStore({ ...memory, tag: memory.tag + 1 });
+    expect(foreign.read(reused, 0, 10, new Uint8Array(10), 0).kind).toBe('none');
+    store.release(handle); // a second release of a stale handle is harmless
+    expect(store.usage().handles).toBe(1);
+  });
+
+  it('grows the page pool on demand and returns every page on release', () => {
+    const store = new SnapshotStore(SnapshotStore.allocate());
+    const before = store.usage().pagesMade;
+    const handles = Array.from({ length: 40 }, () => store.open()!);
+    handles.forEach((h, i) => expect(store.put(h, bytes(64 * 1024, i))).toBe(true));
+    expect(store.usage().pagesMade).toBeGreaterThan(before);
+    handles.forEach((h, i) => expect(same(readAll(store, h, 3000), bytes(64 * 1024, i))).toBe(true));
+    handles.forEach((h) => store.release(h));
+    expect(store.usage()).toMatchObject({ handles: 0, pagesInUse: 0 });
+  });
+
+  it('stays consistent when four threads open, fill, read and release at the same time', async () => {
+    const memory = SnapshotStore.allocate();
+    const source = `
+      const { workerData, parentPort } = require('node:worker_threads');
+      import(workerData.url).then(({ SnapshotStore }) => {
+        const store = new SnapshotStore(workerData.memory);
+        let bad = 0;
+        for (let i = 0; i < 2000; i++) {
+          const h = store.open();
+          const length = 1 + ((i * 7919 + workerData.seed * 104729) % 20000);
+          const content = new Uint8Array(length).fill((i + workerData.seed) & 0xff);
+          store.put(h, content);
+          const target = new Uint8Array(length);
+          const r = store.read(h, 0, length, target, 0);
+          if (r.kind !== 'data' || r.length !== length || target.some((b) => b !== ((i + workerData.seed) & 0xff))) bad++;
+          store.release(h);
+        }
+        parentPort.postMessage(bad);
+      });`;
+    // Plain worker threads cannot load TypeScript: they use the build (npm test builds first).
+    const url = new URL('../../dist/fuse/snapshots.js', import.meta.url).href;
+    const results = await Promise.all(
+      [1, 2, 3, 4].map(
+        (seed) =>
+          new Promise<number>((resolve, reject) => {
+            const worker = new Worker(source, { eval: true, workerData: { memory, seed, url } });
+            worker.once('message', resolve);
+            worker.once('error', reject);
+          }),
+      ),
+    );
+    expect(results).toEqual([0, 0, 0, 0]);
+    expect(new SnapshotStore(memory).usage()).toMatchObject({ handles: 0, pagesInUse: 0 });
+  });
+});
