@@ -65,7 +65,12 @@ export class FuseServer extends EventEmitter<ServerEvents> {
           stopName: this.stopName,
           logLevel: this.options.logLevel,
         };
-        const worker = new Worker(new URL('./reader.js', import.meta.url), { workerData: data });
+        // A small young generation keeps each reader's heap (and the daemon's RSS) small: requests allocate
+        // little and briefly.
+        const worker = new Worker(new URL('./reader.js', import.meta.url), {
+          workerData: data,
+          resourceLimits: { maxYoungGenerationSizeMb: 2 },
+        });
         this.workers.add(worker);
         worker.on('message', (message: ReaderMessage) => {
           if (message.type === 'init') {
