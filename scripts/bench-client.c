@@ -1,0 +1,226 @@
+/*
+ * bench-client: the tiny reader used by scripts/bench.mjs.
+ *
+ * Every measured operation is open(O_RDONLY) + read() until EOF + close(),
+ * with one buffer of BUFSIZE bytes, exactly what a simple program such as
+ * cat(1) does.  The same binary reads lxcfs-ts, lxcfs and the host's /proc,
+ * so the client cost is identical for all of them.
+ *
+ * Before doing any work the client prints "ready\n" and waits for one line
+ * on stdin: the bench moves it into the limited cgroups in between and then
+ * writes "go\n" (or "skip\n" to make it exit).
+ *
+ * Modes (all times from clock_gettime(CLOCK_MONOTONIC), in ns):
+ *   lat  ITERS CHUNK WARMUP PATH...
+ *        interleaved rounds: each round reads every PATH CHUNK times, the
+ *        starting path rotating by one each round, until every path has been
+ *        read ITERS times.  WARMUP untimed reads of each path first.
+ *        Output: "bytes IDX N" for each path (size of the first read-to-EOF),
+ *        then "lat IDX t1 t2 ..." with the ITERS per-iteration ns for each.
+ *   tput SECONDS PATH
+ *        reads PATH in a loop for SECONDS.  Output: "tput COUNT ELAPSED_NS".
+ *   count N PATH [MAXSECONDS]
+ *        reads PATH N times, or as many as fit in MAXSECONDS.  Output: "count DONE ELAPSED_NS".
+ *   dump PATH...
+ *        reads each PATH once.  Output per path: "== IDX BYTES\n" and the content.
+ *
+ * Any failure prints one line on stderr and exits 2.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#define BUFSIZE 65536
+
+static char buf[BUFSIZE];
+
+static inline uint64_t now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static void die(const char *what, const char *path)
+{
+	fprintf(stderr, "bench-client: %s %s: %s\n", what, path, strerror(errno));
+	exit(2);
+}
+
+/* open + read to EOF + close; returns the number of bytes read */
+static long read_file(const char *path)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		die("open", path);
+	long total = 0;
+	for (;;) {
+		ssize_t n = read(fd, buf, sizeof(buf));
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			die("read", path);
+		}
+		if (n == 0)
+			break;
+		total += n;
+		if (total > (64l << 20)) {
+			fprintf(stderr, "bench-client: %s: no EOF after %ld bytes\n", path, total);
+			exit(2);
+		}
+	}
+	if (close(fd) < 0)
+		die("close", path);
+	return total;
+}
+
+static void wait_go(void)
+{
+	char line[64];
+	fputs("ready\n", stdout);
+	fflush(stdout);
+	if (!fgets(line, sizeof(line), stdin) || strncmp(line, "go", 2) != 0)
+		exit(3);
+}
+
+static long arg_long(const char *s)
+{
+	char *end;
+	errno = 0;
+	long v = strtol(s, &end, 10);
+	if (errno || *end || v < 0) {
+		fprintf(stderr, "bench-client: bad number %s\n", s);
+		exit(2);
+	}
+	return v;
+}
+
+static int mode_lat(int argc, char **argv)
+{
+	if (argc < 6)
+		return 1;
+	long iters = arg_long(argv[2]), chunk = arg_long(argv[3]), warm = arg_long(argv[4]);
+	int npaths = argc - 5;
+	char **paths = argv + 5;
+	if (chunk < 1)
+		chunk = 1;
+	uint64_t *t = calloc((size_t)npaths * (size_t)iters + 1, sizeof(uint64_t));
+	long *bytes = calloc((size_t)npaths, sizeof(long));
+	if (!t || !bytes) {
+		fputs("bench-client: out of memory\n", stderr);
+		return 2;
+	}
+	wait_go();
+	for (int p = 0; p < npaths; p++) {
+		bytes[p] = read_file(paths[p]);
+		for (long w = 0; w < warm; w++)
+			read_file(paths[p]);
+	}
+	long done = 0; /* iterations done for every path */
+	for (long round = 0; done < iters; round++) {
+		long n = iters - done < chunk ? iters - done : chunk;
+		for (int k = 0; k < npaths; k++) {
+			int p = (int)((k + round) % npaths);
+			uint64_t *out = t + (size_t)p * (size_t)iters + (size_t)done;
+			const char *path = paths[p];
+			for (long i = 0; i < n; i++) {
+				uint64_t a = now_ns();
+				read_file(path);
+				out[i] = now_ns() - a;
+			}
+		}
+		done += n;
+	}
+	for (int p = 0; p < npaths; p++)
+		printf("bytes %d %ld\n", p, bytes[p]);
+	for (int p = 0; p < npaths; p++) {
+		printf("lat %d", p);
+		for (long i = 0; i < iters; i++)
+			printf(" %llu", (unsigned long long)t[(size_t)p * (size_t)iters + (size_t)i]);
+		putchar('\n');
+	}
+	return 0;
+}
+
+static int mode_tput(int argc, char **argv)
+{
+	if (argc != 4)
+		return 1;
+	double secs = atof(argv[2]);
+	const char *path = argv[3];
+	uint64_t limit = (uint64_t)(secs * 1e9);
+	wait_go();
+	uint64_t start = now_ns(), el;
+	long count = 0;
+	do {
+		read_file(path);
+		count++;
+		el = now_ns() - start;
+	} while (el < limit);
+	printf("tput %ld %llu\n", count, (unsigned long long)el);
+	return 0;
+}
+
+static int mode_count(int argc, char **argv)
+{
+	if (argc != 4 && argc != 5)
+		return 1;
+	long n = arg_long(argv[2]);
+	const char *path = argv[3];
+	uint64_t limit = argc == 5 ? (uint64_t)(atof(argv[4]) * 1e9) : UINT64_MAX;
+	wait_go();
+	uint64_t start = now_ns();
+	long i;
+	for (i = 0; i < n; i++) {
+		if ((i & 255) == 0 && now_ns() - start > limit)
+			break;
+		read_file(path);
+	}
+	printf("count %ld %llu\n", i, (unsigned long long)(now_ns() - start));
+	return 0;
+}
+
+static int mode_dump(int argc, char **argv)
+{
+	if (argc < 3)
+		return 1;
+	wait_go();
+	for (int p = 2; p < argc; p++) {
+		int fd = open(argv[p], O_RDONLY | O_CLOEXEC);
+		if (fd < 0)
+			die("open", argv[p]);
+		size_t len = 0;
+		ssize_t n;
+		while ((n = read(fd, buf + len, sizeof(buf) - len)) > 0)
+			len += (size_t)n;
+		if (n < 0)
+			die("read", argv[p]);
+		close(fd);
+		printf("== %d %zu\n", p - 2, len);
+		fwrite(buf, 1, len, stdout);
+	}
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	int rc = 1;
+	if (argc >= 2 && strcmp(argv[1], "lat") == 0)
+		rc = mode_lat(argc, argv);
+	else if (argc >= 2 && strcmp(argv[1], "tput") == 0)
+		rc = mode_tput(argc, argv);
+	else if (argc >= 2 && strcmp(argv[1], "count") == 0)
+		rc = mode_count(argc, argv);
+	else if (argc >= 2 && strcmp(argv[1], "dump") == 0)
+		rc = mode_dump(argc, argv);
+	if (rc == 1)
+		fputs("usage: bench-client lat ITERS CHUNK WARMUP PATH... | tput SECONDS PATH | count N PATH [MAXSECONDS] | dump PATH...\n", stderr);
+	fflush(stdout);
+	return rc;
+}

@@ -1,0 +1,1109 @@
+#!/usr/bin/env node
+// lxcfs-ts benchmark: lxcfs-ts side by side with Debian's lxcfs and the host's own files.
+//
+//   npm run bench                      (build, then the full run: well under 5 minutes)
+//   node scripts/bench.mjs --quick     (smoke run: small counts)
+//   node scripts/bench.mjs --help
+//
+// What it does, in order:
+//  1. setup: a temp dir with private mountpoints; compiles scripts/bench-client.c with `cc -O2`;
+//     starts Debian's lxcfs (`lxcfs [-l] -p <tmp>/lxcfs.pid <tmp>/lxcfs-mnt`, installing it with
+//     apt-get if missing) and lxcfs-ts (`node dist/cli.js --pidfile <tmp>/lxcfs-ts.pid
+//     --log-level warn [-l] <tmp>/ts-mnt`); waits until <mnt>/proc/uptime is readable, probing
+//     from child processes with timeouts only (a hung FUSE mount hangs whoever touches it);
+//     creates uniquely named cgroups (memory 256 MiB beneath our own memory cgroup; cpu quota
+//     150000/100000, cpuset 0-1 and cpuacct as children of the root). Every client process
+//     prints "ready", is moved into those cgroups by this script, and only then gets "go".
+//  2. latency: per file, open + read to EOF + close, N iterations each for lxcfs-ts, lxcfs and
+//     the host file, in one client that interleaves small chunks of every path round-robin
+//     (the starting path rotates each round) so machine drift hits all targets alike.
+//     Median and p99 per file and target; ratio lxcfs-ts/lxcfs per file and overall (median of
+//     the per-file ratios).
+//  3. idle: daemon CPU over an idle window (includes lxcfs's loadavg sampler pass with -l).
+//  4. throughput: 1, 4 and 8 concurrent client processes reading one file for a fixed time,
+//     split into rounds with the target order rotating; reads/s and the ratio.
+//  5. cost: RSS (VmRSS summed over the daemon's process tree) and CPU seconds (utime+stime,
+//     plus reaped children) of both daemons, sampled throughout; CPU µs per read served;
+//     lxcfs-ts RSS before and after 10^6 reads (4 clients in parallel).
+//  6. prints the tables, writes raw JSON (--json PATH, default a temp file) and an SVG chart
+//     of per-file latency next to it.
+//  Cleanup (finally, SIGINT, SIGTERM): kills our clients, removes our cgroups, stops the two
+//  daemons by the pids we started, `umount -l` our own mountpoints if still mounted, removes
+//  the temp dir.
+//
+// Only node built-ins; the client is plain C compiled at run time (never committed).
+
+import { spawn, spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+
+const HERE = path.dirname(fileURLToPath(import.meta.url));
+const ROOT = path.resolve(HERE, '..');
+const CLI = path.join(ROOT, 'dist', 'cli.js');
+const CLIENT_SRC = path.join(HERE, 'bench-client.c');
+
+// ---------------------------------------------------------------------------------------------
+// options
+
+const USAGE = `usage: node scripts/bench.mjs [options]
+  --quick            small counts (smoke run, ~15 s)
+  --json PATH        write raw results here (default: a temp file); the SVG goes next to it
+  --targets LIST     comma list of ts,lxcfs,host (default: all three)
+  --iters N          latency iterations per file and target (default 3000, quick 200)
+  --seconds S        throughput seconds per (file, readers, target) (default 2, quick 0.4)
+  --reads N          reads for the RSS-growth phase (default 1000000, quick 20000)
+  --no-loadavg       start both daemons without -l (default: both with -l)
+  --cfs              start both daemons with --enable-cfs
+  --no-samples       leave the per-iteration samples out of the JSON
+  -h, --help         this text`;
+
+let opts;
+try {
+  opts = parseArgs({
+    options: {
+      quick: { type: 'boolean', default: false },
+      json: { type: 'string' },
+      targets: { type: 'string', default: 'ts,lxcfs,host' },
+      iters: { type: 'string' },
+      seconds: { type: 'string' },
+      reads: { type: 'string' },
+      'no-loadavg': { type: 'boolean', default: false },
+      cfs: { type: 'boolean', default: false },
+      'no-samples': { type: 'boolean', default: false },
+      help: { type: 'boolean', short: 'h', default: false },
+    },
+    strict: true,
+  }).values;
+} catch (e) {
+  console.error(`bench: ${e.message}\n${USAGE}`);
+  process.exit(2);
+}
+if (opts.help) {
+  console.log(USAGE);
+  process.exit(0);
+}
+
+function num(v, dflt, what) {
+  if (v === undefined) return dflt;
+  const n = Number(v);
+  if (!Number.isFinite(n) || n <= 0) {
+    console.error(`bench: bad --${what}: ${v}`);
+    process.exit(2);
+  }
+  return n;
+}
+
+const Q = opts.quick;
+const CFG = {
+  latIters: Math.round(num(opts.iters, Q ? 200 : 3000, 'iters')),
+  latChunk: Q ? 20 : 25, // iterations of one path before switching to the next
+  latWarmup: Q ? 5 : 20,
+  idleSeconds: Q ? 1 : 5, // lxcfs -l samples loadavg every 5 s
+  tputFiles: ['uptime', 'meminfo'],
+  tputReaders: [1, 4, 8],
+  tputSeconds: num(opts.seconds, Q ? 0.4 : 2, 'seconds'),
+  tputRounds: 2, // each (file, readers, target) cell is split into rounds, target order rotated
+  millionReads: Math.round(num(opts.reads, Q ? 20000 : 1000000, 'reads')),
+  millionFiles: ['uptime', 'meminfo', 'loadavg', 'online'], // one client per file, in parallel
+  millionMaxSeconds: Q ? 30 : 150,
+  memLimit: 256 * 1024 * 1024,
+  cpuQuota: 150000,
+  cpuPeriod: 100000,
+  cpus: '0-1',
+  loadavg: !opts['no-loadavg'],
+  cfs: opts.cfs,
+  mountTimeoutMs: 20000,
+  sampleMs: 250,
+};
+
+const FILES = [
+  ['meminfo', 'proc/meminfo'],
+  ['cpuinfo', 'proc/cpuinfo'],
+  ['stat', 'proc/stat'],
+  ['uptime', 'proc/uptime'],
+  ['loadavg', 'proc/loadavg'],
+  ['swaps', 'proc/swaps'],
+  ['diskstats', 'proc/diskstats'],
+  ['online', 'sys/devices/system/cpu/online'],
+];
+const FILE_PATH = Object.fromEntries(FILES);
+
+const ALL_TARGETS = {
+  ts: { id: 'ts', label: 'lxcfs-ts', root: null },
+  lxcfs: { id: 'lxcfs', label: 'lxcfs', root: null },
+  host: { id: 'host', label: 'host', root: '/' },
+};
+const targetIds = opts.targets.split(',').map((s) => s.trim()).filter(Boolean);
+for (const t of targetIds) {
+  if (!ALL_TARGETS[t]) {
+    console.error(`bench: unknown target ${t} (expected ts, lxcfs, host)`);
+    process.exit(2);
+  }
+}
+const TARGETS = ['ts', 'lxcfs', 'host'].filter((t) => targetIds.includes(t)).map((t) => ALL_TARGETS[t]);
+const has = (id) => TARGETS.some((t) => t.id === id);
+
+// ---------------------------------------------------------------------------------------------
+// small helpers
+
+class SetupError extends Error {}
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+const log = (msg) => process.stderr.write(`bench: ${msg}\n`);
+const t0 = Date.now();
+const elapsed = () => ((Date.now() - t0) / 1000).toFixed(1);
+const step = (msg) => log(`[${elapsed()}s] ${msg}`);
+
+function which(cmd) {
+  for (const dir of (process.env.PATH || '/usr/sbin:/usr/bin:/sbin:/bin').split(':')) {
+    const p = path.join(dir || '.', cmd);
+    try {
+      fs.accessSync(p, fs.constants.X_OK);
+      if (fs.statSync(p).isFile()) return p;
+    } catch {}
+  }
+  return null;
+}
+
+function readText(p) {
+  try {
+    return fs.readFileSync(p, 'utf8');
+  } catch {
+    return null;
+  }
+}
+
+function lastLines(file, n = 3) {
+  const s = readText(file);
+  if (!s) return '';
+  return s.trim().split('\n').slice(-n).join(' | ').slice(0, 400);
+}
+
+function percentile(sorted, q) {
+  if (!sorted.length) return NaN;
+  const i = Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1));
+  return sorted[i];
+}
+
+function median(xs) {
+  const s = xs.filter((x) => Number.isFinite(x)).sort((a, b) => a - b);
+  if (!s.length) return NaN;
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+}
+
+// mountinfo: the mount points currently mounted (octal escapes decoded); reading it never
+// touches a FUSE mount
+function mountedPaths() {
+  const s = readText('/proc/self/mountinfo') || '';
+  const set = new Set();
+  for (const line of s.split('\n')) {
+    const f = line.split(' ');
+    if (f.length > 4) set.add(f[4].replace(/\\([0-7]{3})/g, (_, o) => String.fromCharCode(parseInt(o, 8))));
+  }
+  return set;
+}
+
+// run a command in a child, with a hard timeout (SIGKILL); never hangs the bench
+function run(cmd, args, { timeoutMs = 10000, input } = {}) {
+  return new Promise((resolve) => {
+    let out = '';
+    let err = '';
+    let done = false;
+    let child;
+    try {
+      child = spawn(cmd, args, { stdio: [input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'] });
+    } catch (e) {
+      resolve({ code: -1, out, err: e.message, timedOut: false });
+      return;
+    }
+    const timer = setTimeout(() => {
+      if (!done) {
+        try {
+          child.kill('SIGKILL');
+        } catch {}
+        done = true;
+        resolve({ code: -1, out, err: err || 'timed out', timedOut: true });
+      }
+    }, timeoutMs);
+    child.stdout.on('data', (d) => {
+      if (out.length < (4 << 20)) out += d;
+      else if (!done) {
+        // a file that never reaches EOF (a daemon bug): stop reading it
+        try {
+          child.kill('SIGKILL');
+        } catch {}
+        done = true;
+        clearTimeout(timer);
+        resolve({ code: -1, out, err: `no EOF after ${out.length} bytes`, timedOut: false, overflow: true });
+      }
+    });
+    child.stderr.on('data', (d) => (err += d));
+    child.on('error', (e) => {
+      if (done) return;
+      done = true;
+      clearTimeout(timer);
+      resolve({ code: -1, out, err: e.message, timedOut: false });
+    });
+    child.on('close', (code, sig) => {
+      if (done) return;
+      done = true;
+      clearTimeout(timer);
+      resolve({ code: code ?? (sig ? 128 : -1), out, err, timedOut: false });
+    });
+    if (input !== undefined) child.stdin.end(input);
+  });
+}
+
+function pidAlive(pid) {
+  try {
+    process.kill(pid, 0);
+  } catch {
+    return false;
+  }
+  // a zombie is not alive for our purposes
+  const st = readText(`/proc/${pid}/stat`);
+  if (!st) return false;
+  return st.slice(st.lastIndexOf(')') + 2, st.lastIndexOf(')') + 3) !== 'Z';
+}
+
+// ---------------------------------------------------------------------------------------------
+// state and cleanup
+
+const state = {
+  tmp: null,
+  daemons: [], // { id, label, pid, child, mnt, log, exited }
+  cgroupDirs: [], // created dirs, removed in reverse order
+  clients: new Set(), // live client ChildProcess objects
+  sampler: null,
+  cleaning: null,
+};
+
+async function cleanup() {
+  if (state.cleaning) return state.cleaning;
+  state.cleaning = (async () => {
+    if (state.sampler) clearInterval(state.sampler);
+    // 1. our clients
+    for (const c of state.clients) {
+      try {
+        process.kill(c.pid, 'SIGKILL');
+      } catch {}
+    }
+    for (let i = 0; i < 40 && [...state.clients].some((c) => pidAlive(c.pid)); i++) await sleep(50);
+    // 2. our cgroups (only the dirs we created; empty once the clients are gone)
+    for (const dir of [...state.cgroupDirs].reverse()) {
+      for (let i = 0; i < 20; i++) {
+        try {
+          fs.rmdirSync(dir);
+          break;
+        } catch (e) {
+          if (e.code === 'ENOENT') break;
+          if (i === 19) log(`warning: could not remove cgroup ${dir}: ${e.code}`);
+          else await sleep(100);
+        }
+      }
+    }
+    state.cgroupDirs = [];
+    // 3. the daemons we started, by pid
+    await Promise.all(state.daemons.map(stopDaemon));
+    // 4. leftover mounts of our own mountpoints
+    if (state.tmp) {
+      let mounted = mountedPaths();
+      for (const d of state.daemons) {
+        if (mounted.has(d.mnt)) {
+          log(`${d.label} left ${d.mnt} mounted: umount -l`);
+          await run('umount', ['-l', d.mnt], { timeoutMs: 5000 });
+        }
+      }
+      mounted = mountedPaths();
+      const still = [...mounted].filter((m) => m === state.tmp || m.startsWith(state.tmp + '/'));
+      if (still.length) log(`warning: still mounted, leaving ${state.tmp} in place: ${still.join(' ')}`);
+      else {
+        try {
+          fs.rmSync(state.tmp, { recursive: true, force: true });
+        } catch (e) {
+          log(`warning: could not remove ${state.tmp}: ${e.message}`);
+        }
+      }
+    }
+  })();
+  return state.cleaning;
+}
+
+async function stopDaemon(d) {
+  if (!d.pid) return;
+  if (!d.exited && pidAlive(d.pid)) {
+    try {
+      process.kill(d.pid, 'SIGTERM');
+    } catch {}
+    // lxcfs -l needs up to ~5 s: its loadavg thread sleeps between passes and is joined on exit
+    for (let i = 0; i < 160 && !d.exited && pidAlive(d.pid); i++) {
+      // a FUSE loop blocked in read(/dev/fuse) may only notice the signal on the next request:
+      // after 1 s, send one from a child process (with a timeout; never from this process)
+      if (i === 20 && mountedPaths().has(d.mnt)) run('cat', [path.join(d.mnt, 'proc', 'uptime')], { timeoutMs: 1000 });
+      await sleep(50);
+    }
+    if (!d.exited && pidAlive(d.pid)) {
+      log(`${d.label} (pid ${d.pid}) still running 8 s after SIGTERM: SIGKILL`);
+      try {
+        process.kill(d.pid, 'SIGKILL');
+      } catch {}
+      for (let i = 0; i < 40 && !d.exited && pidAlive(d.pid); i++) await sleep(50);
+    }
+  }
+}
+
+let interrupted = false;
+for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
+  process.on(sig, () => {
+    if (interrupted) return;
+    interrupted = true;
+    log(`${sig}: cleaning up`);
+    cleanup().finally(() => process.exit(130));
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// setup
+
+function compileClient() {
+  const cc = which('cc') || which('gcc') || which('clang');
+  if (!cc) throw new SetupError('no C compiler (cc) found; install build-essential');
+  const bin = path.join(state.tmp, 'bench-client');
+  const r = spawnSync(cc, ['-O2', '-Wall', '-o', bin, CLIENT_SRC], { encoding: 'utf8', timeout: 60000 });
+  if (r.status !== 0) throw new SetupError(`cc -O2 ${CLIENT_SRC} failed: ${(r.stderr || r.error?.message || '').trim().split('\n')[0]}`);
+  return bin;
+}
+
+function ensureLxcfs() {
+  let bin = which('lxcfs');
+  if (bin) return bin;
+  step('lxcfs not installed: apt-get install -y lxcfs');
+  const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
+  const apt = (args) =>
+    spawnSync('apt-get', ['-o', 'DPkg::Lock::Timeout=180', ...args], { stdio: ['ignore', 2, 2], env, timeout: 240000 });
+  let r = apt(['install', '-y', 'lxcfs']);
+  if (r.status !== 0) {
+    apt(['update']);
+    r = apt(['install', '-y', 'lxcfs']);
+  }
+  bin = which('lxcfs');
+  if (!bin) throw new SetupError('lxcfs is not installed and `apt-get install -y lxcfs` failed');
+  return bin;
+}
+
+async function versionOf(cmd, args) {
+  const r = await run(cmd, args, { timeoutMs: 5000 });
+  return (r.out + r.err).trim().split('\n').pop()?.replace(/"/g, '').slice(0, 80) || null;
+}
+
+async function startDaemon({ id, label, cmd, args, mnt }) {
+  fs.mkdirSync(mnt, { recursive: true });
+  const logFile = path.join(state.tmp, `${id}.log`);
+  const fd = fs.openSync(logFile, 'a');
+  const d = { id, label, pid: null, child: null, mnt, log: logFile, exited: false, exitInfo: null, cmdline: [cmd, ...args].join(' ') };
+  state.daemons.push(d);
+  const child = spawn(cmd, args, { stdio: ['ignore', fd, fd], detached: true, cwd: ROOT });
+  fs.closeSync(fd);
+  d.child = child;
+  d.pid = child.pid ?? null;
+  let spawnErr = null;
+  child.on('error', (e) => (spawnErr = e));
+  child.on('exit', (code, sig) => {
+    d.exited = true;
+    d.exitInfo = sig ? `signal ${sig}` : `code ${code}`;
+  });
+  const probeFile = path.join(mnt, 'proc', 'uptime');
+  const deadline = Date.now() + CFG.mountTimeoutMs;
+  let last = '';
+  while (Date.now() < deadline) {
+    if (spawnErr) throw new SetupError(`cannot start ${label}: ${spawnErr.message}`);
+    if (d.exited) throw new SetupError(`${label} exited (${d.exitInfo}) before its mount was up: ${lastLines(logFile) || 'no output'}`);
+    // only probe once the kernel lists the mount; the probe runs in a child with a timeout
+    if (mountedPaths().has(mnt)) {
+      const r = await run('cat', [probeFile], { timeoutMs: 2000 });
+      if (r.code === 0 && r.out.trim()) return d;
+      last = r.overflow || (r.timedOut && r.out.length)
+        ? `reading it did not reach EOF (${r.out.length} bytes so far)`
+        : r.timedOut ? 'probe timed out after 2 s' : r.err.trim();
+    }
+    await sleep(100);
+  }
+  throw new SetupError(`${label} did not serve ${probeFile} within ${CFG.mountTimeoutMs / 1000} s (${last || 'not mounted'}): ${lastLines(logFile)}`);
+}
+
+// --- cgroups (v1 hierarchies)
+
+function cgroupV1Mounts() {
+  const s = readText('/proc/self/mountinfo') || '';
+  const byCtrl = {};
+  for (const line of s.split('\n')) {
+    const [pre, post] = line.split(' - ');
+    if (!post) continue;
+    const [fstype, , superOpts] = post.split(' ');
+    if (fstype !== 'cgroup') continue;
+    const mnt = pre.split(' ')[4];
+    for (const o of (superOpts || '').split(',')) byCtrl[o] ??= mnt;
+  }
+  return byCtrl;
+}
+
+function ownCgroupPath(ctrl) {
+  for (const line of (readText('/proc/self/cgroup') || '').split('\n')) {
+    const m = line.match(/^\d+:([^:]*):(.*)$/);
+    if (m && m[1].split(',').includes(ctrl)) return m[2];
+  }
+  return '/';
+}
+
+function expandCpus(list) {
+  const out = new Set();
+  for (const part of list.trim().split(',').filter(Boolean)) {
+    const [a, b] = part.split('-').map(Number);
+    for (let i = a; i <= (b ?? a); i++) out.add(i);
+  }
+  return out;
+}
+
+function createCgroups() {
+  const mounts = cgroupV1Mounts();
+  const name = `lxcfs-bench-${process.pid}-${Date.now().toString(36)}`;
+  const dirs = new Map(); // mount dir -> created dir (co-mounted controllers share one)
+  const info = { name, dirs: {} };
+  for (const ctrl of ['memory', 'cpu', 'cpuacct', 'cpuset']) {
+    const m = mounts[ctrl];
+    if (!m) throw new SetupError(`no cgroup v1 hierarchy for ${ctrl} (this bench needs cgroup v1 or hybrid)`);
+    if (!dirs.has(m)) {
+      // memory: beneath our own cgroup (the root is not ours); the others: children of the root
+      const base = ctrl === 'memory' ? ownCgroupPath('memory') : '/';
+      const dir = path.join(m, base, name);
+      try {
+        fs.mkdirSync(dir);
+      } catch (e) {
+        throw new SetupError(`cannot create cgroup ${dir}: ${e.code}`);
+      }
+      state.cgroupDirs.push(dir);
+      dirs.set(m, dir);
+    }
+    const dir = dirs.get(m);
+    info.dirs[ctrl] = dir;
+    const w = (file, val) => {
+      try {
+        fs.writeFileSync(path.join(dir, file), String(val));
+      } catch (e) {
+        throw new SetupError(`cannot write ${val} to ${path.join(dir, file)}: ${e.code}`);
+      }
+    };
+    if (ctrl === 'memory') w('memory.limit_in_bytes', CFG.memLimit);
+    if (ctrl === 'cpu') {
+      w('cpu.cfs_period_us', CFG.cpuPeriod);
+      w('cpu.cfs_quota_us', CFG.cpuQuota);
+    }
+    if (ctrl === 'cpuset') {
+      const parent = path.dirname(dir);
+      const pcpus = (readText(path.join(parent, 'cpuset.cpus')) || '').trim();
+      const avail = expandCpus(pcpus);
+      const want = [...expandCpus(CFG.cpus)].every((c) => avail.has(c)) ? CFG.cpus : pcpus;
+      w('cpuset.cpus', want);
+      w('cpuset.mems', (readText(path.join(parent, 'cpuset.mems')) || '0').trim());
+      info.cpus = want;
+    }
+  }
+  info.unique = [...dirs.values()];
+  return info;
+}
+
+function moveIntoCgroups(cg, pid) {
+  for (const dir of cg.unique) fs.writeFileSync(path.join(dir, 'cgroup.procs'), String(pid));
+  const own = readText(`/proc/${pid}/cgroup`) || '';
+  if (!own.includes(cg.name)) throw new Error(`client ${pid} did not land in cgroup ${cg.name}`);
+}
+
+// ---------------------------------------------------------------------------------------------
+// clients
+
+// Start every client, wait for all "ready" lines, move each into the cgroups, then "go" to all.
+// Resolves with the stdout of each; rejects on any failure or the timeout.
+async function runClients(bin, cg, argLists, timeoutMs) {
+  const clients = argLists.map((args) => {
+    const child = spawn(bin, args.map(String), { stdio: ['pipe', 'pipe', 'pipe'] });
+    state.clients.add(child);
+    const c = { child, out: '', err: '', ready: null, exit: null };
+    c.ready = new Promise((res, rej) => {
+      child.stdout.on('data', (d) => {
+        c.out += d;
+        if (c.out.startsWith('ready\n')) res();
+      });
+      child.on('error', rej);
+      child.on('exit', () => rej(new Error(`client exited before ready: ${c.err.trim()}`)));
+    });
+    c.ready.catch(() => {}); // observed through Promise.all below; avoid unhandled rejections
+    child.stderr.on('data', (d) => (c.err += d));
+    child.stdin.on('error', () => {});
+    c.exit = new Promise((res) => child.on('close', (code, sig) => res({ code, sig })));
+    c.exit.then(() => state.clients.delete(child));
+    return c;
+  });
+  let timer;
+  const timeout = new Promise((_, rej) => {
+    timer = setTimeout(() => rej(new Error(`clients timed out after ${timeoutMs / 1000} s`)), timeoutMs);
+  });
+  try {
+    await Promise.race([Promise.all(clients.map((c) => c.ready)), timeout]);
+    for (const c of clients) moveIntoCgroups(cg, c.child.pid);
+    for (const c of clients) c.child.stdin.end('go\n');
+    const results = await Promise.race([Promise.all(clients.map((c) => c.exit)), timeout]);
+    results.forEach((r, i) => {
+      if (r.code !== 0) {
+        const c = clients[i];
+        throw new Error(`client (${argLists[i].join(' ')}) failed: ${c.err.trim() || (r.sig ? `signal ${r.sig}` : `exit ${r.code}`)}`);
+      }
+    });
+    return clients.map((c) => c.out.slice('ready\n'.length));
+  } finally {
+    clearTimeout(timer);
+    for (const c of clients) {
+      if (state.clients.has(c.child)) {
+        try {
+          process.kill(c.child.pid, 'SIGKILL');
+        } catch {}
+      }
+    }
+    await Promise.all(clients.map((c) => c.exit));
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// daemon cost sampling
+
+let CLK_TCK = 100;
+
+function procTable() {
+  const rows = new Map(); // pid -> ppid
+  for (const e of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(e)) continue;
+    const st = readText(`/proc/${e}/stat`);
+    if (!st) continue;
+    const f = st.slice(st.lastIndexOf(')') + 2).split(' ');
+    rows.set(Number(e), Number(f[1]));
+  }
+  return rows;
+}
+
+function treeOf(pid, table) {
+  const out = [pid];
+  for (let i = 0; i < out.length; i++) for (const [p, pp] of table) if (pp === out[i]) out.push(p);
+  return out;
+}
+
+// RSS in bytes (VmRSS summed over the process tree) and CPU seconds (utime+stime+cutime+cstime)
+function sampleDaemon(d, table) {
+  if (!d.pid || d.exited) return null;
+  let rss = 0;
+  let ticks = 0;
+  let n = 0;
+  for (const p of treeOf(d.pid, table)) {
+    const status = readText(`/proc/${p}/status`);
+    const st = readText(`/proc/${p}/stat`);
+    if (!status || !st) continue;
+    const m = status.match(/^VmRSS:\s+(\d+)\s+kB/m);
+    if (m) rss += Number(m[1]) * 1024;
+    const f = st.slice(st.lastIndexOf(')') + 2).split(' ');
+    ticks += Number(f[11]) + Number(f[12]) + Number(f[13]) + Number(f[14]);
+    n++;
+  }
+  return n ? { rss, cpu: ticks / CLK_TCK, procs: n } : null;
+}
+
+const series = {}; // id -> [{t, rss, cpu}]
+function sampleAll() {
+  const table = procTable();
+  const out = {};
+  for (const d of state.daemons) {
+    const s = sampleDaemon(d, table);
+    if (!s) continue;
+    out[d.id] = s;
+    (series[d.id] ??= []).push({ t: +((Date.now() - t0) / 1000).toFixed(2), rss: s.rss, cpu: s.cpu });
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------
+// phases
+
+function pathOf(target, file) {
+  return path.join(target.root, FILE_PATH[file]);
+}
+
+// What a client inside the cgroup sees: a sanity check that both daemons virtualize alike.
+async function viewsFromCgroup(bin, cg, usable) {
+  const views = {};
+  for (const t of TARGETS) {
+    const files = ['meminfo', 'cpuinfo', 'online', 'swaps'].filter((f) => usable[t.id][f] === true);
+    if (!files.length) continue;
+    const [out] = await runClients(bin, cg, [['dump', ...files.map((f) => pathOf(t, f))]], 20000);
+    const content = {};
+    const parts = out.split(/^== (\d+) \d+\n/m);
+    for (let i = 1; i < parts.length; i += 2) content[files[Number(parts[i])]] = parts[i + 1];
+    const kb = (k) => content.meminfo?.match(new RegExp(`^${k}:\\s+(\\d+) kB`, 'm'))?.[1];
+    views[t.id] = {
+      MemTotal_kB: kb('MemTotal') ? Number(kb('MemTotal')) : null,
+      MemAvailable_kB: kb('MemAvailable') ? Number(kb('MemAvailable')) : null,
+      SwapTotal_kB: kb('SwapTotal') ? Number(kb('SwapTotal')) : null,
+      cpuinfo_processors: content.cpuinfo !== undefined ? (content.cpuinfo.match(/^processor\s*:/gm) || []).length : null,
+      online: content.online?.trim() ?? null,
+      swaps_lines: content.swaps !== undefined ? content.swaps.trim().split('\n').length : null,
+    };
+  }
+  return views;
+}
+
+async function phaseLatency(bin, cg, usable) {
+  const cols = []; // [file, target]
+  for (const [file] of FILES) for (const t of TARGETS) if (usable[t.id][file] === true) cols.push([file, t]);
+  const args = ['lat', CFG.latIters, CFG.latChunk, CFG.latWarmup, ...cols.map(([f, t]) => pathOf(t, f))];
+  const [out] = await runClients(bin, cg, [args], 240000 + CFG.latIters * cols.length * 2);
+  const res = {};
+  for (const line of out.split('\n')) {
+    const f = line.split(' ');
+    if (f[0] !== 'bytes' && f[0] !== 'lat') continue;
+    const [file, t] = cols[Number(f[1])];
+    const r = ((res[file] ??= {})[t.id] ??= {});
+    if (f[0] === 'bytes') r.bytes = Number(f[2]);
+    else r.samples = f.slice(2).map(Number);
+  }
+  const table = {};
+  for (const [file] of FILES) {
+    const row = (table[file] = {});
+    for (const t of TARGETS) {
+      const r = res[file]?.[t.id];
+      if (!r?.samples) {
+        row[t.id] = { error: usable[t.id][file] === true ? 'no output' : usable[t.id][file] };
+        continue;
+      }
+      const sorted = [...r.samples].sort((a, b) => a - b);
+      row[t.id] = {
+        n: sorted.length,
+        bytes: r.bytes,
+        p50_us: percentile(sorted, 0.5) / 1000,
+        p90_us: percentile(sorted, 0.9) / 1000,
+        p99_us: percentile(sorted, 0.99) / 1000,
+        min_us: sorted[0] / 1000,
+        mean_us: sorted.reduce((a, b) => a + b, 0) / sorted.length / 1000,
+        samples_ns: opts['no-samples'] ? undefined : r.samples,
+      };
+    }
+    if (row.ts?.p50_us && row.lxcfs?.p50_us) {
+      row.ratio_p50 = row.ts.p50_us / row.lxcfs.p50_us;
+      row.ratio_p99 = row.ts.p99_us / row.lxcfs.p99_us;
+    }
+  }
+  const overall = {
+    ratio_p50: median(FILES.map(([f]) => table[f].ratio_p50)),
+    ratio_p99: median(FILES.map(([f]) => table[f].ratio_p99)),
+  };
+  return { iters: CFG.latIters, chunk: CFG.latChunk, warmup: CFG.latWarmup, files: table, overall };
+}
+
+async function phaseThroughput(bin, cg, usable) {
+  const rows = [];
+  const reads = {}; // target -> total reads served in this phase
+  const secs = CFG.tputSeconds / CFG.tputRounds;
+  for (const file of CFG.tputFiles) {
+    for (const n of CFG.tputReaders) {
+      const row = { file, readers: n, rps: {}, rounds: {} };
+      const tg = TARGETS.filter((t) => usable[t.id][file] === true);
+      for (let r = 0; r < CFG.tputRounds; r++) {
+        const order = tg.map((_, i) => tg[(i + r) % tg.length]);
+        for (const t of order) {
+          const outs = await runClients(bin, cg, Array.from({ length: n }, () => ['tput', secs, pathOf(t, file)]), 30000 + secs * 4000);
+          let rps = 0;
+          let count = 0;
+          for (const o of outs) {
+            const m = o.match(/^tput (\d+) (\d+)$/m);
+            if (!m) throw new Error(`bad client output: ${o.slice(0, 100)}`);
+            rps += Number(m[1]) / (Number(m[2]) / 1e9);
+            count += Number(m[1]);
+          }
+          (row.rounds[t.id] ??= []).push(rps);
+          reads[t.id] = (reads[t.id] || 0) + count;
+        }
+      }
+      for (const t of tg) row.rps[t.id] = row.rounds[t.id].reduce((a, b) => a + b, 0) / row.rounds[t.id].length;
+      if (row.rps.ts && row.rps.lxcfs) row.ratio = row.rps.ts / row.rps.lxcfs;
+      rows.push(row);
+      step(`  ${file} x${n}: ${tg.map((t) => `${t.label} ${Math.round(row.rps[t.id])}/s`).join(', ')}`);
+    }
+  }
+  return { seconds_per_cell: CFG.tputSeconds, rounds: CFG.tputRounds, rows, reads };
+}
+
+async function phaseMillion(bin, cg, ts, usable) {
+  const files = CFG.millionFiles.filter((f) => usable.ts[f] === true);
+  if (!files.length) throw new Error('no lxcfs-ts file usable for the RSS phase');
+  const per = Math.ceil(CFG.millionReads / files.length);
+  await sleep(300);
+  const before = sampleAll()[ts.id];
+  const t1 = Date.now();
+  // capped in time so a slow build still finishes the bench in minutes (reported if cut short)
+  const outs = await runClients(bin, cg, files.map((f) => ['count', per, pathOf(ALL_TARGETS.ts, f), CFG.millionMaxSeconds]), (CFG.millionMaxSeconds + 60) * 1000);
+  const secs = (Date.now() - t1) / 1000;
+  const after = sampleAll()[ts.id];
+  await sleep(1000);
+  const settled = sampleAll()[ts.id];
+  let total = 0;
+  for (const o of outs) total += Number(o.match(/^count (\d+)/m)?.[1] || 0);
+  const rssSeries = (series[ts.id] || []).filter((s) => s.t >= (t1 - t0) / 1000 - 0.5);
+  return {
+    target_reads: per * files.length,
+    cut_short: total < per * files.length,
+    reads: total,
+    clients: files.length,
+    files,
+    seconds: secs,
+    reads_per_s: total / secs,
+    rss_before: before?.rss,
+    rss_after: after?.rss,
+    rss_after_1s: settled?.rss,
+    rss_max: Math.max(...rssSeries.map((s) => s.rss), after?.rss || 0),
+    cpu_s: after && before ? after.cpu - before.cpu : null,
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// output
+
+const fmtUs = (v) => (Number.isFinite(v) ? (v >= 1000 ? v.toFixed(0) : v >= 100 ? v.toFixed(0) : v >= 10 ? v.toFixed(1) : v.toFixed(2)) : '-');
+const fmtX = (v) => (Number.isFinite(v) ? `${v.toFixed(2)}x` : '-');
+const fmtMB = (b) => (Number.isFinite(b) ? `${(b / 1048576).toFixed(1)} MB` : '-');
+const pad = (s, w) => String(s).padStart(w);
+const padR = (s, w) => String(s).padEnd(w);
+
+function printReport(R) {
+  const L = [];
+  const tg = TARGETS;
+  const lat = R.latency;
+  L.push('');
+  const la = (x) => (x || '').split(' ').slice(0, 3).join(' ');
+  L.push(`lxcfs-ts vs lxcfs ${R.meta.lxcfs_version || ''} vs host  (${R.meta.kernel}, ${R.meta.cpus} cpus, node ${R.meta.node}; host load ${la(R.meta.host_loadavg_start)} at start, ${la(R.meta.host_loadavg_end)} at end)`);
+  L.push(`clients in cgroup ${R.cgroup.name}: memory ${CFG.memLimit / 1048576} MiB, cpu ${CFG.cpuQuota}/${CFG.cpuPeriod}, cpuset ${R.cgroup.cpus}; daemons: ${R.meta.daemon_flags || 'no flags'}`);
+  if (R.views && Object.keys(R.views).length) {
+    const v = (id) => R.views[id] || {};
+    const fmtMem = (k) => (Number.isFinite(k) ? `${(k / 1024).toFixed(0)} MiB` : '-');
+    L.push(
+      'seen from the cgroup: ' +
+        Object.keys(R.views)
+          .map((id) => `${ALL_TARGETS[id].label}: MemTotal ${fmtMem(v(id).MemTotal_kB)}, SwapTotal ${fmtMem(v(id).SwapTotal_kB)}, ${v(id).cpuinfo_processors ?? '-'} cpus in cpuinfo, online ${v(id).online ?? '-'}`)
+          .join('; '),
+    );
+  }
+  if (R.views?.ts && R.views?.lxcfs) {
+    const diff = ['MemTotal_kB', 'SwapTotal_kB', 'cpuinfo_processors', 'online'].filter((k) => R.views.ts[k] !== R.views.lxcfs[k]);
+    if (diff.length)
+      L.push(`NOTE: lxcfs-ts and lxcfs show the cgroup different views (${diff.map((k) => `${k} ${R.views.ts[k]} vs ${R.views.lxcfs[k]}`).join(', ')}): the ratios compare unequal work`);
+  }
+  L.push('');
+  L.push(`Latency: open + read to EOF + close, µs (${lat.iters} per file and target, interleaved in chunks of ${lat.chunk})`);
+  let h = padR('file', 10);
+  for (const t of tg) h += ` | ${pad(t.label + ' p50', 13)} ${pad('p99', 7)}`;
+  if (has('ts') && has('lxcfs')) h += ` | ${pad('ts/lxcfs p50', 12)} ${pad('p99', 6)}`;
+  h += ` | ${pad('bytes ' + tg.map((t) => t.id).join('/'), 22)}`;
+  L.push(h);
+  L.push('-'.repeat(h.length));
+  for (const [file] of FILES) {
+    const row = lat.files[file];
+    let s = padR(file, 10);
+    for (const t of tg) {
+      const c = row[t.id];
+      if (c.error) s += ` | ${pad(('ERR ' + c.error).slice(0, 21), 21)}`;
+      else s += ` | ${pad(fmtUs(c.p50_us), 13)} ${pad(fmtUs(c.p99_us), 7)}`;
+    }
+    if (has('ts') && has('lxcfs')) s += ` | ${pad(fmtX(row.ratio_p50), 12)} ${pad(fmtX(row.ratio_p99), 6)}`;
+    s += ` | ${pad(tg.map((t) => row[t.id].bytes ?? '-').join('/'), 22)}`;
+    L.push(s);
+  }
+  if (has('ts') && has('lxcfs')) {
+    L.push('-'.repeat(h.length));
+    let s = padR('overall', 10);
+    for (const t of tg) s += ` | ${pad('', 21)}`;
+    s += ` | ${pad(fmtX(lat.overall.ratio_p50), 12)} ${pad(fmtX(lat.overall.ratio_p99), 6)}`;
+    L.push(s + '   (median of per-file ratios)');
+  }
+
+  if (R.throughput) {
+    L.push('');
+    L.push(`Throughput: reads/s, N client processes for ${R.throughput.seconds_per_cell} s each (${R.throughput.rounds} rounds, order rotated)`);
+    let h2 = `${padR('file', 10)} ${pad('readers', 7)}`;
+    for (const t of tg) h2 += ` | ${pad(t.label, 10)}`;
+    if (has('ts') && has('lxcfs')) h2 += ` | ${pad('ts/lxcfs', 8)}`;
+    L.push(h2);
+    L.push('-'.repeat(h2.length));
+    for (const r of R.throughput.rows) {
+      let s = `${padR(r.file, 10)} ${pad(r.readers, 7)}`;
+      for (const t of tg) s += ` | ${pad(r.rps[t.id] ? Math.round(r.rps[t.id]) : '-', 10)}`;
+      if (has('ts') && has('lxcfs')) s += ` | ${pad(fmtX(r.ratio), 8)}`;
+      L.push(s);
+    }
+  }
+
+  const daemons = R.cost.daemons;
+  if (Object.keys(daemons).length) {
+    L.push('');
+    L.push('Cost of the daemons (RSS = VmRSS summed over the process tree; CPU = utime+stime)');
+    const h3 = `${padR('daemon', 10)} | ${pad('RSS start', 10)} ${pad('RSS max', 10)} ${pad('RSS end', 10)} | ${pad('CPU s total', 11)} ${pad('latency', 8)} ${pad('tput', 8)} | ${pad('idle ms/s', 9)} | ${pad('CPU µs/read', 11)}`;
+    L.push(h3);
+    L.push('-'.repeat(h3.length));
+    for (const [id, c] of Object.entries(daemons)) {
+      L.push(
+        `${padR(ALL_TARGETS[id].label, 10)} | ${pad(fmtMB(c.rss_start), 10)} ${pad(fmtMB(c.rss_max), 10)} ${pad(fmtMB(c.rss_end), 10)} | ` +
+          `${pad(c.cpu_total_s?.toFixed(2) ?? '-', 11)} ${pad(c.cpu_latency_s?.toFixed(2) ?? '-', 8)} ${pad(c.cpu_tput_s?.toFixed(2) ?? '-', 8)} | ` +
+          `${pad(c.idle_cpu_ms_per_s?.toFixed(2) ?? '-', 9)} | ${pad(c.cpu_us_per_read?.toFixed(1) ?? '-', 11)}`,
+      );
+    }
+    L.push(`  idle: ${R.cost.idle_seconds} s window after the latency phase (includes one lxcfs -l loadavg pass); CPU µs/read: daemon CPU during the throughput phase / reads it served`);
+  }
+  if (R.million) {
+    const m = R.million;
+    L.push('');
+    L.push(
+      `lxcfs-ts RSS over ${m.reads.toLocaleString('en-US')} reads (${m.clients} clients: ${m.files.join(', ')}; ${m.seconds.toFixed(1)} s, ${Math.round(m.reads_per_s)}/s): ` +
+        `${m.cut_short ? `[CUT SHORT after ${CFG.millionMaxSeconds} s, target ${m.target_reads.toLocaleString('en-US')}] ` : ''}before ${fmtMB(m.rss_before)}, after ${fmtMB(m.rss_after)}, 1 s later ${fmtMB(m.rss_after_1s)}, max ${fmtMB(m.rss_max)}, growth ${fmtMB(m.rss_after - m.rss_before)}`,
+    );
+  }
+  if (R.targets?.length) {
+    L.push('');
+    L.push('Targets (issue 8)');
+    for (const t of R.targets) L.push(`  ${padR(t.ok ? 'met' : 'MISSED', 6)}  ${padR(t.name, 44)} ${t.value}`);
+  }
+  L.push('');
+  L.push(`raw JSON: ${R.meta.json}`);
+  L.push(`chart:    ${R.meta.svg}`);
+  L.push(`total:    ${R.meta.seconds.toFixed(0)} s`);
+  console.log(L.join('\n'));
+}
+
+function evaluateTargets(R) {
+  const out = [];
+  if (!(has('ts') && has('lxcfs'))) return out;
+  const ov = R.latency.overall.ratio_p50;
+  out.push({ name: 'median latency <= 0.6x lxcfs overall', ok: ov <= 0.6, value: fmtX(ov) });
+  out.push({ name: 'stretch: <= 0.4x overall', ok: ov <= 0.4, value: fmtX(ov) });
+  const slow = FILES.filter(([f]) => !(R.latency.files[f].ratio_p50 <= 1)).map(([f]) => f);
+  out.push({ name: 'no file slower than lxcfs (p50)', ok: slow.length === 0, value: slow.length ? `slower: ${slow.join(', ')}` : 'none slower' });
+  if (R.throughput) {
+    const r8 = R.throughput.rows.filter((r) => r.readers === 8);
+    const worst = Math.min(...r8.map((r) => r.ratio ?? NaN));
+    out.push({ name: '8-reader throughput >= 2x lxcfs', ok: worst >= 2, value: r8.map((r) => `${r.file} ${fmtX(r.ratio)}`).join(', ') });
+  }
+  const c = R.cost.daemons.ts;
+  if (c) out.push({ name: 'RSS <= 80 MB', ok: c.rss_max <= 80e6, value: `max ${fmtMB(c.rss_max)}` });
+  if (R.million) {
+    const g = R.million.rss_after - R.million.rss_before;
+    const n = R.million.reads >= 1e6 ? '10^6' : R.million.reads.toLocaleString('en-US');
+    out.push({ name: `RSS flat over ${n} reads (growth < 5 MB)`, ok: g < 5 * 1048576 && R.million.reads >= 1e6, value: `${fmtMB(g)}${R.million.reads < 1e6 ? ' (fewer than 10^6 reads: not judged)' : ''}` });
+  }
+  return out;
+}
+
+function writeSvg(file, R) {
+  const tg = TARGETS;
+  const colors = { ts: '#1f77b4', lxcfs: '#ff7f0e', host: '#8c8c8c' };
+  const rows = FILES.map(([f]) => [f, R.latency.files[f]]);
+  // scale to the largest p99, but never past 3x the largest median (quick runs have wild p99s)
+  const maxP50 = Math.max(1, ...rows.flatMap(([, r]) => tg.map((t) => r[t.id]?.p50_us || 0)));
+  const maxP99 = Math.max(1, ...rows.flatMap(([, r]) => tg.map((t) => r[t.id]?.p99_us || 0)));
+  const maxV = Math.min(maxP99, 3 * maxP50) * 1.05;
+  const left = 80;
+  const plotW = 520;
+  const barH = 10;
+  const groupH = tg.length * (barH + 2) + 10;
+  const top = 46;
+  const height = top + rows.length * groupH + 34;
+  const width = left + plotW + 170;
+  const x = (v) => left + (Math.min(v, maxV) / maxV) * plotW;
+  const esc = (s) => String(s).replace(/[<>&"]/g, (c) => ({ '<': '&lt;', '>': '&gt;', '&': '&amp;', '"': '&quot;' })[c]);
+  const o = [];
+  o.push(`<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" font-family="sans-serif" font-size="11">`);
+  o.push(`<rect width="100%" height="100%" fill="white"/>`);
+  o.push(`<text x="${left}" y="16" font-size="13" font-weight="bold">open+read+close latency per file: bar median, line to p99 (µs)</text>`);
+  tg.forEach((t, i) => {
+    const lx = left + i * 110;
+    o.push(`<rect x="${lx}" y="26" width="10" height="10" fill="${colors[t.id]}"/><text x="${lx + 14}" y="35">${esc(t.label)}</text>`);
+  });
+  const raw = maxV / 5;
+  const mag = 10 ** Math.floor(Math.log10(raw));
+  const tick = [1, 2, 5, 10].map((k) => k * mag).find((k) => k >= raw);
+  for (let v = 0; v <= maxV; v += tick) {
+    const xx = x(v).toFixed(1);
+    o.push(`<line x1="${xx}" y1="${top - 4}" x2="${xx}" y2="${height - 30}" stroke="#eee"/>`);
+    o.push(`<text x="${xx}" y="${height - 18}" text-anchor="middle" fill="#555">${+v.toPrecision(6)}</text>`);
+  }
+  o.push(`<text x="${left + plotW / 2}" y="${height - 4}" text-anchor="middle" fill="#555">µs</text>`);
+  rows.forEach(([f, r], gi) => {
+    const gy = top + gi * groupH;
+    o.push(`<text x="${left - 6}" y="${gy + (tg.length * (barH + 2)) / 2 + 4}" text-anchor="end">${esc(f)}</text>`);
+    tg.forEach((t, i) => {
+      const c = r[t.id];
+      const y = gy + i * (barH + 2);
+      if (!c || !Number.isFinite(c.p50_us)) {
+        o.push(`<text x="${left + 2}" y="${y + barH - 1}" fill="#c00">${esc(c?.error || 'n/a')}</text>`);
+        return;
+      }
+      o.push(`<rect x="${left}" y="${y}" width="${Math.max(1, x(c.p50_us) - left).toFixed(1)}" height="${barH}" fill="${colors[t.id]}"/>`);
+      const px = x(c.p99_us);
+      o.push(`<line x1="${x(c.p50_us).toFixed(1)}" y1="${y + barH / 2}" x2="${px.toFixed(1)}" y2="${y + barH / 2}" stroke="${colors[t.id]}" stroke-width="1"/>`);
+      const label = `${fmtUs(c.p50_us)} (p99 ${fmtUs(c.p99_us)})${t.id === 'ts' && Number.isFinite(r.ratio_p50) ? ` ${fmtX(r.ratio_p50)}` : ''}`;
+      o.push(`<text x="${(Math.max(x(c.p50_us), Math.min(px, left + plotW)) + 4).toFixed(1)}" y="${y + barH - 1}" fill="#333">${esc(label)}</text>`);
+    });
+  });
+  o.push('</svg>');
+  fs.writeFileSync(file, o.join('\n') + '\n');
+}
+
+// ---------------------------------------------------------------------------------------------
+// main
+
+async function main() {
+  if (process.getuid?.() !== 0) throw new SetupError('must run as root (mounts FUSE filesystems and creates cgroups)');
+  if (has('ts') && !fs.existsSync(CLI)) throw new SetupError(`${path.relative(ROOT, CLI)} not found: run \`npm run build\` (or \`npm run bench\`), or pass --targets lxcfs,host`);
+  const stamp = new Date().toISOString().replace(/[:.]/g, '-');
+  const jsonPath = path.resolve(opts.json || path.join(os.tmpdir(), `lxcfs-bench-${stamp}.json`));
+  const svgPath = jsonPath.replace(/\.json$/i, '') + '.svg';
+  fs.mkdirSync(path.dirname(jsonPath), { recursive: true });
+
+  state.tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'lxcfs-bench-'));
+  CLK_TCK = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout) || 100;
+  step(`temp dir ${state.tmp}; compiling the client`);
+  const bin = compileClient();
+
+  const flags = [...(CFG.loadavg ? ['-l'] : []), ...(CFG.cfs ? ['--enable-cfs'] : [])];
+  let lxcfsBin = null;
+  if (has('lxcfs')) lxcfsBin = ensureLxcfs();
+  const meta = {
+    date: new Date().toISOString(),
+    kernel: `${os.type()} ${os.release()}`,
+    cpus: os.cpus().length,
+    node: process.version,
+    lxcfs_version: lxcfsBin ? await versionOf(lxcfsBin, ['--version']) : null,
+    quick: Q,
+    config: CFG,
+    daemon_flags: flags.join(' '),
+    host_loadavg_start: (readText('/proc/loadavg') || '').trim(),
+    json: jsonPath,
+    svg: svgPath,
+  };
+
+  // both daemons: start in parallel, each on its private mountpoint with its own pid file
+  const starts = [];
+  if (has('lxcfs')) {
+    ALL_TARGETS.lxcfs.root = path.join(state.tmp, 'lxcfs-mnt');
+    starts.push(
+      startDaemon({ id: 'lxcfs', label: 'lxcfs', cmd: lxcfsBin, args: [...flags, '-p', path.join(state.tmp, 'lxcfs.pid'), ALL_TARGETS.lxcfs.root], mnt: ALL_TARGETS.lxcfs.root }),
+    );
+  }
+  if (has('ts')) {
+    ALL_TARGETS.ts.root = path.join(state.tmp, 'ts-mnt');
+    starts.push(
+      startDaemon({
+        id: 'ts',
+        label: 'lxcfs-ts',
+        cmd: process.execPath,
+        args: [CLI, '--pidfile', path.join(state.tmp, 'lxcfs-ts.pid'), '--log-level', 'warn', ...flags, ALL_TARGETS.ts.root],
+        mnt: ALL_TARGETS.ts.root,
+      }),
+    );
+  }
+  step(`starting ${state.daemons.map((d) => d.label).join(' and ') || 'no daemons'}`);
+  const settled = await Promise.allSettled(starts);
+  const failed = settled.find((s) => s.status === 'rejected');
+  if (failed) throw failed.reason;
+  for (const d of state.daemons) step(`  ${d.label} up: pid ${d.pid}, ${d.cmdline}`);
+
+  const cg = createCgroups();
+  step(`cgroup ${cg.name}: ${cg.unique.join(' ')}`);
+
+  // which (target, file) pairs are readable at all; a failing pair is reported, not fatal
+  const usable = {};
+  for (const t of TARGETS) {
+    usable[t.id] = {};
+    for (const [file] of FILES) {
+      const r = await run('cat', [pathOf(t, file)], { timeoutMs: 5000 });
+      usable[t.id][file] =
+        r.code === 0 ? true : r.overflow || (r.timedOut && r.out.length) ? 'no EOF' : r.timedOut ? 'timeout' : r.err.trim().split(': ').pop()?.slice(0, 30) || `exit ${r.code}`;
+    }
+    const bad = FILES.filter(([f]) => usable[t.id][f] !== true).map(([f]) => `${f} (${usable[t.id][f]})`);
+    if (bad.length) log(`warning: ${t.label} cannot serve: ${bad.join(', ')}`);
+  }
+
+  const R = { meta, cgroup: { name: cg.name, dirs: cg.dirs, cpus: cg.cpus }, cost: { daemons: {} } };
+  R.views = await viewsFromCgroup(bin, cg, usable);
+  const cpuAt = {};
+  state.sampler = setInterval(sampleAll, CFG.sampleMs);
+  cpuAt.start = sampleAll();
+
+  step(`latency: ${CFG.latIters} iterations x ${FILES.length} files x ${TARGETS.length} targets`);
+  R.latency = await phaseLatency(bin, cg, usable);
+  cpuAt.latency = sampleAll();
+
+  step(`idle window ${CFG.idleSeconds} s`);
+  await sleep(CFG.idleSeconds * 1000);
+  cpuAt.idle = sampleAll();
+
+  step(`throughput: ${CFG.tputFiles.join(', ')} with ${CFG.tputReaders.join('/')} readers, ${CFG.tputSeconds} s each`);
+  R.throughput = await phaseThroughput(bin, cg, usable);
+  cpuAt.tput = sampleAll();
+
+  if (has('ts')) {
+    step(`lxcfs-ts RSS over ${CFG.millionReads} reads`);
+    R.million = await phaseMillion(bin, cg, ALL_TARGETS.ts, usable);
+  }
+  const end = sampleAll();
+
+  for (const d of state.daemons) {
+    const id = d.id;
+    const ser = series[id] || [];
+    const c = (k) => cpuAt[k]?.[id]?.cpu;
+    R.cost.daemons[id] = {
+      pid: d.pid,
+      procs: end[id]?.procs,
+      rss_start: cpuAt.start[id]?.rss,
+      rss_max: Math.max(...ser.map((s) => s.rss)),
+      rss_end: end[id]?.rss,
+      cpu_total_s: end[id]?.cpu,
+      cpu_latency_s: c('latency') - c('start'),
+      idle_cpu_ms_per_s: ((c('idle') - c('latency')) * 1000) / CFG.idleSeconds,
+      cpu_tput_s: c('tput') - c('idle'),
+      cpu_us_per_read: ((c('tput') - c('idle')) * 1e6) / (R.throughput.reads[id] || NaN),
+      tput_reads: R.throughput.reads[id],
+    };
+  }
+  R.cost.idle_seconds = CFG.idleSeconds;
+  R.daemon_logs = Object.fromEntries(state.daemons.map((d) => [d.id, (readText(d.log) || '').slice(0, 8192)]));
+  R.cost.series = series;
+  R.targets = evaluateTargets(R);
+  meta.seconds = (Date.now() - t0) / 1000;
+  meta.host_loadavg_end = (readText('/proc/loadavg') || '').trim();
+
+  fs.writeFileSync(jsonPath, JSON.stringify(R) + '\n');
+  writeSvg(svgPath, R);
+  printReport(R);
+}
+
+let code = 0;
+try {
+  await main();
+} catch (e) {
+  code = 1;
+  if (!interrupted) {
+    if (!(e instanceof SetupError) && process.env.BENCH_DEBUG) console.error(e);
+    const died = state.daemons.filter((d) => d.exited && !(e instanceof SetupError));
+    const why = died.map((d) => `; ${d.label} died (${d.exitInfo}): ${lastLines(d.log, 2) || 'no output'}`).join('');
+    console.error(`bench: ${e instanceof SetupError ? 'setup failed: ' : ''}${e.message}${why}`);
+  }
+} finally {
+  if (!interrupted) await cleanup();
+}
+if (!interrupted) process.exit(code);
