@@ -75,6 +75,12 @@ export async function runDaemon(config: DaemonConfig, log: Logger): Promise<numb
       { mountPoint: config.mountpoint, protocol: `7.${init.minor}`, kernelProtocol: `${init.kernelMajor}.${init.kernelMinor}`, flags: `0x${init.flags.toString(16)}`, resend, readers: config.readers },
       'serving',
     );
+    if (!resend) {
+      log.warn(
+        { kernelProtocol: `${init.kernelMajor}.${init.kernelMinor}` },
+        'the kernel has no FUSE_NOTIFY_RESEND (Linux < 6.9): requests a crashed reader had taken cannot be replayed, so their callers hang until the connection is aborted (echo 1 > /sys/fs/fuse/connections/<minor>/abort) and containers are re-bound with lxcfs-ts remount',
+      );
+    }
     warnAboutRequestTimeout(log);
   } catch (err) {
     cleanup();
