@@ -6,6 +6,7 @@ import { Command, Option } from 'commander';
 import { pino } from 'pino';
 import { CONFIG_ENV_VAR, CONFIG_OPTIONS, resolveConfig } from './daemon/config.js';
 import { runDaemon } from './daemon/daemon.js';
+import { showCommand } from './daemon/show.js';
 
 const VERSION = (JSON.parse(fs.readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;
 
@@ -52,4 +53,10 @@ program.action(async (mountpoint: string | undefined, cliOptions: Record<string,
   process.exit(status);
 });
 
-await program.parseAsync(process.argv);
+program.addCommand(showCommand());
+
+try {
+  await program.parseAsync(process.argv);
+} catch (err) {
+  fail((err as Error).message);
+}

@@ -7,7 +7,7 @@ import { FuseServer } from '../fuse/server.js';
 import { InitFlag2 } from '../fuse/abi.js';
 import type { DaemonConfig } from './config.js';
 import { parseMountOptions } from './config.js';
-import { ControlField, CONTROL_FIELDS, type TreeOptions } from './lxcfs-tree.js';
+import { ControlField, CONTROL_FIELDS, treeOptionsFrom } from './lxcfs-tree.js';
 import { FS_SOURCE, FS_TYPE, prepareMountpoint } from './mountpoint.js';
 import { acquirePidFile } from './pidfile.js';
 
@@ -60,13 +60,12 @@ export async function runDaemon(config: DaemonConfig, log: Logger): Promise<numb
     fd = openFuseDevice();
     mountFuse({ fd, mountPoint: config.mountpoint, fsType: FS_TYPE, source: FS_SOURCE, options: mountOptions.keep });
     mounted = true;
-    const treeOptions: TreeOptions = { procRoot: config.procRoot, sysRoot: '/sys', control };
     server = new FuseServer({
       fd,
       mountPoint: config.mountpoint,
       readers: config.readers,
       fsModule: new URL('./lxcfs-tree.js', import.meta.url).href,
-      fsOptions: treeOptions,
+      fsOptions: treeOptionsFrom(config, control),
       logLevel: config.logLevel,
     });
     const init = await server.start();

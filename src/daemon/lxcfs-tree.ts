@@ -5,6 +5,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { Errno } from '../fuse/abi.js';
 import type { Caller, FileSystem } from '../fuse/filesystem.js';
+import type { DaemonConfig } from './config.js';
 import { StaticTreeFileSystem, type DirNode, type FileNode, type TreeNode } from '../fuse/static-tree.js';
 
 /** Flags shared by the daemon's main thread and every reader (Int32Array over a SharedArrayBuffer). */
@@ -14,6 +15,7 @@ export const CONTROL_FIELDS = 1;
 export interface TreeOptions {
   procRoot: string;
   sysRoot: string;
+  cgroupRoot: string;
   /** ControlField values, written by the main thread (SIGUSR2 toggles VIRTUALIZE). */
   control: SharedArrayBuffer;
 }
@@ -66,6 +68,11 @@ export const SERVED_FILES = Object.keys(FILES);
 function errnoOf(err: unknown): number {
   const code = (err as NodeJS.ErrnoException).code;
   return code === 'ENOENT' ? Errno.ENOENT : code === 'EACCES' ? Errno.EACCES : Errno.EIO;
+}
+
+/** The tree's options from the daemon's configuration (shared by the daemon and `show`). */
+export function treeOptionsFrom(config: DaemonConfig, control: SharedArrayBuffer): TreeOptions {
+  return { procRoot: config.procRoot, sysRoot: '/sys', cgroupRoot: config.cgroupRoot, control };
 }
 
 export function buildTree(options: TreeOptions): DirNode {
