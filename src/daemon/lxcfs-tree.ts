@@ -4,29 +4,28 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { Errno } from '../fuse/abi.js';
-import type { Caller, FileSystem } from '../fuse/filesystem.js';
+import type { Logger } from 'pino';
+import type { FileSystem } from '../fuse/filesystem.js';
 import type { DaemonConfig } from './config.js';
+import { createViews, type View, type ViewOptions } from './views.js';
 import { StaticTreeFileSystem, type DirNode, type FileNode, type TreeNode } from '../fuse/static-tree.js';
 
 /** Flags shared by the daemon's main thread and every reader (Int32Array over a SharedArrayBuffer). */
 export const ControlField = { VIRTUALIZE: 0 } as const;
 export const CONTROL_FIELDS = 1;
 
-export interface TreeOptions {
-  procRoot: string;
+export interface TreeOptions extends ViewOptions {
   sysRoot: string;
-  cgroupRoot: string;
   /** ControlField values, written by the main thread (SIGUSR2 toggles VIRTUALIZE). */
   control: SharedArrayBuffer;
 }
 
-/** One virtual file: where its host counterpart is and how its per-caller view is made. */
+/** One virtual file: its node id and where its host counterpart is. Its view, if any, comes from
+ * createViews under the same path. */
 interface VirtualFile {
   ino: number;
   /** Path of the host file relative to the proc or sys root. */
   host: { root: 'proc' | 'sys'; path: string };
-  /** The caller's view, or undefined to serve the host file (fallback). */
-  view?: (caller: Caller, hostContent: Buffer) => Buffer | undefined;
 }
 
 // Node ids are part of the kernel's cache across daemon restarts: append, never renumber.
@@ -40,19 +39,12 @@ const DIRS = {
   'sys/devices/system/cpu': 18,
 } as const;
 
-/** Only the header of the host's slabinfo: the host file is root-only (0400), ours is 0444 and must
- * not leak the host's slab usage to containers (lxcfs does). */
-function slabinfoHeader(_caller: Caller, host: Buffer): Buffer {
-  const lines = host.toString('utf8').split('\n');
-  return Buffer.from(lines.slice(0, 2).join('\n') + '\n');
-}
-
 const FILES: Record<string, VirtualFile> = {
   'proc/cpuinfo': { ino: 3, host: { root: 'proc', path: 'cpuinfo' } },
   'proc/diskstats': { ino: 4, host: { root: 'proc', path: 'diskstats' } },
   'proc/loadavg': { ino: 5, host: { root: 'proc', path: 'loadavg' } },
   'proc/meminfo': { ino: 6, host: { root: 'proc', path: 'meminfo' } },
-  'proc/slabinfo': { ino: 7, host: { root: 'proc', path: 'slabinfo' }, view: slabinfoHeader },
+  'proc/slabinfo': { ino: 7, host: { root: 'proc', path: 'slabinfo' } },
   'proc/stat': { ino: 8, host: { root: 'proc', path: 'stat' } },
   'proc/swaps': { ino: 9, host: { root: 'proc', path: 'swaps' } },
   'proc/uptime': { ino: 10, host: { root: 'proc', path: 'uptime' } },
@@ -72,10 +64,24 @@ function errnoOf(err: unknown): number {
 
 /** The tree's options from the daemon's configuration (shared by the daemon and `show`). */
 export function treeOptionsFrom(config: DaemonConfig, control: SharedArrayBuffer): TreeOptions {
-  return { procRoot: config.procRoot, sysRoot: '/sys', cgroupRoot: config.cgroupRoot, control };
+  return {
+    procRoot: config.procRoot,
+    sysRoot: '/sys',
+    cgroupRoot: config.cgroupRoot,
+    disableSwap: config.disableSwap,
+    disableZswap: config.disableZswap,
+    control,
+  };
 }
 
-export function buildTree(options: TreeOptions): DirNode {
+/** Only the header of the host's slabinfo: the host file is root-only (0400), ours is 0444 and must
+ * not leak the host's slab usage to containers (lxcfs does). Served even with virtualization off. */
+function slabinfoHeader(host: Buffer): Buffer {
+  const lines = host.toString('latin1').split('\n');
+  return Buffer.from(lines.slice(0, 2).join('\n') + '\n');
+}
+
+export function buildTree(options: TreeOptions, views: Record<string, View>): DirNode {
   const control = new Int32Array(options.control);
   const root: DirNode = { kind: 'dir', ino: ROOT, children: new Map() };
   const dirs = new Map<string, DirNode>([['', root]]);
@@ -93,13 +99,16 @@ export function buildTree(options: TreeOptions): DirNode {
         return errnoOf(err);
       }
     };
+    const view = views[filePath];
     const node: FileNode = {
       kind: 'file',
       ino: file.ino,
       render(caller) {
         const host = readHost();
-        if (typeof host === 'number' || !file.view || !Atomics.load(control, ControlField.VIRTUALIZE)) return host;
-        return file.view(caller, host) ?? host;
+        if (typeof host === 'number') return host;
+        if (filePath === 'proc/slabinfo') return slabinfoHeader(host);
+        if (!view || !Atomics.load(control, ControlField.VIRTUALIZE)) return host;
+        return view(caller, host) ?? host;
       },
       // lxcfs reports the host file's size (procfs and sysfs stat sizes are meaningless).
       size() {
@@ -112,6 +121,8 @@ export function buildTree(options: TreeOptions): DirNode {
   return root;
 }
 
-export function createFileSystem(options: unknown): FileSystem {
-  return new StaticTreeFileSystem(buildTree(options as TreeOptions), { staticMs: 24 * 3600_000, fileAttrMs: 1000 });
+export function createFileSystem(options: unknown, log: Logger): FileSystem {
+  const treeOptions = options as TreeOptions;
+  const tree = buildTree(treeOptions, createViews(treeOptions, log));
+  return new StaticTreeFileSystem(tree, { staticMs: 24 * 3600_000, fileAttrMs: 1000 });
 }

@@ -6,7 +6,9 @@ import path from 'node:path';
 import { Command } from 'commander';
 import { Errno } from '../fuse/abi.js';
 import { CONFIG_ENV_VAR, resolveConfig } from './config.js';
+import { pino } from 'pino';
 import { buildTree, CONTROL_FIELDS, ControlField, SERVED_FILES, treeOptionsFrom } from './lxcfs-tree.js';
+import { createViews } from './views.js';
 import type { DirNode, FileNode } from '../fuse/static-tree.js';
 
 /** Accepts `meminfo`, `proc/meminfo`, `/proc/meminfo`, `online`, `pressure/cpu`, ... */
@@ -36,7 +38,9 @@ export function showCommand(): Command {
       if (!fs.existsSync(path.join(config.procRoot, String(pid)))) throw new ShowError(`there is no process ${pid}`);
       const control = new SharedArrayBuffer(CONTROL_FIELDS * 4);
       Atomics.store(new Int32Array(control), ControlField.VIRTUALIZE, 1);
-      const content = findFile(buildTree(treeOptionsFrom(config, control)), file).render({ pid, uid: 0, gid: 0 });
+      const treeOptions = treeOptionsFrom(config, control);
+      const log = pino({ level: config.logLevel }, pino.destination(2));
+      const content = findFile(buildTree(treeOptions, createViews(treeOptions, log)), file).render({ pid, uid: 0, gid: 0 });
       if (typeof content === 'number') {
         const why = Object.entries(Errno).find(([, code]) => code === content)?.[0] ?? `errno ${content}`;
         throw new ShowError(`cannot render ${file} for process ${pid}: ${why}`);

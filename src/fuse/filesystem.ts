@@ -1,3 +1,4 @@
+import type { Logger } from 'pino';
 // The node-level interface a filesystem implements to be served by the FUSE session.
 // Every call is synchronous (it runs inside a reader thread's request loop) and returns either a value
 // or a positive errno number: errors are values, never exceptions, so one bad request cannot stop a reader.
@@ -51,5 +52,6 @@ export interface FileSystem {
   access(ino: number, mask: number, caller: Caller): number;
 }
 
-/** What a filesystem module exports so that each reader thread can build its own instance. */
-export type FileSystemFactory = (options: unknown) => FileSystem | Promise<FileSystem>;
+/** What a filesystem module exports so that each reader thread can build its own instance; `log` is
+ * the reader's logger (pino), for debug-level diagnostics. */
+export type FileSystemFactory = (options: unknown, log: Logger) => FileSystem | Promise<FileSystem>;

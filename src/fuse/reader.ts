@@ -32,8 +32,8 @@ const data = workerData as ReaderData;
 const port = parentPort!;
 const log = pino({ level: data.logLevel, base: { reader: data.index } }, pino.destination({ dest: 1, sync: true }));
 
-const module = (await import(data.fsModule)) as { createFileSystem: FileSystemFactory };
-const filesystem = await module.createFileSystem(data.fsOptions);
+const fsModule = (await import(data.fsModule)) as { createFileSystem: FileSystemFactory };
+const filesystem = await fsModule.createFileSystem(data.fsOptions, log);
 const debug = log.isLevelEnabled('debug');
 
 const session = new Session(filesystem, new SnapshotStore(data.snapshots), {

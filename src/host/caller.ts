@@ -1,0 +1,92 @@
+import { readdirSync } from 'node:fs';
+import { readInnermostPid, readPidNamespace, readStartTime } from './process.js';
+import { fail, ok, type Result } from './result.js';
+
+/** Who is reading, and whose cgroups describe what it should see. */
+export interface Caller {
+  /** The FUSE request pid (a thread id, in the daemon's pid namespace). */
+  readonly pid: number;
+  /** Init of the caller's pid namespace as seen by the daemon; 1 for the daemon's own namespace. Used by uptime. */
+  readonly initPid: number;
+  /** Whose cgroups to use: the caller itself in the daemon's namespace, else its namespace's init (lxcfs rule). */
+  readonly cgroupPid: number;
+  readonly inDaemonNamespace: boolean;
+}
+
+interface NamespaceInit {
+  readonly pid: number;
+  /** Identifies the process together with pid: a recycled pid has another start time. */
+  readonly startTime: number;
+}
+
+/** Enough for every container on a large host; the oldest entries go first beyond it. */
+const MAX_CACHED_NAMESPACES = 4096;
+
+/**
+ * Maps a request pid to its Caller. Container inits are found by scanning /proc
+ * once per pid namespace (for the process of that namespace whose NSpid ends in
+ * 1, because processes attached with setns — docker exec, nsenter — have
+ * parents outside the namespace) and cached by namespace (`pid:[<inode>]`).
+ */
+export class CallerResolver {
+  private readonly initsByNamespace = new Map<string, NamespaceInit>();
+  private readonly daemonNamespace: string | undefined;
+
+  constructor(private readonly procRoot: string) {
+    this.daemonNamespace = readPidNamespace(procRoot, 'self');
+  }
+
+  resolve(pid: number): Result<Caller> {
+    if (!Number.isInteger(pid) || pid <= 0) {
+      return fail(`request pid ${pid}: the reader is not visible in the daemon's pid namespace; host values apply`);
+    }
+    const namespace = readPidNamespace(this.procRoot, pid);
+    if (namespace === undefined) {
+      return fail(`process ${pid} has exited before its request was served; host values apply`);
+    }
+    if (namespace === this.daemonNamespace) {
+      return ok({ pid, initPid: 1, cgroupPid: pid, inDaemonNamespace: true });
+    }
+    const init = this.initOf(namespace);
+    if (init === undefined) {
+      return fail(`no init process found for the pid namespace ${namespace} of process ${pid}; host values apply`);
+    }
+    return ok({ pid, initPid: init.pid, cgroupPid: init.pid, inDaemonNamespace: false });
+  }
+
+  private initOf(namespace: string): NamespaceInit | undefined {
+    const cached = this.initsByNamespace.get(namespace);
+    if (cached !== undefined) {
+      if (readStartTime(this.procRoot, cached.pid) === cached.startTime) return cached;
+      this.initsByNamespace.delete(namespace); // the init exited; its pid may belong to someone else now
+    }
+    const found = this.scanForInit(namespace);
+    if (found !== undefined) {
+      if (this.initsByNamespace.size >= MAX_CACHED_NAMESPACES) {
+        this.initsByNamespace.delete(this.initsByNamespace.keys().next().value!);
+      }
+      this.initsByNamespace.set(namespace, found);
+    }
+    return found;
+  }
+
+  /** Compares the cheap ns link first; reads status and stat only for processes of that namespace. */
+  private scanForInit(namespace: string): NamespaceInit | undefined {
+    let entries: string[];
+    try {
+      entries = readdirSync(this.procRoot);
+    } catch {
+      return undefined;
+    }
+    for (const entry of entries) {
+      const firstChar = entry.charCodeAt(0);
+      if (firstChar < 48 || firstChar > 57) continue; // not a pid directory
+      if (readPidNamespace(this.procRoot, entry) !== namespace) continue;
+      const pid = Number(entry);
+      if (readInnermostPid(this.procRoot, pid) !== 1) continue;
+      const startTime = readStartTime(this.procRoot, pid);
+      if (startTime !== undefined) return { pid, startTime };
+    }
+    return undefined;
+  }
+}

@@ -1,0 +1,109 @@
+import { dirname, join, posix } from 'node:path';
+import { findHierarchy, type CgroupHierarchy, type CgroupLayout } from './cgroup-layout.js';
+import { readTextFile } from './files.js';
+import { fail, ok, type Result } from './result.js';
+
+/** A cgroup of one hierarchy, as the daemon sees it. */
+export interface CgroupLocation {
+  readonly hierarchy: CgroupHierarchy;
+  /** Path as /proc/<pid>/cgroup shows it to the daemon, normalised, trailing `/init.scope` removed. */
+  readonly path: string;
+  /** Its directory on disk. */
+  readonly directory: string;
+}
+
+/** One line of /proc/<pid>/cgroup: `hierarchy-id:controller,list:path`. */
+export interface ProcCgroupLine {
+  readonly hierarchyId: number;
+  /** Empty for the cgroup v2 line (`0::/path`). */
+  readonly controllers: readonly string[];
+  readonly path: string;
+}
+
+export function parseProcCgroup(text: string): ProcCgroupLine[] {
+  const lines: ProcCgroupLine[] = [];
+  for (const line of text.split('\n')) {
+    const firstColon = line.indexOf(':');
+    const secondColon = line.indexOf(':', firstColon + 1);
+    if (firstColon <= 0 || secondColon < 0) continue;
+    const list = line.slice(firstColon + 1, secondColon);
+    lines.push({
+      hierarchyId: Number(line.slice(0, firstColon)),
+      controllers: list === '' ? [] : list.split(','),
+      path: line.slice(secondColon + 1), // a path may itself contain ':'
+    });
+  }
+  return lines;
+}
+
+/**
+ * Normalises a cgroup path and strips one trailing `init.scope` (lxcfs: a
+ * container's init often sits in `<container>/init.scope`, yet the container's
+ * limits are those of `<container>`). Undefined when `..` climbs above the root:
+ * the kernel shows cgroups outside the reader's cgroup namespace that way, and
+ * they must not be mapped onto some other cgroup.
+ */
+export function normalizeCgroupPath(raw: string): string | undefined {
+  const segments: string[] = [];
+  for (const segment of raw.split('/')) {
+    if (segment === '' || segment === '.') continue;
+    if (segment === '..') {
+      if (segments.length === 0) return undefined;
+      segments.pop();
+    } else {
+      segments.push(segment);
+    }
+  }
+  if (segments[segments.length - 1] === 'init.scope') segments.pop();
+  return '/' + segments.join('/');
+}
+
+/** The cgroup of `pid` (or the daemon itself) for `controller`, per its /proc/<pid>/cgroup. */
+export function cgroupOfProcess(
+  layout: CgroupLayout,
+  procRoot: string,
+  pid: number | 'self',
+  controller: string,
+): Result<CgroupLocation> {
+  const hierarchy = findHierarchy(layout, controller);
+  if (hierarchy === undefined) {
+    const why = layout.problem === undefined ? '' : ` (${layout.problem})`;
+    return fail(`no cgroup hierarchy with the ${controller} controller is mounted under the cgroup root (layout: ${layout.kind})${why}`);
+  }
+  const procCgroupPath = join(procRoot, String(pid), 'cgroup');
+  const text = readTextFile(procCgroupPath);
+  if (text === undefined) return fail(`cannot read ${procCgroupPath}: the process has exited`);
+
+  const line = parseProcCgroup(text).find((entry) =>
+    hierarchy.version === 2 ? entry.hierarchyId === 0 && entry.controllers.length === 0 : entry.controllers.includes(controller),
+  );
+  if (line === undefined) return fail(`${procCgroupPath} has no line for the ${controller} hierarchy`);
+
+  const path = normalizeCgroupPath(line.path);
+  if (path === undefined) {
+    return fail(`${procCgroupPath} places the process at ${line.path}, outside the daemon's cgroup namespace`);
+  }
+  const directory = directoryOf(hierarchy, path);
+  if (directory === undefined) {
+    return fail(`cgroup ${path} is outside the subtree ${hierarchy.mountRoot} mounted at ${hierarchy.mountPoint}`);
+  }
+  return ok({ hierarchy, path, directory });
+}
+
+/** The parent cgroup, or undefined at the top of what is mounted. */
+export function parentCgroup(location: CgroupLocation): CgroupLocation | undefined {
+  if (isHierarchyTop(location)) return undefined;
+  return { hierarchy: location.hierarchy, path: posix.dirname(location.path), directory: dirname(location.directory) };
+}
+
+export function isHierarchyTop(location: CgroupLocation): boolean {
+  return location.path === location.hierarchy.mountRoot;
+}
+
+function directoryOf(hierarchy: CgroupHierarchy, path: string): string | undefined {
+  const { mountRoot, mountPoint } = hierarchy;
+  if (mountRoot === '/') return join(mountPoint, path);
+  if (path === mountRoot) return mountPoint;
+  if (path.startsWith(mountRoot + '/')) return join(mountPoint, path.slice(mountRoot.length));
+  return undefined;
+}
