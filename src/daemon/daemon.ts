@@ -15,8 +15,6 @@ import { acquirePidFile } from './pidfile.js';
 const NOT_YET_IMPLEMENTED: Array<[keyof DaemonConfig, string]> = [
   ['enableLoadavg', '--enable-loadavg: per-container load averages are not implemented yet; /proc/loadavg shows the host values'],
   ['enableCfs', '--enable-cfs: the CPU view is not implemented yet; CPU files show the host values'],
-  ['disableSwap', '--disable-swap: memory views are not implemented yet; swap lines show the host values'],
-  ['disableZswap', '--disable-zswap: memory views are not implemented yet'],
   ['enablePsiPoll', '--enable-psi-poll: PSI trigger writes and poll are not implemented yet'],
 ];
 

@@ -1,0 +1,45 @@
+// Debian's lxcfs 5.0.3, the reference peer: started on a private mountpoint with its own pid file
+// (it deletes another instance's pid file when it refuses to start), stopped by its pid.
+
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { probeFile } from '../../src/fuse/mount.js';
+import { type Cleanup, isMounted, run } from './processes.js';
+
+export interface LxcfsPeer {
+  mountPoint: string;
+  pid: number;
+  version: string;
+}
+
+export async function startLxcfs(cleanup: Cleanup, args: string[] = []): Promise<LxcfsPeer> {
+  const dir = cleanup.tempDir('lxcfs-peer-');
+  const mountPoint = path.join(dir, 'mnt');
+  const probe = run('lxcfs', ['--version']);
+  // 5.0.3 prints its version, quoted, on stderr.
+  const version = (probe.stdout + probe.stderr).trim().replace(/"/g, '');
+  if (!version) throw new Error('Debian lxcfs is not installed (bash scripts/test.sh installs it)');
+  fs.mkdirSync(mountPoint);
+  const child = spawn('lxcfs', [...args, '-p', path.join(dir, 'lxcfs.pid'), mountPoint], { stdio: ['ignore', 'ignore', 'pipe'] });
+  let stderr = '';
+  child.stderr!.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+  cleanup.add(async () => {
+    if (child.exitCode !== null || child.signalCode !== null) return;
+    const exited = new Promise((resolve) => child.once('exit', resolve));
+    child.kill('SIGTERM');
+    // With -l lxcfs waits for its loadavg thread (up to ~5 s) before it exits.
+    const timer = setTimeout(() => child.kill('SIGKILL'), 8000);
+    await exited;
+    clearTimeout(timer);
+  });
+  const deadline = Date.now() + 15_000;
+  while (Date.now() < deadline) {
+    if (child.exitCode !== null) throw new Error(`lxcfs exited with ${child.exitCode} before mounting: ${stderr.trim()}`);
+    if (isMounted(mountPoint) && (await probeFile(path.join(mountPoint, 'proc/uptime'), 2000)).state === 'live') {
+      return { mountPoint, pid: child.pid!, version };
+    }
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  throw new Error('lxcfs did not mount within 15 s');
+}
