@@ -9,6 +9,8 @@
 // A file handle is `tag * 2^32 + (generation << 16 | slot)`: the tag tells our handles from another
 // process's (after a handoff), the generation tells a reused slot from a stale handle.
 
+import { lockWord, unlockWord } from '../util/spinlock.js';
+
 const PAGE = 4096;
 const MAX_SLOTS = 1 << 16;
 const INITIAL_PAGES = 256;
@@ -218,15 +220,11 @@ export class SnapshotStore {
   }
 
   private lock(): void {
-    while (Atomics.compareExchange(this.ctl, LOCK, 0, 1) !== 0) {
-      // Critical sections are a few microseconds: yield briefly rather than spin hot.
-      Atomics.wait(this.ctl, LOCK, 1, 1);
-    }
+    lockWord(this.ctl, LOCK);
     if (this.bytes.length !== this.pages.byteLength) this.bytes = new Uint8Array(this.pages);
   }
 
   private unlock(): void {
-    Atomics.store(this.ctl, LOCK, 0);
-    Atomics.notify(this.ctl, LOCK, 1);
+    unlockWord(this.ctl, LOCK);
   }
 }
