@@ -3,7 +3,7 @@
 
 import fs from 'node:fs';
 import path from 'node:path';
-import { Errno } from '../fuse/abi.js';
+import { errnoOf } from '../fuse/host-mirror.js';
 import type { Logger } from 'pino';
 import type { FileSystem } from '../fuse/filesystem.js';
 import type { DaemonConfig } from './config.js';
@@ -27,6 +27,8 @@ interface VirtualFile {
   /** Path of the host file relative to the proc or sys root. */
   host: { root: 'proc' | 'sys'; path: string };
 }
+
+const MIRRORED_DIR = 'sys/devices/system/cpu';
 
 // Node ids are part of the kernel's cache across daemon restarts: append, never renumber.
 const ROOT = 1;
@@ -57,11 +59,6 @@ const FILES: Record<string, VirtualFile> = {
 /** Paths of every file we serve, relative to the mountpoint (for tests and tools). */
 export const SERVED_FILES = Object.keys(FILES);
 
-function errnoOf(err: unknown): number {
-  const code = (err as NodeJS.ErrnoException).code;
-  return code === 'ENOENT' ? Errno.ENOENT : code === 'EACCES' ? Errno.EACCES : Errno.EIO;
-}
-
 /** The tree's options from the daemon's configuration (shared by the daemon and `show`). */
 export function treeOptionsFrom(config: DaemonConfig, control: SharedArrayBuffer): TreeOptions {
   return {
@@ -87,6 +84,8 @@ export function buildTree(options: TreeOptions, views: Record<string, View>): Di
   const dirs = new Map<string, DirNode>([['', root]]);
   for (const [dirPath, ino] of Object.entries(DIRS)) {
     const dir: DirNode = { kind: 'dir', ino, children: new Map() };
+    // Everything else in the host's cpu directory is shown read-only as it is (lxcfs does the same).
+    if (dirPath === MIRRORED_DIR) dir.mirrorOf = path.join(options.sysRoot, 'devices/system/cpu');
     dirs.get(path.dirname(dirPath).replace(/^\.$/, ''))!.children.set(path.basename(dirPath), dir);
     dirs.set(dirPath, dir);
   }

@@ -105,8 +105,10 @@ export const ROOT_ID = 1n;
 
 export const S_IFDIR = 0o040000;
 export const S_IFREG = 0o100000;
+export const S_IFLNK = 0o120000;
 export const DT_DIR = 4;
 export const DT_REG = 8;
+export const DT_LNK = 10;
 
 /** Linux errno values (the kernel wants the negated number in the reply header). */
 export const Errno = {

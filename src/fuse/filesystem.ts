@@ -11,7 +11,7 @@ export interface Caller {
   gid: number;
 }
 
-export type NodeKind = 'dir' | 'file';
+export type NodeKind = 'dir' | 'file' | 'symlink';
 
 export interface NodeAttr {
   ino: number;
@@ -48,6 +48,11 @@ export interface FileSystem {
   open(ino: number, flags: number, caller: Caller): number;
   /** Renders the whole content of a file for this caller (called on the read at offset 0). */
   read(ino: number, caller: Caller): Uint8Array | number;
+  /** The target of a symlink. */
+  readlink(ino: number, caller: Caller): Uint8Array | number;
+  /** Whether a directory's listing is the same for every caller and never changes: the kernel may then
+   * keep it cached across opens. */
+  listingIsStable(ino: number): boolean;
   /** access(2) check; 0 allows it. */
   access(ino: number, mask: number, caller: Caller): number;
 }

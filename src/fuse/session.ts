@@ -6,6 +6,7 @@ import {
   DIRENT_HEADER_SIZE,
   DIRENTPLUS_HEADER_SIZE,
   DT_DIR,
+  DT_LNK,
   DT_REG,
   ENTRY_OUT_SIZE,
   Errno,
@@ -24,11 +25,12 @@ import {
   Op,
   OUT_HEADER_SIZE,
   S_IFDIR,
+  S_IFLNK,
   S_IFREG,
   STATFS_OUT_SIZE,
   WANTED_INIT_FLAGS,
 } from './abi.js';
-import type { Caller, CachedAttr, DirEntry, Entry, FileSystem, NodeAttr } from './filesystem.js';
+import type { Caller, CachedAttr, DirEntry, Entry, FileSystem, NodeAttr, NodeKind } from './filesystem.js';
 import type { SnapshotStore } from './snapshots.js';
 
 const ENFILE = 23;
@@ -143,14 +145,20 @@ export class Session {
         const attr = this.fs.getattr(nodeid, this.caller);
         if (typeof attr === 'number') return this.fail(attr);
         if (attr.attr.kind !== 'dir') return this.fail(Errno.ENOTDIR);
-        // Listings are the same for every caller: let the kernel cache them across opens.
-        return writeOpenOut(out, 0, FOPEN_CACHE_DIR | FOPEN_KEEP_CACHE);
+        // A listing that is the same for every caller and never changes may stay cached across opens.
+        return writeOpenOut(out, 0, this.fs.listingIsStable(nodeid) ? FOPEN_CACHE_DIR | FOPEN_KEEP_CACHE : 0);
       }
       case Op.READDIR:
       case Op.READDIRPLUS:
         return this.readdir(nodeid, req, out, opcode === Op.READDIRPLUS);
       case Op.RELEASEDIR:
         return OUT_HEADER_SIZE;
+      case Op.READLINK: {
+        const target = this.fs.readlink(nodeid, this.caller);
+        if (typeof target === 'number') return this.fail(target);
+        out.set(target, OUT_HEADER_SIZE);
+        return OUT_HEADER_SIZE + target.length;
+      }
       case Op.STATFS:
         out.fill(0, OUT_HEADER_SIZE, OUT_HEADER_SIZE + STATFS_OUT_SIZE);
         out.writeUInt32LE(4096, OUT_HEADER_SIZE + 40); // bsize
@@ -292,6 +300,9 @@ export class Session {
   }
 }
 
+const FILE_TYPE: Record<NodeKind, number> = { dir: S_IFDIR, file: S_IFREG, symlink: S_IFLNK };
+const DIRENT_TYPE: Record<NodeKind, number> = { dir: DT_DIR, file: DT_REG, symlink: DT_LNK };
+
 function align8(n: number): number {
   return (n + 7) & ~7;
 }
@@ -320,7 +331,7 @@ function writeAttr(buf: Buffer, at: number, attr: NodeAttr): void {
   const nanos = (now % 1000) * 1_000_000;
   for (const field of [24, 32, 40]) writeU64(buf, at + field, seconds);
   for (const field of [48, 52, 56]) buf.writeUInt32LE(nanos, at + field);
-  buf.writeUInt32LE((attr.kind === 'dir' ? S_IFDIR : S_IFREG) | attr.perm, at + 60);
+  buf.writeUInt32LE(FILE_TYPE[attr.kind] | attr.perm, at + 60);
   buf.writeUInt32LE(attr.nlink, at + 64);
   buf.writeUInt32LE(4096, at + 80); // blksize
 }
@@ -358,7 +369,7 @@ function writeDirent(buf: Buffer, at: number, end: number, entry: DirEntry, next
   writeU64(buf, at, entry.ino);
   writeU64(buf, at + 8, next);
   buf.writeUInt32LE(nameLength, at + 16);
-  buf.writeUInt32LE(entry.kind === 'dir' ? DT_DIR : DT_REG, at + 20);
+  buf.writeUInt32LE(DIRENT_TYPE[entry.kind], at + 20);
   buf.write(entry.name, at + 24);
   buf.fill(0, at + 24 + nameLength, at + recordLength);
   return recordLength;

@@ -1,9 +1,11 @@
 // A FileSystem over a fixed tree of directories and read-only files whose content is rendered per
-// caller. Node ids are assigned by the tree's author and never change, so they stay valid across
-// restarts of the daemon (the kernel keeps them in its cache).
+// caller, plus directories that mirror a host directory read-only (with some entries overridden).
+// Node ids are assigned by the tree's author (mirrored ones derive from the path) and never change, so
+// they stay valid across restarts of the daemon (the kernel keeps them in its cache).
 
 import { Errno, O_ACCMODE, O_RDONLY, W_OK, X_OK } from './abi.js';
 import type { CachedAttr, Caller, DirEntry, Entry, FileSystem, NodeAttr } from './filesystem.js';
+import { HostMirror, type MirroredNode } from './host-mirror.js';
 
 export interface FileNode {
   kind: 'file';
@@ -18,6 +20,8 @@ export interface DirNode {
   kind: 'dir';
   ino: number;
   children: Map<string, TreeNode>;
+  /** Mirror this host directory: its entries appear below `children`, which win on a name clash. */
+  mirrorOf?: string;
 }
 
 export type TreeNode = FileNode | DirNode;
@@ -25,7 +29,8 @@ export type TreeNode = FileNode | DirNode;
 export interface TreeTimeouts {
   /** How long the kernel may cache names and directory attributes: the shape never changes. */
   staticMs: number;
-  /** How long the kernel may cache a file's attributes (its size follows the host file). */
+  /** How long the kernel may cache a file's attributes (its size follows the host file), and anything
+   * about mirrored host nodes (CPUs can come and go). */
   fileAttrMs: number;
 }
 
@@ -35,6 +40,7 @@ const DIR_PERM = 0o555;
 export class StaticTreeFileSystem implements FileSystem {
   private readonly nodes = new Map<number, TreeNode>();
   private readonly parents = new Map<number, number>();
+  private readonly mirrors: HostMirror[] = [];
 
   constructor(
     root: DirNode,
@@ -47,37 +53,60 @@ export class StaticTreeFileSystem implements FileSystem {
     if (this.nodes.has(node.ino)) throw new Error(`node id ${node.ino} is used twice`);
     this.nodes.set(node.ino, node);
     this.parents.set(node.ino, parent);
-    if (node.kind === 'dir') for (const child of node.children.values()) this.index(child, node.ino);
+    if (node.kind !== 'dir') return;
+    if (node.mirrorOf) this.mirrors.push(new HostMirror(node.ino, node.mirrorOf));
+    for (const child of node.children.values()) this.index(child, node.ino);
   }
 
   lookup(parent: number, name: string): Entry | number {
-    const dir = this.nodes.get(parent);
-    if (!dir) return Errno.ENOENT;
-    if (dir.kind !== 'dir') return Errno.ENOTDIR;
-    const child = dir.children.get(name);
-    if (!child) return Errno.ENOENT;
-    return { ...this.cachedAttr(child), entryTtlMs: this.timeouts.staticMs };
+    const node = this.resolve(parent);
+    if (!node) return Errno.ENOENT;
+    if (node.kind !== 'dir') return Errno.ENOTDIR;
+    const child = 'mirror' in node ? node.mirror.child(node.hostPath, name) : this.staticChild(node, name);
+    if (typeof child === 'number') return child;
+    const attr = this.cachedAttr(child);
+    if (typeof attr === 'number') return attr;
+    return { ...attr, entryTtlMs: 'mirror' in child ? this.timeouts.fileAttrMs : this.timeouts.staticMs };
   }
 
   getattr(ino: number): CachedAttr | number {
-    const node = this.nodes.get(ino);
+    const node = this.resolve(ino);
     return node ? this.cachedAttr(node) : Errno.ENOENT;
   }
 
   readdir(ino: number): DirEntry[] | number {
-    const dir = this.nodes.get(ino);
-    if (!dir) return Errno.ENOENT;
-    if (dir.kind !== 'dir') return Errno.ENOTDIR;
+    const node = this.resolve(ino);
+    if (!node) return Errno.ENOENT;
+    if (node.kind !== 'dir') return Errno.ENOTDIR;
     const entries: DirEntry[] = [
       { name: '.', ino, kind: 'dir' },
-      { name: '..', ino: this.parents.get(ino)!, kind: 'dir' },
+      { name: '..', ino: 'mirror' in node ? node.mirror.parentIdOf(node.hostPath) : this.parents.get(ino)!, kind: 'dir' },
     ];
-    for (const [name, child] of dir.children) entries.push({ name, ino: child.ino, kind: child.kind });
+    const names = new Set<string>();
+    if (!('mirror' in node)) {
+      for (const [name, child] of node.children) {
+        names.add(name);
+        entries.push({ name, ino: child.ino, kind: child.kind });
+      }
+    }
+    const mirrored = this.mirroredDir(node);
+    if (mirrored) {
+      const host = mirrored.mirror.list(mirrored.hostPath);
+      if (typeof host === 'number') return host;
+      // Overridden names are listed once (lxcfs 5.0 listed `online` twice).
+      for (const { name, node: child } of host) if (!names.has(name)) entries.push({ name, ino: child.ino, kind: child.kind });
+    }
     return entries;
   }
 
+  /** Static directory listings never change; mirrored ones may. */
+  listingIsStable(ino: number): boolean {
+    const node = this.resolve(ino);
+    return !!node && !('mirror' in node) && !(node.kind === 'dir' && node.mirrorOf);
+  }
+
   open(ino: number, flags: number): number {
-    const node = this.nodes.get(ino);
+    const node = this.resolve(ino);
     if (!node) return Errno.ENOENT;
     if (node.kind === 'dir') return Errno.EISDIR;
     // Mode 0444 means what it says, for root too (no default_permissions: the kernel leaves it to us).
@@ -85,20 +114,57 @@ export class StaticTreeFileSystem implements FileSystem {
   }
 
   read(ino: number, caller: Caller): Uint8Array | number {
-    const node = this.nodes.get(ino);
+    const node = this.resolve(ino);
     if (!node) return Errno.ENOENT;
     if (node.kind === 'dir') return Errno.EISDIR;
+    if ('mirror' in node) return node.kind === 'file' ? node.mirror.read(node) : Errno.EINVAL;
     return node.render(caller);
   }
 
+  readlink(ino: number): Uint8Array | number {
+    const node = this.resolve(ino);
+    if (!node || !('mirror' in node) || node.kind !== 'symlink') return Errno.EINVAL;
+    return node.mirror.readlink(node);
+  }
+
   access(ino: number, mask: number): number {
-    const node = this.nodes.get(ino);
+    const node = this.resolve(ino);
     if (!node) return Errno.ENOENT;
     const denied = node.kind === 'dir' ? W_OK : W_OK | X_OK;
     return mask & denied ? Errno.EACCES : 0;
   }
 
-  private cachedAttr(node: TreeNode): CachedAttr {
+  /** A static node, or a mirrored host node (tagged with its mirror). */
+  private resolve(ino: number): TreeNode | MirroredNode | undefined {
+    const known = this.nodes.get(ino);
+    if (known) return known;
+    for (const mirror of this.mirrors) {
+      const node = mirror.owns(ino) ? mirror.node(ino) : undefined;
+      if (node) return node;
+    }
+    return undefined;
+  }
+
+  private staticChild(dir: DirNode, name: string): TreeNode | MirroredNode | number {
+    const child = dir.children.get(name);
+    if (child) return child;
+    const mirrored = this.mirroredDir(dir);
+    if (!mirrored) return Errno.ENOENT;
+    return mirrored.mirror.child(mirrored.hostPath, name);
+  }
+
+  /** The host directory a directory node shows, if it mirrors one. */
+  private mirroredDir(node: DirNode | MirroredNode): { mirror: HostMirror; hostPath: string } | undefined {
+    if ('mirror' in node) return { mirror: node.mirror, hostPath: node.hostPath };
+    if (!node.mirrorOf) return undefined;
+    return { mirror: this.mirrors.find((m) => m.rootIno === node.ino)!, hostPath: node.mirrorOf };
+  }
+
+  private cachedAttr(node: TreeNode | MirroredNode): CachedAttr | number {
+    if ('mirror' in node) {
+      const attr = node.mirror.attr(node);
+      return typeof attr === 'number' ? attr : { attr, attrTtlMs: this.timeouts.fileAttrMs };
+    }
     const attr: NodeAttr =
       node.kind === 'dir'
         ? { ino: node.ino, kind: 'dir', perm: DIR_PERM, size: 0, nlink: 2 + countDirs(node) }

@@ -21,8 +21,8 @@ beforeAll(async () => {
 
 afterAll(() => cleanup.run());
 
-/** Host files whose content does not change from one read to the next. */
-const STABLE = ['proc/cpuinfo', 'proc/swaps', 'sys/devices/system/cpu/online'];
+/** Files whose content does not change from one read to the next (for this test's reader). */
+const STABLE = ['proc/cpuinfo', 'proc/swaps', 'sys/devices/system/cpu/online', 'sys/devices/system/cpu/possible'];
 
 function hostPath(file: string): string {
   return '/' + file;
@@ -35,7 +35,6 @@ describe('the tree', () => {
       ['cpuinfo', 'diskstats', 'loadavg', 'meminfo', 'pressure', 'slabinfo', 'stat', 'swaps', 'uptime'],
     );
     expect(fs.readdirSync(path.join(mnt, 'proc/pressure')).sort()).toEqual(['cpu', 'io', 'memory']);
-    expect(fs.readdirSync(path.join(mnt, 'sys/devices/system/cpu'))).toEqual(['online']);
     for (const file of SERVED_FILES) {
       const stat = fs.statSync(path.join(mnt, file));
       expect(stat.isFile(), file).toBe(true);
@@ -49,6 +48,26 @@ describe('the tree', () => {
     }
     const inodes = SERVED_FILES.map((file) => fs.statSync(path.join(mnt, file)).ino);
     expect(new Set(inodes).size).toBe(SERVED_FILES.length);
+  });
+
+  it('mirrors the rest of the host\'s /sys/devices/system/cpu read-only, without duplicate entries', () => {
+    const host = '/sys/devices/system/cpu';
+    const ours = path.join(mnt, 'sys/devices/system/cpu');
+    const listing = run('ls', ['-a', ours]).stdout.split('\n').filter(Boolean);
+    expect(listing).toEqual(['.', '..', ...fs.readdirSync(host).sort()]);
+    expect(new Set(listing).size).toBe(listing.length);
+    const tree = (root: string) => run('find', [root]).stdout.split('\n').filter(Boolean).map((p) => p.slice(root.length)).sort();
+    expect(tree(ours)).toEqual(tree(host));
+    for (const file of ['possible', 'present', 'kernel_max', 'cpu0/topology/core_id', 'cpu1/topology/thread_siblings_list']) {
+      expect(fs.readFileSync(path.join(ours, file), 'utf8'), file).toBe(fs.readFileSync(path.join(host, file), 'utf8'));
+      expect(fs.statSync(path.join(ours, file)).size, file).toBe(fs.readFileSync(path.join(host, file)).length);
+    }
+    expect(fs.readlinkSync(path.join(ours, 'cpu0/subsystem'))).toBe(fs.readlinkSync(path.join(host, 'cpu0/subsystem')));
+    expect(fs.statSync(path.join(ours, 'cpu0/topology')).mode & 0o7777).toBe(0o555);
+    expect(fs.statSync(path.join(ours, 'uevent')).mode & 0o7777).toBe(0o444); // 0644 on the host
+    expect(() => fs.writeFileSync(path.join(ours, 'uevent'), 'add')).toThrow(/EACCES/);
+    expect(() => fs.mkdirSync(path.join(ours, 'cpu0/new'))).toThrow(/EROFS/);
+    expect(() => fs.readFileSync(path.join(ours, 'cpu9/online'))).toThrow(/ENOENT/);
   });
 
   it('reports the size of the matching host file as st_size', () => {
@@ -66,9 +85,12 @@ describe('the tree', () => {
 });
 
 describe('reading with real clients', () => {
-  it('serves the host content until the views land (every client, every file)', () => {
+  it('gives every client the same bytes, whole', () => {
+    // This test runs in the root cpuset with all CPUs: its cpuinfo view is the host's.
+    expect(fs.readFileSync(path.join(mnt, 'proc/cpuinfo'), 'utf8')).toBe(fs.readFileSync('/proc/cpuinfo', 'utf8'));
     for (const file of STABLE) {
-      const expected = fs.readFileSync(hostPath(file), 'utf8');
+      const expected = fs.readFileSync(path.join(mnt, file), 'utf8');
+      expect(expected.length, file).toBeGreaterThan(0);
       const target = path.join(mnt, file);
       expect(run('cat', [target]).stdout, `cat ${file}`).toBe(expected);
       expect(run('head', ['-c', '10', target]).stdout, `head ${file}`).toBe(expected.slice(0, 10));
@@ -76,7 +98,7 @@ describe('reading with real clients', () => {
       expect(run('python3', ['-c', 'import sys; print(open(sys.argv[1]).read(), end="")', target]).stdout, `python ${file}`).toBe(expected);
       expect(run(process.execPath, ['-e', 'process.stdout.write(require("fs").readFileSync(process.argv[1], "utf8"))', target]).stdout, `node ${file}`).toBe(expected);
     }
-    for (const file of ['proc/meminfo', 'proc/stat', 'proc/diskstats']) {
+    for (const file of ['proc/stat', 'proc/diskstats']) {
       const keys = (text: string) => text.split('\n').map((line) => line.split(/\s+/).slice(0, 1).join());
       const ours = run('cat', [path.join(mnt, file)]).stdout;
       expect(keys(ours), file).toEqual(keys(fs.readFileSync(hostPath(file), 'utf8')));
