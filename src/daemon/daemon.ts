@@ -1,15 +1,15 @@
-// The daemon: pid file, mountpoint, /dev/fuse, reader threads, signals, and a clean stop.
+// The daemon's main process: pid file, mountpoint, the /dev/fuse connection it holds for its whole life,
+// the serving process it supervises (supervisor.ts), signals, and a clean stop.
 
+import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import type { Logger } from 'pino';
-import { openFuseDevice, mountFuse, mountsAt, abortConnection, detachMount } from '../fuse/mount.js';
-import { FuseServer } from '../fuse/server.js';
-import { InitFlag2 } from '../fuse/abi.js';
+import { abortConnection, detachMount, mountFuse, mountsAt, openFuseDevice } from '../fuse/mount.js';
 import type { DaemonConfig } from './config.js';
 import { parseMountOptions } from './config.js';
-import { ControlField, CONTROL_FIELDS, treeOptionsFrom } from './lxcfs-tree.js';
 import { FS_SOURCE, FS_TYPE, prepareMountpoint } from './mountpoint.js';
 import { acquirePidFile } from './pidfile.js';
+import { ServerSupervisor } from './supervisor.js';
 
 /** Flags that are accepted for compatibility but whose feature has not landed yet. */
 const NOT_YET_IMPLEMENTED: Array<[keyof DaemonConfig, string]> = [
@@ -17,6 +17,7 @@ const NOT_YET_IMPLEMENTED: Array<[keyof DaemonConfig, string]> = [
   ['enableCfs', '--enable-cfs: the CPU view is not implemented yet; CPU files show the host values'],
   ['enablePsiPoll', '--enable-psi-poll: PSI trigger writes and poll are not implemented yet'],
 ];
+
 
 /** Runs until stopped by a signal or an unmount; resolves with the exit status. Startup failures throw
  * with a one-line message and leave nothing mounted and no pid file behind. */
@@ -49,36 +50,34 @@ export async function runDaemon(config: DaemonConfig, log: Logger): Promise<numb
     pidFile.release();
   };
 
-  const control = new SharedArrayBuffer(CONTROL_FIELDS * 4);
-  const controlFlags = new Int32Array(control);
-  Atomics.store(controlFlags, ControlField.VIRTUALIZE, 1);
-  let server: FuseServer;
+  let supervisor: ServerSupervisor;
   try {
     await prepareMountpoint(config.mountpoint, { force: config.force, log });
     fd = openFuseDevice();
     mountFuse({ fd, mountPoint: config.mountpoint, fsType: FS_TYPE, source: FS_SOURCE, options: mountOptions.keep });
     mounted = true;
-    server = new FuseServer({
-      fd,
-      mountPoint: config.mountpoint,
-      readers: config.readers,
-      fsModule: new URL('./lxcfs-tree.js', import.meta.url).href,
-      fsOptions: treeOptionsFrom(config, control),
-      logLevel: config.logLevel,
-    });
-    const init = await server.start();
-    const resend = (init.flags2Offered & InitFlag2.HAS_RESEND) !== 0;
+    supervisor = new ServerSupervisor({ config, fd, log });
+    const init = await supervisor.start();
     log.info(
-      { mountPoint: config.mountpoint, protocol: `7.${init.minor}`, kernelProtocol: `${init.kernelMajor}.${init.kernelMinor}`, flags: `0x${init.flags.toString(16)}`, resend, readers: config.readers },
+      {
+        mountPoint: config.mountpoint,
+        protocol: `7.${init.minor}`,
+        kernelProtocol: `${init.kernelMajor}.${init.kernelMinor}`,
+        flags: `0x${init.flags.toString(16)}`,
+        resend: supervisor.resendAvailable,
+        readers: config.readers,
+        server: supervisor.serverPid,
+      },
       'serving',
     );
-    if (!resend) {
+    if (!supervisor.resendAvailable) {
       log.warn(
         { kernelProtocol: `${init.kernelMajor}.${init.kernelMinor}` },
-        'the kernel has no FUSE_NOTIFY_RESEND (Linux < 6.9): requests a crashed reader had taken cannot be replayed, so their callers hang until the connection is aborted (echo 1 > /sys/fs/fuse/connections/<minor>/abort) and containers are re-bound with lxcfs-ts remount',
+        'the kernel has no FUSE_NOTIFY_RESEND (Linux < 6.9): if the serving process crashes, requests it had taken cannot be replayed and their callers hang until the connection is aborted (echo 1 > /sys/fs/fuse/connections/<minor>/abort) and containers are re-bound with lxcfs-ts remount; graceful upgrades lose nothing',
       );
     }
     warnAboutRequestTimeout(log);
+    notifySystemd(log, 'READY=1', `MAINPID=${process.pid}`);
   } catch (err) {
     cleanup();
     throw err;
@@ -90,12 +89,12 @@ export async function runDaemon(config: DaemonConfig, log: Logger): Promise<numb
       if (stopping) return;
       stopping = true;
       log.info({ why }, 'stopping');
-      const stopped = await server.stop();
-      if (!stopped) {
+      notifySystemd(log, 'STOPPING=1');
+      if (!(await supervisor.stop())) {
         // A reader is stuck in a handler: aborting the connection is the one thing that frees it.
         const entry = mountsAt(config.mountpoint).find((m) => m.fsType === FS_TYPE);
         if (entry) abortConnection(entry.device);
-        log.warn('readers did not stop in time; aborted the FUSE connection');
+        log.warn('the serving process did not stop in time; aborted the FUSE connection');
       }
       cleanup();
       log.info('stopped');
@@ -103,13 +102,18 @@ export async function runDaemon(config: DaemonConfig, log: Logger): Promise<numb
     };
     stopNow = (why) => void stop(why);
     if (stopRequest) stopNow(stopRequest);
+    let virtualize = true;
     process.on('SIGUSR2', () => {
-      const virtualize = Atomics.load(controlFlags, ControlField.VIRTUALIZE) === 0 ? 1 : 0;
-      Atomics.store(controlFlags, ControlField.VIRTUALIZE, virtualize);
+      virtualize = !virtualize;
+      supervisor.setVirtualize(virtualize);
       log.warn(virtualize ? 'Switched into virtualization mode' : 'Switched into non-virtualization mode: every file shows the host values');
     });
-    process.on('SIGUSR1', () => log.warn('SIGUSR1 (reload) is not implemented yet; ignored'));
-    server.on('exit', (reason, detail) => {
+    // lxcfs's reload signal: here it replaces the serving process with the code on disk.
+    process.on('SIGUSR1', () => {
+      notifySystemd(log, 'RELOADING=1', `MONOTONIC_USEC=${monotonicMicroseconds()}`);
+      void supervisor.upgrade().finally(() => notifySystemd(log, 'READY=1'));
+    });
+    supervisor.on('ended', (reason, detail) => {
       if (stopping) return;
       // Someone unmounted us (ENODEV) or aborted the connection: like lxcfs, that ends the daemon.
       mounted = reason !== 'unmounted' && mounted;
@@ -119,6 +123,18 @@ export async function runDaemon(config: DaemonConfig, log: Logger): Promise<numb
       resolve(reason === 'error' ? 1 : 0);
     });
   });
+}
+
+function monotonicMicroseconds(): string {
+  return (process.hrtime.bigint() / 1000n).toString();
+}
+
+/** Tells systemd (Type=notify) about our state, when started by it. Node cannot send to a unix datagram
+ * socket, so systemd-notify sends it; the unit needs NotifyAccess=all since the sender is our child. */
+function notifySystemd(log: Logger, ...assignments: string[]): void {
+  if (!process.env.NOTIFY_SOCKET) return;
+  const child = spawn('systemd-notify', assignments, { stdio: 'ignore' });
+  child.on('error', (err) => log.warn({ err: err.message }, 'systemd-notify could not run'));
 }
 
 /** A kernel-wide FUSE request timeout would abort our connection (and every container's view) on one

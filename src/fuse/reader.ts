@@ -18,6 +18,8 @@ export interface ReaderData {
   fsOptions: unknown;
   snapshots: SnapshotMemory;
   conn: SharedArrayBuffer;
+  /** Int32 0: wait before the first read; 1: read; -1: leave without reading. */
+  go: SharedArrayBuffer;
   stopName: string;
   logLevel: string;
 }
@@ -25,6 +27,7 @@ export interface ReaderData {
 export type ReaderExit = 'sentinel' | 'refused' | 'unmounted' | 'aborted' | 'error';
 
 export type ReaderMessage =
+  | { type: 'ready' }
   | { type: 'init'; info: InitInfo }
   | { type: 'exit'; reason: ReaderExit; detail?: string };
 
@@ -77,5 +80,9 @@ function serve(): { reason: ReaderExit; detail?: string } {
   }
 }
 
-const exit = serve();
+port.postMessage({ type: 'ready' } satisfies ReaderMessage);
+// A successor builds everything first and reads only once its predecessor has stopped reading.
+const go = new Int32Array(data.go);
+Atomics.wait(go, 0, 0);
+const exit: { reason: ReaderExit; detail?: string } = Atomics.load(go, 0) === 1 ? serve() : { reason: 'sentinel' };
 port.postMessage({ type: 'exit', ...exit } satisfies ReaderMessage);

@@ -1,14 +1,18 @@
 // The main-thread side of a FUSE connection: starts the reader threads on a mounted /dev/fuse fd,
-// waits for INIT, and stops the readers without losing a request.
+// waits for INIT, and stops the readers without losing a request. A server can also take over a
+// connection another process served (no INIT then), get fully ready before it reads, and ask the kernel
+// to replay requests a crashed predecessor had taken (FUSE_NOTIFY_RESEND).
 
+import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
-import { spawn } from 'node:child_process';
+import fs from 'node:fs';
 import path from 'node:path';
 import { Worker } from 'node:worker_threads';
+import { NotifyCode, OUT_HEADER_SIZE } from './abi.js';
 import type { ReaderData, ReaderExit, ReaderMessage } from './reader.js';
 import { CONN_FIELDS, type InitInfo } from './session.js';
-import { SnapshotStore } from './snapshots.js';
+import { SnapshotStore, type SnapshotMemory } from './snapshots.js';
 
 export interface FuseServerOptions {
   fd: number;
@@ -19,6 +23,10 @@ export interface FuseServerOptions {
   /** Structured-cloneable; SharedArrayBuffers in it are shared with every reader. */
   fsOptions: unknown;
   logLevel: string;
+  /** Taking over a connection whose INIT a predecessor answered: what was negotiated. */
+  initialized?: InitInfo;
+  /** The predecessor's file handles and snapshots (a graceful handoff). */
+  snapshots?: SnapshotMemory;
 }
 
 export interface ServerEvents {
@@ -27,15 +35,22 @@ export interface ServerEvents {
 }
 
 const STOP_TIMEOUT_MS = 700;
+const GO = 0;
 
 export class FuseServer extends EventEmitter<ServerEvents> {
   private readonly workers = new Set<Worker>();
   /** Random per instance: only this process can aim a LOOKUP at it. */
   private readonly stopName = `.lxcfs-ts-stop-${randomBytes(16).toString('hex')}`;
+  private readonly go = new Int32Array(new SharedArrayBuffer(4));
+  readonly snapshots: SnapshotMemory;
   private initInfo: InitInfo | undefined;
+  private initWaiters: Array<{ resolve: (info: InitInfo) => void; reject: (err: Error) => void }> = [];
+  private lastExit: { reason: ReaderExit; detail?: string } = { reason: 'unmounted' };
 
   constructor(private readonly options: FuseServerOptions) {
     super();
+    this.snapshots = options.snapshots ?? SnapshotStore.allocate();
+    this.initInfo = options.initialized;
   }
 
   get negotiated(): InitInfo | undefined {
@@ -46,73 +61,127 @@ export class FuseServer extends EventEmitter<ServerEvents> {
     return this.workers.size;
   }
 
-  /** Starts the readers and resolves once the kernel's INIT has been answered. */
-  start(initTimeoutMs = 10_000): Promise<InitInfo> {
-    const shared = {
-      snapshots: SnapshotStore.allocate(),
-      conn: new SharedArrayBuffer(CONN_FIELDS * 4),
-    };
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`the kernel sent no FUSE INIT within ${initTimeoutMs} ms`)), initTimeoutMs);
-      let lastExit: { reason: ReaderExit; detail?: string } = { reason: 'unmounted' };
-      for (let index = 0; index < this.options.readers; index++) {
-        const data: ReaderData = {
-          index,
-          fd: this.options.fd,
-          fsModule: this.options.fsModule,
-          fsOptions: this.options.fsOptions,
-          ...shared,
-          stopName: this.stopName,
-          logLevel: this.options.logLevel,
-        };
-        // A small young generation keeps each reader's heap (and the daemon's RSS) small: requests allocate
-        // little and briefly.
-        const worker = new Worker(new URL('./reader.js', import.meta.url), {
-          workerData: data,
-          resourceLimits: { maxYoungGenerationSizeMb: 2 },
-        });
-        this.workers.add(worker);
-        worker.on('message', (message: ReaderMessage) => {
-          if (message.type === 'init') {
-            clearTimeout(timer);
-            this.initInfo = message.info;
-            if (message.info.refused) reject(new Error(message.info.refused));
-            else resolve(message.info);
-          } else {
-            lastExit = { reason: message.reason, detail: message.detail };
-          }
-        });
-        worker.on('error', (err) => {
-          lastExit = { reason: 'error', detail: `reader thread ${index} crashed: ${err.message}` };
-        });
-        worker.on('exit', () => {
-          this.workers.delete(worker);
-          if (this.workers.size === 0) {
-            clearTimeout(timer);
-            reject(new Error(lastExit.detail ?? `FUSE readers stopped before INIT (${lastExit.reason})`));
-            this.emit('exit', lastExit.reason, lastExit.detail);
-          }
-        });
+  /** Starts the reader threads and resolves when every one has built its filesystem; they wait for
+   * `release()` before their first read. */
+  prepare(): Promise<void> {
+    const conn = new SharedArrayBuffer(CONN_FIELDS * 4);
+    const ready: Array<Promise<void>> = [];
+    for (let index = 0; index < this.options.readers; index++) {
+      const data: ReaderData = {
+        index,
+        fd: this.options.fd,
+        fsModule: this.options.fsModule,
+        fsOptions: this.options.fsOptions,
+        snapshots: this.snapshots,
+        conn,
+        go: this.go.buffer as SharedArrayBuffer,
+        stopName: this.stopName,
+        logLevel: this.options.logLevel,
+      };
+      // A small young generation keeps each reader's heap (and the daemon's RSS) small: requests
+      // allocate little and briefly.
+      const worker = new Worker(new URL('./reader.js', import.meta.url), {
+        workerData: data,
+        resourceLimits: { maxYoungGenerationSizeMb: 2 },
+      });
+      this.workers.add(worker);
+      ready.push(
+        new Promise((resolve, reject) => {
+          worker.on('message', (message: ReaderMessage) => {
+            if (message.type === 'ready') resolve();
+            else if (message.type === 'init') this.settleInit(message.info);
+            else this.lastExit = { reason: message.reason, detail: message.detail };
+          });
+          worker.on('error', (err) => {
+            this.lastExit = { reason: 'error', detail: `reader thread ${index} crashed: ${err.message}` };
+            reject(new Error(this.lastExit.detail));
+          });
+        }),
+      );
+      worker.on('exit', () => {
+        this.workers.delete(worker);
+        if (this.workers.size > 0) return;
+        this.settleInit(undefined);
+        this.emit('exit', this.lastExit.reason, this.lastExit.detail);
+      });
+    }
+    return Promise.all(ready).then(() => undefined);
+  }
+
+  /** Lets the readers read. With `resend`, first asks the kernel to re-queue every request already taken
+   * by a reader that no longer exists (a crashed predecessor); false if the kernel refused that. */
+  release(options: { resend?: boolean } = {}): boolean {
+    let resent = true;
+    if (options.resend) {
+      const notify = Buffer.alloc(OUT_HEADER_SIZE);
+      notify.writeUInt32LE(OUT_HEADER_SIZE, 0);
+      notify.writeInt32LE(NotifyCode.RESEND, 4); // unique 0: a notification
+      try {
+        fs.writeSync(this.options.fd, notify);
+      } catch {
+        resent = false; // EINVAL: a kernel without FUSE_NOTIFY_RESEND
       }
+    }
+    Atomics.store(this.go, GO, 1);
+    Atomics.notify(this.go, GO);
+    return resent;
+  }
+
+  /** Resolves with what INIT negotiated (at once when taking over an initialized connection). */
+  initialized(timeoutMs = 10_000): Promise<InitInfo> {
+    if (this.initInfo) return Promise.resolve(this.initInfo);
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`the kernel sent no FUSE INIT within ${timeoutMs} ms`)), timeoutMs);
+      timer.unref();
+      this.initWaiters.push({
+        resolve: (info) => (clearTimeout(timer), resolve(info)),
+        reject: (err) => (clearTimeout(timer), reject(err)),
+      });
     });
+  }
+
+  /** prepare + release + initialized, for a fresh mount. */
+  async start(initTimeoutMs = 10_000): Promise<InitInfo> {
+    await this.prepare();
+    this.release();
+    return this.initialized(initTimeoutMs);
+  }
+
+  private settleInit(info: InitInfo | undefined): void {
+    if (info && !info.refused) this.initInfo = info;
+    const waiters = this.initWaiters;
+    this.initWaiters = [];
+    for (const waiter of waiters) {
+      if (info && !info.refused) waiter.resolve(info);
+      else waiter.reject(new Error(info?.refused ?? this.lastExit.detail ?? `FUSE readers stopped before INIT (${this.lastExit.reason})`));
+    }
   }
 
   /** Stops every reader in-band: a LOOKUP of the secret stop name through the mount reaches exactly one
    * reader, which answers it and leaves its loop; repeated once per reader. Requests that arrive
    * meanwhile stay queued in the kernel. Resolves true when all readers stopped. */
   async stop(): Promise<boolean> {
+    // Readers still waiting for release() leave at once.
+    if (Atomics.load(this.go, GO) === 0) {
+      Atomics.store(this.go, GO, -1);
+      Atomics.notify(this.go, GO);
+    }
     const deadline = Date.now() + STOP_TIMEOUT_MS * Math.max(1, this.workers.size);
     while (this.workers.size > 0 && Date.now() < deadline) {
       const before = this.workers.size;
       const exited = new Promise<void>((resolve) => {
         for (const worker of this.workers) worker.once('exit', () => resolve());
       });
-      // From a child process: a stat stuck in this process's thread pool would keep it from exiting.
-      const lookup = spawn('stat', ['--', path.join(this.options.mountPoint, this.stopName)], { stdio: 'ignore' });
-      lookup.on('error', () => undefined);
-      await Promise.race([exited, delay(STOP_TIMEOUT_MS)]);
-      lookup.kill('SIGKILL');
-      lookup.unref();
+      if (Atomics.load(this.go, GO) === 1) {
+        // From a child process: a stat stuck in this process's thread pool would keep it from exiting.
+        const lookup = spawn('stat', ['--', path.join(this.options.mountPoint, this.stopName)], { stdio: 'ignore' });
+        lookup.on('error', () => undefined);
+        await Promise.race([exited, delay(STOP_TIMEOUT_MS)]);
+        lookup.kill('SIGKILL');
+        lookup.unref();
+      } else {
+        await Promise.race([exited, delay(STOP_TIMEOUT_MS)]);
+      }
       if (this.workers.size === before) break;
     }
     return this.workers.size === 0;

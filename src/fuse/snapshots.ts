@@ -22,7 +22,8 @@ const LOCK = 0;
 const SLOT_FREE_TOP = 1;
 const PAGE_FREE_TOP = 2;
 const PAGES_MADE = 3;
-const HEADER = 4;
+const TAG = 4;
+const HEADER = 5;
 const SLOT_FIELDS = 4; // generation, state, length, first page
 const SLOT_BASE = HEADER;
 const SLOT_FREE_BASE = SLOT_BASE + MAX_SLOTS * SLOT_FIELDS;
@@ -38,7 +39,12 @@ const NO_PAGE = -1;
 export interface SnapshotMemory {
   control: SharedArrayBuffer;
   pages: SharedArrayBuffer;
-  tag: number;
+}
+
+/** A store copied for another process (structured-cloneable). */
+export interface SnapshotDump {
+  control: string;
+  pages: string;
 }
 
 export type SnapshotRead =
@@ -50,7 +56,6 @@ export class SnapshotStore {
   private readonly ctl: Int32Array;
   private readonly pages: SharedArrayBuffer;
   private bytes: Uint8Array;
-  private readonly tag: number;
 
   /** Allocates the shared memory; pass `memory` to every reader thread. */
   static allocate(): SnapshotMemory {
@@ -63,15 +68,34 @@ export class SnapshotStore {
     ctl[PAGE_FREE_TOP] = INITIAL_PAGES;
     ctl[PAGES_MADE] = INITIAL_PAGES;
     // A random non-zero 20-bit tag keeps handles exact as JS numbers (< 2^53).
-    const tag = 1 + Math.floor(Math.random() * 0xffffe);
-    return { control, pages, tag };
+    ctl[TAG] = 1 + Math.floor(Math.random() * 0xffffe);
+    return { control, pages };
+  }
+
+  /** A copy of the whole store (handles, generations, free lists, snapshot pages) for a successor process
+   * that takes over the connection: handles it did not issue keep working there. */
+  static dump(memory: SnapshotMemory): SnapshotDump {
+    const ctl = new Int32Array(memory.control);
+    return {
+      control: Buffer.from(memory.control).toString('base64'),
+      pages: Buffer.from(memory.pages, 0, ctl[PAGES_MADE]! * PAGE).toString('base64'),
+    };
+  }
+
+  /** Replaces the content of `memory` (not yet in use) with a predecessor's dump. */
+  static load(memory: SnapshotMemory, dump: SnapshotDump): void {
+    const pages = Buffer.from(dump.pages, 'base64');
+    if (memory.pages.byteLength < pages.length) memory.pages.grow(pages.length);
+    new Uint8Array(memory.pages).set(pages);
+    new Uint8Array(memory.control).set(Buffer.from(dump.control, 'base64'));
+    // A lock the predecessor held at the moment of the copy means nothing here.
+    Atomics.store(new Int32Array(memory.control), LOCK, 0);
   }
 
   constructor(memory: SnapshotMemory) {
     this.ctl = new Int32Array(memory.control);
     this.pages = memory.pages;
     this.bytes = new Uint8Array(memory.pages);
-    this.tag = memory.tag;
   }
 
   /** A new handle, or undefined when every slot is in use (the caller answers ENFILE). */
@@ -88,7 +112,7 @@ export class SnapshotStore {
       this.ctl[base + 1] = OPEN;
       this.ctl[base + 2] = 0;
       this.ctl[base + 3] = NO_PAGE;
-      return this.tag * HANDLE_LOW + ((generation << 16) | slot);
+      return this.ctl[TAG]! * HANDLE_LOW + ((generation << 16) | slot);
     } finally {
       this.unlock();
     }
@@ -175,7 +199,7 @@ export class SnapshotStore {
 
   /** Index of the slot's fields, or -1 if the handle is not a live handle of this store. */
   private slotBase(handle: number): number {
-    if (Math.floor(handle / HANDLE_LOW) !== this.tag) return -1;
+    if (Math.floor(handle / HANDLE_LOW) !== this.ctl[TAG]) return -1;
     const low = handle % HANDLE_LOW;
     const slot = low & 0xffff;
     const base = SLOT_BASE + slot * SLOT_FIELDS;

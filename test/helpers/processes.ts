@@ -5,7 +5,7 @@ import { spawn, spawnSync, type ChildProcess, type SpawnSyncReturns } from 'node
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { abortConnection, detachMount, mountsAt } from '../../src/fuse/mount.js';
+import { abortConnection, detachMount, mountsAt, probeFile } from '../../src/fuse/mount.js';
 
 export const REPO = path.resolve(import.meta.dirname, '../..');
 export const CLI = path.join(REPO, 'dist/cli.js');
@@ -59,6 +59,19 @@ export function unmountAll(dir: string): void {
       detachMount(point);
     }
   }
+}
+
+/** Kills the daemon (its main process, which holds the connection) with SIGKILL and waits until the
+ * mount is dead: its serving process notices and exits, closing the last fd. */
+export async function killDaemonHard(daemon: Daemon): Promise<void> {
+  daemon.child.kill('SIGKILL');
+  await daemon.exited;
+  const deadline = Date.now() + 5000;
+  while (Date.now() < deadline) {
+    if ((await probeFile(path.join(daemon.mountPoint, 'proc/uptime'), 1000)).state === 'dead') return;
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+  throw new Error(`the mount on ${daemon.mountPoint} is still alive 5 s after kill -9 of the daemon`);
 }
 
 export function isMounted(mountPoint: string): boolean {

@@ -4,7 +4,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { CLI, Cleanup, isMounted, run, startDaemon, startFixture } from '../helpers/processes.js';
+import { CLI, Cleanup, isMounted, killDaemonHard, run, startDaemon, startFixture } from '../helpers/processes.js';
 
 const cleanup = new Cleanup();
 afterAll(() => cleanup.run());
@@ -93,8 +93,7 @@ describe('what is already at the mountpoint', () => {
   it('clears the dead mount of a killed daemon and its stale pid file, then serves', async () => {
     const { mnt, pid } = layout();
     const first = await startDaemon(cleanup, ['-p', pid, mnt], mnt);
-    first.child.kill('SIGKILL');
-    await first.exited;
+    await killDaemonHard(first);
     expect(isMounted(mnt)).toBe(true);
     expect(run('cat', [path.join(mnt, 'proc/uptime')]).stderr).toMatch(/not connected/);
     const second = await startDaemon(cleanup, ['-p', pid, mnt], mnt);

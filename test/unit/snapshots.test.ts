@@ -54,10 +54,28 @@ describe('SnapshotStore', () => {
     const reused = store.open()!;
     expect(reused).not.toBe(handle); // same slot, new generation
     expect(store.put(handle, bytes(10, 1))).toBe(false);
-    const foreign = new SnapshotStore({ ...memory, tag: memory.tag + 1 });
+    const foreign = new SnapshotStore(SnapshotStore.allocate());
     expect(foreign.read(reused, 0, 10, new Uint8Array(10), 0).kind).toBe('none');
     store.release(handle); // a second release of a stale handle is harmless
     expect(store.usage().handles).toBe(1);
+  });
+
+  it('hands every open handle and snapshot to a successor through dump and load', () => {
+    const memory = SnapshotStore.allocate();
+    const store = new SnapshotStore(memory);
+    const handles = Array.from({ length: 30 }, () => store.open()!);
+    handles.forEach((h, i) => store.put(h, bytes(5000 + i * 300, i)));
+    store.release(handles[3]!);
+    const successorMemory = SnapshotStore.allocate();
+    SnapshotStore.load(successorMemory, JSON.parse(JSON.stringify(SnapshotStore.dump(memory))));
+    const successor = new SnapshotStore(successorMemory);
+    handles.forEach((h, i) => {
+      if (i === 3) expect(successor.read(h, 1, 10, new Uint8Array(10), 0).kind).toBe('none');
+      else expect(same(readAll(successor, h, 777), bytes(5000 + i * 300, i))).toBe(true);
+    });
+    const fresh = successor.open()!;
+    expect(handles).not.toContain(fresh);
+    expect(successor.usage().handles).toBe(30);
   });
 
   it('grows the page pool on demand and returns every page on release', () => {

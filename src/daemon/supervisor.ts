@@ -1,0 +1,205 @@
+// Keeps one serving process (server-process.ts) running on the FUSE connection this process holds.
+// The connection (the /dev/fuse fd) never closes while we live, so containers' bind mounts stay valid
+// across what happens to the serving code:
+// - a crash or kill -9 of the serving process: a new one starts on the same fd and asks the kernel to
+//   replay the requests the dead one had taken (FUSE_NOTIFY_RESEND, Linux ≥ 6.9);
+// - an upgrade (SIGUSR1): the code on disk starts as a successor, gets ready, the old one stops reading
+//   in-band and hands over its open file handles, then the successor reads. Nothing is lost.
+
+import { spawn, type ChildProcess } from 'node:child_process';
+import { EventEmitter } from 'node:events';
+import type { Logger } from 'pino';
+import { InitFlag2 } from '../fuse/abi.js';
+import type { InitInfo } from '../fuse/session.js';
+import type { DaemonConfig } from './config.js';
+import { FUSE_FD, type ServerMessage, type SupervisorMessage } from './server-process.js';
+
+const SERVER_SCRIPT = new URL('./server-process.js', import.meta.url);
+const READY_TIMEOUT_MS = 15_000;
+const STOP_TIMEOUT_MS = 1500;
+const MAX_RESTART_DELAY_MS = 5000;
+
+export interface SupervisorEvents {
+  /** The connection ended on its own (unmounted or aborted from outside). */
+  ended: [reason: string, detail?: string];
+}
+
+interface Server {
+  child: ChildProcess;
+  /** Resolves with the next message of a type (or rejects when the process exits first). */
+  next<T extends ServerMessage['type']>(type: T, timeoutMs: number): Promise<Extract<ServerMessage, { type: T }>>;
+  exited: Promise<void>;
+}
+
+export class ServerSupervisor extends EventEmitter<SupervisorEvents> {
+  private current: Server | undefined;
+  private init: InitInfo | undefined;
+  private virtualize = true;
+  private stopping = false;
+  private upgrading = false;
+  private recentCrashes: number[] = [];
+
+  constructor(
+    private readonly options: { config: DaemonConfig; fd: number; log: Logger },
+  ) {
+    super();
+  }
+
+  get negotiated(): InitInfo | undefined {
+    return this.init;
+  }
+
+  /** Whether the kernel can replay requests a dead serving process had taken. */
+  get resendAvailable(): boolean {
+    return ((this.init?.flags2Offered ?? 0) & InitFlag2.HAS_RESEND) !== 0;
+  }
+
+  get serverPid(): number | undefined {
+    return this.current?.child.pid;
+  }
+
+  /** Starts the first serving process and resolves once it has answered the kernel's INIT. */
+  async start(): Promise<InitInfo> {
+    const server = this.spawnServer({ waitForGo: false, resend: false });
+    const serving = await server.next('serving', READY_TIMEOUT_MS);
+    this.init = serving.init;
+    this.adopt(server);
+    return serving.init;
+  }
+
+  /** Replaces the serving process with the code on disk, without losing a request. */
+  async upgrade(): Promise<void> {
+    const old = this.current;
+    if (this.upgrading || this.stopping || !old) return;
+    this.upgrading = true;
+    const { log } = this.options;
+    try {
+      const successor = this.spawnServer({ waitForGo: true, resend: false });
+      try {
+        await successor.next('ready', READY_TIMEOUT_MS);
+      } catch (err) {
+        successor.child.kill('SIGKILL');
+        log.error({ err: (err as Error).message }, 'upgrade aborted: the new serving process did not get ready; the old one keeps serving');
+        return;
+      }
+      // From here on the old process must not be restarted when it exits.
+      this.current = undefined;
+      const handed = old.next('stopped', STOP_TIMEOUT_MS).catch(() => undefined);
+      old.child.send({ type: 'stop', handoff: true } satisfies SupervisorMessage);
+      const stopped = await handed;
+      if (!stopped?.clean) {
+        // It could not stop in-band: kill it; the successor replays whatever it had taken.
+        old.child.kill('SIGKILL');
+        await old.exited;
+      }
+      const serving = successor.next('serving', READY_TIMEOUT_MS);
+      successor.child.send({ type: 'go', snapshots: stopped?.snapshots, resend: !stopped?.clean && this.resendAvailable } satisfies SupervisorMessage);
+      await serving;
+      this.adopt(successor);
+      log.info({ from: old.child.pid, to: successor.child.pid, handedOver: !!stopped?.snapshots }, 'upgraded the serving process');
+    } finally {
+      this.upgrading = false;
+    }
+  }
+
+  setVirtualize(on: boolean): void {
+    this.virtualize = on;
+    this.current?.child.send({ type: 'virtualize', on } satisfies SupervisorMessage);
+  }
+
+  /** Stops the serving process; false if it did not stop in time (the caller aborts the connection). */
+  async stop(): Promise<boolean> {
+    this.stopping = true;
+    const server = this.current;
+    this.current = undefined;
+    if (!server || server.child.exitCode !== null) return true;
+    const stopped = server.next('stopped', STOP_TIMEOUT_MS).catch(() => undefined);
+    server.child.send({ type: 'stop', handoff: false } satisfies SupervisorMessage);
+    const result = await stopped;
+    if (!result?.clean) server.child.kill('SIGKILL');
+    return !!result?.clean;
+  }
+
+  private spawnServer(start: { waitForGo: boolean; resend: boolean }): Server {
+    const { config, fd } = this.options;
+    const env = { ...process.env };
+    delete env.NOTIFY_SOCKET; // only the supervisor talks to systemd
+    const child = spawn(process.execPath, [SERVER_SCRIPT.pathname], {
+      stdio: ['ignore', 'inherit', 'inherit', fd, 'ipc'],
+      env,
+    });
+    if (child.stdio.length <= FUSE_FD) throw new Error('the serving process did not get the FUSE fd');
+    const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+    const server: Server = {
+      child,
+      exited,
+      next: (type, timeoutMs) =>
+        new Promise((resolve, reject) => {
+          const onMessage = (message: ServerMessage): void => {
+            if (message.type === 'ended') return fail(new Error(`the serving process ended: ${message.detail ?? message.reason}`));
+            if (message.type !== type) return;
+            done();
+            resolve(message as never);
+          };
+          const onExit = (code: number | null, signal: string | null): void =>
+            fail(new Error(`the serving process exited (${signal ?? `status ${code}`}) before "${type}"`));
+          const timer = setTimeout(() => fail(new Error(`the serving process sent no "${type}" within ${timeoutMs} ms`)), timeoutMs);
+          const done = (): void => {
+            clearTimeout(timer);
+            child.off('message', onMessage);
+            child.off('exit', onExit);
+          };
+          const fail = (err: Error): void => {
+            done();
+            reject(err);
+          };
+          child.on('message', onMessage);
+          child.once('exit', onExit);
+        }),
+    };
+    child.send({
+      type: 'start',
+      config,
+      virtualize: this.virtualize,
+      initialized: this.init,
+      waitForGo: start.waitForGo,
+      resend: start.resend,
+    } satisfies SupervisorMessage);
+    return server;
+  }
+
+  /** Makes `server` the current one: its unexpected death restarts it, its 'ended' ends us. */
+  private adopt(server: Server): void {
+    this.current = server;
+    server.child.on('message', (message: ServerMessage) => {
+      if (message.type === 'ended' && this.current === server && !this.stopping) {
+        this.current = undefined;
+        this.emit('ended', message.reason, message.detail);
+      }
+    });
+    server.child.once('exit', (code, signal) => {
+      if (this.current !== server || this.stopping) return;
+      this.current = undefined;
+      this.restartAfterCrash(code, signal);
+    });
+  }
+
+  private restartAfterCrash(code: number | null, signal: NodeJS.Signals | null): void {
+    const { log } = this.options;
+    const now = Date.now();
+    this.recentCrashes = [...this.recentCrashes.filter((at) => now - at < 60_000), now];
+    // Back off when it keeps dying (bad code, bad host): the mount stays, requests wait in the kernel.
+    const delay = Math.min(MAX_RESTART_DELAY_MS, 100 * 2 ** (this.recentCrashes.length - 1)) - 100;
+    const resend = this.resendAvailable;
+    log.error({ code, signal, restartInMs: Math.max(0, delay), resend }, 'the serving process died; starting a new one on the same connection');
+    setTimeout(() => {
+      if (this.stopping) return;
+      const server = this.spawnServer({ waitForGo: false, resend });
+      server
+        .next('serving', READY_TIMEOUT_MS)
+        .then((serving) => log.info({ pid: server.child.pid, resent: serving.resent }, 'serving again'))
+        .catch((err: Error) => log.error({ err: err.message }, 'the new serving process failed to start'));
+      this.adopt(server);
+    }, Math.max(0, delay));
+  }
+}
