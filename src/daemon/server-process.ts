@@ -8,6 +8,7 @@ import type { InitInfo } from '../fuse/session.js';
 import { SnapshotStore, type SnapshotDump } from '../fuse/snapshots.js';
 import type { DaemonConfig } from './config.js';
 import { ControlField, CONTROL_FIELDS, treeOptionsFrom } from './lxcfs-tree.js';
+import { startLoadavgSampler, type LoadavgSampler } from './loadavg-sampler.js';
 
 export const FUSE_FD = 3;
 
@@ -33,8 +34,10 @@ export type ServerMessage =
   | { type: 'stopped'; clean: boolean; snapshots?: SnapshotDump }
   | { type: 'ended'; reason: string; detail?: string };
 
-function send(message: ServerMessage): void {
-  process.send?.(message);
+/** Sends to the supervisor; `then` runs once the message is on its way (exiting before that loses it). */
+function send(message: ServerMessage, then?: () => void): void {
+  if (!process.send || !process.connected) return then?.();
+  process.send(message, undefined, {}, () => then?.());
 }
 
 async function serve(start: Extract<SupervisorMessage, { type: 'start' }>): Promise<void> {
@@ -43,26 +46,30 @@ async function serve(start: Extract<SupervisorMessage, { type: 'start' }>): Prom
   const control = new SharedArrayBuffer(CONTROL_FIELDS * 4);
   const flags = new Int32Array(control);
   Atomics.store(flags, ControlField.VIRTUALIZE, start.virtualize ? 1 : 0);
+  const treeOptions = treeOptionsFrom(config, control);
   const server = new FuseServer({
     fd: FUSE_FD,
     mountPoint: config.mountpoint,
     readers: config.readers,
     fsModule: new URL('./lxcfs-tree.js', import.meta.url).href,
-    fsOptions: treeOptionsFrom(config, control),
+    fsOptions: treeOptions,
     logLevel: config.logLevel,
     initialized: start.initialized,
   });
   let stopping = false;
+  let loadavg: LoadavgSampler | undefined;
 
   const stop = async (handoff: boolean): Promise<void> => {
     if (stopping) return;
     stopping = true;
+    loadavg?.stop();
     const clean = await server.stop();
-    send({ type: 'stopped', clean, snapshots: handoff && clean ? SnapshotStore.dump(server.snapshots) : undefined });
     // With every reader stopped nothing blocks exit. A reader stuck in the kernel would make exit()
     // hang: the supervisor aborts the connection then, or, without a supervisor, we kill ourselves.
-    if (clean) process.exit(0);
-    if (!process.connected) process.kill(process.pid, 'SIGKILL');
+    send({ type: 'stopped', clean, snapshots: handoff && clean ? SnapshotStore.dump(server.snapshots) : undefined }, () => {
+      if (clean) process.exit(0);
+      if (!process.connected) process.kill(process.pid, 'SIGKILL');
+    });
   };
 
   process.on('message', (message: SupervisorMessage) => {
@@ -80,8 +87,7 @@ async function serve(start: Extract<SupervisorMessage, { type: 'start' }>): Prom
 
   server.on('exit', (reason, detail) => {
     if (stopping) return;
-    send({ type: 'ended', reason, detail });
-    process.exit(reason === 'error' ? 1 : 0);
+    send({ type: 'ended', reason, detail }, () => process.exit(reason === 'error' ? 1 : 0));
   });
 
   const begin = async (resend: boolean): Promise<void> => {
@@ -92,14 +98,13 @@ async function serve(start: Extract<SupervisorMessage, { type: 'start' }>): Prom
   };
 
   await server.prepare();
+  // Off the request path: the readers only look up the table this thread updates every 5 s.
+  if (!stopping) loadavg = startLoadavgSampler(treeOptions, log);
   send({ type: 'ready' });
   if (!start.waitForGo) await begin(start.resend);
 }
 
 process.once('message', (message: SupervisorMessage) => {
   if (message.type !== 'start') return;
-  serve(message).catch((err: Error) => {
-    send({ type: 'ended', reason: 'error', detail: err.message });
-    process.exit(1);
-  });
+  serve(message).catch((err: Error) => send({ type: 'ended', reason: 'error', detail: err.message }, () => process.exit(1)));
 });

@@ -197,7 +197,7 @@ export class ServerSupervisor extends EventEmitter<SupervisorEvents> {
       const server = this.spawnServer({ waitForGo: false, resend });
       server
         .next('serving', READY_TIMEOUT_MS)
-        .then((serving) => log.info({ pid: server.child.pid, resent: serving.resent }, 'serving again'))
+        .then((serving) => log.info({ server: server.child.pid, resent: serving.resent }, 'serving again'))
         .catch((err: Error) => log.error({ err: err.message }, 'the new serving process failed to start'));
       this.adopt(server);
     }, Math.max(0, delay));

@@ -1,0 +1,144 @@
+// Restarting without breaking containers: readers in simulated containers keep reading every file
+// while the serving process is upgraded five times and killed three times. Not one read may fail.
+
+import { spawn, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createCgroup } from '../helpers/cgroups.js';
+import { Cleanup, isMounted, startDaemon, type Daemon } from '../helpers/processes.js';
+
+const cleanup = new Cleanup();
+let dir: string;
+let mnt: string;
+let daemon: Daemon;
+
+const FILES = ['proc/meminfo', 'proc/cpuinfo', 'proc/stat', 'proc/uptime', 'proc/loadavg', 'proc/swaps', 'proc/diskstats', 'sys/devices/system/cpu/online'];
+
+// Reads every file (bind-mounted over the container's own) in a loop until the stop file appears; a
+// read fails if it errors or is not a complete, well-formed file. Prints a JSON summary.
+const READER = `
+import json, os, sys, time
+stop = sys.argv[1]
+files = ['/' + f for f in sys.argv[2:]]
+def well_formed(name, text):
+    if not text.endswith('\\n'): return False
+    if name.endswith('meminfo'): return text.startswith('MemTotal:') and 'SwapFree:' in text and text.count('\\n') > 20
+    if name.endswith('cpuinfo'): return text.startswith('processor') and text.endswith('\\n\\n')
+    if name.endswith('/stat'): return text.startswith('cpu ') and 'btime ' in text and 'procs_blocked' in text
+    if name.endswith('uptime'): return len(text.split()) == 2
+    if name.endswith('loadavg'): return len(text.split()) == 5
+    if name.endswith('swaps'): return text.startswith('Filename')
+    return True
+reads = failures = 0
+slowest = 0.0
+examples = []
+while not os.path.exists(stop):
+    for name in files:
+        started = time.monotonic()
+        try:
+            fd = os.open(name, os.O_RDONLY)
+            chunks = []
+            while True:
+                b = os.read(fd, 1 << 20)
+                if not b: break
+                chunks.append(b)
+            os.close(fd)
+            ok = well_formed(name, b''.join(chunks).decode())
+            why = 'malformed'
+        except OSError as e:
+            ok, why = False, e.strerror
+        slowest = max(slowest, time.monotonic() - started)
+        reads += 1
+        if not ok:
+            failures += 1
+            if len(examples) < 5: examples.append(name + ': ' + why)
+print(json.dumps({'reads': reads, 'failures': failures, 'slowest': slowest, 'examples': examples}))
+`;
+
+beforeAll(async () => {
+  dir = cleanup.tempDir();
+  mnt = path.join(dir, 'mnt');
+  daemon = await startDaemon(cleanup, ['-p', path.join(dir, 'pid'), mnt], mnt);
+}, 30_000);
+
+afterAll(() => cleanup.run());
+
+function serverPid(): number {
+  const children = fs.readFileSync(`/proc/${daemon.pid}/task/${daemon.pid}/children`, 'utf8').trim().split(/\s+/).map(Number);
+  expect(children).toHaveLength(1);
+  return children[0]!;
+}
+
+async function waitForLog(pattern: RegExp, count: number, timeoutMs = 20_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while ((daemon.output().match(new RegExp(pattern, 'g')) ?? []).length < count) {
+    if (Date.now() > deadline) throw new Error(`no ${count}× ${pattern} in the daemon log:\n${daemon.output().slice(-3000)}`);
+    await new Promise((resolve) => setTimeout(resolve, 25));
+  }
+}
+
+describe('upgrades and crashes of the serving process', () => {
+  it('lose no read of 8 container readers over 5 graceful upgrades and 3 kill -9, and never make a mount stale', async () => {
+    const cgroup = createCgroup(cleanup, 'memory', 'lxcfs-ts-restart');
+    cgroup.write('memory.limit_in_bytes', 512 * 1024 * 1024);
+    const stopFile = path.join(dir, 'stop-readers');
+    fs.writeFileSync(path.join(dir, 'reader.py'), READER);
+    const binds = FILES.map((f) => `mount --bind ${mnt}/${f} /${f}`).join(' && ');
+    const readers: Array<Promise<string>> = [];
+    const children: ChildProcess[] = [];
+    for (let i = 0; i < 8; i++) {
+      const child = spawn('sh', [
+        '-c',
+        `echo $$ > ${cgroup.dir}/cgroup.procs && exec unshare --pid --fork --mount --mount-proc --propagation private sh -c "$1"`,
+        'sh',
+        `${binds} && exec python3 ${dir}/reader.py ${stopFile} ${FILES.join(' ')}`,
+      ], { stdio: ['ignore', 'pipe', 'pipe'] });
+      cleanup.own(child);
+      children.push(child);
+      readers.push(
+        new Promise((resolve, reject) => {
+          let out = '';
+          let err = '';
+          child.stdout!.on('data', (c: Buffer) => (out += c));
+          child.stderr!.on('data', (c: Buffer) => (err += c));
+          child.on('exit', (code) => (code === 0 ? resolve(out) : reject(new Error(`reader ${i} failed: ${err}`))));
+        }),
+      );
+    }
+    cleanup.add(() => fs.writeFileSync(stopFile, ''));
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+
+    const servers = new Set([serverPid()]);
+    for (let round = 1; round <= 5; round++) {
+      process.kill(daemon.pid, 'SIGUSR1');
+      await waitForLog(/"msg":"upgraded the serving process"/, round);
+      servers.add(serverPid());
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      if (round <= 3) {
+        process.kill(serverPid(), 'SIGKILL');
+        await waitForLog(/"msg":"serving again"/, round);
+        servers.add(serverPid());
+        await new Promise((resolve) => setTimeout(resolve, 300));
+      }
+    }
+    fs.writeFileSync(stopFile, '');
+    // A reader whose request was lost hangs in the kernel: fail in bounded time, not at the test timeout.
+    const finished = await Promise.race([Promise.all(readers), new Promise<undefined>((resolve) => setTimeout(resolve, 15_000))]);
+    if (!finished) throw new Error('readers still blocked 15 s after being told to stop: a request was lost');
+    const results = finished.map((out) => JSON.parse(out) as { reads: number; failures: number; slowest: number; examples: string[] });
+
+    expect(servers.size).toBe(9); // the first, 5 successors, 3 restarted after kill -9
+    expect(daemon.output()).toMatch(/"handedOver":true/);
+    const total = results.reduce((sum, r) => sum + r.reads, 0);
+    expect(total).toBeGreaterThan(8 * FILES.length * 10);
+    expect(results.flatMap((r) => r.examples)).toEqual([]);
+    expect(results.map((r) => r.failures)).toEqual(Array(8).fill(0));
+    expect(Math.max(...results.map((r) => r.slowest))).toBeLessThan(2);
+    expect(isMounted(mnt)).toBe(true);
+    const { code } = await daemon.stop();
+    expect(code).toBe(0);
+    expect(isMounted(mnt)).toBe(false);
+    expect(children.every((c) => c.exitCode === 0)).toBe(true);
+  }, 120_000);
+});
