@@ -7,6 +7,7 @@ import { pino } from 'pino';
 import { CONFIG_ENV_VAR, CONFIG_OPTIONS, resolveConfig } from './daemon/config.js';
 import { runDaemon } from './daemon/daemon.js';
 import { showCommand } from './daemon/show.js';
+import { upgradeCommand } from './daemon/upgrade.js';
 
 const VERSION = (JSON.parse(fs.readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;
 
@@ -21,6 +22,7 @@ const program = new Command('lxcfs-ts')
   .argument('[mountpoint]', 'where to mount (default /var/lib/lxcfs)')
   .option('--config <file>', `config file (ini, section [lxcfs-ts]; default /etc/lxcfs-ts.conf if present, or $${CONFIG_ENV_VAR})`)
   .addOption(new Option('-s', 'ignored (lxcfs compatibility)').hideHelp())
+  .enablePositionalOptions()
   .showHelpAfterError(false)
   .allowExcessArguments(false);
 
@@ -54,6 +56,7 @@ program.action(async (mountpoint: string | undefined, cliOptions: Record<string,
 });
 
 program.addCommand(showCommand());
+program.addCommand(upgradeCommand());
 
 try {
   await program.parseAsync(process.argv);

@@ -6,7 +6,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createCgroup } from '../helpers/cgroups.js';
-import { Cleanup, isMounted, startDaemon, type Daemon } from '../helpers/processes.js';
+import { CLI, Cleanup, isMounted, run, startDaemon, type Daemon } from '../helpers/processes.js';
 
 const cleanup = new Cleanup();
 let dir: string;
@@ -141,4 +141,23 @@ describe('upgrades and crashes of the serving process', () => {
     expect(isMounted(mnt)).toBe(false);
     expect(children.every((c) => c.exitCode === 0)).toBe(true);
   }, 120_000);
+});
+
+describe('lxcfs-ts upgrade', () => {
+  it('replaces the serving process of the daemon named by the pid file, and refuses a bad pid file', async () => {
+    const upgradeDir = cleanup.tempDir();
+    const pidFile = path.join(upgradeDir, 'pid');
+    const upgradeMnt = path.join(upgradeDir, 'mnt');
+    const target = await startDaemon(cleanup, ['-p', pidFile, upgradeMnt], upgradeMnt);
+    const before = fs.readFileSync(`/proc/${target.pid}/task/${target.pid}/children`, 'utf8').trim();
+    const ok = run(process.execPath, [CLI, 'upgrade', '-p', pidFile]);
+    expect(ok.status, ok.stderr).toBe(0);
+    expect(ok.stdout).toMatch(new RegExp(`^upgraded: daemon ${target.pid} now serves from process \\d+ \\(was ${before}\\)\\n$`));
+    expect(fs.readFileSync(path.join(upgradeMnt, 'proc/uptime'), 'utf8')).toMatch(/^\d+\.\d\d /);
+    const bad = run(process.execPath, [CLI, 'upgrade', '-p', path.join(upgradeDir, 'missing.pid')]);
+    expect(bad.status).toBe(1);
+    expect(bad.stderr.trim().split('\n')).toHaveLength(1);
+    expect(bad.stderr).toMatch(/cannot read pid file .*missing\.pid: ENOENT/);
+    expect((await target.stop()).code).toBe(0);
+  });
 });
