@@ -8,6 +8,7 @@ import { CONFIG_ENV_VAR, CONFIG_OPTIONS, resolveConfig } from './daemon/config.j
 import { runDaemon } from './daemon/daemon.js';
 import { showCommand } from './daemon/show.js';
 import { upgradeCommand } from './daemon/upgrade.js';
+import { remountCommand } from './remount/command.js';
 
 const VERSION = (JSON.parse(fs.readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;
 
@@ -57,6 +58,7 @@ program.action(async (mountpoint: string | undefined, cliOptions: Record<string,
 
 program.addCommand(showCommand());
 program.addCommand(upgradeCommand());
+program.addCommand(remountCommand());
 
 try {
   await program.parseAsync(process.argv);

@@ -4,10 +4,10 @@
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import type { Logger } from 'pino';
-import { abortConnection, detachMount, mountFuse, mountsAt, openFuseDevice } from '../fuse/mount.js';
+import { abortConnection, mountFuse, mountsAt, openFuseDevice } from '../fuse/mount.js';
 import type { DaemonConfig } from './config.js';
 import { parseMountOptions } from './config.js';
-import { FS_SOURCE, FS_TYPE, prepareMountpoint } from './mountpoint.js';
+import { detachLxcfsMounts, FS_SOURCE, FS_TYPE, prepareMountpoint } from './mountpoint.js';
 import { acquirePidFile } from './pidfile.js';
 import { ServerSupervisor } from './supervisor.js';
 
@@ -39,7 +39,7 @@ export async function runDaemon(config: DaemonConfig, log: Logger): Promise<numb
   const cleanup = (): void => {
     if (mounted) {
       try {
-        detachMount(config.mountpoint);
+        detachLxcfsMounts(config.mountpoint);
       } catch (err) {
         log.error({ err }, 'could not detach the mount');
       }
@@ -92,7 +92,7 @@ export async function runDaemon(config: DaemonConfig, log: Logger): Promise<numb
       notifySystemd(log, 'STOPPING=1');
       if (!(await supervisor.stop())) {
         // A reader is stuck in a handler: aborting the connection is the one thing that frees it.
-        const entry = mountsAt(config.mountpoint).find((m) => m.fsType === FS_TYPE);
+        const entry = mountsAt(config.mountpoint).filter((m) => m.fsType === FS_TYPE).pop(); // ours is on top
         if (entry) abortConnection(entry.device);
         log.warn('the serving process did not stop in time; aborted the FUSE connection');
       }

@@ -18,35 +18,45 @@ function isLxcfsMount(entry: MountInfoEntry): boolean {
   return entry.fsType === FS_TYPE || (entry.fsType.startsWith('fuse') && entry.source === FS_SOURCE);
 }
 
-/** Clears a dead lxcfs mount, refuses a live or foreign one, and makes sure the directory exists. */
+/** Refuses a live or foreign mount at the mountpoint and makes sure the directory exists. A dead (or,
+ * with --force, hung) lxcfs mount is aborted and left in place: we mount on top of it, like lxcfs does
+ * after a crash. Containers that got the lxcfs directory itself with slave propagation
+ * (`-v /var/lib/lxcfs:/var/lib/lxcfs:rslave`) hold a copy of that dead mount, and only a mount stacked
+ * on it propagates into their copy, where the remount helper finds it. */
 export async function prepareMountpoint(mountPoint: string, options: { force: boolean; log: Logger }): Promise<void> {
-  // Stacked mounts are cleared top down; the loop ends when nothing of ours is left.
-  for (let mounts = mountsAt(mountPoint); mounts.length > 0; mounts = mountsAt(mountPoint)) {
-    const top = mounts[mounts.length - 1]!;
-    if (!isLxcfsMount(top)) {
-      throw new StartupError(
-        `${mountPoint} already has a ${top.fsType} filesystem (source "${top.source}") mounted on it; choose another mountpoint or unmount it`,
-      );
-    }
-    const probe = await probeFile(path.join(mountPoint, 'proc/uptime'), PROBE_TIMEOUT_MS);
-    if (probe.state === 'live') {
-      throw new StartupError(`${mountPoint} is already served by a running lxcfs or lxcfs-ts daemon; stop it first or choose another mountpoint`);
-    }
-    const minor = top.device.split(':')[1];
-    if (probe.state === 'hung' && !options.force) {
-      throw new StartupError(
-        `the lxcfs mount on ${mountPoint} does not answer within ${PROBE_TIMEOUT_MS} ms (a hung daemon?); start with --force to abort it, or run: echo 1 > ${FUSECTL_DIR}/${minor}/abort; umount -l ${mountPoint}`,
-      );
-    }
-    // Abort first so that nothing still waiting on the old connection can block the detach.
-    const aborted = abortConnection(top.device);
-    detachMount(mountPoint);
-    options.log.warn(
-      { mountPoint, device: top.device, state: probe.state, aborted },
-      probe.state === 'hung' ? 'aborted and detached a hung lxcfs mount (--force)' : 'cleared a stale lxcfs mount left by a dead daemon',
+  const mounts = mountsAt(mountPoint);
+  const top = mounts[mounts.length - 1];
+  if (!top) return ensureDirectory(mountPoint);
+  if (!isLxcfsMount(top)) {
+    throw new StartupError(
+      `${mountPoint} already has a ${top.fsType} filesystem (source "${top.source}") mounted on it; choose another mountpoint or unmount it`,
     );
   }
-  ensureDirectory(mountPoint);
+  const probe = await probeFile(path.join(mountPoint, 'proc/uptime'), PROBE_TIMEOUT_MS);
+  if (probe.state === 'live') {
+    throw new StartupError(`${mountPoint} is already served by a running lxcfs or lxcfs-ts daemon; stop it first or choose another mountpoint`);
+  }
+  const minor = top.device.split(':')[1];
+  if (probe.state === 'hung' && !options.force) {
+    throw new StartupError(
+      `the lxcfs mount on ${mountPoint} does not answer within ${PROBE_TIMEOUT_MS} ms (a hung daemon?); start with --force to abort it, or run: echo 1 > ${FUSECTL_DIR}/${minor}/abort; umount -l ${mountPoint}`,
+    );
+  }
+  // Aborting frees every caller still waiting on the old connection; the mount stays, dead, below ours.
+  const aborted = abortConnection(top.device);
+  options.log.warn(
+    { mountPoint, device: top.device, state: probe.state, aborted },
+    probe.state === 'hung'
+      ? 'aborted a hung lxcfs mount (--force); mounting on top of it'
+      : 'found the dead mount of a crashed daemon; mounting on top of it so that containers can be re-bound (lxcfs-ts remount)',
+  );
+}
+
+/** Detaches every lxcfs mount stacked on the mountpoint (ours and dead ones below), top down. */
+export function detachLxcfsMounts(mountPoint: string): void {
+  for (let mounts = mountsAt(mountPoint); mounts.length > 0 && isLxcfsMount(mounts[mounts.length - 1]!); mounts = mountsAt(mountPoint)) {
+    detachMount(mountPoint);
+  }
 }
 
 function ensureDirectory(mountPoint: string): void {

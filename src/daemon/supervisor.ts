@@ -124,7 +124,8 @@ export class ServerSupervisor extends EventEmitter<SupervisorEvents> {
     const { config, fd } = this.options;
     const env = { ...process.env };
     delete env.NOTIFY_SOCKET; // only the supervisor talks to systemd
-    const child = spawn(process.execPath, [SERVER_SCRIPT.pathname], {
+    // A small young generation: requests allocate little and briefly, and idle RSS is what hosts notice.
+    const child = spawn(process.execPath, ['--max-semi-space-size=1', SERVER_SCRIPT.pathname], {
       stdio: ['ignore', 'inherit', 'inherit', fd, 'ipc'],
       env,
     });

@@ -94,8 +94,9 @@ export function mountFuse(request: MountRequest): void {
     'noexec',
     ...request.options,
   ].join(',');
-  // -i: no /sbin/mount.fuse helper, which would try to execute the source name.
-  const result = spawnSync('mount', ['-i', '-t', request.fsType, '-o', options, request.source, request.mountPoint], {
+  // -i: no /sbin/mount.fuse helper, which would try to execute the source name. -c: no canonicalizing
+  // of the mountpoint, which may be a dead FUSE mount we mount on top of (a stat there fails).
+  const result = spawnSync('mount', ['-i', '-c', '-t', request.fsType, '-o', options, request.source, request.mountPoint], {
     stdio: ['ignore', 'pipe', 'pipe', request.fd],
     encoding: 'utf8',
     timeout: 10_000,
