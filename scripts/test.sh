@@ -21,4 +21,7 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 npm ci --no-audit --no-fund
+echo "== host suite: this machine, Linux $(uname -r), /sys/fs/cgroup is $(stat -fc %T /sys/fs/cgroup) (vitest.config.ts) =="
 npm test
+# The v2 guest suite: a QEMU guest with Debian's 6.1 kernel and a real cgroup2 hierarchy (scripts/v2vm).
+npm run test:v2

@@ -15,7 +15,8 @@ import type { DaemonConfig } from './config.js';
 import { FUSE_FD, type ServerMessage, type SupervisorMessage } from './server-process.js';
 
 const SERVER_SCRIPT = new URL('./server-process.js', import.meta.url);
-const READY_TIMEOUT_MS = 15_000;
+// Generous: under software emulation (the v2 test guest) a Node process with its threads takes seconds.
+const READY_TIMEOUT_MS = 60_000;
 const STOP_TIMEOUT_MS = 1500;
 const MAX_RESTART_DELAY_MS = 5000;
 

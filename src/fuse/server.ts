@@ -128,7 +128,7 @@ export class FuseServer extends EventEmitter<ServerEvents> {
   }
 
   /** Resolves with what INIT negotiated (at once when taking over an initialized connection). */
-  initialized(timeoutMs = 10_000): Promise<InitInfo> {
+  initialized(timeoutMs = 30_000): Promise<InitInfo> {
     if (this.initInfo) return Promise.resolve(this.initInfo);
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error(`the kernel sent no FUSE INIT within ${timeoutMs} ms`)), timeoutMs);
@@ -141,7 +141,7 @@ export class FuseServer extends EventEmitter<ServerEvents> {
   }
 
   /** prepare + release + initialized, for a fresh mount. */
-  async start(initTimeoutMs = 10_000): Promise<InitInfo> {
+  async start(initTimeoutMs = 30_000): Promise<InitInfo> {
     await this.prepare();
     this.release();
     return this.initialized(initTimeoutMs);

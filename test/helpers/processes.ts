@@ -8,6 +8,8 @@ import path from 'node:path';
 import { abortConnection, detachMount, mountsAt, probeFile } from '../../src/fuse/mount.js';
 
 export const REPO = path.resolve(import.meta.dirname, '../..');
+/** Stretches waits where everything runs slower: the v2 guest is software-emulated (TEST_TIME_SCALE=4). */
+export const TIME_SCALE = Number(process.env.TEST_TIME_SCALE ?? '1') || 1;
 export const CLI = path.join(REPO, 'dist/cli.js');
 
 export class Cleanup {
@@ -79,7 +81,7 @@ export function isMounted(mountPoint: string): boolean {
 }
 
 export function run(command: string, args: string[], options: { timeout?: number; input?: string } = {}): SpawnSyncReturns<string> {
-  return spawnSync(command, args, { encoding: 'utf8', timeout: options.timeout ?? 20_000, input: options.input, env: { ...process.env, LC_ALL: 'C' } });
+  return spawnSync(command, args, { encoding: 'utf8', timeout: options.timeout ?? 20_000 * TIME_SCALE, input: options.input, env: { ...process.env, LC_ALL: 'C' } });
 }
 
 export interface Daemon {
@@ -116,7 +118,7 @@ export function startDaemon(cleanup: Cleanup, args: string[], mountPoint: string
     },
   };
   return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`daemon did not start within 15 s:\n${output}`)), 15_000);
+    const timer = setTimeout(() => reject(new Error(`daemon did not start within ${15 * TIME_SCALE} s:\n${output}`)), 15_000 * TIME_SCALE);
     const check = (): void => {
       if (output.includes('"msg":"serving"')) {
         clearTimeout(timer);
@@ -141,7 +143,7 @@ export function startFixture(cleanup: Cleanup, mountPoint: string, mode: 'echo' 
     if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
   });
   return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error('fixture server did not start')), 15_000);
+    const timer = setTimeout(() => reject(new Error('fixture server did not start')), 15_000 * TIME_SCALE);
     child.stdout!.on('data', (chunk: Buffer) => {
       if (chunk.toString().includes('ready')) {
         clearTimeout(timer);
