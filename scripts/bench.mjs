@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 // lxcfs-ts benchmark: lxcfs-ts side by side with Debian's lxcfs and the host's own files.
 //
-//   npm run bench                      (build, then the full run: well under 5 minutes)
+//   npm run bench                      (build, then the full run: about 5 minutes, 2 of them the
+//                                      loadavg sampler phase)
 //   node scripts/bench.mjs --quick     (smoke run: small counts)
 //   node scripts/bench.mjs --help
 //
@@ -25,6 +26,14 @@
 //  5. cost: RSS (VmRSS summed over the daemon's process tree) and CPU seconds (utime+stime,
 //     plus reaped children) of both daemons, sampled throughout; CPU µs per read served;
 //     lxcfs-ts RSS before and after 10^6 reads (4 clients in parallel).
+//  5b. loadavg sampler cost: a fresh pair of daemons with -l (private mountpoints); 20 cgroups, each
+//     in cpu and cpuacct as container runtimes make them (children of the roots), each holding one
+//     python3 process with 50 sleeping threads; each daemon's CPU (sum of /proc/<tid>/schedstat run
+//     time over its process tree, ns) after one read of /proc/loadavg from inside every cgroup and a
+//     warm-up, over a window with all 20 tracked, then again with new processes in the cpu cgroups only
+//     (no CPU counter: lxcfs-ts's worst case), then over an idle window once the processes are gone
+//     and both daemons have dropped the empty cgroups; (window - idle) per 5 s = CPU per pass. The phase removes its processes, cgroups and
+//     daemons before the report.
 //  6. prints the tables, writes raw JSON (--json PATH, default a temp file) and an SVG chart
 //     of per-file latency next to it.
 //  Cleanup (finally, SIGINT, SIGTERM): kills our clients, removes our cgroups, stops the two
@@ -56,6 +65,7 @@ const USAGE = `usage: node scripts/bench.mjs [options]
   --seconds S        throughput seconds per (file, readers, target) (default 2, quick 0.4)
   --reads N          reads for the RSS-growth phase (default 1000000, quick 20000)
   --no-loadavg       start both daemons without -l (default: both with -l)
+  --no-sampler-cost  skip the loadavg sampler cost phase (fresh daemons with -l, 20 cgroups x 50 threads)
   --cfs              start both daemons with --enable-cfs
   --no-samples       leave the per-iteration samples out of the JSON
   -h, --help         this text`;
@@ -71,6 +81,7 @@ try {
       seconds: { type: 'string' },
       reads: { type: 'string' },
       'no-loadavg': { type: 'boolean', default: false },
+      'no-sampler-cost': { type: 'boolean', default: false },
       cfs: { type: 'boolean', default: false },
       'no-samples': { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h', default: false },
@@ -114,6 +125,14 @@ const CFG = {
   cpuPeriod: 100000,
   cpus: '0-1',
   loadavg: !opts['no-loadavg'],
+  // loadavg sampler cost (issue 5): per-pass CPU of each daemon's -l sampler on N cgroups x M threads
+  samplerCost: !opts['no-sampler-cost'],
+  samplerCgroups: 20,
+  samplerThreads: 50,
+  // seconds: warm-up after registering (the first passes open what they keep, and V8 compiles the
+  // sampler over about 6 passes), each measured window (5 passes), warm-up after replacing the threads,
+  // settling after the last processes are gone, idle baseline (last: both daemons warm)
+  samplerTimes: Q ? { settle: 10, baseline: 10, warmup: 10, window: 10, rewarm: 8 } : { settle: 10, baseline: 10, warmup: 35, window: 25, rewarm: 30 },
   cfs: opts.cfs,
   mountTimeoutMs: 20000,
   sampleMs: 250,
@@ -865,6 +884,16 @@ function printReport(R) {
     }
     L.push(`  idle: ${R.cost.idle_seconds} s window after the latency phase (includes one lxcfs -l loadavg pass); CPU µs/read: daemon CPU during the throughput phase / reads it served`);
   }
+  if (R.sampler) {
+    const sc = R.sampler;
+    L.push('');
+    if (sc.skipped) L.push(`loadavg sampler cost: skipped (${sc.skipped})`);
+    else {
+      const ms = sc.cpu_ms_per_pass;
+      L.push(`loadavg sampler (-l): CPU per 5 s pass on ${sc.cgroups} cgroups x ${sc.threads_per_cgroup} threads (${sc.threads} threads; ${sc.times_s.window} s windows minus an idle one)`);
+      L.push(`  lxcfs ${ms.lxcfs.toFixed(2)} ms; lxcfs-ts ${ms.ts_runtime_layout.toFixed(2)} ms with cpu + cpuacct cgroups (${(sc.ratio * 100).toFixed(1)} %), ${ms.ts_cpu_only.toFixed(2)} ms with cpu cgroups only (${(sc.ratio_cpu_only * 100).toFixed(1)} %: every thread probed)`);
+    }
+  }
   if (R.million) {
     const m = R.million;
     L.push('');
@@ -897,6 +926,13 @@ function evaluateTargets(R) {
     const r8 = R.throughput.rows.filter((r) => r.readers === 8);
     const worst = Math.min(...r8.map((r) => r.ratio ?? NaN));
     out.push({ name: '8-reader throughput >= 2x lxcfs', ok: worst >= 2, value: r8.map((r) => `${r.file} ${fmtX(r.ratio)}`).join(', ') });
+  }
+  if (R.sampler && !R.sampler.skipped) {
+    const sc = R.sampler;
+    const pct = (ratio) => `${(ratio * 100).toFixed(1)} %`;
+    const both = `${pct(sc.ratio)} (cpu+cpuacct), ${pct(sc.ratio_cpu_only)} (cpu only)`;
+    out.push({ name: 'loadavg sampler CPU/pass <= 25% of lxcfs (issue 5)', ok: Math.max(sc.ratio, sc.ratio_cpu_only) <= 0.25, value: both });
+    out.push({ name: 'stretch: <= 10% of lxcfs (cpu+cpuacct cgroups)', ok: sc.ratio <= 0.1, value: pct(sc.ratio) });
   }
   const c = R.cost.daemons.ts;
   if (c) out.push({ name: 'RSS <= 80 MB', ok: c.rss_max <= 80e6, value: `max ${fmtMB(c.rss_max)}` });
@@ -961,6 +997,147 @@ function writeSvg(file, R) {
   });
   o.push('</svg>');
   fs.writeFileSync(file, o.join('\n') + '\n');
+}
+
+// ---------------------------------------------------------------------------------------------
+// loadavg sampler cost (issue 5). Self-contained: own daemons, processes and cgroups, all removed at
+// the end of the phase (and by cleanup() on an interrupt).
+
+/** Run time (ns) of every thread of the process tree of `pid` (schedstat: precise, unlike ticks). */
+function cpuNsOfTree(pid) {
+  let ns = 0;
+  for (const p of treeOf(pid, procTable())) {
+    let tids = [];
+    try {
+      tids = fs.readdirSync(`/proc/${p}/task`);
+    } catch {}
+    for (const t of tids) ns += Number((readText(`/proc/${p}/task/${t}/schedstat`) || '0').split(' ')[0]) || 0;
+  }
+  return ns;
+}
+
+async function phaseSamplerCost(lxcfsBin) {
+  const N = CFG.samplerCgroups;
+  const M = CFG.samplerThreads;
+  const T = CFG.samplerTimes;
+  const python = which('python3');
+  if (!python) return { skipped: 'python3 not found' };
+  const mounts = cgroupV1Mounts();
+  if (!mounts.cpu || !mounts.cpuacct) return { skipped: 'no cgroup v1 cpu and cpuacct hierarchies' };
+  const before = { daemons: state.daemons.length, dirs: state.cgroupDirs.length };
+  const procs = [];
+  try {
+    const daemons = {
+      ts: await startDaemon({
+        id: 'ts-sampler', label: 'lxcfs-ts (sampler)', cmd: process.execPath, mnt: path.join(state.tmp, 'ts-sampler-mnt'),
+        args: [CLI, '--pidfile', path.join(state.tmp, 'ts-sampler.pid'), '--log-level', 'warn', '-l', path.join(state.tmp, 'ts-sampler-mnt')],
+      }),
+      lxcfs: await startDaemon({
+        id: 'lxcfs-sampler', label: 'lxcfs (sampler)', cmd: lxcfsBin, mnt: path.join(state.tmp, 'lxcfs-sampler-mnt'),
+        args: ['-l', '-p', path.join(state.tmp, 'lxcfs-sampler.pid'), path.join(state.tmp, 'lxcfs-sampler-mnt')],
+      }),
+    };
+    // cpu and cpuacct cgroups of the same name, as container runtimes make them on v1
+    const cgroups = [];
+    for (let i = 0; i < N; i++) {
+      const name = `lxcfs-bench-${process.pid}-la-${i}`;
+      const pair = { cpu: path.join(mounts.cpu, name), cpuacct: path.join(mounts.cpuacct, name) };
+      for (const dir of [pair.cpu, pair.cpuacct]) {
+        fs.mkdirSync(dir);
+        state.cgroupDirs.push(dir);
+      }
+      cgroups.push(pair);
+    }
+    const script = `import threading, time\nfor _ in range(${M - 1}): threading.Thread(target=time.sleep, args=(3600,), daemon=True).start()\nprint('ready', flush=True)\ntime.sleep(3600)\n`;
+    // one python3 process of M sleeping threads per cgroup, moved (the whole thread group) into `dirs`
+    const populate = async (which) => {
+      for (const child of procs.splice(0)) {
+        try {
+          process.kill(child.pid, 'SIGKILL');
+        } catch {}
+        state.clients.delete(child);
+      }
+      for (const pair of cgroups) {
+        const child = spawn(python, ['-c', script], { stdio: ['ignore', 'pipe', 'ignore'] });
+        state.clients.add(child);
+        procs.push(child);
+        await new Promise((resolve, reject) => {
+          child.stdout.once('data', resolve);
+          child.once('exit', () => reject(new Error('python3 thread holder exited early')));
+        });
+        for (const dir of which(pair)) fs.writeFileSync(path.join(dir, 'cgroup.procs'), String(child.pid));
+      }
+    };
+    const cpuNow = () => ({ ts: cpuNsOfTree(daemons.ts.pid), lxcfs: cpuNsOfTree(daemons.lxcfs.pid) });
+    const window = async (seconds) => {
+      const a = cpuNow();
+      await sleep(seconds * 1000);
+      const b = cpuNow();
+      return { ts: (b.ts - a.ts) / seconds, lxcfs: (b.lxcfs - a.lxcfs) / seconds }; // ns per s
+    };
+    await populate((pair) => [pair.cpu, pair.cpuacct]);
+    const threads = cgroups.reduce((n, pair) => n + (readText(path.join(pair.cpu, 'tasks')) || '').trim().split('\n').length, 0);
+    // one read of /proc/loadavg from inside each cgroup registers it with both daemons
+    for (const pair of cgroups) {
+      const files = [daemons.ts.mnt, daemons.lxcfs.mnt].map((m) => path.join(m, 'proc', 'loadavg')).join(' ');
+      const r = await run('sh', ['-c', `echo $$ > ${pair.cpu}/cgroup.procs && exec cat ${files}`], { timeoutMs: 5000 });
+      if (r.code !== 0 || r.out.trim().split('\n').length !== 2) throw new Error(`reading loadavg from ${pair.cpu} failed: ${r.err || r.out}`);
+    }
+    // the first passes open what they keep and the JIT compiles the sampler: steady state after that
+    await sleep(T.warmup * 1000);
+    step(`  sampler cost: ${T.window} s with ${N} cgroups x ${M} threads tracked (cpu + cpuacct cgroups)`);
+    const runtime = await window(T.window);
+    // the same threads counts, but the processes only in the cpu cgroups: no CPU time counter for them,
+    // so every thread is probed on every pass (the worst case)
+    await populate((pair) => [pair.cpu]);
+    await sleep(T.rewarm * 1000);
+    step(`  sampler cost: ${T.window} s with the threads in cpu cgroups only`);
+    const cpuOnly = await window(T.window);
+    // The baseline last, when both daemons are warm: once the processes are gone, both drop the empty
+    // cgroups at their next pass and track nothing.
+    for (const child of procs) {
+      try {
+        process.kill(child.pid, 'SIGKILL');
+      } catch {}
+    }
+    await sleep(T.settle * 1000);
+    step(`  sampler cost: idle baseline ${T.baseline} s (nothing tracked)`);
+    const idle = await window(T.baseline);
+    const perPass = (w, id) => (Math.max(0, w[id] - idle[id]) * 5) / 1e6; // ms per 5 s pass
+    const result = {
+      cgroups: N, threads_per_cgroup: M, threads, times_s: T,
+      idle_ms_per_s: { ts: idle.ts / 1e6, lxcfs: idle.lxcfs / 1e6 },
+      cpu_ms_per_pass: {
+        ts_runtime_layout: perPass(runtime, 'ts'),
+        ts_cpu_only: perPass(cpuOnly, 'ts'),
+        lxcfs: (perPass(runtime, 'lxcfs') + perPass(cpuOnly, 'lxcfs')) / 2,
+      },
+    };
+    result.ratio = result.cpu_ms_per_pass.ts_runtime_layout / result.cpu_ms_per_pass.lxcfs;
+    result.ratio_cpu_only = result.cpu_ms_per_pass.ts_cpu_only / result.cpu_ms_per_pass.lxcfs;
+    return result;
+  } finally {
+    for (const child of procs) {
+      try {
+        process.kill(child.pid, 'SIGKILL');
+      } catch {}
+    }
+    for (let i = 0; i < 40 && procs.some((c) => pidAlive(c.pid)); i++) await sleep(50);
+    for (const child of procs) state.clients.delete(child);
+    for (const dir of state.cgroupDirs.splice(before.dirs).reverse()) {
+      for (let i = 0; i < 20; i++) {
+        try {
+          fs.rmdirSync(dir);
+          break;
+        } catch (e) {
+          if (e.code === 'ENOENT') break;
+          await sleep(100);
+        }
+      }
+    }
+    const ours = state.daemons.splice(before.daemons);
+    await Promise.all(ours.map(stopDaemon));
+  }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1081,6 +1258,10 @@ async function main() {
     };
   }
   R.cost.idle_seconds = CFG.idleSeconds;
+  if (CFG.samplerCost && CFG.loadavg && has('ts') && has('lxcfs')) {
+    step(`loadavg sampler cost: ${CFG.samplerCgroups} cgroups x ${CFG.samplerThreads} threads, fresh daemons with -l`);
+    R.sampler = await phaseSamplerCost(lxcfsBin);
+  }
   R.daemon_logs = Object.fromEntries(state.daemons.map((d) => [d.id, (readText(d.log) || '').slice(0, 8192)]));
   R.cost.series = series;
   R.targets = evaluateTargets(R);

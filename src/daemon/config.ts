@@ -16,6 +16,7 @@ export interface DaemonConfig {
   enableCfs: boolean;
   enablePidfd: boolean;
   enablePsiPoll: boolean;
+  enableBlkioAccounting: boolean;
   pidfile: string;
   runtimeDir: string;
   options: string;
@@ -85,6 +86,8 @@ export const CONFIG_OPTIONS: readonly ConfigOption[] = [
     description: 'accepted for compatibility; no effect (init processes are validated by start time)' }),
   defineOption({ key: 'enablePsiPoll', long: 'enable-psi-poll', kind: 'boolean', default: false,
     description: 'poll PSI pressure files' }),
+  defineOption({ key: 'enableBlkioAccounting', long: 'enable-blkio-accounting', kind: 'boolean', default: false,
+    description: 'cgroup v1 on Linux >= 6.10: set a no-op throttle rule on each disk so that the kernel counts containers\' I/O for /proc/diskstats' }),
   defineOption({ key: 'pidfile', long: 'pidfile', short: 'p', valueName: 'path', kind: 'path',
     default: '/run/lxcfs-ts.pid', description: 'pid file of the daemon' }),
   defineOption({ key: 'runtimeDir', long: 'runtime-dir', valueName: 'path', kind: 'path', default: '/run',

@@ -10,12 +10,12 @@ import { parseMountOptions } from './config.js';
 import { detachLxcfsMounts, FS_SOURCE, FS_TYPE, prepareMountpoint } from './mountpoint.js';
 import { acquirePidFile } from './pidfile.js';
 import { ServerSupervisor } from './supervisor.js';
+import { BlkioAccounting } from './blkio-accounting.js';
+import { detectCgroupLayout } from '../host/cgroup-layout.js';
 
 /** Flags that are accepted for compatibility but whose feature has not landed yet. */
 const NOT_YET_IMPLEMENTED: Array<[keyof DaemonConfig, string]> = [
-  ['enableLoadavg', '--enable-loadavg: per-container load averages are not implemented yet; /proc/loadavg shows the host values'],
-  ['enableCfs', '--enable-cfs: the CPU view is not implemented yet; CPU files show the host values'],
-  ['enablePsiPoll', '--enable-psi-poll: PSI trigger writes and poll are not implemented yet'],
+  ['enablePsiPoll', '--enable-psi-poll: PSI triggers are not implemented (Node cannot poll() the kernel\'s trigger descriptor without a native addon): /proc/pressure/* stay read-only (opening one for writing fails with EACCES) and poll() answers ENOSYS, so the kernel treats them as always readable; reads show the container\'s cgroup pressure'],
 ];
 
 
@@ -36,7 +36,10 @@ export async function runDaemon(config: DaemonConfig, log: Logger): Promise<numb
   const pidFile = acquirePidFile(config.pidfile);
   let fd: number | undefined;
   let mounted = false;
+  // Logs disks whose I/O v1 cgroups do not count; with --enable-blkio-accounting, makes them count.
+  const blkio = new BlkioAccounting({ layout: detectCgroupLayout({ procRoot: config.procRoot, cgroupRoot: config.cgroupRoot }), enable: config.enableBlkioAccounting, log });
   const cleanup = (): void => {
+    blkio.stop();
     if (mounted) {
       try {
         detachLxcfsMounts(config.mountpoint);
@@ -56,6 +59,7 @@ export async function runDaemon(config: DaemonConfig, log: Logger): Promise<numb
     fd = openFuseDevice();
     mountFuse({ fd, mountPoint: config.mountpoint, fsType: FS_TYPE, source: FS_SOURCE, options: mountOptions.keep });
     mounted = true;
+    blkio.start();
     supervisor = new ServerSupervisor({ config, fd, log });
     const init = await supervisor.start();
     log.info(

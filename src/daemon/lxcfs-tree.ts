@@ -8,6 +8,8 @@ import type { Logger } from 'pino';
 import type { FileSystem } from '../fuse/filesystem.js';
 import type { DaemonConfig } from './config.js';
 import { createViews, type View, type ViewOptions } from './views.js';
+import { allocateCpuState } from './cpu-views.js';
+import { allocateLoadavgTable } from './loadavg-sampler.js';
 import { StaticTreeFileSystem, type DirNode, type FileNode, type TreeNode } from '../fuse/static-tree.js';
 
 /** Flags shared by the daemon's main thread and every reader (Int32Array over a SharedArrayBuffer). */
@@ -67,6 +69,11 @@ export function treeOptionsFrom(config: DaemonConfig, control: SharedArrayBuffer
     cgroupRoot: config.cgroupRoot,
     disableSwap: config.disableSwap,
     disableZswap: config.disableZswap,
+    enableCfs: config.enableCfs,
+    cpuState: allocateCpuState(),
+    enableLoadavg: config.enableLoadavg,
+    // Updated by the serving process's main thread (loadavg-sampler.ts), read by every reader.
+    loadavgTable: config.enableLoadavg ? allocateLoadavgTable() : undefined,
     control,
   };
 }
@@ -105,7 +112,8 @@ export function buildTree(options: TreeOptions, views: Record<string, View>): Di
       render(caller) {
         const host = readHost();
         if (typeof host === 'number') return host;
-        if (filePath === 'proc/slabinfo') return slabinfoHeader(host);
+        // The cgroup's own slab lines or the header: never the host's lines, whatever the mode.
+        if (filePath === 'proc/slabinfo') return (view !== undefined && Atomics.load(control, ControlField.VIRTUALIZE) ? view(caller, host) : undefined) ?? slabinfoHeader(host);
         if (!view || !Atomics.load(control, ControlField.VIRTUALIZE)) return host;
         return view(caller, host) ?? host;
       },

@@ -8,6 +8,7 @@ import type { InitInfo } from '../fuse/session.js';
 import { SnapshotStore, type SnapshotDump } from '../fuse/snapshots.js';
 import type { DaemonConfig } from './config.js';
 import { ControlField, CONTROL_FIELDS, treeOptionsFrom } from './lxcfs-tree.js';
+import { startLoadavgSampler, type LoadavgSampler } from './loadavg-sampler.js';
 
 export const FUSE_FD = 3;
 
@@ -56,10 +57,12 @@ async function serve(start: Extract<SupervisorMessage, { type: 'start' }>): Prom
     initialized: start.initialized,
   });
   let stopping = false;
+  let loadavg: LoadavgSampler | undefined;
 
   const stop = async (handoff: boolean): Promise<void> => {
     if (stopping) return;
     stopping = true;
+    loadavg?.stop();
     const clean = await server.stop();
     // With every reader stopped nothing blocks exit. A reader stuck in the kernel would make exit()
     // hang: the supervisor aborts the connection then, or, without a supervisor, we kill ourselves.
@@ -95,6 +98,8 @@ async function serve(start: Extract<SupervisorMessage, { type: 'start' }>): Prom
   };
 
   await server.prepare();
+  // Off the request path: the readers only look up the table this thread updates every 5 s.
+  if (!stopping) loadavg = startLoadavgSampler(treeOptions, log);
   send({ type: 'ready' });
   if (!start.waitForGo) await begin(start.resend);
 }

@@ -9,11 +9,13 @@ import type { MemoryFacts } from '../host/memory-facts.js';
 import type { Result } from '../host/result.js';
 import { renderMeminfo } from '../views/meminfo.js';
 import { renderSwaps } from '../views/swaps.js';
+import { createCpuViews, type CpuViewOptions } from './cpu-views.js';
+import { createActivityViews, type ActivityViewOptions } from './activity-views.js';
 
 /** Renders a file for a caller from the host file's content; undefined means "serve the host file". */
 export type View = (caller: RequestCaller, hostContent: Buffer) => Buffer | undefined;
 
-export interface ViewOptions {
+export interface ViewOptions extends CpuViewOptions, ActivityViewOptions {
   procRoot: string;
   cgroupRoot: string;
   disableSwap: boolean;
@@ -30,24 +32,29 @@ export function createViews(options: ViewOptions, log: Logger): Record<string, V
     return undefined;
   }
 
-  /** The memory facts of whoever the caller's container is. */
-  function memoryOf(caller: RequestCaller): Result<MemoryFacts> {
+  /** The memory facts of whoever the caller's container is; swap files are read only when the host has
+   * swap to show (every swap line is clamped to the host's SwapTotal). */
+  function memoryOf(caller: RequestCaller, hostMeminfo: string): Result<MemoryFacts> {
     const who = host.callers.resolve(caller.pid);
-    return who.ok ? host.memoryFacts(who.value.cgroupPid) : who;
+    const swapShown = !options.disableSwap && !/^SwapTotal:\s+0 kB$/m.test(hostMeminfo);
+    return who.ok ? host.memoryFacts(who.value.cgroupPid, swapShown) : who;
   }
 
   return {
     'proc/meminfo': (caller, hostContent) => {
-      const memory = memoryOf(caller);
+      const hostMeminfo = hostContent.toString('latin1');
+      const memory = memoryOf(caller, hostMeminfo);
       if (!memory.ok) return fallback('meminfo', caller, memory.error);
-      return Buffer.from(renderMeminfo(hostContent.toString('latin1'), memory.value, options));
+      return Buffer.from(renderMeminfo(hostMeminfo, memory.value, options));
     },
     'proc/swaps': (caller) => {
-      const memory = memoryOf(caller);
-      if (!memory.ok) return fallback('swaps', caller, memory.error);
       const hostMeminfo = host.readProcFile('meminfo');
       if (hostMeminfo === undefined) return fallback('swaps', caller, 'host /proc/meminfo is unreadable');
+      const memory = memoryOf(caller, hostMeminfo);
+      if (!memory.ok) return fallback('swaps', caller, memory.error);
       return Buffer.from(renderSwaps(hostMeminfo, memory.value, options));
     },
+    ...createCpuViews(host, options, log, fallback),
+    ...createActivityViews(host, options, log),
   };
 }

@@ -70,12 +70,25 @@ export function cgroupOfProcess(
     const why = layout.problem === undefined ? '' : ` (${layout.problem})`;
     return fail(`no cgroup hierarchy with the ${controller} controller is mounted under the cgroup root (layout: ${layout.kind})${why}`);
   }
+  return cgroupOfProcessIn(hierarchy, procRoot, pid, controller);
+}
+
+/** The cgroup of `pid` in one given hierarchy, e.g. the cgroup2 one, whose cpu.stat exists whichever
+ * controllers are enabled. `controller` names the hierarchy in messages. */
+export function cgroupOfProcessIn(
+  hierarchy: CgroupHierarchy,
+  procRoot: string,
+  pid: number | 'self',
+  controller: string = hierarchy.version === 2 ? 'cgroup2' : hierarchy.controllers.join(','),
+): Result<CgroupLocation> {
   const procCgroupPath = join(procRoot, String(pid), 'cgroup');
   const text = readTextFile(procCgroupPath);
   if (text === undefined) return fail(`cannot read ${procCgroupPath}: the process has exited`);
 
   const line = parseProcCgroup(text).find((entry) =>
-    hierarchy.version === 2 ? entry.hierarchyId === 0 && entry.controllers.length === 0 : entry.controllers.includes(controller),
+    hierarchy.version === 2
+      ? entry.hierarchyId === 0 && entry.controllers.length === 0
+      : hierarchy.controllers.some((name) => entry.controllers.includes(name)),
   );
   if (line === undefined) return fail(`${procCgroupPath} has no line for the ${controller} hierarchy`);
 

@@ -1,7 +1,7 @@
 import { join } from 'node:path';
 import type { CgroupVersion } from './cgroup-layout.js';
 import { isHierarchyTop, parentCgroup, type CgroupLocation } from './cgroup-location.js';
-import { readTextFile, readTextFileIfExists } from './files.js';
+import { readRenderedFile, readTextFileIfExists } from './files.js';
 import type { MemoryStatKeys } from './memory-facts.js';
 import { fail, ok, type Result } from './result.js';
 
@@ -62,7 +62,7 @@ export function parseMemoryStat(text: string): Map<string, number> {
  */
 export function readCgroupFile(cgroup: CgroupLocation, name: string): string | undefined {
   const path = join(cgroup.directory, name);
-  return isHierarchyTop(cgroup) ? readTextFileIfExists(path) : readTextFile(path);
+  return isHierarchyTop(cgroup) ? readTextFileIfExists(path) : readRenderedFile(path);
 }
 
 /** One value of the cgroup itself, e.g. memory.current. */
@@ -85,7 +85,8 @@ export function readMemoryStat(cgroup: CgroupLocation): Result<MemoryStat> {
 /**
  * The smallest limit over the cgroup and all its ancestors: a container is
  * bound by every limit above it, and a nested container's own cgroup often has
- * none. The top of the hierarchy may lack the file (the v2 root has no limits).
+ * none. The top of the hierarchy is never read: it cannot be limited (the v2
+ * root has no limit files, the v1 root's cannot be written).
  */
 export function minLimitOverAncestors(
   cgroup: CgroupLocation,
@@ -93,12 +94,9 @@ export function minLimitOverAncestors(
   parseLimit: (text: string) => number | undefined,
 ): Result<number> {
   let minimum = Infinity;
-  for (let level: CgroupLocation | undefined = cgroup; level !== undefined && minimum > 0; level = parentCgroup(level)) {
+  for (let level: CgroupLocation | undefined = cgroup; level !== undefined && minimum > 0 && !isHierarchyTop(level); level = parentCgroup(level)) {
     const text = readCgroupFile(level, name);
-    if (text === undefined) {
-      if (isHierarchyTop(level)) break;
-      return fail(unreadable(level, name));
-    }
+    if (text === undefined) return fail(unreadable(level, name));
     const limit = parseLimit(text);
     if (limit === undefined) return fail(unexpected(level, name, text));
     minimum = Math.min(minimum, limit);

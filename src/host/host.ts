@@ -42,10 +42,13 @@ export class Host {
     return READERS[cgroup.hierarchy.version];
   }
 
-  /** Memory facts of the memory cgroup of `cgroupPid` (a Caller's cgroupPid). */
-  memoryFacts(cgroupPid: ProcessId): Result<MemoryFacts> {
+  /** Memory facts of the memory cgroup of `cgroupPid` (a Caller's cgroupPid). `swapShown` false skips
+   * the swap files: with no host swap (or -u) every swap line is 0 whatever the cgroup says. */
+  memoryFacts(cgroupPid: ProcessId, swapShown = true): Result<MemoryFacts> {
     const cgroup = this.cgroupOf(cgroupPid, 'memory');
-    return cgroup.ok ? readMemoryFacts(this.readerFor(cgroup.value), cgroup.value, this.memoryAccounting) : cgroup;
+    if (!cgroup.ok) return cgroup;
+    const accounting = swapShown ? this.memoryAccounting : { ...this.memoryAccounting, swap: false };
+    return readMemoryFacts(this.readerFor(cgroup.value), cgroup.value, accounting);
   }
 
   private probeMemoryAccounting(): MemoryAccounting {

@@ -98,7 +98,8 @@ export function readMemoryFacts(
     usageBytes: usage.value,
     counters,
     swap: accounting.swap ? readSwapFacts(reader, cgroup) : undefined,
-    swappiness: reader.swappiness(cgroup),
+    // Swappiness only shapes the swap lines.
+    swappiness: accounting.swap ? reader.swappiness(cgroup) : undefined,
     zswapAccounting: accounting.zswap,
   });
 }

@@ -59,6 +59,14 @@ export function createCgroup(cleanup: Cleanup, controller: string, name = 'lxcfs
   return makeCgroup(cleanup, controller, path.posix.join(base, unique));
 }
 
+/** One new cgroup, under one unique name, in each of `controllers` (children of their roots; not memory):
+ * a container whose cgroup paths agree across controllers, as with Docker's cgroupfs driver. */
+export function createCgroups(cleanup: Cleanup, controllers: readonly string[], name = 'lxcfs-ts-test'): TestCgroup[] {
+  if (controllers.includes('memory')) throw new Error('createCgroups: memory cgroups go beneath our own; use createCgroup');
+  const unique = `${name}-${process.pid}-${randomBytes(3).toString('hex')}`;
+  return controllers.map((controller) => makeCgroup(cleanup, controller, `/${unique}`));
+}
+
 /** Moves leftover processes to the parent (they would keep the cgroup busy) and removes it. */
 function removeCgroup(controller: string, dir: string): void {
   if (!fs.existsSync(dir)) return;

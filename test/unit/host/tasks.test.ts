@@ -1,0 +1,140 @@
+// Thread lists of cgroups and the R/D probe of the loadavg sampler, on fixture trees.
+
+import fs from 'node:fs';
+import { afterEach, describe, expect, it } from 'vitest';
+import { HeldFiles, readThreadIds, ThreadStateProbe, childCgroupDirectories, openFileLimit } from '../../../src/host/tasks.js';
+import { HostTree } from '../../fixtures/host-tree.js';
+import { writeThread } from '../../fixtures/activity.js';
+
+let tree: HostTree;
+afterEach(() => tree?.remove());
+
+describe('thread lists', () => {
+  it('reads tasks (v1) and cgroup.threads (v2), and undefined for a removed cgroup', () => {
+    tree = HostTree.create();
+    tree.cgroup('cpu', '/a', { tasks: '12\n7\n123456\n' });
+    tree.cgroup('unified', '/b', { 'cgroup.threads': '5\n' });
+    tree.cgroup('cpu', '/a/child');
+    const dir = `${tree.roots.cgroupRoot}/cpu/a`;
+    expect(readThreadIds(dir, 1)).toEqual([12, 7, 123456]);
+    expect(readThreadIds(`${tree.roots.cgroupRoot}/unified/b`, 2)).toEqual([5]);
+    expect(readThreadIds(`${tree.roots.cgroupRoot}/cpu/gone`, 1)).toBeUndefined();
+    expect(childCgroupDirectories(dir)).toEqual([`${dir}/child`]);
+    expect(childCgroupDirectories(`${dir}/gone`)).toEqual([]);
+  });
+
+  it('knows this process\'s open-file limit', () => {
+    expect(openFileLimit()).toBeGreaterThanOrEqual(1024);
+  });
+});
+
+describe('HeldFiles', () => {
+  it('re-reads a kept file from offset 0, closes what a pass did not use, and holds no more than its budget', () => {
+    tree = HostTree.create();
+    tree.cgroup('cpu', '/a', { tasks: '1\n2\n' });
+    tree.cgroup('cpu', '/b', { tasks: '3\n' });
+    const files = new HeldFiles(1);
+    const a = `${tree.roots.cgroupRoot}/cpu/a`;
+    const b = `${tree.roots.cgroupRoot}/cpu/b`;
+    expect(readThreadIds(a, 1, files)).toEqual([1, 2]);
+    expect(readThreadIds(b, 1, files)).toEqual([3]); // over budget: read and closed at once
+    expect(files.size).toBe(1);
+    tree.write('sys/fs/cgroup/cpu/a/tasks', '4\n5\n6\n');
+    expect(readThreadIds(a, 1, files)).toEqual([4, 5, 6]);
+    files.sweep();
+    expect(files.size).toBe(1); // used since the last sweep
+    files.sweep();
+    expect(files.size).toBe(0);
+    expect(readThreadIds(`${tree.roots.cgroupRoot}/cpu/gone`, 1, files)).toBeUndefined();
+    tree.write('sys/fs/cgroup/cpu/a/tasks', `${Array.from({ length: 20000 }, (_, i) => i + 1).join('\n')}\n`);
+    expect(readThreadIds(a, 1, files)?.length).toBe(20000); // bigger than the buffer: read again, whole
+    files.close();
+    expect(files.size).toBe(0);
+  });
+});
+
+describe('ThreadStateProbe', () => {
+  it('counts R and D as active, S/T/Z/I not, and reads the state after the last parenthesis', () => {
+    tree = HostTree.create();
+    const states = { 10: 'R', 11: 'D', 12: 'S', 13: 'T', 14: 'Z', 15: 'I' } as const;
+    for (const [tid, state] of Object.entries(states)) writeThread(tree, { tid: Number(tid), state, comm: 'a) R (b' });
+    const probe = new ThreadStateProbe(tree.roots.procRoot, 100);
+    probe.beginPass();
+    expect(Object.keys(states).map((tid) => probe.isActive(Number(tid)))).toEqual([true, true, false, false, false, false]);
+    expect(probe.isActive(99)).toBeUndefined(); // no such thread
+    expect(probe.endPass()).toEqual({ threads: 7, unchanged: 0, stateReads: 7, openFiles: 12 });
+    probe.close();
+  });
+
+  it('skips the state read while schedstat has not moved, re-reads it when it has', () => {
+    tree = HostTree.create();
+    writeThread(tree, { tid: 20, state: 'S', schedstat: '5000 10 3\n' });
+    const probe = new ThreadStateProbe(tree.roots.procRoot, 100);
+    probe.beginPass();
+    expect(probe.isActive(20)).toBe(false);
+    probe.endPass();
+
+    // The state changes but the scheduler counters do not: impossible for a real thread (it has to run to
+    // change state), and proof that the stat file was not read.
+    writeThread(tree, { tid: 20, state: 'R', schedstat: '5000 10 3\n' });
+    probe.beginPass();
+    expect(probe.isActive(20)).toBe(false);
+    expect(probe.endPass().stateReads).toBe(0);
+
+    writeThread(tree, { tid: 20, state: 'R', schedstat: '7000 10 4\n' });
+    probe.beginPass();
+    expect(probe.isActive(20)).toBe(true);
+    expect(probe.endPass().stateReads).toBe(1);
+    probe.close();
+  });
+
+  it('always reads the state without scheduler statistics ("0 0 0" or no schedstat file)', () => {
+    tree = HostTree.create();
+    writeThread(tree, { tid: 30, state: 'S', schedstat: '0 0 0\n' });
+    writeThread(tree, { tid: 31, state: 'S', schedstat: null });
+    const probe = new ThreadStateProbe(tree.roots.procRoot, 100);
+    for (const state of ['S', 'R', 'D'] as const) {
+      writeThread(tree, { tid: 30, state, schedstat: '0 0 0\n' });
+      writeThread(tree, { tid: 31, state, schedstat: null });
+      probe.beginPass();
+      expect([probe.isActive(30), probe.isActive(31)]).toEqual([state !== 'S', state !== 'S']);
+      expect(probe.endPass().stateReads).toBe(2);
+    }
+    probe.close();
+  });
+
+  it('closes the descriptors of threads no longer listed, and of threads that exited', () => {
+    tree = HostTree.create();
+    writeThread(tree, { tid: 40, state: 'R' });
+    writeThread(tree, { tid: 41, state: 'R' });
+    const probe = new ThreadStateProbe(tree.roots.procRoot, 100);
+    probe.beginPass();
+    probe.isActive(40);
+    probe.isActive(41);
+    expect(probe.endPass().openFiles).toBe(4);
+    probe.beginPass();
+    probe.isActive(40);
+    expect(probe.endPass().openFiles).toBe(2);
+    probe.close();
+    probe.beginPass();
+    expect(probe.endPass().openFiles).toBe(0);
+  });
+
+  it('beyond its descriptor budget, opens and closes stat on every probe, with the same answers', () => {
+    tree = HostTree.create();
+    for (let tid = 50; tid < 60; tid++) writeThread(tree, { tid, state: tid % 2 === 0 ? 'R' : 'S' });
+    const probe = new ThreadStateProbe(tree.roots.procRoot, 6);
+    const before = fs.readdirSync('/proc/self/fd').length;
+    for (let pass = 0; pass < 2; pass++) {
+      probe.beginPass();
+      let running = 0;
+      for (let tid = 50; tid < 60; tid++) if (probe.isActive(tid)) running++;
+      expect(running).toBe(5);
+      const counters = probe.endPass();
+      expect(counters.openFiles).toBe(6);
+      expect(counters.stateReads).toBe(pass === 0 ? 10 : 7); // 3 cached threads skip on the 2nd pass
+    }
+    expect(fs.readdirSync('/proc/self/fd').length - before).toBe(6);
+    probe.close();
+  });
+});

@@ -1,0 +1,105 @@
+// CPU views on a real cgroup2 kernel: simulated containers (fresh pid and mount namespaces in their own
+// cgroup) with our cpuinfo, stat, uptime and online bound over theirs. On cgroup2, /proc/stat and the
+// uptime idle come from cpu.stat (lxcfs shows host numbers there). Durations in the guest mean little,
+// so the assertions are ratios of what the guest kernel itself reports.
+
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { exemptFields } from '../compat/differences.js';
+import { Cleanup, startDaemon } from '../helpers/processes.js';
+import { makeCgroup, runIn, startLxcfs, type Lxcfs } from './guest.js';
+
+const FILES = ['proc/cpuinfo', 'proc/stat', 'proc/uptime', 'sys/devices/system/cpu/online'];
+const cleanup = new Cleanup();
+let ours: string;
+let oursCfs: string;
+let lxcfs: Lxcfs;
+
+beforeAll(async () => {
+  const dir = cleanup.tempDir();
+  ours = path.join(dir, 'mnt');
+  oursCfs = path.join(dir, 'mnt-cfs');
+  [lxcfs] = await Promise.all([
+    startLxcfs(cleanup, dir),
+    startDaemon(cleanup, ['-p', path.join(dir, 'pid'), ours], ours),
+    startDaemon(cleanup, ['--enable-cfs', '-p', path.join(dir, 'pid-cfs'), oursCfs], oursCfs),
+  ]);
+});
+
+afterAll(() => cleanup.run());
+
+/** Runs `script` as pid 1 of a fresh pid + mount namespace started in `cgroup`, with the CPU files of
+ * `mnt` bound over its own. */
+function inContainer(cgroup: string, mnt: string, script: string): string {
+  const binds = FILES.map((file) => `mount --bind ${mnt}/${file} /${file}`).join(' && ');
+  const result = runIn(cgroup, 'unshare', ['--pid', '--fork', '--mount', '--mount-proc', '--propagation', 'private', 'sh', '-c', `${binds} || exit 1\n${script}`], { timeout: 170_000 });
+  if (result.status !== 0) throw new Error(`container script failed (${result.status}): ${result.stderr}`);
+  return result.stdout;
+}
+
+const SPIN = `sh -c 'while :; do :; done' &`;
+const CPU_LABELS = `grep '^cpu' /proc/stat | cut -d' ' -f1 | tr '\\n' ' '; echo`;
+
+function aggregate(stat: string): number[] {
+  return stat.split('\n')[0]!.split(/\s+/).slice(1).map(Number);
+}
+
+/** busy / (busy + idle) between two /proc/stat texts. */
+function busyShare(before: string, after: string): number {
+  const [a, b] = [aggregate(before), aggregate(after)];
+  const busy = [0, 1, 2].reduce((sum, column) => sum + b[column]! - a[column]!, 0);
+  return busy / (busy + b[3]! - a[3]!);
+}
+
+describe('a cgroup2 container with cpuset {1}', () => {
+  it('is one CPU for cpuinfo (numbered 0), online, getconf, python and /proc/stat; lxcfs agrees but for stat\'s numbers', () => {
+    const cgroup = makeCgroup(cleanup, { 'cpuset.cpus': '1' });
+    const L = lxcfs.mountPoint;
+    const out = inContainer(
+      cgroup,
+      ours,
+      `grep '^processor' /proc/cpuinfo; cat /sys/devices/system/cpu/online; getconf _NPROCESSORS_ONLN; python3 -c 'import os; print(os.cpu_count())'; ${CPU_LABELS}
+cmp /proc/cpuinfo ${L}/proc/cpuinfo && cmp /sys/devices/system/cpu/online ${L}/sys/devices/system/cpu/online && echo same`,
+    );
+    expect(out.split('\n')).toEqual(['processor\t: 0', '1', '1', '1', 'cpu cpu1 ', 'same', '']);
+    expect(exemptFields('stat', 'v2').has('cpu lines')).toBe(true);
+  });
+
+  it('has an uptime whose idle grows while it sleeps and not while it keeps its one CPU busy', () => {
+    const cgroup = makeCgroup(cleanup, { 'cpuset.cpus': '1' });
+    const out = inContainer(cgroup, ours, `sleep 1; cat /proc/uptime; sleep 3; cat /proc/uptime; ${SPIN} sleep 3; cat /proc/uptime; kill $!`);
+    const [start, slept, spun] = out.trim().split('\n').map((line) => line.split(' ').map(Number) as [number, number]);
+    expect(start![0]).toBeLessThan(10); // the container's age, not the guest's uptime
+    expect((slept![1] - start![1]) / (slept![0] - start![0])).toBeGreaterThan(0.8);
+    expect((spun![1] - slept![1]) / (spun![0] - slept![0])).toBeLessThan(0.2);
+  });
+});
+
+describe('a cgroup2 container under a quota of 0.5 CPU on 2 CPUs', () => {
+  it('is one CPU with --enable-cfs, ≈ 50 % busy while it spins, and its counters never go back', () => {
+    const cgroup = makeCgroup(cleanup, { 'cpuset.cpus': '0-1', 'cpu.max': '50000 100000' });
+    const out = inContainer(
+      cgroup,
+      oursCfs,
+      `cat /sys/devices/system/cpu/online; grep -c '^processor' /proc/cpuinfo; ${CPU_LABELS}; echo ---
+cat /proc/stat; echo ---; ${SPIN} sleep 3; cat /proc/stat; echo ---
+i=0; while [ $i -lt 30 ]; do head -1 /proc/stat; i=$((i+1)); done; kill $!`,
+    ).split('---\n');
+    expect(out[0]).toBe('0\n1\ncpu cpu0 \n');
+    const share = busyShare(out[1]!, out[2]!);
+    expect(share).toBeGreaterThan(0.35);
+    expect(share).toBeLessThan(0.65);
+    const reads = out[3]!.trim().split('\n').map((line) => line.split(/\s+/).slice(1).map(Number));
+    expect(reads).toHaveLength(30);
+    for (let i = 1; i < reads.length; i++) reads[i]!.forEach((value, column) => expect(value).toBeGreaterThanOrEqual(reads[i - 1]![column]!));
+  });
+
+  it('is two CPUs without --enable-cfs, ≈ 25 % busy of them while it spins', () => {
+    const cgroup = makeCgroup(cleanup, { 'cpuset.cpus': '0-1', 'cpu.max': '50000 100000' });
+    const out = inContainer(cgroup, ours, `${CPU_LABELS}; echo ---; cat /proc/stat; echo ---; ${SPIN} sleep 3; cat /proc/stat; kill $!`).split('---\n');
+    expect(out[0]).toBe('cpu cpu0 cpu1 \n');
+    const share = busyShare(out[1]!, out[2]!);
+    expect(share).toBeGreaterThan(0.15);
+    expect(share).toBeLessThan(0.35);
+  });
+});
