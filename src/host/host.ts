@@ -47,8 +47,11 @@ export class Host {
   memoryFacts(cgroupPid: ProcessId, swapShown = true): Result<MemoryFacts> {
     const cgroup = this.cgroupOf(cgroupPid, 'memory');
     if (!cgroup.ok) return cgroup;
-    const accounting = swapShown ? this.memoryAccounting : { ...this.memoryAccounting, swap: false };
-    return readMemoryFacts(this.readerFor(cgroup.value), cgroup.value, accounting);
+    const reader = this.readerFor(cgroup.value);
+    // The startup probe looks where lxcfs does (our own cgroup, or the root's first children); a
+    // cgroup made later can have swap accounting all the same, so ask it too.
+    const swap = swapShown && (this.memoryAccounting.swap || reader.hasSwapAccounting(cgroup.value));
+    return readMemoryFacts(reader, cgroup.value, { ...this.memoryAccounting, swap });
   }
 
   private probeMemoryAccounting(): MemoryAccounting {

@@ -16,6 +16,14 @@ export interface KnownDifference {
 
 export const DIFFERENCES: readonly KnownDifference[] = [
   {
+    file: 'meminfo, swaps',
+    field: 'SwapTotal, SwapFree, swap line',
+    hosts: 'v2',
+    ours: 'memory.swap.max (minimum over ancestors) and memory.swap.current, clamped to the host\'s swap, wherever the container\'s cgroup has swap accounting',
+    lxcfs: '0 / header only',
+    reason: 'lxcfs probes swap accounting once at startup from its own cgroup; in the root cgroup it finds none unless a first-level cgroup existed then (lxcfs #534)',
+  },
+  {
     file: 'meminfo',
     field: 'MemAvailable',
     hosts: 'v1 and v2',

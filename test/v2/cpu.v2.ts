@@ -7,7 +7,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { exemptFields } from '../compat/differences.js';
 import { Cleanup, startDaemon } from '../helpers/processes.js';
-import { makeCgroup, runIn, startLxcfs, type Lxcfs } from './guest.js';
+import { inContainer as inGuestContainer, makeCgroup, startLxcfs, type Lxcfs } from './guest.js';
 
 const FILES = ['proc/cpuinfo', 'proc/stat', 'proc/uptime', 'sys/devices/system/cpu/online'];
 const cleanup = new Cleanup();
@@ -28,13 +28,9 @@ beforeAll(async () => {
 
 afterAll(() => cleanup.run());
 
-/** Runs `script` as pid 1 of a fresh pid + mount namespace started in `cgroup`, with the CPU files of
- * `mnt` bound over its own. */
+/** A container with the CPU files of `mnt` bound over its own. */
 function inContainer(cgroup: string, mnt: string, script: string): string {
-  const binds = FILES.map((file) => `mount --bind ${mnt}/${file} /${file}`).join(' && ');
-  const result = runIn(cgroup, 'unshare', ['--pid', '--fork', '--mount', '--mount-proc', '--propagation', 'private', 'sh', '-c', `${binds} || exit 1\n${script}`], { timeout: 170_000 });
-  if (result.status !== 0) throw new Error(`container script failed (${result.status}): ${result.stderr}`);
-  return result.stdout;
+  return inGuestContainer(cgroup, mnt, FILES, script);
 }
 
 const SPIN = `sh -c 'while :; do :; done' &`;

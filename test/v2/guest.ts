@@ -143,3 +143,12 @@ export function meminfoValue(text: string, key: string): number {
   if (!match) throw new Error(`no ${key} in:\n${text}`);
   return Number(match[1]);
 }
+
+/** Runs `script` as pid 1 of a fresh pid + mount namespace started in `cgroup`, with `files` of the
+ * lxcfs mount `mnt` bound over its own (what `docker run -v /var/lib/lxcfs/proc/X:/proc/X` does). */
+export function inContainer(cgroup: string, mnt: string, files: string[], script: string): string {
+  const binds = files.map((file) => `mount --bind ${mnt}/${file} /${file}`).join(' && ');
+  const result = runIn(cgroup, 'unshare', ['--pid', '--fork', '--mount', '--mount-proc', '--propagation', 'private', 'sh', '-c', `${binds} || exit 1\n${script}`], { timeout: 170_000 });
+  if (result.status !== 0) throw new Error(`container script failed (${result.status}): ${result.stderr}`);
+  return result.stdout;
+}

@@ -124,15 +124,16 @@ describe('cgroup v2 back end', () => {
     expect(v2Tree({ swapAccounting: false }).memoryAccounting).toEqual({ swap: false, zswap: false });
   });
 
-  it('reads no swap facts where the startup probe found no swap accounting', () => {
-    // the daemon's cgroup chain has no memory.swap.* files; the container's has
+  it('reads a container\'s swap facts where it has swap accounting even if the startup probe found none', () => {
+    // the daemon's cgroup chain has no memory.swap.* files; the container's has (lxcfs shows no swap here)
     tree = unifiedHost({ swapAccounting: false });
     tree.cgroup('', '/machine.slice', v2MemoryFiles({ current: 1 * MiB, swapCurrent: 1 * MiB, stat: '' }));
     tree.cgroup('', CONTAINER, v2MemoryFiles({ current: 1 * MiB, swapCurrent: 1 * MiB, stat: '' }));
     tree.addProcess({ pid: 500, pidNamespace: HOST_PID_NAMESPACE, cgroup: unifiedProcCgroup(CONTAINER) });
     const host = new Host(tree.roots);
     expect(host.memoryAccounting.swap).toBe(false);
-    expect(host.memoryFacts(500)).toMatchObject({ ok: true, value: { swap: undefined } });
+    expect(host.memoryFacts(500)).toMatchObject({ ok: true, value: { swap: { includesRam: false, limitBytes: Infinity, usageBytes: 1 * MiB } } });
+    expect(host.memoryFacts(500, false)).toMatchObject({ ok: true, value: { swap: undefined } });
   });
 
   it('a daemon in the root cgroup probes the first-level children', () => {
