@@ -36,7 +36,9 @@ afterAll(() => cleanup.run());
 function inContainer(cgroups: TestCgroup[], files: string[], script: string, timeoutMs = 60_000): Promise<string> {
   const join = cgroups.map((cgroup) => `echo $$ > ${cgroup.dir}/cgroup.procs`).join(' && ');
   const binds = files.map((file) => `mount --bind ${mnt}/${file} /${file}`).join(' && ');
-  const inner = `${binds || 'true'} && ${script}`;
+  // A line of its own: `binds && script` would put the binds in the background with the script's first
+  // `cmd &`, racing the reads that follow.
+  const inner = `${binds || 'true'} || exit 1\n${script}`;
   const child = spawn('sh', ['-c', `${join} && exec unshare --pid --fork --mount --mount-proc --propagation private sh -c "$1"`, 'sh', inner], {
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, LC_ALL: 'C', LXCFS: lxcfs.mountPoint, MNT: mnt },
