@@ -3,6 +3,7 @@
 // uptime idle come from cpu.stat (lxcfs shows host numbers there). Durations in the guest mean little,
 // so the assertions are ratios of what the guest kernel itself reports.
 
+import { spawn } from 'node:child_process';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { exemptFields } from '../compat/differences.js';
@@ -97,5 +98,36 @@ i=0; while [ $i -lt 30 ]; do head -1 /proc/stat; i=$((i+1)); done; kill $!`,
     const share = busyShare(out[1]!, out[2]!);
     expect(share).toBeGreaterThan(0.15);
     expect(share).toBeLessThan(0.35);
+  });
+});
+
+describe('issue 9\'s cgroup2 checks', () => {
+  it('gives a child one CPU with --enable-cfs when its parent has cpu.max 50000 100000', () => {
+    const parent = makeCgroup(cleanup, { 'cpuset.cpus': '0-1', 'cpu.max': '50000 100000' });
+    const child = makeCgroup(cleanup, {}, parent);
+    const out = inContainer(child, oursCfs, `cat /sys/devices/system/cpu/online; grep -c '^processor' /proc/cpuinfo; getconf _NPROCESSORS_ONLN`);
+    expect(out).toBe('0\n1\n1\n');
+  });
+
+  it('shows a container that spun for 2 s idle clearly below its uptime and ≥ 1 s busy; an idle one no busy time while the host spins', async () => {
+    const busy = makeCgroup(cleanup, { 'cpuset.cpus': '1' });
+    const spun = inContainer(busy, ours, `${SPIN} sleep 2; kill $!; cat /proc/uptime; head -1 /proc/stat`).trim().split('\n');
+    const [uptime, idle] = spun[0]!.split(' ').map(Number) as [number, number];
+    expect(idle).toBeLessThan(uptime - 1);
+    const ticks = aggregate(spun[1]! + '\n');
+    expect(ticks[0]! + ticks[1]! + ticks[2]!).toBeGreaterThanOrEqual(100); // USER_HZ 100: ≥ 1 s
+    // The host spins (outside the container's cgroup) while an idle container reads its stat twice.
+    const hostSpinner = spawn('sh', ['-c', 'while :; do :; done'], { stdio: 'ignore' });
+    cleanup.own(hostSpinner);
+    try {
+      const quiet = makeCgroup(cleanup, { 'cpuset.cpus': '0-1' });
+      const out = inContainer(quiet, ours, `head -1 /proc/stat; sleep 2; head -1 /proc/stat`).trim().split('\n');
+      const [before, after] = out.map((line) => aggregate(line + '\n')) as [number[], number[]];
+      const busyTicks = [0, 1, 2].reduce((sum, column) => sum + after[column]! - before[column]!, 0);
+      expect(busyTicks).toBeLessThanOrEqual(5);
+      expect(after[3]! - before[3]!).toBeGreaterThan(100);
+    } finally {
+      hostSpinner.kill('SIGKILL');
+    }
   });
 });
