@@ -39,7 +39,7 @@ export async function prepareMountpoint(mountPoint: string, options: { force: bo
   const minor = top.device.split(':')[1];
   if (probe.state === 'hung' && !options.force) {
     throw new StartupError(
-      `the lxcfs mount on ${mountPoint} does not answer within ${PROBE_TIMEOUT_MS} ms (a hung daemon?); start with --force to abort it, or run: echo 1 > ${FUSECTL_DIR}/${minor}/abort; umount -l ${mountPoint}`,
+      `the lxcfs mount on ${mountPoint} does not answer within ${PROBE_TIMEOUT_MS} ms (a hung daemon?); start with --force to abort it, or abort it yourself (echo 1 > ${FUSECTL_DIR}/${minor}/abort, after mount -t fusectl none ${FUSECTL_DIR} if that is missing) and run umount -l ${mountPoint}`,
     );
   }
   // Aborting frees every caller still waiting on the old connection; the mount stays, dead, below ours.

@@ -118,13 +118,14 @@ export function detachMount(mountPoint: string): void {
 
 export const FUSECTL_DIR = '/sys/fs/fuse/connections';
 
-/** Aborts a FUSE connection through fusectl (mounting fusectl if it is missing), so that its callers
- * and its daemon are released. `device` is the mountinfo "major:minor". Returns false when the
- * connection no longer exists. */
+/** Aborts a FUSE connection through fusectl, so that its callers and its daemon are released. fusectl
+ * is mounted for the purpose if it is missing (and unmounted again: we leave the host as we found it).
+ * `device` is the mountinfo "major:minor". Returns false when the connection no longer exists. */
 export function abortConnection(device: string): boolean {
   const minor = device.split(':')[1];
   if (!minor) throw new MountError(`bad device number "${device}"`);
-  if (!readMountInfo().some((entry) => entry.fsType === 'fusectl' && entry.mountPoint === FUSECTL_DIR)) {
+  const mountedHere = !readMountInfo().some((entry) => entry.fsType === 'fusectl' && entry.mountPoint === FUSECTL_DIR);
+  if (mountedHere) {
     const result = spawnSync('mount', ['-t', 'fusectl', 'none', FUSECTL_DIR], { stdio: ['ignore', 'ignore', 'pipe'], encoding: 'utf8' });
     if (result.status !== 0) throw new MountError(`cannot mount fusectl on ${FUSECTL_DIR}: ${(result.stderr ?? '').trim()}`);
   }
@@ -134,6 +135,8 @@ export function abortConnection(device: string): boolean {
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return false;
     throw new MountError(`cannot abort FUSE connection ${minor}: ${(err as Error).message}`);
+  } finally {
+    if (mountedHere) spawnSync('umount', [FUSECTL_DIR], { stdio: 'ignore' });
   }
 }
 
