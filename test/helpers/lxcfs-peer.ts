@@ -5,7 +5,7 @@ import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { probeFile } from '../../src/fuse/mount.js';
-import { type Cleanup, isMounted, run } from './processes.js';
+import { type Cleanup, isMounted, run, TIME_SCALE } from './processes.js';
 
 export interface LxcfsPeer {
   mountPoint: string;
@@ -33,7 +33,7 @@ export async function startLxcfs(cleanup: Cleanup, args: string[] = []): Promise
     await exited;
     clearTimeout(timer);
   });
-  const deadline = Date.now() + 15_000;
+  const deadline = Date.now() + 15_000 * TIME_SCALE;
   while (Date.now() < deadline) {
     if (child.exitCode !== null) throw new Error(`lxcfs exited with ${child.exitCode} before mounting: ${stderr.trim()}`);
     if (isMounted(mountPoint) && (await probeFile(path.join(mountPoint, 'proc/uptime'), 2000)).state === 'live') {
@@ -41,5 +41,5 @@ export async function startLxcfs(cleanup: Cleanup, args: string[] = []): Promise
     }
     await new Promise((resolve) => setTimeout(resolve, 50));
   }
-  throw new Error('lxcfs did not mount within 15 s');
+  throw new Error(`lxcfs did not mount within ${15 * TIME_SCALE} s`);
 }

@@ -6,18 +6,19 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Cleanup, startDaemon } from '../helpers/processes.js';
-import { inContainer, makeCgroup, makeLoopDevice, readCgroup, startLxcfs, type Lxcfs } from './guest.js';
+import { inContainer, makeCgroup, makeLoopDevice, readCgroup } from './guest.js';
+import { startLxcfs, type LxcfsPeer } from '../helpers/lxcfs-peer.js';
 
 const FILES = ['proc/diskstats', 'proc/loadavg', 'proc/pressure/cpu', 'proc/pressure/io', 'proc/pressure/memory', 'proc/slabinfo'];
 const cleanup = new Cleanup();
 let dir: string;
 let ours: string;
-let lxcfs: Lxcfs;
+let lxcfs: LxcfsPeer;
 
 beforeAll(async () => {
   dir = cleanup.tempDir();
   ours = path.join(dir, 'mnt');
-  [lxcfs] = await Promise.all([startLxcfs(cleanup, dir, ['-l']), startDaemon(cleanup, ['-l', '-p', path.join(dir, 'pid'), ours], ours)]);
+  [lxcfs] = await Promise.all([startLxcfs(cleanup, ['-l']), startDaemon(cleanup, ['-l', '-p', path.join(dir, 'pid'), ours], ours)]);
 });
 
 afterAll(() => cleanup.run());

@@ -8,20 +8,21 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { exemptFields } from '../compat/differences.js';
 import { Cleanup, startDaemon } from '../helpers/processes.js';
-import { inContainer as inGuestContainer, makeCgroup, startLxcfs, type Lxcfs } from './guest.js';
+import { inContainer as inGuestContainer, makeCgroup } from './guest.js';
+import { startLxcfs, type LxcfsPeer } from '../helpers/lxcfs-peer.js';
 
 const FILES = ['proc/cpuinfo', 'proc/stat', 'proc/uptime', 'sys/devices/system/cpu/online'];
 const cleanup = new Cleanup();
 let ours: string;
 let oursCfs: string;
-let lxcfs: Lxcfs;
+let lxcfs: LxcfsPeer;
 
 beforeAll(async () => {
   const dir = cleanup.tempDir();
   ours = path.join(dir, 'mnt');
   oursCfs = path.join(dir, 'mnt-cfs');
   [lxcfs] = await Promise.all([
-    startLxcfs(cleanup, dir),
+    startLxcfs(cleanup),
     startDaemon(cleanup, ['-p', path.join(dir, 'pid'), ours], ours),
     startDaemon(cleanup, ['--enable-cfs', '-p', path.join(dir, 'pid-cfs'), oursCfs], oursCfs),
   ]);

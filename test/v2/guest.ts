@@ -7,7 +7,7 @@ import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { isMounted, run, unmountAll, type Cleanup } from '../helpers/processes.js';
+import { run, type Cleanup } from '../helpers/processes.js';
 
 export const CGROUP_ROOT = '/sys/fs/cgroup';
 const CGROUP2_SUPER_MAGIC = 0x63677270;
@@ -103,38 +103,6 @@ export function enableZramSwap(cleanup: Cleanup, sizeMiB = 256): string {
     run('swapoff', [device]);
   });
   return device;
-}
-
-export interface Lxcfs {
-  child: ChildProcess;
-  mountPoint: string;
-  output(): string;
-}
-
-/** Starts Debian's lxcfs (the reference) in the foreground on a private mountpoint and waits until it
- * serves; stopped and unmounted at cleanup. */
-export async function startLxcfs(cleanup: Cleanup, dir: string, args: string[] = []): Promise<Lxcfs> {
-  const mountPoint = path.join(dir, 'lxcfs');
-  fs.mkdirSync(mountPoint, { recursive: true });
-  const child = spawn('lxcfs', ['-f', '-p', path.join(dir, 'lxcfs.pid'), ...args, mountPoint], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let output = '';
-  child.stdout!.on('data', (chunk: Buffer) => (output += chunk.toString()));
-  child.stderr!.on('data', (chunk: Buffer) => (output += chunk.toString()));
-  const exited = new Promise<void>((resolve) => child.on('exit', () => resolve()));
-  cleanup.add(async () => {
-    if (child.exitCode === null && child.signalCode === null) {
-      child.kill('SIGTERM');
-      await Promise.race([exited, sleep(5000)]);
-      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-    }
-    unmountAll(mountPoint);
-  });
-  for (let i = 0; i < 600; i++) {
-    if (child.exitCode !== null) throw new Error(`lxcfs exited with ${child.exitCode}:\n${output}`);
-    if (isMounted(mountPoint) && fs.existsSync(path.join(mountPoint, 'proc/meminfo'))) return { child, mountPoint, output: () => output };
-    await sleep(50);
-  }
-  throw new Error(`lxcfs did not serve within 30 s:\n${output}`);
 }
 
 /** One value of a /proc/meminfo-style text, in kB. */

@@ -7,7 +7,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { Cleanup, run } from '../helpers/processes.js';
-import { CGROUP_ROOT, cgroupOf, enableZramSwap, isCgroup2, makeCgroup, makeLoopDevice, meminfoValue, readCgroup, runIn, startLxcfs } from './guest.js';
+import { CGROUP_ROOT, cgroupOf, enableZramSwap, isCgroup2, makeCgroup, makeLoopDevice, meminfoValue, readCgroup, runIn } from './guest.js';
+import { startLxcfs } from '../helpers/lxcfs-peer.js';
 
 const cleanup = new Cleanup();
 afterAll(() => cleanup.run());
@@ -52,8 +53,7 @@ describe('the guest kernel', () => {
 
 describe('Debian\'s lxcfs 5.0.3 in the guest (the reference)', () => {
   it('serves meminfo: the host\'s at the root, memory.max inside a cgroup', async () => {
-    const dir = cleanup.tempDir();
-    const lxcfs = await startLxcfs(cleanup, dir);
+    const lxcfs = await startLxcfs(cleanup);
     const meminfo = path.join(lxcfs.mountPoint, 'proc/meminfo');
     const hostTotal = meminfoValue(fs.readFileSync('/proc/meminfo', 'utf8'), 'MemTotal');
     expect(meminfoValue(run('cat', [meminfo]).stdout, 'MemTotal')).toBe(hostTotal);

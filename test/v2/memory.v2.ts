@@ -5,19 +5,20 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { exemptFields } from '../compat/differences.js';
 import { Cleanup, startDaemon } from '../helpers/processes.js';
-import { enableZramSwap, inContainer, makeCgroup, meminfoValue, startLxcfs, type Lxcfs } from './guest.js';
+import { enableZramSwap, inContainer, makeCgroup, meminfoValue } from './guest.js';
+import { startLxcfs, type LxcfsPeer } from '../helpers/lxcfs-peer.js';
 
 const MiB = 1024 * 1024;
 const FILES = ['proc/meminfo', 'proc/swaps'];
 const cleanup = new Cleanup();
 let ours: string;
-let lxcfs: Lxcfs;
+let lxcfs: LxcfsPeer;
 
 beforeAll(async () => {
   const dir = cleanup.tempDir();
   ours = path.join(dir, 'mnt');
   enableZramSwap(cleanup, 256);
-  [lxcfs] = await Promise.all([startLxcfs(cleanup, dir), startDaemon(cleanup, ['-p', path.join(dir, 'pid'), ours], ours)]);
+  [lxcfs] = await Promise.all([startLxcfs(cleanup), startDaemon(cleanup, ['-p', path.join(dir, 'pid'), ours], ours)]);
 });
 
 afterAll(() => cleanup.run());
