@@ -301,6 +301,20 @@ const state = {
   cleaning: null,
 };
 
+// rmdir retried for a while: a cgroup stays busy for a moment after its last task exits.
+async function removeCgroupDir(dir) {
+  for (let i = 0; i < 20; i++) {
+    try {
+      fs.rmdirSync(dir);
+      return;
+    } catch (e) {
+      if (e.code === 'ENOENT') return;
+      if (i === 19) log(`warning: could not remove cgroup ${dir}: ${e.code}`);
+      else await sleep(100);
+    }
+  }
+}
+
 async function cleanup() {
   if (state.cleaning) return state.cleaning;
   state.cleaning = (async () => {
@@ -313,18 +327,7 @@ async function cleanup() {
     }
     for (let i = 0; i < 40 && [...state.clients].some((c) => pidAlive(c.pid)); i++) await sleep(50);
     // 2. our cgroups (only the dirs we created; empty once the clients are gone)
-    for (const dir of [...state.cgroupDirs].reverse()) {
-      for (let i = 0; i < 20; i++) {
-        try {
-          fs.rmdirSync(dir);
-          break;
-        } catch (e) {
-          if (e.code === 'ENOENT') break;
-          if (i === 19) log(`warning: could not remove cgroup ${dir}: ${e.code}`);
-          else await sleep(100);
-        }
-      }
-    }
+    for (const dir of [...state.cgroupDirs].reverse()) await removeCgroupDir(dir);
     state.cgroupDirs = [];
     // 3. the daemons we started, by pid
     await Promise.all(state.daemons.map(stopDaemon));
@@ -1124,17 +1127,7 @@ async function phaseSamplerCost(lxcfsBin) {
     }
     for (let i = 0; i < 40 && procs.some((c) => pidAlive(c.pid)); i++) await sleep(50);
     for (const child of procs) state.clients.delete(child);
-    for (const dir of state.cgroupDirs.splice(before.dirs).reverse()) {
-      for (let i = 0; i < 20; i++) {
-        try {
-          fs.rmdirSync(dir);
-          break;
-        } catch (e) {
-          if (e.code === 'ENOENT') break;
-          await sleep(100);
-        }
-      }
-    }
+    for (const dir of state.cgroupDirs.splice(before.dirs).reverse()) await removeCgroupDir(dir);
     const ours = state.daemons.splice(before.daemons);
     await Promise.all(ours.map(stopDaemon));
   }
