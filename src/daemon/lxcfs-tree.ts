@@ -1,9 +1,9 @@
 // The lxcfs tree: which files exist, their stable node ids, and where each one's content comes from.
 // This module is loaded in every FUSE reader thread (see createFileSystem).
 
-import fs from 'node:fs';
 import path from 'node:path';
 import { errnoOf } from '../fuse/host-mirror.js';
+import { readRenderedBytes } from '../host/files.js';
 import type { Logger } from 'pino';
 import type { FileSystem } from '../fuse/filesystem.js';
 import type { DaemonConfig } from './config.js';
@@ -26,8 +26,9 @@ export interface TreeOptions extends ViewOptions {
  * createViews under the same path. */
 interface VirtualFile {
   ino: number;
-  /** Path of the host file relative to the proc or sys root. */
-  host: { root: 'proc' | 'sys'; path: string };
+  /** Path of the host file relative to the proc or sys root; `recordwise` when the kernel hands it out a
+   * record (CPU, disk, swap area, slab) at a time rather than in one piece (see readRenderedFile). */
+  host: { root: 'proc' | 'sys'; path: string; recordwise?: boolean };
 }
 
 const MIRRORED_DIR = 'sys/devices/system/cpu';
@@ -44,13 +45,13 @@ const DIRS = {
 } as const;
 
 const FILES: Record<string, VirtualFile> = {
-  'proc/cpuinfo': { ino: 3, host: { root: 'proc', path: 'cpuinfo' } },
-  'proc/diskstats': { ino: 4, host: { root: 'proc', path: 'diskstats' } },
+  'proc/cpuinfo': { ino: 3, host: { root: 'proc', path: 'cpuinfo', recordwise: true } },
+  'proc/diskstats': { ino: 4, host: { root: 'proc', path: 'diskstats', recordwise: true } },
   'proc/loadavg': { ino: 5, host: { root: 'proc', path: 'loadavg' } },
   'proc/meminfo': { ino: 6, host: { root: 'proc', path: 'meminfo' } },
-  'proc/slabinfo': { ino: 7, host: { root: 'proc', path: 'slabinfo' } },
+  'proc/slabinfo': { ino: 7, host: { root: 'proc', path: 'slabinfo', recordwise: true } },
   'proc/stat': { ino: 8, host: { root: 'proc', path: 'stat' } },
-  'proc/swaps': { ino: 9, host: { root: 'proc', path: 'swaps' } },
+  'proc/swaps': { ino: 9, host: { root: 'proc', path: 'swaps', recordwise: true } },
   'proc/uptime': { ino: 10, host: { root: 'proc', path: 'uptime' } },
   'proc/pressure/cpu': { ino: 12, host: { root: 'proc', path: 'pressure/cpu' } },
   'proc/pressure/io': { ino: 13, host: { root: 'proc', path: 'pressure/io' } },
@@ -98,12 +99,10 @@ export function buildTree(options: TreeOptions, views: Record<string, View>): Di
   }
   for (const [filePath, file] of Object.entries(FILES)) {
     const hostPath = path.join(file.host.root === 'proc' ? options.procRoot : options.sysRoot, file.host.path);
+    const readOptions = { singleRecord: !file.host.recordwise };
     const readHost = (): Buffer | number => {
-      try {
-        return fs.readFileSync(hostPath);
-      } catch (err) {
-        return errnoOf(err);
-      }
+      const content = readRenderedBytes(hostPath, readOptions);
+      return typeof content === 'string' ? errnoOf({ code: content }) : content;
     };
     const view = views[filePath];
     const node: FileNode = {

@@ -1,6 +1,6 @@
 import { dirname, join, posix } from 'node:path';
 import { findHierarchy, type CgroupHierarchy, type CgroupLayout } from './cgroup-layout.js';
-import { readTextFile } from './files.js';
+import { readRenderedFile } from './files.js';
 import { fail, ok, type Result } from './result.js';
 
 /** A cgroup of one hierarchy, as the daemon sees it. */
@@ -82,7 +82,7 @@ export function cgroupOfProcessIn(
   controller: string = hierarchy.version === 2 ? 'cgroup2' : hierarchy.controllers.join(','),
 ): Result<CgroupLocation> {
   const procCgroupPath = join(procRoot, String(pid), 'cgroup');
-  const text = readTextFile(procCgroupPath);
+  const text = readRenderedFile(procCgroupPath, { singleRecord: true });
   if (text === undefined) return fail(`cannot read ${procCgroupPath}: the process has exited`);
 
   const line = parseProcCgroup(text).find((entry) =>

@@ -1,7 +1,7 @@
 import { join } from 'node:path';
 import type { CgroupVersion } from './cgroup-layout.js';
 import { isHierarchyTop, parentCgroup, type CgroupLocation } from './cgroup-location.js';
-import { readRenderedFile, readTextFileIfExists } from './files.js';
+import { readRenderedFile } from './files.js';
 import type { MemoryStatKeys } from './memory-facts.js';
 import { fail, ok, type Result } from './result.js';
 
@@ -57,12 +57,10 @@ export function parseMemoryStat(text: string): Map<string, number> {
 
 /**
  * Text of a file of the cgroup. At the top of a hierarchy files are often
- * legitimately absent (the v2 root has no memory.max nor memory.current), so
- * there a cheap existence check comes first.
+ * legitimately absent (the v2 root has no memory.max nor memory.current).
  */
 export function readCgroupFile(cgroup: CgroupLocation, name: string): string | undefined {
-  const path = join(cgroup.directory, name);
-  return isHierarchyTop(cgroup) ? readTextFileIfExists(path) : readRenderedFile(path);
+  return readRenderedFile(join(cgroup.directory, name), { singleRecord: true, oftenMissing: isHierarchyTop(cgroup) });
 }
 
 /** One value of the cgroup itself, e.g. memory.current. */

@@ -1,9 +1,9 @@
-import { closeSync, existsSync, openSync, readFileSync, readSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readFileSync, readSync, statfsSync } from 'node:fs';
 
 /**
  * The text of a file, or undefined when it cannot be read (missing, removed
- * meanwhile, not permitted). Use for files that normally exist: a miss costs an
- * exception internally, which is fine when rare.
+ * meanwhile, not permitted). For files read once or rarely; what is read on
+ * every request goes through readRenderedFile.
  */
 export function readTextFile(path: string): string | undefined {
   try {
@@ -13,21 +13,39 @@ export function readTextFile(path: string): string | undefined {
   }
 }
 
-/**
- * Like readTextFile, for files that are often legitimately absent (the cgroup v2
- * root has no memory.max): an existence check first makes the miss cheap.
- */
-export function readTextFileIfExists(path: string): string | undefined {
-  return existsSync(path) ? readTextFile(path) : undefined;
+export interface RenderedFileOptions {
+  /**
+   * The kernel renders the file as one seq_file record (every cgroup file we read, /proc/<pid>/stat and
+   * cgroup, /proc/meminfo, stat, uptime, loadavg): a read that returns less than asked for then is the
+   * whole file, which saves the read that would return 0. Not so for /proc/cpuinfo or diskstats, which
+   * come a record at a time.
+   */
+  singleRecord?: boolean;
+  /** Often legitimately absent (the cgroup v2 root has no memory.max): a cheap existence check comes
+   * before opening, because a failed open costs an exception. */
+  oftenMissing?: boolean;
 }
 
-// cgroup files are read on every request; re-reading an open file from offset 0 (the kernel renders it
-// afresh) saves the path walk, open and close of each read. Each reader thread keeps its own few.
-const MAX_OPEN_FILES = 128;
-const openFiles = new Map<string, number>(); // oldest first
+// Files read on every request stay open and are re-read from offset 0: procfs and cgroupfs render
+// them afresh on each read, and this saves the path walk, open, fstat and close of every request (about
+// half the cost). An fd of /proc/<pid>/... stays bound to that process: once it has exited, reads fail
+// (ESRCH) instead of showing a later process that got the same pid, and the path is opened again.
+// Likewise a removed cgroup's files fail (ENODEV) rather than show a new cgroup of the same name.
+// Only files of those kernel filesystems are kept open: a regular file (a fixture tree given as
+// --proc-root) is read by path each time. Each reader thread keeps its own; the least recently used is
+// closed beyond the cap.
+const MAX_OPEN_FILES = 2048;
+const KERNEL_FILESYSTEMS = new Set([
+  0x9fa0, // procfs
+  0x62656572, // sysfs
+  0x27e0eb, // cgroup (v1)
+  0x63677270, // cgroup2
+]);
+const openFiles = new Map<string, number>(); // least recently used first
 let scratch = Buffer.alloc(16 * 1024);
 
-function readWhole(fd: number): string {
+/** Reads the whole file into `scratch`; returns the length. Throws what readSync throws. */
+function readWhole(fd: number, singleRecord: boolean): number {
   let length = 0;
   for (;;) {
     if (length === scratch.length) {
@@ -35,9 +53,10 @@ function readWhole(fd: number): string {
       scratch.copy(bigger);
       scratch = bigger;
     }
-    const n = readSync(fd, scratch, length, scratch.length - length, length);
-    if (n === 0) return scratch.toString('utf8', 0, length);
+    const wanted = scratch.length - length;
+    const n = readSync(fd, scratch, length, wanted, length);
     length += n;
+    if (n === 0 || (singleRecord && n < wanted)) return length;
   }
 }
 
@@ -52,37 +71,64 @@ function forget(path: string): void {
   }
 }
 
-/**
- * Like readTextFile, for pseudo-files that render their content afresh on every read from offset 0
- * (cgroupfs, most of procfs), keeping the file open between calls. A file that went away (its cgroup
- * was removed) fails the read; it is then opened again once, which fails as readTextFile would.
- */
-export function readRenderedFile(path: string): string | undefined {
+/** Length of the file's content in `scratch`, or the error code (`ENOENT`...) of opening or reading it. */
+function readIntoScratch(path: string, options: RenderedFileOptions): number | string {
+  const singleRecord = options.singleRecord === true;
   const cached = openFiles.get(path);
   if (cached !== undefined) {
     try {
-      const text = readWhole(cached);
-      // Most recently used last, so that the oldest is closed first.
+      const length = readWhole(cached, singleRecord);
       openFiles.delete(path);
       openFiles.set(path, cached);
-      return text;
+      return length;
     } catch {
-      forget(path);
+      forget(path); // gone (process exited, cgroup removed): open the path afresh once
     }
+  } else if (options.oftenMissing && !existsSync(path)) {
+    return 'ENOENT';
   }
   let fd: number;
   try {
     fd = openSync(path, 'r');
-  } catch {
-    return undefined;
+  } catch (err) {
+    return codeOf(err);
   }
+  let length: number;
   try {
-    const text = readWhole(fd);
+    length = readWhole(fd, singleRecord);
+  } catch (err) {
+    closeSync(fd);
+    return codeOf(err);
+  }
+  if (onKernelFilesystem(path)) {
     if (openFiles.size >= MAX_OPEN_FILES) forget(openFiles.keys().next().value!);
     openFiles.set(path, fd);
-    return text;
-  } catch {
+  } else {
     closeSync(fd);
-    return undefined;
   }
+  return length;
+}
+
+function onKernelFilesystem(path: string): boolean {
+  try {
+    return KERNEL_FILESYSTEMS.has(statfsSync(path).type);
+  } catch {
+    return false;
+  }
+}
+
+function codeOf(err: unknown): string {
+  return (err as NodeJS.ErrnoException).code ?? 'EIO';
+}
+
+/** The text of a pseudo-file read on every request (see above), or undefined when it cannot be read. */
+export function readRenderedFile(path: string, options: RenderedFileOptions = {}): string | undefined {
+  const length = readIntoScratch(path, options);
+  return typeof length === 'number' ? scratch.toString('utf8', 0, length) : undefined;
+}
+
+/** Like readRenderedFile, as bytes of its own, or the error code (`ENOENT`...) when it cannot be read. */
+export function readRenderedBytes(path: string, options: RenderedFileOptions = {}): Buffer | string {
+  const length = readIntoScratch(path, options);
+  return typeof length === 'number' ? Buffer.from(scratch.subarray(0, length)) : length;
 }

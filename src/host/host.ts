@@ -5,7 +5,7 @@ import { cgroupOfProcess, type CgroupLocation } from './cgroup-location.js';
 import type { CgroupReader } from './cgroup-reader.js';
 import { CgroupV1Reader } from './cgroup-v1.js';
 import { CgroupV2Reader } from './cgroup-v2.js';
-import { readTextFile } from './files.js';
+import { readRenderedFile } from './files.js';
 import { readMemoryFacts, type MemoryAccounting, type MemoryFacts } from './memory-facts.js';
 import type { ProcessId } from './process.js';
 import { REAL_HOST_ROOTS, type HostRoots } from './roots.js';
@@ -61,8 +61,8 @@ export class Host {
     return { swap: reader.hasSwapAccounting(own.value), zswap: reader.hasZswapAccounting(own.value) };
   }
 
-  /** A host /proc file such as "meminfo", or undefined if unreadable. */
-  readProcFile(name: string): string | undefined {
-    return readTextFile(join(this.roots.procRoot, name));
+  /** A host /proc file rendered in one piece ("meminfo", "stat", "uptime"), or undefined if unreadable. */
+  readProcFile(name: 'meminfo' | 'stat' | 'uptime'): string | undefined {
+    return readRenderedFile(join(this.roots.procRoot, name), { singleRecord: true });
   }
 }

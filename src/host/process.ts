@@ -1,5 +1,5 @@
 import { readlinkSync } from 'node:fs';
-import { readTextFile } from './files.js';
+import { readRenderedFile, readTextFile } from './files.js';
 
 export type ProcessId = number | 'self';
 
@@ -25,7 +25,7 @@ export function readPidNamespace(procRoot: string, pid: ProcessId | string): str
  * name (field 2) may itself contain spaces and parentheses.
  */
 export function readStartTime(procRoot: string, pid: ProcessId): number | undefined {
-  const stat = readTextFile(`${procRoot}/${pid}/stat`);
+  const stat = readRenderedFile(`${procRoot}/${pid}/stat`, { singleRecord: true });
   if (stat === undefined) return undefined;
   const fieldsAfterName = stat.slice(stat.lastIndexOf(')') + 1).trim().split(' ');
   const startTime = Number(fieldsAfterName[22 - 3]); // fieldsAfterName[0] is field 3

@@ -1,0 +1,81 @@
+// readRenderedFile keeps kernel files open between reads. These tests pin down why that is safe, on the
+// real kernel (root, cgroup v1 pids hierarchy for the cgroup case): a kept fd follows the process or
+// cgroup it was opened for, never a later one under the same path, and fixture files are not kept.
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import fs from 'node:fs';
+import path from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { readRenderedBytes, readRenderedFile } from '../../../src/host/files.js';
+import { createCgroup } from '../../helpers/cgroups.js';
+import { Cleanup } from '../../helpers/processes.js';
+
+const cleanup = new Cleanup();
+afterEach(() => cleanup.run());
+
+/** The fds of this process that point at `target`. */
+function fdsOpenOn(target: string): number {
+  return fs.readdirSync('/proc/self/fd').filter((fd) => {
+    try {
+      return fs.readlinkSync(`/proc/self/fd/${fd}`) === target;
+    } catch {
+      return false;
+    }
+  }).length;
+}
+
+describe('readRenderedFile', () => {
+  it('keeps a /proc file open, and stops answering for a process once it has exited', async () => {
+    const child = spawn('sleep', ['60'], { stdio: 'ignore' });
+    cleanup.own(child);
+    await once(child, 'spawn');
+    const statPath = `/proc/${child.pid}/stat`;
+    const first = readRenderedFile(statPath, { singleRecord: true });
+    expect(first).toMatch(new RegExp(`^${child.pid} \\(sleep\\) `));
+    expect(fdsOpenOn(statPath)).toBe(1);
+    // read again through the kept fd: the kernel renders it afresh (same process, same start time)
+    expect(readRenderedFile(statPath, { singleRecord: true })?.split(' ')[21]).toBe(first!.split(' ')[21]);
+
+    child.kill('SIGKILL');
+    await once(child, 'exit'); // reaped: the pid is free for anyone
+    expect(readRenderedFile(statPath, { singleRecord: true })).toBeUndefined();
+    expect(fdsOpenOn(statPath)).toBe(0);
+  });
+
+  it.skipIf(process.getuid?.() !== 0 || !fs.existsSync('/sys/fs/cgroup/pids/cgroup.procs'))(
+    'reads a cgroup that was removed and made again under the same name afresh',
+    () => {
+      const cgroup = createCgroup(cleanup, 'pids', 'lxcfs-ts-files');
+      cgroup.write('pids.max', 50);
+      const file = path.join(cgroup.dir, 'pids.max');
+      expect(readRenderedFile(file, { singleRecord: true })).toBe('50\n');
+      fs.rmdirSync(cgroup.dir);
+      fs.mkdirSync(cgroup.dir);
+      cgroup.write('pids.max', 70);
+      expect(readRenderedFile(file, { singleRecord: true })).toBe('70\n');
+    },
+  );
+
+  it('reads multi-record files (cpuinfo) to the end, and single-record ones in one piece', () => {
+    const cpuinfo = readRenderedFile('/proc/cpuinfo')!;
+    expect(cpuinfo.match(/^processor\s*:/gm)?.length).toBe(fs.readFileSync('/proc/cpuinfo', 'utf8').match(/^processor\s*:/gm)?.length);
+    expect(readRenderedFile('/proc/meminfo', { singleRecord: true })).toMatch(/^MemTotal:.*\n[\s\S]*\n$/);
+  });
+
+  it('does not keep regular files open: a fixture file replaced under its path is read afresh', () => {
+    const dir = cleanup.tempDir();
+    const file = path.join(dir, 'stat');
+    fs.writeFileSync(file, 'old\n');
+    expect(readRenderedFile(file, { singleRecord: true })).toBe('old\n');
+    expect(fdsOpenOn(file)).toBe(0);
+    fs.rmSync(file);
+    fs.writeFileSync(file, 'new\n');
+    expect(readRenderedFile(file, { singleRecord: true })).toBe('new\n');
+  });
+
+  it('answers a missing file with its error code, also when it is often missing', () => {
+    expect(readRenderedBytes('/proc/no-such-file')).toBe('ENOENT');
+    expect(readRenderedBytes('/proc/no-such-file', { oftenMissing: true })).toBe('ENOENT');
+    expect(readRenderedFile('/proc/no-such-file', { oftenMissing: true })).toBeUndefined();
+  });
+});
