@@ -23,6 +23,15 @@
  *        reads PATH N times, or as many as fit in MAXSECONDS.  Output: "count DONE ELAPSED_NS".
  *   dump PATH...
  *        reads each PATH once.  Output per path: "== IDX BYTES\n" and the content.
+ *   turns PATH...
+ *        a long-lived simulated container (scale phase).  Before "ready" it
+ *        joins the cgroups whose cgroup.procs files are listed, colon-separated,
+ *        in $BENCH_CGROUP_PROCS (writing 0: itself, which also works from
+ *        inside a pid namespace).  No "go" line: it then obeys one command per
+ *        stdin line until "quit" or EOF:
+ *          "go R"    one turn: every PATH once, in order (reversed when R is 1);
+ *                    output "t NS..." with the times in PATH order
+ *          "dump P"  output "== P BYTES\n" and the content of PATH number P
  *
  * Any failure prints one line on stderr and exits 2.
  */
@@ -208,6 +217,73 @@ static int mode_dump(int argc, char **argv)
 	return 0;
 }
 
+static void join_cgroups(void)
+{
+	const char *list = getenv("BENCH_CGROUP_PROCS");
+	if (!list || !*list)
+		return;
+	char *copy = strdup(list);
+	for (char *file = strtok(copy, ":"); file; file = strtok(NULL, ":")) {
+		int fd = open(file, O_WRONLY | O_CLOEXEC);
+		if (fd < 0 || write(fd, "0", 1) != 1)
+			die("join cgroup", file);
+		close(fd);
+	}
+	free(copy);
+}
+
+static int mode_turns(int argc, char **argv)
+{
+	if (argc < 3)
+		return 1;
+	int npaths = argc - 2;
+	char **paths = argv + 2;
+	uint64_t *t = calloc((size_t)npaths, sizeof(uint64_t));
+	if (!t) {
+		fputs("bench-client: out of memory\n", stderr);
+		return 2;
+	}
+	join_cgroups();
+	fputs("ready\n", stdout);
+	fflush(stdout);
+	char line[64];
+	while (fgets(line, sizeof(line), stdin)) {
+		if (strncmp(line, "go ", 3) == 0) {
+			int reversed = atoi(line + 3) == 1;
+			for (int k = 0; k < npaths; k++) {
+				int p = reversed ? npaths - 1 - k : k;
+				uint64_t a = now_ns();
+				read_file(paths[p]);
+				t[p] = now_ns() - a;
+			}
+			fputs("t", stdout);
+			for (int p = 0; p < npaths; p++)
+				printf(" %llu", (unsigned long long)t[p]);
+			putchar('\n');
+		} else if (strncmp(line, "dump ", 5) == 0) {
+			int p = atoi(line + 5);
+			if (p < 0 || p >= npaths)
+				return 2;
+			int fd = open(paths[p], O_RDONLY | O_CLOEXEC);
+			if (fd < 0)
+				die("open", paths[p]);
+			size_t len = 0;
+			ssize_t n;
+			while ((n = read(fd, buf + len, sizeof(buf) - len)) > 0)
+				len += (size_t)n;
+			if (n < 0)
+				die("read", paths[p]);
+			close(fd);
+			printf("== %d %zu\n", p, len);
+			fwrite(buf, 1, len, stdout);
+		} else {
+			break; /* "quit" */
+		}
+		fflush(stdout);
+	}
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	int rc = 1;
@@ -219,8 +295,10 @@ int main(int argc, char **argv)
 		rc = mode_count(argc, argv);
 	else if (argc >= 2 && strcmp(argv[1], "dump") == 0)
 		rc = mode_dump(argc, argv);
+	else if (argc >= 2 && strcmp(argv[1], "turns") == 0)
+		rc = mode_turns(argc, argv);
 	if (rc == 1)
-		fputs("usage: bench-client lat ITERS CHUNK WARMUP PATH... | tput SECONDS PATH | count N PATH [MAXSECONDS] | dump PATH...\n", stderr);
+		fputs("usage: bench-client lat ITERS CHUNK WARMUP PATH... | tput SECONDS PATH | count N PATH [MAXSECONDS] | dump PATH... | turns PATH...\n", stderr);
 	fflush(stdout);
 	return rc;
 }

@@ -15,6 +15,8 @@
 //     creates uniquely named cgroups (memory 256 MiB beneath our own memory cgroup; cpu quota
 //     150000/100000, cpuset 0-1 and cpuacct as children of the root). Every client process
 //     prints "ready", is moved into those cgroups by this script, and only then gets "go".
+//  1b. warm-up: 3000 untimed reads of every file of both daemons (V8 compiles the request path over the
+//     first few thousand requests; the comparison is of daemons in their steady state).
 //  2. latency: per file, open + read to EOF + close, N iterations each for lxcfs-ts, lxcfs and
 //     the host file, in one client that interleaves small chunks of every path round-robin
 //     (the starting path rotates each round) so machine drift hits all targets alike.
@@ -34,6 +36,10 @@
 //     (no CPU counter: lxcfs-ts's worst case), then over an idle window once the processes are gone
 //     and both daemons have dropped the empty cgroups; (window - idle) per 5 s = CPU per pass. The phase removes its processes, cgroups and
 //     daemons before the report.
+//  5c. scale: N simulated containers (default 200), each a long-lived client that is the init of its own
+//     pid namespace, in its own memory, cpu, cpuacct and cpuset cgroups (different limits); it reads every
+//     file of both daemons in turn on command. One container alone, then all round-robin, the same number
+//     of samples each; p50/p99 per file, p99 growth, RSS, and a MemTotal check in three containers.
 //  6. prints the tables, writes raw JSON (--json PATH, default a temp file) and an SVG chart
 //     of per-file latency next to it.
 //  Cleanup (finally, SIGINT, SIGTERM): kills our clients, removes our cgroups, stops the two
@@ -66,6 +72,8 @@ const USAGE = `usage: node scripts/bench.mjs [options]
   --reads N          reads for the RSS-growth phase (default 1000000, quick 20000)
   --no-loadavg       start both daemons without -l (default: both with -l)
   --no-sampler-cost  skip the loadavg sampler cost phase (fresh daemons with -l, 20 cgroups x 50 threads)
+  --containers N     simulated containers of the scale phase (default 200, quick 20)
+  --no-scale         skip the scale phase
   --cfs              start both daemons with --enable-cfs
   --no-samples       leave the per-iteration samples out of the JSON
   -h, --help         this text`;
@@ -75,6 +83,8 @@ try {
   opts = parseArgs({
     options: {
       quick: { type: 'boolean', default: false },
+      containers: { type: 'string' },
+      'no-scale': { type: 'boolean', default: false },
       json: { type: 'string' },
       targets: { type: 'string', default: 'ts,lxcfs,host' },
       iters: { type: 'string' },
@@ -112,6 +122,10 @@ const CFG = {
   latIters: Math.round(num(opts.iters, Q ? 200 : 3000, 'iters')),
   latChunk: Q ? 20 : 25, // iterations of one path before switching to the next
   latWarmup: Q ? 5 : 20,
+  // untimed reads of every file of every daemon before the latency phase: V8 compiles lxcfs-ts's request
+  // path over the first few thousand requests (p99 is several times higher until then), and a daemon
+  // on a host serves millions; a fresh start is not the steady state to compare
+  warmupReads: Q ? 300 : 3000,
   idleSeconds: Q ? 1 : 5, // lxcfs -l samples loadavg every 5 s
   tputFiles: ['uptime', 'meminfo'],
   tputReaders: [1, 4, 8],
@@ -120,6 +134,10 @@ const CFG = {
   millionReads: Math.round(num(opts.reads, Q ? 20000 : 1000000, 'reads')),
   millionFiles: ['uptime', 'meminfo', 'loadavg', 'online'], // one client per file, in parallel
   millionMaxSeconds: Q ? 30 : 150,
+  // scale: simulated containers (own pid namespace and cgroups each), every file in turn
+  scale: !opts['no-scale'],
+  scaleContainers: Math.round(num(opts.containers, Q ? 20 : 200, 'containers')),
+  scaleRounds: Q ? 3 : 10, // turns of every container; the single-container run makes as many turns
   memLimit: 256 * 1024 * 1024,
   cpuQuota: 150000,
   cpuPeriod: 100000,
@@ -683,6 +701,13 @@ async function viewsFromCgroup(bin, cg, usable) {
   return views;
 }
 
+async function phaseWarmup(bin, cg, usable) {
+  const paths = [];
+  for (const [file] of FILES) for (const t of TARGETS) if (t.id !== 'host' && usable[t.id][file] === true) paths.push(pathOf(t, file));
+  // the latency client's interleaving, output discarded
+  if (paths.length) await runClients(bin, cg, [['lat', CFG.warmupReads, 25, 0, ...paths]], 600000);
+}
+
 async function phaseLatency(bin, cg, usable) {
   const cols = []; // [file, target]
   for (const [file] of FILES) for (const t of TARGETS) if (usable[t.id][file] === true) cols.push([file, t]);
@@ -795,6 +820,180 @@ async function phaseMillion(bin, cg, ts, usable) {
   };
 }
 
+// A long-lived `turns` client in its own pid namespace (it is that namespace's init, as a container's
+// init is) and its own cgroups; one command per line, one answer per command.
+function startContainer(bin, procsFiles, paths) {
+  const child = spawn('unshare', ['--pid', '--fork', '--kill-child', bin, 'turns', ...paths], {
+    stdio: ['pipe', 'pipe', 'pipe'],
+    env: { ...process.env, BENCH_CGROUP_PROCS: procsFiles.join(':') },
+  });
+  state.clients.add(child);
+  let out = Buffer.alloc(0);
+  let err = '';
+  let waiter = null; // { want: (buf) => consumed length or -1, resolve, reject }
+  const poke = () => {
+    if (!waiter) return;
+    const used = waiter.want(out);
+    if (used < 0) return;
+    const w = waiter;
+    waiter = null;
+    const chunk = out.subarray(0, used);
+    out = out.subarray(used);
+    w.resolve(chunk.toString('utf8'));
+  };
+  child.stdout.on('data', (d) => {
+    out = Buffer.concat([out, d]);
+    poke();
+  });
+  child.stderr.on('data', (d) => (err += d));
+  child.stdin.on('error', () => {});
+  const exited = new Promise((res) => child.on('close', (code) => res(code)));
+  exited.then((code) => {
+    state.clients.delete(child);
+    waiter?.reject(new Error(`container client exited (${code}): ${err.trim() || 'no message'}`));
+    waiter = null;
+  });
+  const expect = (want) =>
+    new Promise((resolve, reject) => {
+      waiter = { want, resolve, reject };
+      poke();
+    });
+  const line = (buf) => {
+    const nl = buf.indexOf(10);
+    return nl < 0 ? -1 : nl + 1;
+  };
+  // "== P BYTES\n" then BYTES bytes
+  const block = (buf) => {
+    const nl = buf.indexOf(10);
+    if (nl < 0) return -1;
+    const bytes = Number(buf.subarray(0, nl).toString().split(' ')[2]);
+    return buf.length >= nl + 1 + bytes ? nl + 1 + bytes : -1;
+  };
+  return {
+    child,
+    exited,
+    ready: () => expect(line),
+    turn: async (reversed) => {
+      child.stdin.write(`go ${reversed ? 1 : 0}\n`);
+      const text = await expect(line);
+      if (!text.startsWith('t ')) throw new Error(`container client said ${JSON.stringify(text.slice(0, 80))}`);
+      return text.trim().split(' ').slice(1).map(Number);
+    },
+    dump: async (index) => {
+      child.stdin.write(`dump ${index}\n`);
+      return (await expect(block)).replace(/^== \d+ \d+\n/, '');
+    },
+    quit: () => child.stdin.end('quit\n'),
+  };
+}
+
+// Scale (issue 8): N simulated containers, each its own pid namespace (its client is the namespace's
+// init) and its own memory, cpu, cpuacct and cpuset cgroups with different limits. Every container
+// reads every file of both daemons in turn (ts/lxcfs interleaved, order reversed every other turn).
+// First one container makes N x rounds turns alone, then all N make `rounds` turns each, round-robin;
+// both after an untimed warm-up turn of every container. Same number of samples in both runs.
+async function phaseScale(bin, usable) {
+  const N = CFG.scaleContainers;
+  const targets = TARGETS.filter((t) => t.id !== 'host');
+  const files = FILES.map(([f]) => f).filter((f) => targets.every((t) => usable[t.id][f] === true));
+  const cols = files.flatMap((f) => targets.map((t) => [f, t]));
+  const paths = cols.map(([f, t]) => pathOf(t, f));
+  const mounts = cgroupV1Mounts();
+  const before = { dirs: state.cgroupDirs.length };
+  const containers = [];
+  try {
+    const limits = [];
+    for (let i = 0; i < N; i++) {
+      const name = `lxcfs-bench-${process.pid}-c${i}`;
+      const procs = new Set();
+      for (const ctrl of ['memory', 'cpu', 'cpuacct', 'cpuset']) {
+        const base = ctrl === 'memory' ? ownCgroupPath('memory') : '/';
+        const dir = path.join(mounts[ctrl], base, name);
+        if (!fs.existsSync(dir)) {
+          fs.mkdirSync(dir);
+          state.cgroupDirs.push(dir);
+        }
+        const w = (file, val) => fs.writeFileSync(path.join(dir, file), String(val));
+        if (ctrl === 'memory') {
+          limits[i] = (128 + i) * 1048576;
+          w('memory.limit_in_bytes', limits[i]);
+        }
+        if (ctrl === 'cpu') {
+          w('cpu.cfs_period_us', 100000);
+          w('cpu.cfs_quota_us', 50000 * (1 + (i % 4)));
+        }
+        if (ctrl === 'cpuset') {
+          const parent = path.dirname(dir);
+          const all = [...expandCpus(readText(path.join(parent, 'cpuset.cpus')) || '0')];
+          w('cpuset.cpus', i % 3 === 2 || all.length === 1 ? all.join(',') : String(all[i % 3]));
+          w('cpuset.mems', (readText(path.join(parent, 'cpuset.mems')) || '0').trim());
+        }
+        procs.add(path.join(dir, 'cgroup.procs'));
+      }
+      const c = startContainer(bin, [...procs], paths);
+      containers.push(c);
+      await Promise.race([c.ready(), sleep(10000).then(() => Promise.reject(new Error('a container client did not start within 10 s')))]);
+    }
+    // Each container sees its own memory limit through both daemons (first, middle, last).
+    const memIndex = cols.findIndex(([f]) => f === 'meminfo');
+    const checks = [];
+    for (const i of [...new Set([0, N >> 1, N - 1])]) {
+      for (const [k, [f, t]] of cols.entries()) {
+        if (f !== 'meminfo') continue;
+        const text = await containers[i].dump(k);
+        const kb = Number(text.match(/^MemTotal:\s+(\d+) kB/m)?.[1]);
+        checks.push({ container: i, target: t.id, MemTotal_kB: kb, expected_kB: limits[i] / 1024, ok: kb === limits[i] / 1024 });
+      }
+    }
+    if (memIndex < 0) checks.push({ ok: false, note: 'meminfo not served by both daemons' });
+    const warm = async () => {
+      for (const c of containers) await c.turn(false);
+    };
+    const collect = () => Object.fromEntries(targets.map((t) => [t.id, Object.fromEntries(files.map((f) => [f, []]))]));
+    const record = (into, times) => cols.forEach(([f, t], k) => into[t.id][f].push(times[k]));
+
+    await warm();
+    step(`  scale: one container, ${N * CFG.scaleRounds} turns`);
+    const single = collect();
+    for (let i = 0; i < N * CFG.scaleRounds; i++) record(single, await containers[0].turn(i % 2 === 1));
+    await warm();
+    step(`  scale: ${N} containers, ${CFG.scaleRounds} turns each, round-robin`);
+    const t1 = (Date.now() - t0) / 1000;
+    const many = collect();
+    for (let r = 0; r < CFG.scaleRounds; r++) for (const c of containers) record(many, await c.turn(r % 2 === 1));
+    const t2 = (Date.now() - t0) / 1000;
+    const rss = {};
+    for (const t of targets) {
+      const s = (series[t.id] || []).filter((x) => x.t >= t1 && x.t <= t2 + 0.3);
+      rss[t.id] = s.length ? Math.max(...s.map((x) => x.rss)) : null;
+    }
+    const stats = (xs) => {
+      const sorted = [...xs].sort((a, b) => a - b);
+      return { n: sorted.length, p50_us: percentile(sorted, 0.5) / 1000, p99_us: percentile(sorted, 0.99) / 1000 };
+    };
+    const table = {};
+    for (const f of files) {
+      table[f] = {};
+      for (const t of targets) {
+        const one = stats(single[t.id][f]);
+        const all = stats(many[t.id][f]);
+        table[f][t.id] = { single: one, many: all, p99_growth: all.p99_us / one.p99_us };
+      }
+    }
+    const overall = Object.fromEntries(targets.map((t) => [t.id, median(files.map((f) => table[f][t.id].p99_growth))]));
+    return { containers: N, rounds: CFG.scaleRounds, files: table, overall_p99_growth: overall, rss_max: rss, checks };
+  } finally {
+    for (const c of containers) {
+      c.quit();
+      try {
+        process.kill(c.child.pid, 'SIGKILL');
+      } catch {}
+    }
+    await Promise.race([Promise.all(containers.map((c) => c.exited)), sleep(5000)]);
+    for (const dir of state.cgroupDirs.splice(before.dirs).reverse()) await removeCgroupDir(dir);
+  }
+}
+
 // ---------------------------------------------------------------------------------------------
 // output
 
@@ -905,6 +1104,25 @@ function printReport(R) {
         `${m.cut_short ? `[CUT SHORT after ${CFG.millionMaxSeconds} s, target ${m.target_reads.toLocaleString('en-US')}] ` : ''}before ${fmtMB(m.rss_before)}, after ${fmtMB(m.rss_after)}, 1 s later ${fmtMB(m.rss_after_1s)}, max ${fmtMB(m.rss_max)}, growth ${fmtMB(m.rss_after - m.rss_before)}`,
     );
   }
+  if (R.scale) {
+    const sc = R.scale;
+    L.push('');
+    L.push(`Scale: ${sc.containers} simulated containers (own pid namespace and cgroups, MemTotal ${sc.checks.every((c) => c.ok) ? 'checked' : 'WRONG in ' + sc.checks.filter((c) => !c.ok).map((c) => `${c.target}#${c.container}`).join(' ')}), every file in turn; µs`);
+    L.push(`  1 container: ${sc.containers * sc.rounds} turns alone; ${sc.containers} containers: ${sc.rounds} turns each, round-robin`);
+    let h4 = padR('file', 10);
+    for (const id of ['ts', 'lxcfs']) h4 += ` | ${pad(ALL_TARGETS[id].label + ' 1:p50', 15)} ${pad('p99', 6)} ${pad(`${sc.containers}:p50`, 7)} ${pad('p99', 6)} ${pad('growth', 6)}`;
+    L.push(h4);
+    L.push('-'.repeat(h4.length));
+    for (const [f, row] of Object.entries(sc.files)) {
+      let line = padR(f, 10);
+      for (const id of ['ts', 'lxcfs']) {
+        const c = row[id];
+        line += ` | ${pad(fmtUs(c.single.p50_us), 15)} ${pad(fmtUs(c.single.p99_us), 6)} ${pad(fmtUs(c.many.p50_us), 7)} ${pad(fmtUs(c.many.p99_us), 6)} ${pad(fmtX(c.p99_growth), 6)}`;
+      }
+      L.push(line);
+    }
+    L.push(`  p99 growth (median over files): lxcfs-ts ${fmtX(sc.overall_p99_growth.ts)}, lxcfs ${fmtX(sc.overall_p99_growth.lxcfs)}; RSS max during the ${sc.containers}-container run: lxcfs-ts ${fmtMB(sc.rss_max.ts)}, lxcfs ${fmtMB(sc.rss_max.lxcfs)}`);
+  }
   if (R.targets?.length) {
     L.push('');
     L.push('Targets (issue 8)');
@@ -939,6 +1157,10 @@ function evaluateTargets(R) {
   }
   const c = R.cost.daemons.ts;
   if (c) out.push({ name: 'RSS <= 80 MB', ok: c.rss_max <= 80e6, value: `max ${fmtMB(c.rss_max)}` });
+  if (R.scale) {
+    const g = R.scale.overall_p99_growth.ts;
+    out.push({ name: `scale: ${R.scale.containers} containers p99 <= 2x one container's`, ok: g <= 2 && R.scale.checks.every((x) => x.ok), value: `${fmtX(g)} (median over files)${R.scale.checks.every((x) => x.ok) ? '' : '; WRONG MemTotal seen'}` });
+  }
   if (R.million) {
     const g = R.million.rss_after - R.million.rss_before;
     const n = R.million.reads >= 1e6 ? '10^6' : R.million.reads.toLocaleString('en-US');
@@ -1214,6 +1436,8 @@ async function main() {
   state.sampler = setInterval(sampleAll, CFG.sampleMs);
   cpuAt.start = sampleAll();
 
+  step(`warm-up: ${CFG.warmupReads} untimed reads of every file of each daemon`);
+  await phaseWarmup(bin, cg, usable);
   step(`latency: ${CFG.latIters} iterations x ${FILES.length} files x ${TARGETS.length} targets`);
   R.latency = await phaseLatency(bin, cg, usable);
   cpuAt.latency = sampleAll();
@@ -1229,6 +1453,10 @@ async function main() {
   if (has('ts')) {
     step(`lxcfs-ts RSS over ${CFG.millionReads} reads`);
     R.million = await phaseMillion(bin, cg, ALL_TARGETS.ts, usable);
+  }
+  if (CFG.scale && has('ts') && has('lxcfs')) {
+    step(`scale: ${CFG.scaleContainers} simulated containers (own pid namespace and cgroups), every file in turn`);
+    R.scale = await phaseScale(bin, usable);
   }
   const end = sampleAll();
 
