@@ -44,7 +44,7 @@ export function createActivityViews(host: Host, options: ActivityViewOptions, lo
   }
 
   const views: Record<string, View> = {
-    'proc/diskstats': (caller, hostContent) => {
+    'proc/diskstats': (caller, hostText) => {
       const pid = cgroupPidOf(caller);
       if (!pid.ok) return fallback('diskstats', caller, pid.error);
       const hierarchy = findHierarchy(host.layout, 'blkio') ?? findHierarchy(host.layout, 'io');
@@ -55,14 +55,17 @@ export function createActivityViews(host: Host, options: ActivityViewOptions, lo
       if (isHierarchyTop(cgroup.value)) return fallback('diskstats', caller, `cgroup ${cgroup.value.path} is the top of the hierarchy`);
       const io = hierarchy.version === 1 ? readBlkioV1(cgroup.value) : readIoV2(cgroup.value);
       if (!io.ok) return fallback('diskstats', caller, io.error);
-      return Buffer.from(renderDiskstats(hostContent.toString('latin1'), io.value.devices), 'latin1');
+      const text = hostText();
+      if (text === undefined) return fallback('diskstats', caller, 'host /proc/diskstats is unreadable');
+      return Buffer.from(renderDiskstats(text, io.value.devices), 'latin1');
     },
 
-    'proc/slabinfo': (caller, hostContent) => {
+    'proc/slabinfo': (caller, hostText) => {
       const pid = cgroupPidOf(caller);
       const own = pid.ok ? readKmemSlabinfo(host, pid.value) : pid;
       if (!own.ok && debug) log.debug({ file: 'slabinfo', pid: caller.pid, reason: own.error }, 'serving the slabinfo header only');
-      return Buffer.from(renderSlabinfo(hostContent.toString('latin1'), own.ok ? own.value : undefined), 'latin1');
+      const text = hostText();
+      return text === undefined ? undefined : Buffer.from(renderSlabinfo(text, own.ok ? own.value : undefined), 'latin1');
     },
   };
 

@@ -6,11 +6,11 @@ import fs from 'node:fs';
 import type { Logger } from 'pino';
 import type { Caller as RequestCaller } from '../fuse/filesystem.js';
 import {
+  CLOCK_TICKS_PER_SECOND,
   cgroupExists,
   cpuAccountingCgroupOf,
   cpuAccountingHierarchy,
   parseUptimeSeconds,
-  processStartSeconds,
   readCpuLimits,
   readCpuTimeNs,
   readCpuUsage,
@@ -35,7 +35,7 @@ import {
 } from '../views/stat.js';
 import { renderUptime } from '../views/uptime.js';
 import { SharedTable, type SharedTableMemory } from './shared-table.js';
-import type { View } from './views.js';
+import type { HostText, View } from './views.js';
 
 /** Per-cgroup CPU state: the table and how many CPUs each record holds. */
 export interface CpuStateMemory {
@@ -93,14 +93,16 @@ export function createCpuViews(host: Host, options: CpuViewOptions, log: Logger,
     return visibleCpus(limits.value, online);
   }
 
-  /** A view that needs the caller's visible CPUs. */
-  function withCpus(file: string, render: (cpus: VisibleCpus, hostText: string) => string): View {
-    return (caller, hostContent) => {
+  /** A view that needs the caller's visible CPUs; `render` answers undefined when the host file it needs
+   * is unreadable. */
+  function withCpus(file: string, render: (cpus: VisibleCpus, hostText: HostText) => string | undefined): View {
+    return (caller, hostText) => {
       const who = host.callers.resolve(caller.pid);
       if (!who.ok) return fallback(file, caller, who.error);
       const cpus = cpusOf(who.value);
       if (typeof cpus === 'string') return fallback(file, caller, cpus);
-      return Buffer.from(render(cpus, hostContent.toString('latin1')), 'latin1');
+      const text = render(cpus, hostText);
+      return text === undefined ? fallback(file, caller, `the host's ${file} is unreadable`) : Buffer.from(text, 'latin1');
     };
   }
 
@@ -152,7 +154,7 @@ export function createCpuViews(host: Host, options: CpuViewOptions, log: Logger,
     const labels = (cpus.cfsView ? Array.from({ length: cpus.count }, (_, i) => i) : cpus.cpuset.filter((cpu) => online.has(cpu)))
       .filter((label) => label < stateCpus);
     if (labels.length === 0) return fail(`no CPU of the cpuset ${cpus.cpusetText} is online`);
-    const started = processStartSeconds(host, who.initPid);
+    const started = who.initStartTime === undefined ? undefined : who.initStartTime / CLOCK_TICKS_PER_SECOND;
     const sample = {
       now,
       age: started === undefined || started <= 0 ? 0 : Math.max(0, now - started),
@@ -167,17 +169,21 @@ export function createCpuViews(host: Host, options: CpuViewOptions, log: Logger,
   }
 
   return {
-    'proc/cpuinfo': withCpus('cpuinfo', (cpus, hostText) => renderCpuinfo(hostText, cpus)),
+    'proc/cpuinfo': withCpus('cpuinfo', (cpus, hostText) => {
+      const text = hostText();
+      return text === undefined ? undefined : renderCpuinfo(text, cpus);
+    }),
     'sys/devices/system/cpu/online': withCpus('online', (cpus) => renderOnline(cpus)),
-    'proc/stat': (caller, hostContent) => {
+    'proc/stat': (caller, hostText) => {
       const who = host.callers.resolve(caller.pid);
       if (!who.ok) return fallback('stat', caller, who.error);
       // lxcfs: the host's own init reads the host's file.
       if (who.value.cgroupPid === 1) return fallback('stat', caller, 'the reader is the host\'s init');
-      const hostText = hostContent.toString('latin1');
-      const cpus = cpusOf(who.value, hostText);
+      const hostStatText = hostText();
+      if (hostStatText === undefined) return fallback('stat', caller, 'host /proc/stat is unreadable');
+      const cpus = cpusOf(who.value, hostStatText);
       if (typeof cpus === 'string') return fallback('stat', caller, cpus);
-      const hostStat = parseHostStat(hostText);
+      const hostStat = parseHostStat(hostStatText);
       const usage = readCpuUsage(host, who.value.cgroupPid);
       if (!usage.ok) {
         // cgroup2: the cgroup is gone. v1: no cpuacct for it, and lxcfs shows the host's lines.
@@ -188,12 +194,13 @@ export function createCpuViews(host: Host, options: CpuViewOptions, log: Logger,
       const text = statFromCpuStat(usage.value, who.value, cpus, hostStat);
       return text.ok ? Buffer.from(text.value, 'latin1') : fallback('stat', caller, text.error);
     },
-    'proc/uptime': (caller, hostContent) => {
+    'proc/uptime': (caller, hostText) => {
       const who = host.callers.resolve(caller.pid);
       if (!who.ok) return fallback('uptime', caller, who.error);
-      const now = parseUptimeSeconds(hostContent.toString('latin1'));
+      const text = hostText();
+      const now = text === undefined ? undefined : parseUptimeSeconds(text);
       if (now === undefined) return fallback('uptime', caller, 'host /proc/uptime is unreadable');
-      const initStart = processStartSeconds(host, who.value.initPid);
+      const initStart = who.value.initStartTime === undefined ? undefined : who.value.initStartTime / CLOCK_TICKS_PER_SECOND;
       if (initStart === undefined) return fallback('uptime', caller, `the init (${who.value.initPid}) of the reader's pid namespace has exited`);
       // lxcfs: no accounting, or a removed cgroup, count as no CPU time.
       const cgroup = cpuAccountingCgroupOf(host, who.value.initPid);

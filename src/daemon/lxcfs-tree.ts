@@ -109,12 +109,21 @@ export function buildTree(options: TreeOptions, views: Record<string, View>): Di
       kind: 'file',
       ino: file.ino,
       render(caller) {
-        const host = readHost();
-        if (typeof host === 'number') return host;
-        // The cgroup's own slab lines or the header: never the host's lines, whatever the mode.
-        if (filePath === 'proc/slabinfo') return (view !== undefined && Atomics.load(control, ControlField.VIRTUALIZE) ? view(caller, host) : undefined) ?? slabinfoHeader(host);
-        if (!view || !Atomics.load(control, ControlField.VIRTUALIZE)) return host;
-        return view(caller, host) ?? host;
+        // Read the host file only when needed: online, swaps and loadavg (-l) views never are.
+        let host: Buffer | number | undefined;
+        const readHostOnce = (): Buffer | number => (host ??= readHost());
+        const hostText = (): string | undefined => {
+          const content = readHostOnce();
+          return typeof content === 'number' ? undefined : content.toString('latin1');
+        };
+        const virtualize = view !== undefined && Atomics.load(control, ControlField.VIRTUALIZE) !== 0;
+        if (filePath === 'proc/slabinfo') {
+          // The cgroup's own slab lines or the header: never the host's lines, whatever the mode.
+          const content = readHostOnce();
+          if (typeof content === 'number') return content;
+          return (virtualize ? view(caller, hostText) : undefined) ?? slabinfoHeader(content);
+        }
+        return (virtualize ? view(caller, hostText) : undefined) ?? readHostOnce();
       },
       // lxcfs reports the host file's size (procfs and sysfs stat sizes are meaningless).
       size() {

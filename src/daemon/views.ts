@@ -12,8 +12,12 @@ import { renderSwaps } from '../views/swaps.js';
 import { createCpuViews, type CpuViewOptions } from './cpu-views.js';
 import { createActivityViews, type ActivityViewOptions } from './activity-views.js';
 
-/** Renders a file for a caller from the host file's content; undefined means "serve the host file". */
-export type View = (caller: RequestCaller, hostContent: Buffer) => Buffer | undefined;
+/** The host's own version of the file as text, read only if asked for (several views never need it);
+ * undefined when it cannot be read. */
+export type HostText = () => string | undefined;
+
+/** Renders a file for a caller; undefined means "serve the host file". */
+export type View = (caller: RequestCaller, hostText: HostText) => Buffer | undefined;
 
 export interface ViewOptions extends CpuViewOptions, ActivityViewOptions {
   procRoot: string;
@@ -32,17 +36,21 @@ export function createViews(options: ViewOptions, log: Logger): Record<string, V
     return undefined;
   }
 
-  /** The memory facts of whoever the caller's container is; swap files are read only when the host has
-   * swap to show (every swap line is clamped to the host's SwapTotal). */
+  /** Whether any swap can be shown: every swap line is clamped to the host's SwapTotal. */
+  function swapShown(hostMeminfo: string): boolean {
+    return !options.disableSwap && !/^SwapTotal:\s+0 kB$/m.test(hostMeminfo);
+  }
+
+  /** The memory facts of whoever the caller's container is; swap files are read only when swap is shown. */
   function memoryOf(caller: RequestCaller, hostMeminfo: string): Result<MemoryFacts> {
     const who = host.callers.resolve(caller.pid);
-    const swapShown = !options.disableSwap && !/^SwapTotal:\s+0 kB$/m.test(hostMeminfo);
-    return who.ok ? host.memoryFacts(who.value.cgroupPid, swapShown) : who;
+    return who.ok ? host.memoryFacts(who.value.cgroupPid, swapShown(hostMeminfo)) : who;
   }
 
   return {
-    'proc/meminfo': (caller, hostContent) => {
-      const hostMeminfo = hostContent.toString('latin1');
+    'proc/meminfo': (caller, hostText) => {
+      const hostMeminfo = hostText();
+      if (hostMeminfo === undefined) return fallback('meminfo', caller, 'host /proc/meminfo is unreadable');
       const memory = memoryOf(caller, hostMeminfo);
       if (!memory.ok) return fallback('meminfo', caller, memory.error);
       return Buffer.from(renderMeminfo(hostMeminfo, memory.value, options));
@@ -50,6 +58,13 @@ export function createViews(options: ViewOptions, log: Logger): Record<string, V
     'proc/swaps': (caller) => {
       const hostMeminfo = host.readProcFile('meminfo');
       if (hostMeminfo === undefined) return fallback('swaps', caller, 'host /proc/meminfo is unreadable');
+      if (!swapShown(hostMeminfo)) {
+        // The header alone, whatever the cgroup's numbers; its memory cgroup is still looked up, because
+        // a caller without one gets the host's file (lxcfs's rule).
+        const who = host.callers.resolve(caller.pid);
+        const cgroup = who.ok ? host.cgroupOf(who.value.cgroupPid, 'memory') : who;
+        return cgroup.ok ? Buffer.from(renderSwaps(hostMeminfo, undefined, options)) : fallback('swaps', caller, cgroup.error);
+      }
       const memory = memoryOf(caller, hostMeminfo);
       if (!memory.ok) return fallback('swaps', caller, memory.error);
       return Buffer.from(renderSwaps(hostMeminfo, memory.value, options));

@@ -8,6 +8,8 @@ export interface Caller {
   readonly pid: number;
   /** Init of the caller's pid namespace as seen by the daemon; 1 for the daemon's own namespace. Used by uptime. */
   readonly initPid: number;
+  /** When that init started, in clock ticks since boot (undefined if its /proc entry is unreadable). */
+  readonly initStartTime: number | undefined;
   /** Whose cgroups to use: the caller itself in the daemon's namespace, else its namespace's init (lxcfs rule). */
   readonly cgroupPid: number;
   readonly inDaemonNamespace: boolean;
@@ -31,9 +33,12 @@ const MAX_CACHED_NAMESPACES = 4096;
 export class CallerResolver {
   private readonly initsByNamespace = new Map<string, NamespaceInit>();
   private readonly daemonNamespace: string | undefined;
+  /** The daemon's namespace's init lives as long as the daemon does. */
+  private readonly daemonInitStartTime: number | undefined;
 
   constructor(private readonly procRoot: string) {
     this.daemonNamespace = readPidNamespace(procRoot, 'self');
+    this.daemonInitStartTime = readStartTime(procRoot, 1);
   }
 
   resolve(pid: number): Result<Caller> {
@@ -45,13 +50,13 @@ export class CallerResolver {
       return fail(`process ${pid} has exited before its request was served; host values apply`);
     }
     if (namespace === this.daemonNamespace) {
-      return ok({ pid, initPid: 1, cgroupPid: pid, inDaemonNamespace: true });
+      return ok({ pid, initPid: 1, initStartTime: this.daemonInitStartTime, cgroupPid: pid, inDaemonNamespace: true });
     }
     const init = this.initOf(namespace);
     if (init === undefined) {
       return fail(`no init process found for the pid namespace ${namespace} of process ${pid}; host values apply`);
     }
-    return ok({ pid, initPid: init.pid, cgroupPid: init.pid, inDaemonNamespace: false });
+    return ok({ pid, initPid: init.pid, initStartTime: init.startTime, cgroupPid: init.pid, inDaemonNamespace: false });
   }
 
   private initOf(namespace: string): NamespaceInit | undefined {

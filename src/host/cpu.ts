@@ -14,7 +14,6 @@ import type { CgroupHierarchy } from './cgroup-layout.js';
 import { cgroupOfProcessIn, parentCgroup, type CgroupLocation } from './cgroup-location.js';
 import { parseCount, readCgroupFile } from './cgroup-reader.js';
 import type { Host } from './host.js';
-import { readStartTime } from './process.js';
 import { fail, ok, type Result } from './result.js';
 
 /** CPU time of a cgroup per CPU, in nanoseconds (v1 cpuacct). */
@@ -213,12 +212,6 @@ export const CLOCK_TICKS_PER_SECOND = 100;
 export function parseUptimeSeconds(hostUptime: string): number | undefined {
   const value = Number(hostUptime.trim().split(/\s+/)[0]);
   return Number.isFinite(value) && value >= 0 ? value : undefined;
-}
-
-/** When process `pid` started, in seconds since boot; undefined if it is gone. */
-export function processStartSeconds(host: Host, pid: number): number | undefined {
-  const ticks = readStartTime(host.roots.procRoot, pid);
-  return ticks === undefined ? undefined : ticks / CLOCK_TICKS_PER_SECOND;
 }
 
 /** Whether a cgroup's directory still exists: per-cgroup state of removed cgroups is dropped. */

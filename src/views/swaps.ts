@@ -51,8 +51,10 @@ export function containerSwap(
 /** lxcfs's header: single tabs between Size, Used and Priority, unlike the kernel's. */
 const SWAPS_HEADER = 'Filename\t\t\t\tType\t\tSize\tUsed\tPriority\n';
 
-/** /proc/swaps for a container: lxcfs's header, plus one virtual device when it has swap. */
-export function renderSwaps(hostMeminfo: string, memory: MemoryFacts, options: SwapViewOptions): string {
+/** /proc/swaps for a container: lxcfs's header, plus one virtual device when it has swap. `memory`
+ * undefined: no swap can be shown (the host has none, or -u), whatever the cgroup's numbers. */
+export function renderSwaps(hostMeminfo: string, memory: MemoryFacts | undefined, options: SwapViewOptions): string {
+  if (memory === undefined) return SWAPS_HEADER;
   const hostSwapTotalKb = parseMeminfo(hostMeminfo).get('SwapTotal') ?? 0;
   const { totalKb, usedKb } = containerSwap(memory, kbFromBytes(memory.limitBytes), hostSwapTotalKb, options);
   if (totalKb <= 0) return SWAPS_HEADER;

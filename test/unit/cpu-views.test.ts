@@ -41,7 +41,7 @@ function reader(options: { enableCfs?: boolean; cpuState: CpuStateMemory }): Rea
   return {
     read(file, pid) {
       const content = tree!.read(hostFile[file] ?? file);
-      return views[file]!({ pid, uid: 0, gid: 0 }, Buffer.from(content))?.toString('latin1');
+      return views[file]!({ pid, uid: 0, gid: 0 }, () => content)?.toString('latin1');
     },
   };
 }

@@ -20,7 +20,7 @@ let tree: HostTree;
 afterEach(() => tree.remove());
 
 const text = (view: ReturnType<typeof createActivityViews>[string] | undefined, pid: number, host: string): string | undefined =>
-  view?.({ pid, uid: 0, gid: 0 }, Buffer.from(host))?.toString('latin1');
+  view?.({ pid, uid: 0, gid: 0 }, () => host)?.toString('latin1');
 
 /** A container (init 3000, a child 3001) in /c1 of every hierarchy, including the cgroup2 one; a host
  * process (400) in the roots. */

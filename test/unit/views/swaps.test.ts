@@ -16,6 +16,8 @@ describe('renderSwaps', () => {
   it('is only lxcfs header (single tabs after Size and Used) when there is no swap', () => {
     expect(renderSwaps(hostMeminfo(), memoryFacts({ swap: { includesRam: false, limitBytes: GiB, usageBytes: 0 } }), ENABLED)).toBe(HEADER);
     expect(renderSwaps(hostWithSwap, memoryFacts(), ENABLED)).toBe(HEADER);
+    // no swap can be shown at all (no host swap, or -u): the cgroup's numbers are not even read
+    expect(renderSwaps(hostWithSwap, undefined, ENABLED)).toBe(HEADER);
   });
 
   it('v2: one virtual device sized by memory.swap.max', () => {
