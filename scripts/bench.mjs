@@ -658,6 +658,22 @@ function sampleDaemon(d, table) {
   return n ? { rss, cpu: ticks / CLK_TCK, procs: n } : null;
 }
 
+// PSS and private memory (smaps_rollup) summed over the process tree, taken once at the end, not in the
+// 250 ms series: smaps_rollup walks every mapping under the daemon's mmap lock. RSS counts the pages of
+// the node binary once per process that maps them; PSS shares them out, private counts only one's own.
+function memoryOfTree(d) {
+  if (!d.pid || d.exited) return null;
+  let pss = 0;
+  let priv = 0;
+  for (const p of treeOf(d.pid, procTable())) {
+    const text = readText(`/proc/${p}/smaps_rollup`) || '';
+    const kb = (key) => Number(text.match(new RegExp(`^${key}:\\s+(\\d+) kB`, 'm'))?.[1] || 0) * 1024;
+    pss += kb('Pss');
+    priv += kb('Private_Clean') + kb('Private_Dirty');
+  }
+  return { pss, private: priv };
+}
+
 const series = {}; // id -> [{t, rss, cpu}]
 function sampleAll() {
   const table = procTable();
@@ -1074,16 +1090,17 @@ function printReport(R) {
   if (Object.keys(daemons).length) {
     L.push('');
     L.push('Cost of the daemons (RSS = VmRSS summed over the process tree; CPU = utime+stime)');
-    const h3 = `${padR('daemon', 10)} | ${pad('RSS start', 10)} ${pad('RSS max', 10)} ${pad('RSS end', 10)} | ${pad('CPU s total', 11)} ${pad('latency', 8)} ${pad('tput', 8)} | ${pad('idle ms/s', 9)} | ${pad('CPU µs/read', 11)}`;
+    const h3 = `${padR('daemon', 10)} | ${pad('RSS start', 10)} ${pad('RSS max', 10)} ${pad('RSS end', 10)} ${pad('PSS end', 10)} ${pad('private', 10)} | ${pad('CPU s total', 11)} ${pad('latency', 8)} ${pad('tput', 8)} | ${pad('idle ms/s', 9)} | ${pad('CPU µs/read', 11)}`;
     L.push(h3);
     L.push('-'.repeat(h3.length));
     for (const [id, c] of Object.entries(daemons)) {
       L.push(
-        `${padR(ALL_TARGETS[id].label, 10)} | ${pad(fmtMB(c.rss_start), 10)} ${pad(fmtMB(c.rss_max), 10)} ${pad(fmtMB(c.rss_end), 10)} | ` +
+        `${padR(ALL_TARGETS[id].label, 10)} | ${pad(fmtMB(c.rss_start), 10)} ${pad(fmtMB(c.rss_max), 10)} ${pad(fmtMB(c.rss_end), 10)} ${pad(fmtMB(c.pss_end), 10)} ${pad(fmtMB(c.private_end), 10)} | ` +
           `${pad(c.cpu_total_s?.toFixed(2) ?? '-', 11)} ${pad(c.cpu_latency_s?.toFixed(2) ?? '-', 8)} ${pad(c.cpu_tput_s?.toFixed(2) ?? '-', 8)} | ` +
           `${pad(c.idle_cpu_ms_per_s?.toFixed(2) ?? '-', 9)} | ${pad(c.cpu_us_per_read?.toFixed(1) ?? '-', 11)}`,
       );
     }
+    L.push(`  RSS counts the node binary's resident pages (about 40 MB) once per process: lxcfs-ts runs two (supervisor and serving process); PSS shares them out, private is each process's own`);
     L.push(`  idle: ${R.cost.idle_seconds} s window after the latency phase (includes one lxcfs -l loadavg pass); CPU µs/read: daemon CPU during the throughput phase / reads it served`);
   }
   if (R.sampler) {
@@ -1470,6 +1487,8 @@ async function main() {
       rss_start: cpuAt.start[id]?.rss,
       rss_max: Math.max(...ser.map((s) => s.rss)),
       rss_end: end[id]?.rss,
+      pss_end: memoryOfTree(d)?.pss,
+      private_end: memoryOfTree(d)?.private,
       cpu_total_s: end[id]?.cpu,
       cpu_latency_s: c('latency') - c('start'),
       idle_cpu_ms_per_s: ((c('idle') - c('latency')) * 1000) / CFG.idleSeconds,
