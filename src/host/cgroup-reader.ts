@@ -56,11 +56,11 @@ export function parseMemoryStat(text: string): Map<string, number> {
 }
 
 /**
- * Text of a file of the cgroup. At the top of a hierarchy files are often
- * legitimately absent (the v2 root has no memory.max nor memory.current).
+ * Text of a file of the cgroup. `optional`: a file this kernel may not have at all (CFQ's, BFQ's). At the
+ * top of a hierarchy files are often legitimately absent too (the v2 root has no memory.max).
  */
-export function readCgroupFile(cgroup: CgroupLocation, name: string): string | undefined {
-  return readRenderedFile(join(cgroup.directory, name), { singleRecord: true, oftenMissing: isHierarchyTop(cgroup) });
+export function readCgroupFile(cgroup: CgroupLocation, name: string, optional = false): string | undefined {
+  return readRenderedFile(join(cgroup.directory, name), { singleRecord: true, oftenMissing: optional || isHierarchyTop(cgroup) });
 }
 
 /** One value of the cgroup itself, e.g. memory.current. */

@@ -157,14 +157,20 @@ export function ioFromCounts(serviced: Rwstat, bytes: Rwstat): IoByDevice {
  * these files can be read (host values apply).
  */
 export function readBlkioV1(cgroup: CgroupLocation): Result<CgroupIo> {
-  const cfq = CFQ_FILES.map((name) => readCgroupFile(cgroup, name));
-  if (cfq.every((text) => text !== undefined)) {
-    const [serviced, merged, bytes, waitTime, serviceTime] = cfq.map((text) => parseRwstat(text!)) as [Rwstat, Rwstat, Rwstat, Rwstat, Rwstat];
+  // CFQ left the kernel in 5.0: one missing file settles it.
+  const cfq: string[] = [];
+  for (const name of CFQ_FILES) {
+    const text = readCgroupFile(cgroup, name, true);
+    if (text === undefined) break;
+    cfq.push(text);
+  }
+  if (cfq.length === CFQ_FILES.length) {
+    const [serviced, merged, bytes, waitTime, serviceTime] = cfq.map((text) => parseRwstat(text)) as [Rwstat, Rwstat, Rwstat, Rwstat, Rwstat];
     return ok({ devices: ioFromCfq(serviced, merged, bytes, waitTime, serviceTime), source: 'blkio.io_*_recursive (CFQ)' });
   }
   const pair = (prefix: string): IoByDevice | undefined => {
-    const serviced = readCgroupFile(cgroup, `${prefix}.io_serviced_recursive`);
-    const bytes = readCgroupFile(cgroup, `${prefix}.io_service_bytes_recursive`);
+    const serviced = readCgroupFile(cgroup, `${prefix}.io_serviced_recursive`, true);
+    const bytes = serviced === undefined ? undefined : readCgroupFile(cgroup, `${prefix}.io_service_bytes_recursive`, true);
     return serviced === undefined || bytes === undefined ? undefined : ioFromCounts(parseRwstat(serviced), parseRwstat(bytes));
   };
   const throttle = pair('blkio.throttle');
