@@ -195,25 +195,30 @@ static int mode_count(int argc, char **argv)
 	return 0;
 }
 
+/* "== INDEX BYTES\n" and the content of one file */
+static void dump_file(int index, const char *path)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		die("open", path);
+	size_t len = 0;
+	ssize_t n;
+	while ((n = read(fd, buf + len, sizeof(buf) - len)) > 0)
+		len += (size_t)n;
+	if (n < 0)
+		die("read", path);
+	close(fd);
+	printf("== %d %zu\n", index, len);
+	fwrite(buf, 1, len, stdout);
+}
+
 static int mode_dump(int argc, char **argv)
 {
 	if (argc < 3)
 		return 1;
 	wait_go();
-	for (int p = 2; p < argc; p++) {
-		int fd = open(argv[p], O_RDONLY | O_CLOEXEC);
-		if (fd < 0)
-			die("open", argv[p]);
-		size_t len = 0;
-		ssize_t n;
-		while ((n = read(fd, buf + len, sizeof(buf) - len)) > 0)
-			len += (size_t)n;
-		if (n < 0)
-			die("read", argv[p]);
-		close(fd);
-		printf("== %d %zu\n", p - 2, len);
-		fwrite(buf, 1, len, stdout);
-	}
+	for (int p = 2; p < argc; p++)
+		dump_file(p - 2, argv[p]);
 	return 0;
 }
 
@@ -264,18 +269,7 @@ static int mode_turns(int argc, char **argv)
 			int p = atoi(line + 5);
 			if (p < 0 || p >= npaths)
 				return 2;
-			int fd = open(paths[p], O_RDONLY | O_CLOEXEC);
-			if (fd < 0)
-				die("open", paths[p]);
-			size_t len = 0;
-			ssize_t n;
-			while ((n = read(fd, buf + len, sizeof(buf) - len)) > 0)
-				len += (size_t)n;
-			if (n < 0)
-				die("read", paths[p]);
-			close(fd);
-			printf("== %d %zu\n", p, len);
-			fwrite(buf, 1, len, stdout);
+			dump_file(p, paths[p]);
 		} else {
 			break; /* "quit" */
 		}
