@@ -166,7 +166,10 @@ const FILES = [
   ['diskstats', 'proc/diskstats'],
   ['online', 'sys/devices/system/cpu/online'],
 ];
-const FILE_PATH = Object.fromEntries(FILES);
+// The protocol's own cost: a file both daemons pass through from the host with no view (one host read),
+// measured with the others but kept out of the ratios.
+const FLOOR_FILE = ['floor', 'sys/devices/system/cpu/kernel_max'];
+const FILE_PATH = Object.fromEntries([...FILES, FLOOR_FILE]);
 
 const ALL_TARGETS = {
   ts: { id: 'ts', label: 'lxcfs-ts', root: null },
@@ -719,14 +722,14 @@ async function viewsFromCgroup(bin, cg, usable) {
 
 async function phaseWarmup(bin, cg, usable) {
   const paths = [];
-  for (const [file] of FILES) for (const t of TARGETS) if (t.id !== 'host' && usable[t.id][file] === true) paths.push(pathOf(t, file));
+  for (const [file] of [...FILES, FLOOR_FILE]) for (const t of TARGETS) if (t.id !== 'host' && usable[t.id][file] === true) paths.push(pathOf(t, file));
   // the latency client's interleaving, output discarded
   if (paths.length) await runClients(bin, cg, [['lat', CFG.warmupReads, 25, 0, ...paths]], 600000);
 }
 
 async function phaseLatency(bin, cg, usable) {
   const cols = []; // [file, target]
-  for (const [file] of FILES) for (const t of TARGETS) if (usable[t.id][file] === true) cols.push([file, t]);
+  for (const [file] of [...FILES, FLOOR_FILE]) for (const t of TARGETS) if (usable[t.id][file] === true) cols.push([file, t]);
   const args = ['lat', CFG.latIters, CFG.latChunk, CFG.latWarmup, ...cols.map(([f, t]) => pathOf(t, f))];
   const [out] = await runClients(bin, cg, [args], 240000 + CFG.latIters * cols.length * 2);
   const res = {};
@@ -739,7 +742,7 @@ async function phaseLatency(bin, cg, usable) {
     else r.samples = f.slice(2).map(Number);
   }
   const table = {};
-  for (const [file] of FILES) {
+  for (const [file] of [...FILES, FLOOR_FILE]) {
     const row = (table[file] = {});
     for (const t of TARGETS) {
       const r = res[file]?.[t.id];
@@ -1068,6 +1071,13 @@ function printReport(R) {
     for (const t of tg) s += ` | ${pad('', 21)}`;
     s += ` | ${pad(fmtX(lat.overall.ratio_p50), 12)} ${pad(fmtX(lat.overall.ratio_p99), 6)}`;
     L.push(s + '   (median of per-file ratios)');
+  }
+  const floor = lat.files[FLOOR_FILE[0]];
+  if (floor) {
+    let s = padR('(floor)', 10);
+    for (const t of tg) s += floor[t.id]?.p50_us ? ` | ${pad(fmtUs(floor[t.id].p50_us), 13)} ${pad(fmtUs(floor[t.id].p99_us), 7)}` : ` | ${pad('-', 21)}`;
+    if (has('ts') && has('lxcfs')) s += ` | ${pad(fmtX(floor.ratio_p50), 12)} ${pad(fmtX(floor.ratio_p99), 6)}`;
+    L.push(s + `   ${FLOOR_FILE[1]}: passed through by both, no view (the protocol's round trips + one host read); not in the ratios`);
   }
 
   if (R.throughput) {
@@ -1438,7 +1448,7 @@ async function main() {
   const usable = {};
   for (const t of TARGETS) {
     usable[t.id] = {};
-    for (const [file] of FILES) {
+    for (const [file] of [...FILES, FLOOR_FILE]) {
       const r = await run('cat', [pathOf(t, file)], { timeoutMs: 5000 });
       usable[t.id][file] =
         r.code === 0 ? true : r.overflow || (r.timedOut && r.out.length) ? 'no EOF' : r.timedOut ? 'timeout' : r.err.trim().split(': ').pop()?.slice(0, 30) || `exit ${r.code}`;
