@@ -30,7 +30,9 @@ export interface RenderedFileOptions {
 // them afresh on each read, and this saves the path walk, open, fstat and close of every request (about
 // half the cost). An fd of /proc/<pid>/... stays bound to that process: once it has exited, reads fail
 // (ESRCH) instead of showing a later process that got the same pid, and the path is opened again.
-// Likewise a removed cgroup's files fail (ENODEV) rather than show a new cgroup of the same name.
+// Likewise a removed cgroup's files fail (ENODEV) rather than show a new cgroup of the same name. (A
+// cgroup renamed rather than removed keeps answering under its old path until the fd is evicted;
+// runtimes remove cgroups, they do not rename them.)
 // Only files of those kernel filesystems are kept open: a regular file (a fixture tree given as
 // --proc-root) is read by path each time. Each reader thread keeps its own; the least recently used is
 // closed beyond the cap.
