@@ -34,16 +34,21 @@ export interface RenderedFileOptions {
 // cgroup renamed rather than removed keeps answering under its old path until the fd is evicted;
 // runtimes remove cgroups, they do not rename them.)
 // Only files of those kernel filesystems are kept open: a regular file (a fixture tree given as
-// --proc-root) is read by path each time. Each reader thread keeps its own; the least recently used is
-// closed beyond the cap.
-const MAX_OPEN_FILES = 2048;
+// --proc-root) is read by path each time.
 const KERNEL_FILESYSTEMS = new Set([
   0x9fa0, // procfs
   0x62656572, // sysfs
   0x27e0eb, // cgroup (v1)
   0x63677270, // cgroup2
 ]);
-const openFiles = new Map<string, number>(); // least recently used first
+
+interface OpenFile {
+  readonly fd: number;
+  /** The clock at the last read. Updated in place: reordering the map on every read would make V8
+   * reallocate its table now and then, a steady trickle of garbage into the old generation. */
+  lastUse: number;
+}
+
 let scratch = Buffer.alloc(16 * 1024);
 
 /** Reads the whole file into `scratch`; returns the length. Throws what readSync throws. */
@@ -62,54 +67,82 @@ function readWhole(fd: number, singleRecord: boolean): number {
   }
 }
 
-function forget(path: string): void {
-  const fd = openFiles.get(path);
-  if (fd === undefined) return;
-  openFiles.delete(path);
-  try {
-    closeSync(fd);
-  } catch {
-    // Already unusable; nothing to release.
+/** Kernel files kept open (see above), at most `capacity`; beyond it the least recently used eighth is
+ * closed at once. Each reader thread has its own (the module's `keptFiles`). */
+export class KeptFiles {
+  private readonly files = new Map<string, OpenFile>();
+  private clock = 0;
+
+  constructor(private readonly capacity = 2048) {}
+
+  /** How many files are open now. */
+  get size(): number {
+    return this.files.size;
+  }
+
+  isOpen(path: string): boolean {
+    return this.files.has(path);
+  }
+
+  /** Length of the file's content in `scratch`, or the error code (`ENOENT`...) of opening or reading it. */
+  read(path: string, options: RenderedFileOptions): number | string {
+    const singleRecord = options.singleRecord === true;
+    const cached = this.files.get(path);
+    if (cached !== undefined) {
+      try {
+        const length = readWhole(cached.fd, singleRecord);
+        cached.lastUse = ++this.clock;
+        return length;
+      } catch {
+        this.close(path); // gone (process exited, cgroup removed): open the path afresh once
+      }
+    } else if (options.oftenMissing && !existsSync(path)) {
+      return 'ENOENT';
+    }
+    let fd: number;
+    try {
+      fd = openSync(path, 'r');
+    } catch (err) {
+      return codeOf(err);
+    }
+    let length: number;
+    try {
+      length = readWhole(fd, singleRecord);
+    } catch (err) {
+      closeSync(fd);
+      return codeOf(err);
+    }
+    if (onKernelFilesystem(path)) {
+      if (this.files.size >= this.capacity) this.evictLeastRecentlyUsed();
+      this.files.set(path, { fd, lastUse: ++this.clock });
+    } else {
+      closeSync(fd);
+    }
+    return length;
+  }
+
+  private close(path: string): void {
+    const file = this.files.get(path);
+    if (file === undefined) return;
+    this.files.delete(path);
+    try {
+      closeSync(file.fd);
+    } catch {
+      // Already unusable; nothing to release.
+    }
+  }
+
+  /** Closes the least recently used eighth, and renumbers the rest from 1 so that the clock stays small. */
+  private evictLeastRecentlyUsed(): void {
+    const byUse = [...this.files].sort(([, a], [, b]) => a.lastUse - b.lastUse);
+    const evicted = Math.max(1, Math.floor(this.capacity / 8));
+    for (const [path] of byUse.slice(0, evicted)) this.close(path);
+    this.clock = 0;
+    for (const [, file] of byUse.slice(evicted)) file.lastUse = ++this.clock;
   }
 }
 
-/** Length of the file's content in `scratch`, or the error code (`ENOENT`...) of opening or reading it. */
-function readIntoScratch(path: string, options: RenderedFileOptions): number | string {
-  const singleRecord = options.singleRecord === true;
-  const cached = openFiles.get(path);
-  if (cached !== undefined) {
-    try {
-      const length = readWhole(cached, singleRecord);
-      openFiles.delete(path);
-      openFiles.set(path, cached);
-      return length;
-    } catch {
-      forget(path); // gone (process exited, cgroup removed): open the path afresh once
-    }
-  } else if (options.oftenMissing && !existsSync(path)) {
-    return 'ENOENT';
-  }
-  let fd: number;
-  try {
-    fd = openSync(path, 'r');
-  } catch (err) {
-    return codeOf(err);
-  }
-  let length: number;
-  try {
-    length = readWhole(fd, singleRecord);
-  } catch (err) {
-    closeSync(fd);
-    return codeOf(err);
-  }
-  if (onKernelFilesystem(path)) {
-    if (openFiles.size >= MAX_OPEN_FILES) forget(openFiles.keys().next().value!);
-    openFiles.set(path, fd);
-  } else {
-    closeSync(fd);
-  }
-  return length;
-}
+const keptFiles = new KeptFiles();
 
 function onKernelFilesystem(path: string): boolean {
   try {
@@ -123,14 +156,15 @@ function codeOf(err: unknown): string {
   return (err as NodeJS.ErrnoException).code ?? 'EIO';
 }
 
-/** The text of a pseudo-file read on every request (see above), or undefined when it cannot be read. */
-export function readRenderedFile(path: string, options: RenderedFileOptions = {}): string | undefined {
-  const length = readIntoScratch(path, options);
+/** The text of a pseudo-file read on every request (see above), or undefined when it cannot be read.
+ * `files`: whose kept fds to use (the thread's own unless a test brings a small one). */
+export function readRenderedFile(path: string, options: RenderedFileOptions = {}, files = keptFiles): string | undefined {
+  const length = files.read(path, options);
   return typeof length === 'number' ? scratch.toString('utf8', 0, length) : undefined;
 }
 
 /** Like readRenderedFile, as bytes of its own, or the error code (`ENOENT`...) when it cannot be read. */
 export function readRenderedBytes(path: string, options: RenderedFileOptions = {}): Buffer | string {
-  const length = readIntoScratch(path, options);
+  const length = keptFiles.read(path, options);
   return typeof length === 'number' ? Buffer.from(scratch.subarray(0, length)) : length;
 }

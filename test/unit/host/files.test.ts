@@ -6,7 +6,7 @@ import { once } from 'node:events';
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { readRenderedBytes, readRenderedFile } from '../../../src/host/files.js';
+import { KeptFiles, readRenderedBytes, readRenderedFile } from '../../../src/host/files.js';
 import { createCgroup } from '../../helpers/cgroups.js';
 import { Cleanup } from '../../helpers/processes.js';
 
@@ -71,6 +71,29 @@ describe('readRenderedFile', () => {
     fs.rmSync(file);
     fs.writeFileSync(file, 'new\n');
     expect(readRenderedFile(file, { singleRecord: true })).toBe('new\n');
+  });
+
+  it('closes the least recently used files beyond its capacity, and keeps the recent ones open', () => {
+    const files = new KeptFiles(16);
+    const paths: string[] = []; // the first 40 readable sysctl files, in the order read
+    for (const entry of fs.readdirSync('/proc/sys/kernel', { withFileTypes: true })) {
+      const file = `/proc/sys/kernel/${entry.name}`;
+      if (paths.length < 40 && entry.isFile() && readRenderedFile(file, {}, files) !== undefined) paths.push(file);
+    }
+    expect(paths.length).toBe(40);
+    expect(files.size).toBeLessThanOrEqual(16);
+    expect(files.size).toBeGreaterThanOrEqual(14);
+    // the open ones are exactly the most recently read, and each has one fd; the others none
+    const open = paths.filter((file) => files.isOpen(file));
+    expect(open).toEqual(paths.slice(paths.length - files.size));
+    expect(paths.map((file) => fdsOpenOn(file))).toEqual(paths.map((file) => (files.isOpen(file) ? 1 : 0)));
+    // reading an old one again reopens it, and what was read since survives the next eviction
+    const recent = paths.slice(-8);
+    for (const file of recent) readRenderedFile(file, {}, files);
+    for (const file of paths.slice(0, 5)) readRenderedFile(file, {}, files);
+    expect(paths.slice(0, 5).every((file) => files.isOpen(file))).toBe(true);
+    expect(recent.every((file) => files.isOpen(file))).toBe(true);
+    expect(files.size).toBeLessThanOrEqual(16);
   });
 
   it('answers a missing file with its error code, also when it is often missing', () => {
