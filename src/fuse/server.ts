@@ -80,9 +80,9 @@ export class FuseServer extends EventEmitter<ServerEvents> {
       };
       // A small young generation keeps each reader's heap (and the daemon's RSS) small: requests
       // allocate little and briefly. A small old generation makes V8 collect it: a reader blocks in
-      // read() and never runs the idle-time tasks that would, and with the default (4 GiB here) the
-      // first full collection would wait until a trickle of garbage had grown it by a hundred MB or
-      // more. A reader's live heap is about 6 MB (code, and caches that are bounded).
+      // read() and never runs the idle-time tasks that would, and with the default (4 GiB here) no full
+      // collection came within 4e6 reads while a trickle of garbage kept growing it. A reader's live
+      // heap is about 6 MB (code, and caches that are bounded).
       const worker = new Worker(new URL('./reader.js', import.meta.url), {
         workerData: data,
         resourceLimits: { maxYoungGenerationSizeMb: 2, maxOldGenerationSizeMb: 32 },
