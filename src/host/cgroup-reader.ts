@@ -37,6 +37,40 @@ export interface CgroupReader {
   hasZswapAccounting(cgroup: CgroupLocation): boolean;
 }
 
+/** Where one cgroup version keeps the memory numbers, and how it writes "no limit". */
+export interface MemoryFiles {
+  readonly limit: string;
+  readonly swapLimit: string;
+  readonly usage: string;
+  readonly swapUsage: string;
+  readonly parseLimit: (text: string) => number | undefined;
+}
+
+/** The part of a CgroupReader that both versions do alike, on their own file names. */
+export abstract class MemoryFilesReader {
+  constructor(private readonly files: MemoryFiles) {}
+
+  memoryLimit(cgroup: CgroupLocation): Result<number> {
+    return minLimitOverAncestors(cgroup, this.files.limit, this.files.parseLimit);
+  }
+
+  swapLimit(cgroup: CgroupLocation): Result<number> {
+    return minLimitOverAncestors(cgroup, this.files.swapLimit, this.files.parseLimit);
+  }
+
+  memoryUsage(cgroup: CgroupLocation): Result<number> {
+    return readCgroupValue(cgroup, this.files.usage, parseCount);
+  }
+
+  swapUsage(cgroup: CgroupLocation): Result<number> {
+    return readCgroupValue(cgroup, this.files.swapUsage, parseCount);
+  }
+
+  memoryStat(cgroup: CgroupLocation): Result<MemoryStat> {
+    return readMemoryStat(cgroup);
+  }
+}
+
 /** Parses a value written as decimal digits; undefined for anything else. */
 export function parseCount(text: string): number | undefined {
   const trimmed = text.trim();

@@ -1,17 +1,8 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { CgroupLocation } from './cgroup-location.js';
-import {
-  minLimitOverAncestors,
-  parseCount,
-  readCgroupFile,
-  readCgroupValue,
-  readMemoryStat,
-  type CgroupReader,
-  type MemoryStat,
-} from './cgroup-reader.js';
+import { MemoryFilesReader, parseCount, readCgroupFile, type CgroupReader } from './cgroup-reader.js';
 import type { MemoryStatKeys } from './memory-facts.js';
-import type { Result } from './result.js';
 
 /**
  * v1 writes "no limit" as the page counter maximum (2^63 minus a page, so it
@@ -25,8 +16,18 @@ function parseV1Limit(text: string): number | undefined {
 }
 
 /** cgroup v1 memory controller. The `total_*` keys of memory.stat include descendant cgroups. */
-export class CgroupV1Reader implements CgroupReader {
+export class CgroupV1Reader extends MemoryFilesReader implements CgroupReader {
   readonly version = 1;
+
+  constructor() {
+    super({
+      limit: 'memory.limit_in_bytes',
+      swapLimit: 'memory.memsw.limit_in_bytes',
+      usage: 'memory.usage_in_bytes',
+      swapUsage: 'memory.memsw.usage_in_bytes',
+      parseLimit: parseV1Limit,
+    });
+  }
 
   readonly memoryStatKeys: MemoryStatKeys = {
     cache: 'total_cache',
@@ -41,26 +42,6 @@ export class CgroupV1Reader implements CgroupReader {
     unevictable: 'total_unevictable',
     anonHugePages: 'total_rss_huge',
   };
-
-  memoryLimit(cgroup: CgroupLocation): Result<number> {
-    return minLimitOverAncestors(cgroup, 'memory.limit_in_bytes', parseV1Limit);
-  }
-
-  swapLimit(cgroup: CgroupLocation): Result<number> {
-    return minLimitOverAncestors(cgroup, 'memory.memsw.limit_in_bytes', parseV1Limit);
-  }
-
-  memoryUsage(cgroup: CgroupLocation): Result<number> {
-    return readCgroupValue(cgroup, 'memory.usage_in_bytes', parseCount);
-  }
-
-  swapUsage(cgroup: CgroupLocation): Result<number> {
-    return readCgroupValue(cgroup, 'memory.memsw.usage_in_bytes', parseCount);
-  }
-
-  memoryStat(cgroup: CgroupLocation): Result<MemoryStat> {
-    return readMemoryStat(cgroup);
-  }
 
   swappiness(cgroup: CgroupLocation): number | undefined {
     const text = readCgroupFile(cgroup, 'memory.swappiness');

@@ -1,16 +1,8 @@
 import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { isHierarchyTop, parentCgroup, type CgroupLocation } from './cgroup-location.js';
-import {
-  minLimitOverAncestors,
-  parseCount,
-  readCgroupValue,
-  readMemoryStat,
-  type CgroupReader,
-  type MemoryStat,
-} from './cgroup-reader.js';
+import { MemoryFilesReader, parseCount, type CgroupReader } from './cgroup-reader.js';
 import type { MemoryStatKeys } from './memory-facts.js';
-import type { Result } from './result.js';
 
 function parseV2Limit(text: string): number | undefined {
   return text.trim() === 'max' ? Infinity : parseCount(text);
@@ -39,8 +31,12 @@ function existsInAChild(directory: string, file: string): boolean {
 }
 
 /** cgroup v2 memory controller. memory.stat is recursive already; keys have no `total_` prefix. */
-export class CgroupV2Reader implements CgroupReader {
+export class CgroupV2Reader extends MemoryFilesReader implements CgroupReader {
   readonly version = 2;
+
+  constructor() {
+    super({ limit: 'memory.max', swapLimit: 'memory.swap.max', usage: 'memory.current', swapUsage: 'memory.swap.current', parseLimit: parseV2Limit });
+  }
 
   readonly memoryStatKeys: MemoryStatKeys = {
     cache: 'file',
@@ -60,26 +56,6 @@ export class CgroupV2Reader implements CgroupReader {
     zswap: 'zswap',
     zswapped: 'zswapped',
   };
-
-  memoryLimit(cgroup: CgroupLocation): Result<number> {
-    return minLimitOverAncestors(cgroup, 'memory.max', parseV2Limit);
-  }
-
-  swapLimit(cgroup: CgroupLocation): Result<number> {
-    return minLimitOverAncestors(cgroup, 'memory.swap.max', parseV2Limit);
-  }
-
-  memoryUsage(cgroup: CgroupLocation): Result<number> {
-    return readCgroupValue(cgroup, 'memory.current', parseCount);
-  }
-
-  swapUsage(cgroup: CgroupLocation): Result<number> {
-    return readCgroupValue(cgroup, 'memory.swap.current', parseCount);
-  }
-
-  memoryStat(cgroup: CgroupLocation): Result<MemoryStat> {
-    return readMemoryStat(cgroup);
-  }
 
   /** v2 has no memory.swappiness; lxcfs then behaves as if swapping were allowed. */
   swappiness(): number | undefined {
