@@ -511,9 +511,10 @@ function expandCpus(list) {
   return out;
 }
 
-function createCgroups() {
+// One container's cgroups, `name` in memory (beneath our own), cpu, cpuacct and cpuset (children of the
+// roots), with a memory limit, a CFS quota, and the cpuset `pickCpus` chooses from its parent's CPUs.
+function createCgroups(name, { memLimit, cpuQuota, cpuPeriod, pickCpus }) {
   const mounts = cgroupV1Mounts();
-  const name = `lxcfs-bench-${process.pid}-${Date.now().toString(36)}`;
   const dirs = new Map(); // mount dir -> created dir (co-mounted controllers share one)
   const info = { name, dirs: {} };
   for (const ctrl of ['memory', 'cpu', 'cpuacct', 'cpuset']) {
@@ -540,16 +541,14 @@ function createCgroups() {
         throw new SetupError(`cannot write ${val} to ${path.join(dir, file)}: ${e.code}`);
       }
     };
-    if (ctrl === 'memory') w('memory.limit_in_bytes', CFG.memLimit);
+    if (ctrl === 'memory') w('memory.limit_in_bytes', memLimit);
     if (ctrl === 'cpu') {
-      w('cpu.cfs_period_us', CFG.cpuPeriod);
-      w('cpu.cfs_quota_us', CFG.cpuQuota);
+      w('cpu.cfs_period_us', cpuPeriod);
+      w('cpu.cfs_quota_us', cpuQuota);
     }
     if (ctrl === 'cpuset') {
       const parent = path.dirname(dir);
-      const pcpus = (readText(path.join(parent, 'cpuset.cpus')) || '').trim();
-      const avail = expandCpus(pcpus);
-      const want = [...expandCpus(CFG.cpus)].every((c) => avail.has(c)) ? CFG.cpus : pcpus;
+      const want = pickCpus((readText(path.join(parent, 'cpuset.cpus')) || '').trim());
       w('cpuset.cpus', want);
       w('cpuset.mems', (readText(path.join(parent, 'cpuset.mems')) || '0').trim());
       info.cpus = want;
@@ -917,39 +916,23 @@ async function phaseScale(bin, usable) {
   const files = FILES.map(([f]) => f).filter((f) => targets.every((t) => usable[t.id][f] === true));
   const cols = files.flatMap((f) => targets.map((t) => [f, t]));
   const paths = cols.map(([f, t]) => pathOf(t, f));
-  const mounts = cgroupV1Mounts();
   const before = { dirs: state.cgroupDirs.length };
   const containers = [];
   try {
     const limits = [];
     for (let i = 0; i < N; i++) {
-      const name = `lxcfs-bench-${process.pid}-c${i}`;
-      const procs = new Set();
-      for (const ctrl of ['memory', 'cpu', 'cpuacct', 'cpuset']) {
-        const base = ctrl === 'memory' ? ownCgroupPath('memory') : '/';
-        const dir = path.join(mounts[ctrl], base, name);
-        if (!fs.existsSync(dir)) {
-          fs.mkdirSync(dir);
-          state.cgroupDirs.push(dir);
-        }
-        const w = (file, val) => fs.writeFileSync(path.join(dir, file), String(val));
-        if (ctrl === 'memory') {
-          limits[i] = (128 + i) * 1048576;
-          w('memory.limit_in_bytes', limits[i]);
-        }
-        if (ctrl === 'cpu') {
-          w('cpu.cfs_period_us', 100000);
-          w('cpu.cfs_quota_us', 50000 * (1 + (i % 4)));
-        }
-        if (ctrl === 'cpuset') {
-          const parent = path.dirname(dir);
-          const all = [...expandCpus(readText(path.join(parent, 'cpuset.cpus')) || '0')];
-          w('cpuset.cpus', i % 3 === 2 || all.length === 1 ? all.join(',') : String(all[i % 3]));
-          w('cpuset.mems', (readText(path.join(parent, 'cpuset.mems')) || '0').trim());
-        }
-        procs.add(path.join(dir, 'cgroup.procs'));
-      }
-      const c = startContainer(bin, [...procs], paths);
+      limits[i] = (128 + i) * 1048576;
+      const cg = createCgroups(`lxcfs-bench-${process.pid}-c${i}`, {
+        memLimit: limits[i],
+        cpuQuota: 50000 * (1 + (i % 4)),
+        cpuPeriod: 100000,
+        // one CPU, the other, or all of them in turn
+        pickCpus: (parentCpus) => {
+          const all = [...expandCpus(parentCpus || '0')];
+          return i % 3 === 2 || all.length === 1 ? all.join(',') : String(all[i % 3]);
+        },
+      });
+      const c = startContainer(bin, cg.unique.map((dir) => path.join(dir, 'cgroup.procs')), paths);
       containers.push(c);
       await Promise.race([c.ready(), sleep(10000).then(() => Promise.reject(new Error('a container client did not start within 10 s')))]);
     }
@@ -1441,7 +1424,12 @@ async function main() {
   if (failed) throw failed.reason;
   for (const d of state.daemons) step(`  ${d.label} up: pid ${d.pid}, ${d.cmdline}`);
 
-  const cg = createCgroups();
+  const cg = createCgroups(`lxcfs-bench-${process.pid}-${Date.now().toString(36)}`, {
+    memLimit: CFG.memLimit,
+    cpuQuota: CFG.cpuQuota,
+    cpuPeriod: CFG.cpuPeriod,
+    pickCpus: (parentCpus) => ([...expandCpus(CFG.cpus)].every((c) => expandCpus(parentCpus).has(c)) ? CFG.cpus : parentCpus),
+  });
   step(`cgroup ${cg.name}: ${cg.unique.join(' ')}`);
 
   // which (target, file) pairs are readable at all; a failing pair is reported, not fatal
@@ -1486,6 +1474,7 @@ async function main() {
     R.scale = await phaseScale(bin, usable);
   }
   const end = sampleAll();
+  const memory = Object.fromEntries(state.daemons.map((d) => [d.id, memoryOfTree(d)]));
 
   for (const d of state.daemons) {
     const id = d.id;
@@ -1497,8 +1486,8 @@ async function main() {
       rss_start: cpuAt.start[id]?.rss,
       rss_max: Math.max(...ser.map((s) => s.rss)),
       rss_end: end[id]?.rss,
-      pss_end: memoryOfTree(d)?.pss,
-      private_end: memoryOfTree(d)?.private,
+      pss_end: memory[id]?.pss,
+      private_end: memory[id]?.private,
       cpu_total_s: end[id]?.cpu,
       cpu_latency_s: c('latency') - c('start'),
       idle_cpu_ms_per_s: ((c('idle') - c('latency')) * 1000) / CFG.idleSeconds,
