@@ -9,7 +9,7 @@
 // What it does, in order:
 //  1. setup: a temp dir with private mountpoints; compiles scripts/bench-client.c with `cc -O2`;
 //     starts Debian's lxcfs (`lxcfs [-l] -p <tmp>/lxcfs.pid <tmp>/lxcfs-mnt`, installing it with
-//     apt-get if missing) and lxcfs-ts (`node dist/cli.js --pidfile <tmp>/lxcfs-ts.pid
+//     apt-get if missing) and lxcfs-ts (`bin/lxcfs-ts --pidfile <tmp>/lxcfs-ts.pid
 //     --log-level warn [-l] <tmp>/ts-mnt`); waits until <mnt>/proc/uptime is readable, probing
 //     from child processes with timeouts only (a hung FUSE mount hangs whoever touches it);
 //     creates uniquely named cgroups (memory 256 MiB beneath our own memory cgroup; cpu quota
@@ -57,7 +57,7 @@ import { parseArgs } from 'node:util';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const ROOT = path.resolve(HERE, '..');
-const CLI = path.join(ROOT, 'dist', 'cli.js');
+const CLI = path.join(ROOT, 'bin', 'lxcfs-ts');
 const CLIENT_SRC = path.join(HERE, 'bench-client.c');
 
 // ---------------------------------------------------------------------------------------------
@@ -1264,8 +1264,8 @@ async function phaseSamplerCost(lxcfsBin) {
   try {
     const daemons = {
       ts: await startDaemon({
-        id: 'ts-sampler', label: 'lxcfs-ts (sampler)', cmd: process.execPath, mnt: path.join(state.tmp, 'ts-sampler-mnt'),
-        args: [CLI, '--pidfile', path.join(state.tmp, 'ts-sampler.pid'), '--log-level', 'warn', '-l', path.join(state.tmp, 'ts-sampler-mnt')],
+        id: 'ts-sampler', label: 'lxcfs-ts (sampler)', cmd: CLI, mnt: path.join(state.tmp, 'ts-sampler-mnt'),
+        args: ['--pidfile', path.join(state.tmp, 'ts-sampler.pid'), '--log-level', 'warn', '-l', path.join(state.tmp, 'ts-sampler-mnt')],
       }),
       lxcfs: await startDaemon({
         id: 'lxcfs-sampler', label: 'lxcfs (sampler)', cmd: lxcfsBin, mnt: path.join(state.tmp, 'lxcfs-sampler-mnt'),
@@ -1370,7 +1370,7 @@ async function phaseSamplerCost(lxcfsBin) {
 
 async function main() {
   if (process.getuid?.() !== 0) throw new SetupError('must run as root (mounts FUSE filesystems and creates cgroups)');
-  if (has('ts') && !fs.existsSync(CLI)) throw new SetupError(`${path.relative(ROOT, CLI)} not found: run \`npm run build\` (or \`npm run bench\`), or pass --targets lxcfs,host`);
+  if (has('ts') && !fs.existsSync(path.join(ROOT, 'dist', 'cli.js'))) throw new SetupError(`dist/cli.js not found: run \`npm run build\` (or \`npm run bench\`), or pass --targets lxcfs,host`);
   const stamp = new Date().toISOString().replace(/[:.]/g, '-');
   const jsonPath = path.resolve(opts.json || path.join(os.tmpdir(), `lxcfs-bench-${stamp}.json`));
   const svgPath = jsonPath.replace(/\.json$/i, '') + '.svg';
@@ -1412,8 +1412,8 @@ async function main() {
       startDaemon({
         id: 'ts',
         label: 'lxcfs-ts',
-        cmd: process.execPath,
-        args: [CLI, '--pidfile', path.join(state.tmp, 'lxcfs-ts.pid'), '--log-level', 'warn', ...flags, ALL_TARGETS.ts.root],
+        cmd: CLI,
+        args: ['--pidfile', path.join(state.tmp, 'lxcfs-ts.pid'), '--log-level', 'warn', ...flags, ALL_TARGETS.ts.root],
         mnt: ALL_TARGETS.ts.root,
       }),
     );

@@ -69,10 +69,7 @@ if [ "$action" = uninstall ]; then
   exit 0
 fi
 
-node=$(command -v node) || die "node is not on PATH; install Node.js >= 20.19 first"
-node=$(readlink -f "$node")
-"$node" -e 'const [major, minor] = process.versions.node.split(".").map(Number); process.exit(major > 20 || (major === 20 && minor >= 19) ? 0 : 1)' ||
-  die "$node is Node.js $("$node" --version); lxcfs-ts needs >= 20.19"
+command -v npm >/dev/null || die "npm is not on PATH; it installs the package (lxcfs-ts then runs on the Node.js the package pins)"
 
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
@@ -84,15 +81,16 @@ fi
 [ -f "$package_file" ] || die "$package_file: no such package file"
 
 mkdir -p "$root$prefix"
-# --ignore-scripts: the tarball holds the built code; its prepare script would need the dev tools.
+# --ignore-scripts: the tarball holds the built code; its prepare script would need the dev tools. The
+# pinned Node.js runtime comes with it (an optional dependency, for linux-x64).
 npm install --global --prefix "$root$prefix" --ignore-scripts --no-audit --no-fund "$package_file" >/dev/null
 ln -sfn ../lib/node_modules/lxcfs-ts/scripts/lxcfs-ts-remount "$root$bin_dir/lxcfs-ts-remount"
 
 mkdir -p "$(dirname "$unit")"
-sed -e "s|@NODE@|$node|g" -e "s|@NODE_DIR@|$(dirname "$node")|g" -e "s|@PACKAGE@|$package_dir|g" \
-  -e "s|@BIN_DIR@|$bin_dir|g" -e "s|@MOUNTPOINT@|$mountpoint|g" \
+version=$("$root$bin_dir/lxcfs-ts" --version) || die "the installed $root$bin_dir/lxcfs-ts does not run (see above)"
+sed -e "s|@PACKAGE@|$package_dir|g" -e "s|@BIN_DIR@|$bin_dir|g" -e "s|@MOUNTPOINT@|$mountpoint|g" \
   "$root$package_dir/systemd/lxcfs-ts.service" >"$unit"
-echo "installed lxcfs-ts $(cd "$root$package_dir" && "$node" -p 'require("./package.json").version') to $root$prefix and $unit"
+echo "installed lxcfs-ts $version to $root$prefix and $unit"
 
 if [ "$start" = 1 ]; then
   systemctl daemon-reload

@@ -10,7 +10,13 @@ import { abortConnection, detachMount, mountsAt, probeFile } from '../../src/fus
 export const REPO = path.resolve(import.meta.dirname, '../..');
 /** Stretches waits where everything runs slower: the v2 guest is software-emulated (TEST_TIME_SCALE=4). */
 export const TIME_SCALE = Number(process.env.TEST_TIME_SCALE ?? '1') || 1;
-export const CLI = path.join(REPO, 'dist/cli.js');
+/** The lxcfs-ts command, as users run it (it starts the built code in dist/). */
+export const LXCFS_TS = path.join(REPO, 'bin/lxcfs-ts');
+
+/** The command line that runs lxcfs-ts. */
+export function lxcfsCommand(): string[] {
+  return [LXCFS_TS];
+}
 
 export class Cleanup {
   private readonly steps: Array<() => void | Promise<void>> = [];
@@ -94,9 +100,11 @@ export interface Daemon {
   stop(): Promise<{ code: number | null; ms: number }>;
 }
 
-/** Starts `node dist/cli.js ARGS`, resolves when it logs "serving"; rejects with its output if it exits first. */
-export function startDaemon(cleanup: Cleanup, args: string[], mountPoint: string, env: NodeJS.ProcessEnv = {}): Promise<Daemon> {
-  const child = spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
+/** Starts the daemon with ARGS; `serving` resolves when it logs "serving" and rejects with its output
+ * if it exits first. */
+export function spawnDaemon(cleanup: Cleanup, args: string[], mountPoint: string, env: NodeJS.ProcessEnv = {}): { child: ChildProcess; serving: Promise<Daemon> } {
+  const [command, ...prefix] = lxcfsCommand();
+  const child = spawn(command!, [...prefix, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
   cleanup.own(child);
   let output = '';
   child.stdout!.on('data', (chunk: Buffer) => (output += chunk.toString()));
@@ -117,7 +125,7 @@ export function startDaemon(cleanup: Cleanup, args: string[], mountPoint: string
       return { code, ms: Date.now() - started };
     },
   };
-  return new Promise((resolve, reject) => {
+  const serving = new Promise<Daemon>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`daemon did not start within ${15 * TIME_SCALE} s:\n${output}`)), 15_000 * TIME_SCALE);
     const check = (): void => {
       if (output.includes('"msg":"serving"')) {
@@ -126,10 +134,26 @@ export function startDaemon(cleanup: Cleanup, args: string[], mountPoint: string
       }
     };
     child.stdout!.on('data', check);
-    void exited.then(({ code }) => {
+    void exited.then(({ code, signal }) => {
       clearTimeout(timer);
-      reject(new Error(`daemon exited with ${code} before serving:\n${output}`));
+      reject(new Error(`daemon exited with ${code ?? signal} before serving:\n${output}`));
     });
+  });
+  return { child, serving };
+}
+
+/** Starts the daemon with ARGS and resolves once it serves (see spawnDaemon). */
+export function startDaemon(cleanup: Cleanup, args: string[], mountPoint: string, env: NodeJS.ProcessEnv = {}): Promise<Daemon> {
+  return spawnDaemon(cleanup, args, mountPoint, env).serving;
+}
+
+/** `lxcfs-ts upgrade -p PIDFILE`: resolves once the daemon's new serving process serves. */
+export function upgradeDaemon(pidFile: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(LXCFS_TS, ['upgrade', '-p', pidFile, '--timeout', String(60 * TIME_SCALE)], { stdio: ['ignore', 'ignore', 'pipe'] });
+    let stderr = '';
+    child.stderr!.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    child.on('exit', (code) => (code === 0 ? resolve() : reject(new Error(`lxcfs-ts upgrade -p ${pidFile} failed (${code}): ${stderr.trim()}`))));
   });
 }
 

@@ -12,7 +12,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createCgroup, type TestCgroup } from '../helpers/cgroups.js';
 import { startLxcfs, type LxcfsPeer } from '../helpers/lxcfs-peer.js';
-import { CLI, Cleanup, run, startDaemon, type Daemon } from '../helpers/processes.js';
+import { Cleanup, LXCFS_TS, run, startDaemon, type Daemon } from '../helpers/processes.js';
 import { formatLoad, nextLoads } from '../../src/views/loadavg.js';
 
 const cleanup = new Cleanup();
@@ -138,7 +138,7 @@ describe('loadavg with -l', () => {
   });
 
   it('serves the host file without -l (lxcfs-ts show, same code as the daemon)', () => {
-    const shown = run(process.execPath, [CLI, 'show', 'loadavg']).stdout;
+    const shown = run(LXCFS_TS, ['show', 'loadavg']).stdout;
     const host = fs.readFileSync('/proc/loadavg', 'utf8');
     expect(shown.split(' ').slice(0, 3)).toEqual(host.split(' ').slice(0, 3));
   });

@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { exemptFields } from '../compat/differences.js';
 import { createCgroup, type TestCgroup } from '../helpers/cgroups.js';
 import { startLxcfs, type LxcfsPeer } from '../helpers/lxcfs-peer.js';
-import { Cleanup, run, startDaemon } from '../helpers/processes.js';
+import { Cleanup, LXCFS_TS, run, startDaemon } from '../helpers/processes.js';
 
 const MiB = 1024 * 1024;
 const cleanup = new Cleanup();
@@ -166,7 +166,7 @@ describe('who is reading', () => {
   });
 
   it('shows the same from `lxcfs-ts show --pid`', () => {
-    const out = run(process.execPath, [path.join(import.meta.dirname, '../../dist/cli.js'), 'show', 'meminfo', '--pid', String(init)]);
+    const out = run(LXCFS_TS, ['show', 'meminfo', '--pid', String(init)]);
     expect(out.stdout.split('\n')[0]).toBe('MemTotal:         131072 kB');
   });
 });

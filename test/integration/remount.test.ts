@@ -16,13 +16,12 @@ import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import fs from 'node:fs';
 import path from 'node:path';
-import { pathToFileURL } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mountsAt, probeFile, type MountInfoEntry } from '../../src/fuse/mount.js';
 import type { NamespaceReport, RemountReport } from '../../src/remount/remount.js';
 import { createCgroup } from '../helpers/cgroups.js';
 import { lxcfsFileBinds, makeSharedDirectory, startContainer, type Container } from '../helpers/container.js';
-import { CLI, Cleanup, REPO, run, startDaemon, type Daemon } from '../helpers/processes.js';
+import { Cleanup, LXCFS_TS, REPO, run, startDaemon, type Daemon } from '../helpers/processes.js';
 
 const FILES = [
   'proc/meminfo',
@@ -50,16 +49,9 @@ const healable: Container[] = [];
 let hidden: Container;
 let dockerStyle: Container;
 
-// Until src/cli.ts registers the command, run it straight from its module.
-const CLI_HAS_REMOUNT = fs.readFileSync(path.join(REPO, 'src/cli.ts'), 'utf8').includes('remountCommand()');
-const COMMAND_MODULE = pathToFileURL(path.join(REPO, 'dist/remount/command.js')).href;
-
 function remountCli(args: string[]): { status: number | null; stdout: string; stderr: string; ms: number } {
-  const argv = CLI_HAS_REMOUNT
-    ? [CLI, 'remount', ...args]
-    : ['--input-type=module', '-e', `import { remountCommand } from '${COMMAND_MODULE}'; await remountCommand().parseAsync(process.argv.slice(1), { from: 'user' });`, '--', ...args];
   const started = performance.now();
-  const result = run(process.execPath, argv, { timeout: 30_000 });
+  const result = run(LXCFS_TS, ['remount', ...args], { timeout: 30_000 });
   return { status: result.status, stdout: result.stdout, stderr: result.stderr, ms: performance.now() - started };
 }
 

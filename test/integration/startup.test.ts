@@ -4,7 +4,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { CLI, Cleanup, isMounted, killDaemonHard, run, startDaemon, startFixture } from '../helpers/processes.js';
+import { Cleanup, LXCFS_TS, isMounted, killDaemonHard, run, startDaemon, startFixture } from '../helpers/processes.js';
 
 const cleanup = new Cleanup();
 afterAll(() => cleanup.run());
@@ -15,7 +15,7 @@ interface Failure {
 }
 
 function startExpectingFailure(args: string[], env: NodeJS.ProcessEnv = {}): Failure {
-  const result = run('env', [...Object.entries(env).map(([k, v]) => `${k}=${v}`), process.execPath, CLI, ...args], { timeout: 20_000 });
+  const result = run('env', [...Object.entries(env).map(([k, v]) => `${k}=${v}`), LXCFS_TS, ...args], { timeout: 20_000 });
   return { status: result.status, stderr: result.stderr };
 }
 
@@ -72,7 +72,7 @@ describe('bad input', () => {
     const { mnt, pid } = layout();
     // A private mount namespace with an empty /dev (but /dev/null) stands in for a host without FUSE.
     const script = `mount -t tmpfs none /dev && mknod -m 666 /dev/null c 1 3 && exec "$@"`;
-    const result = run('unshare', ['-m', '--propagation', 'private', 'sh', '-c', script, 'sh', process.execPath, CLI, '-p', pid, mnt]);
+    const result = run('unshare', ['-m', '--propagation', 'private', 'sh', '-c', script, 'sh', LXCFS_TS, '-p', pid, mnt]);
     expectOneLineError({ status: result.status, stderr: result.stderr }, /cannot open \/dev\/fuse: ENOENT/);
     expect(fs.existsSync(pid)).toBe(false);
   });

