@@ -9,6 +9,7 @@ import type { DaemonConfig } from './config.js';
 import { parseMountOptions } from './config.js';
 import { detachLxcfsMounts, FS_SOURCE, FS_TYPE, prepareMountpoint } from './mountpoint.js';
 import { acquirePidFile } from './pidfile.js';
+import { controlSocketPath, listenForControl } from './control.js';
 import { ServerSupervisor } from './supervisor.js';
 import { BlkioAccounting } from './blkio-accounting.js';
 import { detectCgroupLayout } from '../host/cgroup-layout.js';
@@ -36,9 +37,12 @@ export async function runDaemon(config: DaemonConfig, log: Logger): Promise<numb
   const pidFile = acquirePidFile(config.pidfile);
   let fd: number | undefined;
   let mounted = false;
+  let control: { close(): void } | undefined;
   // Logs disks whose I/O v1 cgroups do not count; with --enable-blkio-accounting, makes them count.
   const blkio = new BlkioAccounting({ layout: detectCgroupLayout({ procRoot: config.procRoot, cgroupRoot: config.cgroupRoot }), enable: config.enableBlkioAccounting, log });
   const cleanup = (): void => {
+    control?.close();
+    control = undefined;
     blkio.stop();
     if (mounted) {
       try {
@@ -81,6 +85,16 @@ export async function runDaemon(config: DaemonConfig, log: Logger): Promise<numb
       );
     }
     warnAboutRequestTimeout(log);
+    // lxcfs's reload (SIGUSR1 there; `lxcfs-ts upgrade` and `systemctl reload` here): replace the serving
+    // process with the code on disk. systemd hears RELOADING=1 before and READY=1 after.
+    control = await listenForControl(controlSocketPath(config.pidfile), async () => {
+      notifySystemd(log, 'RELOADING=1', `MONOTONIC_USEC=${monotonicMicroseconds()}`);
+      try {
+        return await supervisor.upgrade();
+      } finally {
+        notifySystemd(log, 'READY=1');
+      }
+    });
     notifySystemd(log, 'READY=1', `MAINPID=${process.pid}`);
   } catch (err) {
     cleanup();
@@ -111,11 +125,6 @@ export async function runDaemon(config: DaemonConfig, log: Logger): Promise<numb
       virtualize = !virtualize;
       supervisor.setVirtualize(virtualize);
       log.warn(virtualize ? 'Switched into virtualization mode' : 'Switched into non-virtualization mode: every file shows the host values');
-    });
-    // lxcfs's reload signal: here it replaces the serving process with the code on disk.
-    process.on('SIGUSR1', () => {
-      notifySystemd(log, 'RELOADING=1', `MONOTONIC_USEC=${monotonicMicroseconds()}`);
-      void supervisor.upgrade().finally(() => notifySystemd(log, 'READY=1'));
     });
     supervisor.on('ended', (reason, detail) => {
       if (stopping) return;

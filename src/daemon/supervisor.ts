@@ -3,8 +3,9 @@
 // across what happens to the serving code:
 // - a crash or kill -9 of the serving process: a new one starts on the same fd and asks the kernel to
 //   replay the requests the dead one had taken (FUSE_NOTIFY_RESEND, Linux ≥ 6.9);
-// - an upgrade (SIGUSR1): the code on disk starts as a successor, gets ready, the old one stops reading
-//   in-band and hands over its open file handles, then the successor reads. Nothing is lost.
+// - an upgrade (`lxcfs-ts upgrade`, `systemctl reload`): the code on disk starts as a successor, gets
+//   ready, the old one stops reading in-band and hands over its open file handles, then the successor
+//   reads. Nothing is lost.
 
 import { spawn, type ChildProcess } from 'node:child_process';
 import { EventEmitter } from 'node:events';
@@ -12,6 +13,7 @@ import type { Logger } from 'pino';
 import { InitFlag2 } from '../fuse/abi.js';
 import type { InitInfo } from '../fuse/session.js';
 import type { DaemonConfig } from './config.js';
+import type { UpgradeOutcome } from './control.js';
 import { FUSE_FD, type ServerMessage, type SupervisorMessage } from './server-process.js';
 
 const SERVER_SCRIPT = new URL('./server-process.js', import.meta.url);
@@ -68,10 +70,12 @@ export class ServerSupervisor extends EventEmitter<SupervisorEvents> {
     return serving.init;
   }
 
-  /** Replaces the serving process with the code on disk, without losing a request. */
-  async upgrade(): Promise<void> {
+  /** Replaces the serving process with the code on disk, without losing a request. Rejects with why it
+   * could not (the old serving process then keeps serving). */
+  async upgrade(): Promise<UpgradeOutcome> {
     const old = this.current;
-    if (this.upgrading || this.stopping || !old) return;
+    if (this.stopping || !old) throw new Error('the daemon is stopping');
+    if (this.upgrading) throw new Error('an upgrade is already under way');
     this.upgrading = true;
     const { log } = this.options;
     try {
@@ -80,8 +84,9 @@ export class ServerSupervisor extends EventEmitter<SupervisorEvents> {
         await successor.next('ready', READY_TIMEOUT_MS);
       } catch (err) {
         successor.child.kill('SIGKILL');
-        log.error({ err: (err as Error).message }, 'upgrade aborted: the new serving process did not get ready; the old one keeps serving');
-        return;
+        const why = `the new serving process did not get ready: ${(err as Error).message}; the old one keeps serving`;
+        log.error(why);
+        throw new Error(why);
       }
       // From here on the old process must not be restarted when it exits.
       this.current = undefined;
@@ -98,6 +103,7 @@ export class ServerSupervisor extends EventEmitter<SupervisorEvents> {
       await serving;
       this.adopt(successor);
       log.info({ from: old.child.pid, to: successor.child.pid, handedOver: !!stopped?.snapshots }, 'upgraded the serving process');
+      return { from: old.child.pid, to: successor.child.pid! };
     } finally {
       this.upgrading = false;
     }
@@ -125,8 +131,11 @@ export class ServerSupervisor extends EventEmitter<SupervisorEvents> {
     const { config, fd } = this.options;
     const env = { ...process.env };
     delete env.NOTIFY_SOCKET; // only the supervisor talks to systemd
-    // A small young generation: requests allocate little and briefly, and idle RSS is what hosts notice.
-    const child = spawn(process.execPath, ['--max-semi-space-size=1', SERVER_SCRIPT.pathname], {
+    // Through a shell that ignores SIGUSR1 until Node has blocked it for good (--disable-sigusr1): see
+    // bin/lxcfs-ts. A small young generation: requests allocate little and briefly, and idle RSS is what
+    // hosts notice.
+    const node = [process.execPath, '--disable-sigusr1', '--max-semi-space-size=1', SERVER_SCRIPT.pathname];
+    const child = spawn('/bin/sh', ['-c', 'trap "" USR1; exec "$0" "$@"', ...node], {
       stdio: ['ignore', 'inherit', 'inherit', fd, 'ipc'],
       env,
     });

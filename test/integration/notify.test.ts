@@ -5,7 +5,7 @@
 import { spawn } from 'node:child_process';
 import path from 'node:path';
 import { afterAll, expect, it } from 'vitest';
-import { Cleanup, startDaemon } from '../helpers/processes.js';
+import { Cleanup, startDaemon, upgradeDaemon } from '../helpers/processes.js';
 
 const cleanup = new Cleanup();
 afterAll(() => cleanup.run());
@@ -45,7 +45,7 @@ it('reports READY with its main pid, RELOADING then READY around an upgrade, and
     }
   };
   await waitFor(new RegExp(`READY=1 MAINPID=${daemon.pid}`));
-  process.kill(daemon.pid, 'SIGUSR1');
+  await upgradeDaemon(path.join(dir, 'pid'));
   await waitFor(/RELOADING=1 MONOTONIC_USEC=\d+\n(.|\n)*READY=1\n/);
   expect(daemon.output()).toMatch(/"msg":"upgraded the serving process"/);
   expect((await daemon.stop()).code).toBe(0);

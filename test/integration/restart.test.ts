@@ -6,7 +6,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createCgroup } from '../helpers/cgroups.js';
-import { CLI, Cleanup, isMounted, run, startDaemon, type Daemon } from '../helpers/processes.js';
+import { Cleanup, LXCFS_TS, isMounted, run, startDaemon, upgradeDaemon, type Daemon } from '../helpers/processes.js';
 
 const cleanup = new Cleanup();
 let dir: string;
@@ -111,7 +111,7 @@ describe('upgrades and crashes of the serving process', () => {
 
     const servers = new Set([serverPid()]);
     for (let round = 1; round <= 5; round++) {
-      process.kill(daemon.pid, 'SIGUSR1');
+      await upgradeDaemon(path.join(dir, 'pid'));
       await waitForLog(/"msg":"upgraded the serving process"/, round);
       servers.add(serverPid());
       await new Promise((resolve) => setTimeout(resolve, 300));
@@ -150,11 +150,11 @@ describe('lxcfs-ts upgrade', () => {
     const upgradeMnt = path.join(upgradeDir, 'mnt');
     const target = await startDaemon(cleanup, ['-p', pidFile, upgradeMnt], upgradeMnt);
     const before = fs.readFileSync(`/proc/${target.pid}/task/${target.pid}/children`, 'utf8').trim();
-    const ok = run(process.execPath, [CLI, 'upgrade', '-p', pidFile]);
+    const ok = run(LXCFS_TS, ['upgrade', '-p', pidFile]);
     expect(ok.status, ok.stderr).toBe(0);
     expect(ok.stdout).toMatch(new RegExp(`^upgraded: daemon ${target.pid} now serves from process \\d+ \\(was ${before}\\)\\n$`));
     expect(fs.readFileSync(path.join(upgradeMnt, 'proc/uptime'), 'utf8')).toMatch(/^\d+\.\d\d /);
-    const bad = run(process.execPath, [CLI, 'upgrade', '-p', path.join(upgradeDir, 'missing.pid')]);
+    const bad = run(LXCFS_TS, ['upgrade', '-p', path.join(upgradeDir, 'missing.pid')]);
     expect(bad.status).toBe(1);
     expect(bad.stderr.trim().split('\n')).toHaveLength(1);
     expect(bad.stderr).toMatch(/cannot read pid file .*missing\.pid: ENOENT/);

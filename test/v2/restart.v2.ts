@@ -5,7 +5,7 @@ import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, expect, it } from 'vitest';
-import { Cleanup, startDaemon, TIME_SCALE } from '../helpers/processes.js';
+import { Cleanup, startDaemon, TIME_SCALE, upgradeDaemon } from '../helpers/processes.js';
 
 const cleanup = new Cleanup();
 afterAll(() => cleanup.run());
@@ -49,7 +49,7 @@ it('loses no read over 3 graceful upgrades, and logs what a crash would cost wit
       }),
   );
   for (let round = 1; round <= 3; round++) {
-    process.kill(daemon.pid, 'SIGUSR1');
+    await upgradeDaemon(path.join(dir, 'pid'));
     const deadline = Date.now() + 30_000 * TIME_SCALE;
     while ((daemon.output().match(/"msg":"upgraded the serving process"/g) ?? []).length < round) {
       if (Date.now() > deadline) throw new Error(`upgrade ${round} did not finish:\n${daemon.output().slice(-2000)}`);
