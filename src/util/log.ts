@@ -27,7 +27,7 @@ function syslogPriority(level: number): number {
 
 /** Whether our stdout is the journal stream systemd connected it to (JOURNAL_STREAM names its device and
  * inode; a child whose stdout went elsewhere inherits the variable but not the stream). */
-export function stdoutIsJournal(env: NodeJS.ProcessEnv = process.env): boolean {
+function stdoutIsJournal(env: NodeJS.ProcessEnv = process.env): boolean {
   const match = /^(\d+):(\d+)$/.exec(env.JOURNAL_STREAM ?? '');
   if (!match) return false;
   try {
@@ -55,7 +55,7 @@ export function humanLine(record: Record<string, unknown>): string {
 }
 
 /** The line journald gets for one of pino's JSON lines. */
-export function journalLine(json: string, text: boolean): string {
+function journalLine(json: string, text: boolean): string {
   const record = JSON.parse(json) as Record<string, unknown>;
   return `<${syslogPriority(Number(record.level))}>${text ? humanLine(record) : json.trimEnd()}\n`;
 }
