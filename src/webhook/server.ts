@@ -41,23 +41,38 @@ function reply(res: ServerResponse, status: number, text: string): void {
   res.writeHead(status, { 'Content-Type': 'text/plain; charset=utf-8' }).end(text + '\n');
 }
 
-/** The body, at most `limit` bytes; throws BadReview beyond. */
-async function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
-  const tooLarge = new BadReview(`the body is over ${limit} bytes`);
-  if (Number(req.headers['content-length']) > limit) throw tooLarge;
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of req as AsyncIterable<Buffer>) {
-    size += chunk.length;
-    if (size > limit) throw tooLarge;
-    chunks.push(chunk);
-  }
-  return Buffer.concat(chunks, size);
+/** The body, at most `limit` bytes; rejects with BadReview beyond, leaving the rest of the body to be
+ * read and dropped so that the client gets the answer. */
+function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const tooLarge = (): BadReview => new BadReview(`the body is over ${limit} bytes`);
+    if (Number(req.headers['content-length']) > limit) {
+      req.resume();
+      reject(tooLarge());
+      return;
+    }
+    const chunks: Buffer[] = [];
+    let size = 0;
+    const onData = (chunk: Buffer): void => {
+      size += chunk.length;
+      if (size <= limit) {
+        chunks.push(chunk);
+        return;
+      }
+      req.off('data', onData);
+      req.resume();
+      reject(tooLarge());
+    };
+    req.on('data', onData);
+    req.once('end', () => resolve(Buffer.concat(chunks, size)));
+    req.once('error', reject);
+  });
 }
 
 async function handleReview(req: IncomingMessage, res: ServerResponse, mode: SelectionMode, options: WebhookServerOptions): Promise<void> {
   const { log } = options;
   const started = process.hrtime.bigint();
+  const remote = req.socket.remoteAddress;
   let body: Buffer;
   try {
     const mediaType = (req.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
@@ -71,9 +86,7 @@ async function handleReview(req: IncomingMessage, res: ServerResponse, mode: Sel
       res.destroy();
       return;
     }
-    // Whatever the client still sends is read and dropped, so that it gets this answer.
-    req.resume();
-    log.warn({ path: req.url, remote: req.socket.remoteAddress, reason: err.message }, 'bad request');
+    log.warn({ path: req.url, remote, reason: err.message }, 'bad request');
     reply(res, 400, err.message);
     return;
   }
@@ -88,7 +101,7 @@ async function handleReview(req: IncomingMessage, res: ServerResponse, mode: Sel
     result = answerReview(review, { ...options.review, mode });
   } catch (err) {
     if (!(err instanceof BadReview)) throw err;
-    log.warn({ path: req.url, remote: req.socket.remoteAddress, reason: err.message }, 'bad request');
+    log.warn({ path: req.url, remote, reason: err.message }, 'bad request');
     reply(res, 400, err.message);
     return;
   }
