@@ -8,11 +8,12 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parseAllDocuments } from 'yaml';
 import { INJECTED_FILES } from '../../src/webhook/injected-files.js';
 import { MAX_BODY_BYTES } from '../../src/webhook/server.js';
 import { admissionReview, container, deploymentPod, KUBE_API_ACCESS, type Json, type ReviewVersion } from '../fixtures/admission.js';
-import { Cleanup, LXCFS_TS, run } from '../helpers/processes.js';
-import { applyReviewPatch, makeWebhookCerts, postReview, request, startWebhook, type Webhook, type WebhookCerts } from '../helpers/webhook.js';
+import { Cleanup, LXCFS_TS, REPO, run } from '../helpers/processes.js';
+import { applyReviewPatch, makeWebhookCerts, postReview, request, SERVICE_HOST, startWebhook, type Webhook, type WebhookCerts } from '../helpers/webhook.js';
 
 const MOUNTPOINT = '/var/lib/lxcfs-ts/lxcfs';
 const HEAL_DIR = '/var/lib/lxcfs-ts';
@@ -371,5 +372,48 @@ describe('certificate rotation', () => {
     await waitForFingerprint(fingerprintOf(certs.cert));
     expect(webhook.child.pid).toBe(pid);
     expect(webhook.child.exitCode).toBeNull();
+  });
+});
+
+describe('the shipped manifests (deploy/kubernetes/webhook-*.yaml)', () => {
+  function objects(file: string): Json[] {
+    return parseAllDocuments(fs.readFileSync(path.join(REPO, 'deploy/kubernetes', file), 'utf8')).map((doc) => doc.toJS() as Json).filter(Boolean);
+  }
+  const [configuration] = objects('webhook-configuration.yaml') as [{ webhooks: Json[] }];
+  const [service] = objects('webhook-service.yaml') as [{ metadata: Json; spec: { ports: Json[] } }];
+  const [deployment] = objects('webhook-deployment.yaml') as [{ metadata: Json; spec: Json }];
+  const podSpec = (deployment.spec as { template: { spec: { containers: Array<{ command: string[]; env: Json[] }> } } }).template.spec;
+
+  it('the configuration calls the Service on paths the webhook serves, with the settings the API server needs', () => {
+    expect(`${String(service.metadata.name)}.${String(service.metadata.namespace)}.svc`).toBe(SERVICE_HOST);
+    expect(configuration.webhooks.map((webhook) => (webhook.clientConfig as { service: Json }).service)).toEqual([
+      { namespace: service.metadata.namespace, name: service.metadata.name, path: '/mutate', port: service.spec.ports[0]!.port },
+      { namespace: service.metadata.namespace, name: service.metadata.name, path: '/mutate/opt-in', port: service.spec.ports[0]!.port },
+    ]);
+    for (const webhook of configuration.webhooks) {
+      expect(webhook).toMatchObject({ sideEffects: 'None', failurePolicy: 'Ignore', timeoutSeconds: 5, reinvocationPolicy: 'IfNeeded', admissionReviewVersions: ['v1', 'v1beta1'] });
+      expect(webhook.rules).toEqual([{ operations: ['CREATE'], apiGroups: [''], apiVersions: ['v1'], resources: ['pods'], scope: 'Namespaced' }]);
+      // Never the namespace of the webhook (and of the DaemonSet).
+      expect((webhook.namespaceSelector as { matchExpressions: Json[] }).matchExpressions).toContainEqual({ key: 'kubernetes.io/metadata.name', operator: 'NotIn', values: [deployment.metadata.namespace] });
+    }
+    expect((configuration.webhooks[0]!.namespaceSelector as { matchExpressions: Json[] }).matchExpressions).toContainEqual({ key: 'lxcfs-admission-webhook', operator: 'In', values: ['enabled'] });
+  });
+
+  it("the Deployment's command line starts and injects its --mountpoint's files and the directory above it", async () => {
+    const [command, ...args] = podSpec.containers[0]!.command;
+    expect(command).toMatch(/\/bin\/lxcfs-ts$/);
+    expect(podSpec.containers[0]!.env).toContainEqual({ name: 'POD_NAMESPACE', valueFrom: { fieldRef: { fieldPath: 'metadata.namespace' } } });
+    const local = args
+      .slice(1)
+      .filter((arg) => !arg.startsWith('--listen'))
+      .map((arg) => arg.replace(/^--cert=.*/, `--cert=${certs.cert}`).replace(/^--key=.*/, `--key=${certs.key}`));
+    const shipped = await startWebhook(cleanup, local, { POD_NAMESPACE: String(deployment.metadata.namespace) });
+    const original = deploymentPod(NAMESPACE);
+    const reply = await postReview(shipped.port, ca, admissionReview('v1', original, { namespace: NAMESPACE }));
+    const volumes = ((applyReviewPatch(original, (reply.review as Json).response as Json) as Pod).spec.volumes ?? []).map((v) => (v.hostPath as Json | undefined)?.path);
+    expect(volumes).toContain('/var/lib/lxcfs-ts/lxcfs/proc/meminfo');
+    expect(volumes).toContain('/var/lib/lxcfs-ts');
+    const own = await postReview(shipped.port, ca, admissionReview('v1', deploymentPod('kube-system'), { namespace: 'kube-system' }));
+    expect(((own.review as Json).response as Json).patch).toBeUndefined();
   });
 });
