@@ -61,7 +61,12 @@ function isObject(value: unknown): value is Json {
 
 /** A JSON pointer (RFC 6901) from raw tokens, each escaped. */
 export function pointer(...tokens: Array<string | number>): string {
-  return tokens.map((token) => '/' + String(token).replaceAll('~', '~0').replaceAll('/', '~1')).join('');
+  let result = '';
+  for (const token of tokens) {
+    const text = String(token);
+    result += '/' + (/[~/]/.test(text) ? text.replaceAll('~', '~0').replaceAll('/', '~1') : text);
+  }
+  return result;
 }
 
 /** The healing directory for a mountpoint: its parent when that directory is lxcfs's own
@@ -72,7 +77,19 @@ export function healDirFor(mountpoint: string): string {
   return parent !== mountpoint && path.posix.basename(parent).includes('lxcfs') ? parent : mountpoint;
 }
 
+/** Per layout, computed once: a layout is fixed for the life of the webhook. */
+const targetsByLayout = new WeakMap<InjectionLayout, Target[]>();
+
 function targetsOf(layout: InjectionLayout): Target[] {
+  let targets = targetsByLayout.get(layout);
+  if (targets === undefined) {
+    targets = computeTargets(layout);
+    targetsByLayout.set(layout, targets);
+  }
+  return targets;
+}
+
+function computeTargets(layout: InjectionLayout): Target[] {
   const files: Target[] = layout.files.map((file) => ({
     mountPath: '/' + file,
     hostPath: path.posix.join(layout.mountpoint, file),
