@@ -94,6 +94,7 @@ function computeTargets(layout: InjectionLayout): Target[] {
     mountPath: '/' + file,
     hostPath: path.posix.join(layout.mountpoint, file),
     type: 'File',
+    // Room for the "-NN" that makes a colliding name unique.
     volumeName: ('lxcfs-ts-' + file.replaceAll('/', '-')).slice(0, VOLUME_NAME_MAX - 4),
   }));
   return [...files, { mountPath: layout.healDir, hostPath: layout.healDir, type: 'Directory', volumeName: 'lxcfs-ts-dir', propagation: 'HostToContainer' }];
@@ -178,9 +179,9 @@ export function mutatePod(pod: unknown, layout: InjectionLayout, mode: Selection
   let mountsAdded = 0;
   let containersChanged = 0;
   for (const list of CONTAINER_LISTS) {
-    const containers = (spec[list] as unknown[] | null | undefined) ?? [];
+    // Checked by reasonToSkip: a list of objects, each with a list of volume mounts or none.
+    const containers = (spec[list] as Json[] | null | undefined) ?? [];
     containers.forEach((container, index) => {
-      if (!isObject(container)) return;
       const mounts = Array.isArray(container.volumeMounts) ? container.volumeMounts.filter(isObject) : [];
       const mountAt = new Map(mounts.map((mount) => [normalized(mount.mountPath), mount]));
       const added: Json[] = [];
