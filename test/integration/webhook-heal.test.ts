@@ -12,11 +12,13 @@ import { INJECTED_FILES } from '../../src/webhook/injected-files.js';
 import { admissionReview, container as podContainer, deploymentPod, type Json } from '../fixtures/admission.js';
 import { createCgroup } from '../helpers/cgroups.js';
 import { makeSharedDirectory, startContainer, type Bind, type Container } from '../helpers/container.js';
-import { Cleanup, LXCFS_TS, run, startDaemon, type Daemon } from '../helpers/processes.js';
+import { Cleanup, killDaemonHard, LXCFS_TS, run, startDaemon, type Daemon } from '../helpers/processes.js';
 import { applyReviewPatch, makeWebhookCerts, postReview, startWebhook } from '../helpers/webhook.js';
 
 const MEMORY_LIMIT = 256 << 20;
 const CPUS = '0';
+/** Each step runs a few dozen processes (nsenter, cat, a daemon): slow on a busy 2-core host. */
+const STEP_MS = 120_000;
 
 const cleanup = new Cleanup();
 let mnt: string;
@@ -103,13 +105,7 @@ describe('a pod as the webhook mutated it', () => {
 
 describe('after the daemon dies', () => {
   it('kill -9 of the daemon, a new one, and remount: healed, the distroless-style container too', async () => {
-    const serving = fs.readFileSync(`/proc/${daemon.pid}/task/${daemon.pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean);
-    daemon.child.kill('SIGKILL');
-    await daemon.exited;
-    for (let waited = 0; serving.some((pid) => fs.existsSync(`/proc/${pid}`)); waited += 50) {
-      expect(waited, 'the serving process outlived its supervisor by 10 s').toBeLessThan(10_000);
-      await new Promise((resolve) => setTimeout(resolve, 50));
-    }
+    await killDaemonHard(daemon);
     for (const container of containers) expectDeadFiles(container);
 
     daemon = await startDaemon(cleanup, ['-p', pidFile, mnt], mnt);
@@ -118,7 +114,7 @@ describe('after the daemon dies', () => {
     for (const container of containers) expectOwnLimits(container);
     // Nothing from inside the distroless-style container was run.
     expect(containers[1]!.trapRuns()).toEqual([]);
-  });
+  }, STEP_MS);
 
   it('a clean stop and start (systemctl restart) and remount: healed, because the pod has the directory above the mount', async () => {
     const stopped = await daemon.stop();
@@ -128,5 +124,5 @@ describe('after the daemon dies', () => {
     const healed = remount();
     expect(healed.status, healed.output).toBe(0);
     for (const container of containers) expectOwnLimits(container);
-  });
+  }, STEP_MS);
 });
