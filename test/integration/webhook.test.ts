@@ -317,6 +317,19 @@ describe('bad input', () => {
   });
 });
 
+describe('where the files are on the nodes', () => {
+  it("the daemon's config file decides the mountpoint when --mountpoint is not given", async () => {
+    const config = path.join(certs.dir, 'lxcfs-ts.conf');
+    fs.writeFileSync(config, '[lxcfs-ts]\nmountpoint = /srv/lxcfs\n');
+    const configured = await startWebhook(cleanup, ['--cert', certs.cert, '--key', certs.key, '--config', config]);
+    const original = deploymentPod(NAMESPACE);
+    const reply = await postReview(configured.port, ca, admissionReview('v1', original, { namespace: NAMESPACE }));
+    const volumes = ((applyReviewPatch(original, (reply.review as Json).response as Json) as Pod).spec.volumes ?? []).map((v) => (v.hostPath as Json | undefined)?.path);
+    // lxcfs's usual layout: the mountpoint itself is the directory given with HostToContainer.
+    expect(volumes).toEqual(expect.arrayContaining(['/srv/lxcfs/proc/meminfo', '/srv/lxcfs/sys/devices/system/cpu/online', '/srv/lxcfs']));
+  });
+});
+
 describe('start-up errors: one line on stderr, exit 1', () => {
   function start(args: string[]): { status: number | null; stderr: string } {
     const result = run(LXCFS_TS, ['webhook', ...args], { timeout: 20_000 });
@@ -328,6 +341,11 @@ describe('start-up errors: one line on stderr, exit 1', () => {
     ['a key that is not the certificate\'s', () => ['--cert', certs.cert, '--key', certs.ca.replace('ca.crt', 'ca.key')], /^lxcfs-ts webhook: --cert .* and --key .* do not match/],
     ['a key file given as the certificate', () => ['--cert', certs.key, '--key', certs.key], /holds no PEM certificate$/],
     ['a bad --listen', () => ['--cert', certs.cert, '--key', certs.key, '--listen', 'localhost'], /--listen.*expected HOST:PORT/],
+    ['a config file with an unknown key', () => {
+      const config = path.join(certs.dir, 'bad.conf');
+      fs.writeFileSync(config, '[lxcfs-ts]\nmount_point = /srv/lxcfs\n');
+      return ['--cert', certs.cert, '--key', certs.key, '--config', config];
+    }, /^lxcfs-ts webhook: .*mount_point/],
     ['a port in use', () => ['--cert', certs.cert, '--key', certs.key, '--listen', `127.0.0.1:${webhook.port}`], /cannot listen on 127\.0\.0\.1:\d+: the address is in use$/],
   ])('%s', (_name, args, message) => {
     const { status, stderr } = start(args());
