@@ -69,39 +69,29 @@ function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
   });
 }
 
+/** The AdmissionReview in the request: checked to be JSON, within the size limit, and parsed. */
+async function readReview(req: IncomingMessage): Promise<unknown> {
+  const mediaType = (req.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
+  if (mediaType !== 'application/json') {
+    throw new BadReview(`Content-Type must be application/json, not ${JSON.stringify(req.headers['content-type'] ?? '')}`);
+  }
+  const body = await readBody(req, MAX_BODY_BYTES);
+  try {
+    return JSON.parse(body.toString('utf8'));
+  } catch (err) {
+    throw new BadReview(`malformed JSON: ${(err as Error).message}`);
+  }
+}
+
 async function handleReview(req: IncomingMessage, res: ServerResponse, mode: SelectionMode, options: WebhookServerOptions): Promise<void> {
   const { log } = options;
   const started = process.hrtime.bigint();
-  const remote = req.socket.remoteAddress;
-  let body: Buffer;
-  try {
-    const mediaType = (req.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
-    if (mediaType !== 'application/json') {
-      throw new BadReview(`Content-Type must be application/json, not ${JSON.stringify(req.headers['content-type'] ?? '')}`);
-    }
-    body = await readBody(req, MAX_BODY_BYTES);
-  } catch (err) {
-    if (!(err instanceof BadReview)) {
-      log.debug({ path: req.url, reason: (err as Error).message }, 'client went away during the request');
-      res.destroy();
-      return;
-    }
-    log.warn({ path: req.url, remote, reason: err.message }, 'bad request');
-    reply(res, 400, err.message);
-    return;
-  }
   let result;
   try {
-    let review: unknown;
-    try {
-      review = JSON.parse(body.toString('utf8'));
-    } catch (err) {
-      throw new BadReview(`malformed JSON: ${(err as Error).message}`);
-    }
-    result = answerReview(review, { ...options.review, mode });
+    result = answerReview(await readReview(req), { ...options.review, mode });
   } catch (err) {
     if (!(err instanceof BadReview)) throw err;
-    log.warn({ path: req.url, remote, reason: err.message }, 'bad request');
+    log.warn({ path: req.url, remote: req.socket?.remoteAddress, reason: err.message }, 'bad request');
     reply(res, 400, err.message);
     return;
   }
@@ -143,6 +133,10 @@ export async function startWebhookServer(options: WebhookServerOptions): Promise
       reply(res, 200, 'ok');
     } else {
       handleReview(req, res, mode, options).catch((err: unknown) => {
+        if (req.errored) {
+          log.debug({ path, reason: (err as Error).message }, 'the client went away during the request');
+          return;
+        }
         // A bug of ours: this request fails (the API server then applies failurePolicy), the server goes on.
         log.error({ err, path }, 'review failed');
         if (!res.headersSent) reply(res, 500, 'internal error');
