@@ -4,9 +4,11 @@
 // with an RFC 6902 implementation and the resulting pod checked.
 
 import { X509Certificate } from 'node:crypto';
+import { once } from 'node:events';
 import fs from 'node:fs';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import tls from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseAllDocuments } from 'yaml';
 import { INJECTED_FILES } from '../../src/webhook/injected-files.js';
@@ -308,6 +310,16 @@ describe('bad input', () => {
     await expectBadRequest(post(big), /body is over 1048576 bytes/);
     const chunks = Array.from({ length: 20 }, () => Buffer.alloc(128 * 1024, 0x20));
     await expectBadRequest(post(chunks), /body is over 1048576 bytes/);
+  });
+
+  it('a client that goes away in the middle of its body leaves the server serving', async () => {
+    const socket = tls.connect({ host: '127.0.0.1', port: webhook.port, servername: SERVICE_HOST, ca });
+    await once(socket, 'secureConnect');
+    socket.write('POST /mutate HTTP/1.1\r\nHost: webhook\r\nContent-Type: application/json\r\nContent-Length: 5000\r\n\r\n{"apiVersion":');
+    await sleep(100);
+    socket.destroy();
+    expect(await request(webhook.port, ca, { path: '/healthz' })).toMatchObject({ status: 200, text: 'ok\n' });
+    expect(webhook.child.exitCode).toBeNull();
   });
 
   it('a wrong method or path: 405 or 404, one line', async () => {
