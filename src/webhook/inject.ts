@@ -52,6 +52,7 @@ interface Target {
 }
 
 const CONTAINER_LISTS = ['initContainers', 'containers'] as const;
+const MIRROR_POD_ANNOTATION = 'kubernetes.io/config.mirror';
 /** Volume names are DNS labels. */
 const VOLUME_NAME_MAX = 63;
 
@@ -120,6 +121,10 @@ function reasonToSkip(pod: Json, spec: Json, mode: SelectionMode): string | unde
   if (choice === false) return `opted out (${INJECT_KEY}: "false")`;
   if (mode === 'opt-in' && choice !== true) return `its namespace is not labelled and the pod does not opt in (${INJECT_KEY}: "true")`;
   if (isObject(spec.os) && spec.os.name === 'windows') return 'a Windows pod';
+  // The kubelet runs a static pod from its manifest file; a mirror that differs from it is deleted and
+  // created again, over and over.
+  const annotations = isObject(pod.metadata) && isObject(pod.metadata.annotations) ? pod.metadata.annotations : {};
+  if (MIRROR_POD_ANNOTATION in annotations) return 'the mirror of a static pod (the kubelet runs it from its manifest file)';
   // A user-namespaced pod's volumes are idmapped mounts, which FUSE mounts do not support: the
   // runtime would fail to start it.
   if (spec.hostUsers === false) return 'hostUsers: false (its volumes would be idmapped mounts, which a FUSE mount does not allow)';

@@ -32,6 +32,7 @@ describe('pods left alone', () => {
     ['no containers', { spec: { containers: [] } }, 'no containers'],
     ['a container that is not an object', { spec: { containers: ['web'] } }, 'an entry of spec.containers is not an object'],
     ['volumeMounts not a list', { spec: { containers: [{ name: 'web', volumeMounts: {} }] } }, 'the volumeMounts of container "web" are not a list'],
+    ['a static pod\'s mirror', { metadata: { annotations: { 'kubernetes.io/config.mirror': '4b1c0e6f' } }, spec: { containers: [{ name: 'etcd' }] } }, 'the mirror of a static pod (the kubelet runs it from its manifest file)'],
     ['an opt-out label', { metadata: { labels: { 'lxcfs-ts.io/inject': 'False' } }, spec: { containers: [{ name: 'web' }] } }, 'opted out (lxcfs-ts.io/inject: "false")'],
   ])('%s', (_name, pod, reason) => {
     expect(mutatePod(pod, layout, 'labelled')).toEqual({ patch: [], warnings: [], added: { mounts: 0, containers: 0 }, skipped: reason });
