@@ -50,7 +50,7 @@ export function startWebhook(cleanup: Cleanup, args: string[], env: NodeJS.Proce
       .filter((line) => line.startsWith('{'))
       .map((line) => JSON.parse(line) as Json);
   return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`webhook did not listen within ${10 * TIME_SCALE} s:\n${output}`)), 10_000 * TIME_SCALE);
+    const timer = setTimeout(() => reject(new Error(`webhook did not listen within ${30 * TIME_SCALE} s:\n${output}`)), 30_000 * TIME_SCALE);
     child.stdout!.on('data', () => {
       const listening = logs().find((line) => line.msg === 'webhook listening');
       if (listening) {

@@ -424,7 +424,10 @@ describe('the shipped manifests (deploy/kubernetes/webhook-*.yaml)', () => {
       expect(webhook).toMatchObject({ sideEffects: 'None', failurePolicy: 'Ignore', timeoutSeconds: 5, reinvocationPolicy: 'IfNeeded', admissionReviewVersions: ['v1', 'v1beta1'] });
       expect(webhook.rules).toEqual([{ operations: ['CREATE'], apiGroups: [''], apiVersions: ['v1'], resources: ['pods'], scope: 'Namespaced' }]);
       // Never the namespace of the webhook (and of the DaemonSet).
-      expect((webhook.namespaceSelector as { matchExpressions: Json[] }).matchExpressions).toContainEqual({ key: 'kubernetes.io/metadata.name', operator: 'NotIn', values: [deployment.metadata.namespace] });
+      const selector = (webhook.namespaceSelector as { matchExpressions: Json[] }).matchExpressions;
+      expect(selector).toContainEqual({ key: 'kubernetes.io/metadata.name', operator: 'NotIn', values: [deployment.metadata.namespace] });
+      // Pod Security admission would reject an injected pod there (hostPath volumes).
+      expect(selector).toContainEqual({ key: 'pod-security.kubernetes.io/enforce', operator: 'NotIn', values: ['baseline', 'restricted'] });
     }
     expect((configuration.webhooks[0]!.namespaceSelector as { matchExpressions: Json[] }).matchExpressions).toContainEqual({ key: 'lxcfs-admission-webhook', operator: 'In', values: ['enabled'] });
   });
