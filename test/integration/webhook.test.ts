@@ -373,7 +373,7 @@ describe('certificate rotation', () => {
   }
 
   async function waitForFingerprint(wanted: string): Promise<void> {
-    for (let i = 0; i < 100 && (await servedFingerprint()) !== wanted; i++) await sleep(100);
+    for (let i = 0; i < 200 && (await servedFingerprint()) !== wanted; i++) await sleep(100);
     expect(await servedFingerprint()).toBe(wanted);
   }
 
@@ -402,7 +402,7 @@ describe('certificate rotation', () => {
     await waitForFingerprint(fingerprintOf(certs.cert));
     expect(webhook.child.pid).toBe(pid);
     expect(webhook.child.exitCode).toBeNull();
-  });
+  }, 90_000);
 });
 
 describe('the shipped manifests (deploy/kubernetes/webhook-*.yaml)', () => {
