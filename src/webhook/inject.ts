@@ -125,9 +125,9 @@ function reasonToSkip(pod: Json, spec: Json, mode: SelectionMode): string | unde
   // created again, over and over.
   const annotations = isObject(pod.metadata) && isObject(pod.metadata.annotations) ? pod.metadata.annotations : {};
   if (MIRROR_POD_ANNOTATION in annotations) return 'the mirror of a static pod (the kubelet runs it from its manifest file)';
-  // A user-namespaced pod's volumes are idmapped mounts, which FUSE mounts do not support: the
-  // runtime would fail to start it.
-  if (spec.hostUsers === false) return 'hostUsers: false (its volumes would be idmapped mounts, which a FUSE mount does not allow)';
+  // The runtime mounts a user-namespaced pod's volumes with an ID mapping, which FUSE allows only to a
+  // server that asks for it (Linux >= 6.12, FUSE_ALLOW_IDMAP); ours does not, so the pod would not start.
+  if (spec.hostUsers === false) return 'hostUsers: false (its volumes would be ID-mapped mounts, which the lxcfs FUSE mount does not allow)';
   for (const list of ['volumes', ...CONTAINER_LISTS]) {
     if (spec[list] !== undefined && spec[list] !== null && !Array.isArray(spec[list])) return `spec.${list} is not a list`;
   }
