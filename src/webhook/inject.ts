@@ -20,7 +20,7 @@ export interface InjectionLayout {
 export type SelectionMode = 'labelled' | 'opt-in';
 
 /** The pod label or annotation that opts a pod out ("false") or in ("true"). */
-export const INJECT_KEY = 'lxcfs-ts.io/inject';
+const INJECT_KEY = 'lxcfs-ts.io/inject';
 
 export interface JsonPatchOperation {
   op: 'add';
@@ -41,7 +41,8 @@ export interface PodMutation {
   note?: string;
 }
 
-type Json = Record<string, unknown>;
+/** A JSON object as the API server sent it: nothing about its shape is trusted. */
+export type Json = Record<string, unknown>;
 
 interface Target {
   mountPath: string;
@@ -56,7 +57,7 @@ const MIRROR_POD_ANNOTATION = 'kubernetes.io/config.mirror';
 /** Volume names are DNS labels. */
 const VOLUME_NAME_MAX = 63;
 
-function isObject(value: unknown): value is Json {
+export function isObject(value: unknown): value is Json {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 

@@ -1,7 +1,7 @@
 // AdmissionReview in, AdmissionReview out (admission.k8s.io/v1 and v1beta1 have the same fields here).
 // Anything that is not a Pod CREATE is allowed unchanged.
 
-import { leftAlone, mutatePod, type InjectionLayout, type PodMutation, type SelectionMode } from './inject.js';
+import { isObject, leftAlone, mutatePod, type InjectionLayout, type Json, type PodMutation, type SelectionMode } from './inject.js';
 
 export const REVIEW_VERSIONS = ['admission.k8s.io/v1', 'admission.k8s.io/v1beta1'] as const;
 
@@ -22,12 +22,6 @@ export interface ReviewResult {
   response: Record<string, unknown>;
   /** What was decided, for the log; undefined for requests that are not a Pod CREATE. */
   pod?: { namespace: string; name: string; mutation: PodMutation };
-}
-
-type Json = Record<string, unknown>;
-
-function isObject(value: unknown): value is Json {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
 function podName(object: Json): string {
