@@ -121,6 +121,12 @@ describe('lxcfs-ts.service under systemd', () => {
   });
 
   it('installs the packed tarball as the README says; the unit passes systemd-analyze verify and reaches active through READY=1', () => {
+    // Under software emulation a start (node, the probe of a dead mount, the remount helper entering
+    // containers) can pass systemd's default 90 s start timeout; the guest allows more.
+    const dropIn = '/etc/systemd/system/lxcfs-ts.service.d/sdvm-emulation.conf';
+    fs.mkdirSync(path.dirname(dropIn), { recursive: true });
+    fs.writeFileSync(dropIn, '[Service]\nTimeoutStartSec=600\n');
+    cleanup.add(() => fs.rmSync(path.dirname(dropIn), { recursive: true, force: true }));
     const started = Date.now();
     const result = sh(INSTALL, ['--package', PACKAGE], { timeout: 1_200_000 });
     console.log(`install.sh --package: ${Math.round((Date.now() - started) / 1000)} s in the guest`);
@@ -199,7 +205,7 @@ describe('lxcfs-ts.service under systemd', () => {
     await waitFor('lxcfs-ts.service active again with a new main process', () => show('ActiveState') === 'active' && show('MainPID') !== main && show('MainPID') !== '0');
     console.log(`active again ${Math.round((Date.now() - killed) / 1000)} s after kill -9 of the main process (software emulation)`);
     // At the first try: no loop of failed starts.
-    expect(Number(show('NRestarts'))).toBe(restarts + 1);
+    expect(Number(show('NRestarts')), journal('-u', 'lxcfs-ts', '-n', '40').join('\n')).toBe(restarts + 1);
     // ExecStartPost (the remount) ran before the unit became active: the container reads again.
     const from = reader.lines.length;
     await reader.reads(3);
