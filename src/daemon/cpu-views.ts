@@ -203,7 +203,7 @@ export function createCpuViews(host: Host, options: CpuViewOptions, log: Logger,
       const initStart = who.value.initStartTime === undefined ? undefined : who.value.initStartTime / CLOCK_TICKS_PER_SECOND;
       if (initStart === undefined) return fallback('uptime', caller, `the init (${who.value.initPid}) of the reader's pid namespace has exited`);
       // lxcfs: no accounting, or a removed cgroup, count as no CPU time.
-      const cgroup = cpuAccountingCgroupOf(host, who.value.initPid);
+      const cgroup = cpuAccountingCgroupOf(host, who.value.inDaemonNamespace ? who.value.initPid : who.value.cgroupPid);
       const busyNs = cgroup.ok ? readCpuTimeNs(cgroup.value) : cgroup;
       return Buffer.from(renderUptime({ now, initStart, busy: busyNs.ok ? busyNs.value / 1e9 : 0 }));
     },

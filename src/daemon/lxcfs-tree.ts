@@ -125,11 +125,6 @@ export function buildTree(options: TreeOptions, views: Record<string, View>): Di
         }
         return (virtualize ? view(caller, hostText) : undefined) ?? readHostOnce();
       },
-      // lxcfs reports the host file's size (procfs and sysfs stat sizes are meaningless).
-      size() {
-        const host = readHost();
-        return typeof host === 'number' ? 0 : host.length;
-      },
     };
     dirs.get(path.dirname(filePath))!.children.set(path.basename(filePath), node as TreeNode);
   }
