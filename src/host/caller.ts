@@ -14,6 +14,8 @@ export interface Caller {
    * rule), or a live thread of that init when its main thread has exited. */
   readonly cgroupPid: number;
   readonly inDaemonNamespace: boolean;
+  /** Inode of the caller's pid namespace: which container a per-cgroup record is charged to. */
+  readonly pidNamespace: number;
 }
 
 interface NamespaceInit {
@@ -52,8 +54,9 @@ export class CallerResolver {
     if (namespace === undefined) {
       return fail(`process ${pid} has exited before its request was served; host values apply`);
     }
+    const pidNamespace = Number(/\[(\d+)\]/.exec(namespace)?.[1] ?? 0);
     if (namespace === this.daemonNamespace) {
-      return ok({ pid, initPid: 1, initStartTime: this.daemonInitStartTime, cgroupPid: pid, inDaemonNamespace: true });
+      return ok({ pid, initPid: 1, initStartTime: this.daemonInitStartTime, cgroupPid: pid, inDaemonNamespace: true, pidNamespace });
     }
     const init = this.initOf(namespace);
     if (init === undefined) {
@@ -62,7 +65,7 @@ export class CallerResolver {
     // The kernel shows an exited main thread in the root cgroup: its live threads tell the truth.
     const cgroupPid = init.zombieLeader ? liveThreadOf(this.procRoot, init.pid) : init.pid;
     if (cgroupPid === undefined) return fail(`the init ${init.pid} of the pid namespace of process ${pid} is exiting; host values apply`);
-    return ok({ pid, initPid: init.pid, initStartTime: init.startTime, cgroupPid, inDaemonNamespace: false });
+    return ok({ pid, initPid: init.pid, initStartTime: init.startTime, cgroupPid, inDaemonNamespace: false, pidNamespace });
   }
 
   private initOf(namespace: string): NamespaceInit | undefined {
