@@ -210,7 +210,7 @@ print('filled')`, parent.dir, path.join(mnt, 'proc/loadavg'), String(count)], { 
     for (const cgroup of [fresh, deep]) {
       const line = (await inNamespace([cgroup], ['cat', path.join(mnt, 'proc/loadavg')])).trim();
       // Its own: a new cgroup shows lxcfs's first line, 0.00 0.00 0.00 0/1 <pid>; never the host's x/<hundreds>.
-      expect(line, `${cgroup.path}: ${line} (host total ${hostTotal})`).toMatch(/^0\.00 0\.00 0\.00 0\/1 \d+$/);
+      expect(line, `${cgroup.path}: ${line} (host total ${hostTotal}) ${daemon.output().slice(-1500)}`).toMatch(/^0\.00 0\.00 0\.00 0\/1 \d+$/);
     }
   }, 240_000);
 });
