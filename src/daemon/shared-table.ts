@@ -1,7 +1,8 @@
 // Per-cgroup state that every reader thread (and the main thread) must see the same way: a fixed-size
-// open-addressing hash table in SharedArrayBuffers, keyed by the SHA-256 of a string (a cgroup directory),
-// each record a few float64 fields, guarded by one short spinlock. The key is stored too (up to 8 KiB,
-// beyond any cgroup path the kernel shows), so a sampler can walk them.
+// open-addressing hash table in SharedArrayBuffers, keyed by a string (a cgroup directory, up to 8 KiB:
+// beyond any cgroup path the kernel shows), each record a few float64 fields, guarded by one short
+// spinlock. Keys are stored and compared in full, so a sampler can walk them; the hash only places them,
+// seeded at random so that nobody can choose cgroup names that pile up on one slot.
 //
 // Why shared: two consecutive reads of /proc/stat by `top` may be served by different reader threads,
 // and counters that must only grow (or a load average history) cannot live in one thread's memory.
@@ -15,22 +16,23 @@
 // every change of a record reaches the file before the value computed from it is returned, so a
 // successor serving process that restores the file continues exactly where its predecessor stopped.
 
-import { createHash } from 'node:crypto';
+import { randomInt } from 'node:crypto';
 import fs from 'node:fs';
 import { lockWord, unlockWord } from '../util/spinlock.js';
 
 const LOCK = 0;
 const COUNT = 1;
 const DELETED_COUNT = 2;
+const SEED = 3;
 const CONTROL_INTS = 4;
 
 const EMPTY = 0;
 const USED = 1;
 const DELETED = 2;
 
-// A record: state, key length (int32), key hash (4 × uint32), last use (ms), owner, fields (float64),
+// A record: state, key length, key hash (int32; 4 bytes spare), last use (ms), owner, fields (float64),
 // key bytes.
-const HASH_WORDS = 4;
+const KEY_OFFSET_WORDS = 2;
 const LAST_USE_OFFSET = 24;
 const OWNER_OFFSET = 32;
 const FIELDS_OFFSET = 40;
@@ -67,8 +69,10 @@ export class SharedTable {
 
   /** `capacity` records of `fieldCount` float64 fields each; `share` records at most per owner. */
   static allocate(capacity: number, fieldCount: number, options: { share?: number; store?: number } = {}): SharedTableMemory {
+    const control = new SharedArrayBuffer(CONTROL_INTS * 4);
+    new Int32Array(control)[SEED] = randomInt(2 ** 31);
     return {
-      control: new SharedArrayBuffer(CONTROL_INTS * 4),
+      control,
       // Pages nobody touches (key space beyond short paths, unused slots) are never backed by memory.
       records: new SharedArrayBuffer(capacity * recordSize(fieldCount)),
       capacity,
@@ -98,10 +102,10 @@ export class SharedTable {
   update<T>(key: string, owner: number, fn: (fields: Float64Array, created: boolean) => T): T {
     const encoded = this.encoder.encode(key);
     if (encoded.length > KEY_BYTES) return fn(new Float64Array(this.fieldCount), true);
-    const hash = hashOf(encoded);
     this.lock();
     try {
-      let slot = this.find(hash);
+      const hash = this.hashOf(encoded);
+      let slot = this.find(encoded, hash);
       const created = slot < 0;
       if (created) slot = this.insert(encoded, hash, owner);
       this.floats[this.base(slot) / 8 + LAST_USE_OFFSET / 8] = Date.now();
@@ -115,10 +119,10 @@ export class SharedTable {
 
   /** Runs `fn` on the record of `key` under the lock if it exists (what `fn` changes is kept). */
   read<T>(key: string, fn: (fields: Float64Array) => T): T | undefined {
-    const hash = hashOf(this.encoder.encode(key));
+    const encoded = this.encoder.encode(key);
     this.lock();
     try {
-      const slot = this.find(hash);
+      const slot = this.find(encoded, this.hashOf(encoded));
       if (slot < 0) return undefined;
       const result = fn(this.fieldsOf(slot));
       this.persist(slot);
@@ -154,11 +158,16 @@ export class SharedTable {
       const layout = this.fileLayout();
       const read = fs.readSync(this.store, header, 0, FILE_HEADER_BYTES, 0);
       if (read < FILE_HEADER_BYTES || !header.subarray(0, layout.length).equals(layout)) {
-        // Nothing yet, or another version's layout: start over, and say so in the file.
+        // Nothing yet, or another version's layout: start over, and say so in the file (with our seed).
         fs.ftruncateSync(this.store, 0);
-        fs.writeSync(this.store, layout, 0, layout.length, 0);
+        const fresh = Buffer.alloc(FILE_HEADER_BYTES);
+        layout.copy(fresh);
+        fresh.writeInt32LE(this.control[SEED]!, layout.length);
+        fs.writeSync(this.store, fresh, 0, FILE_HEADER_BYTES, 0);
         return 0;
       }
+      // The records sit where the predecessor's seed put them.
+      this.control[SEED] = header.readInt32LE(layout.length);
       // Slot by slot, only what was written: reading the file's holes would back every page with memory.
       let count = 0;
       let deleted = 0;
@@ -183,6 +192,7 @@ export class SharedTable {
     }
   }
 
+  /** The layout part of the file header; room for the seed follows it. */
   private fileLayout(): Buffer {
     const layout = Buffer.alloc(20);
     for (const [i, value] of [FILE_MAGIC, FILE_VERSION, this.capacity, this.fieldCount, this.recordBytes].entries()) layout.writeUInt32LE(value, i * 4);
@@ -216,28 +226,37 @@ export class SharedTable {
     return this.floats[(this.base(slot) + LAST_USE_OFFSET) / 8]!;
   }
 
-  private matches(slot: number, hash: Uint32Array): boolean {
-    const at = this.base(slot) / 4 + 2;
-    for (let i = 0; i < HASH_WORDS; i++) if (this.ints[at + i]! >>> 0 !== hash[i]) return false;
+  /** FNV-1a from a random seed: spreads keys, and nobody knows which names would collide. */
+  private hashOf(key: Uint8Array): number {
+    let h = 0x811c9dc5 ^ this.control[SEED]!;
+    for (const byte of key) h = Math.imul(h ^ byte, 0x01000193);
+    return h >>> 0;
+  }
+
+  private matches(slot: number, key: Uint8Array, hash: number): boolean {
+    const at = this.base(slot);
+    if (this.ints[at / 4 + KEY_OFFSET_WORDS]! >>> 0 !== hash || this.ints[at / 4 + 1] !== key.length) return false;
+    const start = at + FIELDS_OFFSET + this.fieldCount * 8;
+    for (let i = 0; i < key.length; i++) if (this.bytes[start + i] !== key[i]) return false;
     return true;
   }
 
-  private find(hash: Uint32Array): number {
-    let slot = hash[0]! % this.capacity;
+  private find(key: Uint8Array, hash: number): number {
+    let slot = hash % this.capacity;
     for (let probes = 0; probes < this.capacity; probes++) {
       const state = this.stateOf(slot);
       if (state === EMPTY) return -1;
-      if (state === USED && this.matches(slot, hash)) return slot;
+      if (state === USED && this.matches(slot, key, hash)) return slot;
       slot = (slot + 1) % this.capacity;
     }
     return -1;
   }
 
-  private insert(key: Uint8Array, hash: Uint32Array, owner: number): number {
+  private insert(key: Uint8Array, hash: number, owner: number): number {
     this.makeRoom(owner);
     // Tombstones lengthen every search; past a quarter of the table, lay the records out again.
     if (this.control[DELETED_COUNT]! > this.capacity / 4) this.rehash();
-    let slot = hash[0]! % this.capacity;
+    let slot = hash % this.capacity;
     while (this.stateOf(slot) === USED) slot = (slot + 1) % this.capacity;
     if (this.stateOf(slot) === DELETED) this.control[DELETED_COUNT]!--;
     this.write(slot, key, hash, owner);
@@ -250,12 +269,12 @@ export class SharedTable {
     return FIELDS_OFFSET + this.fieldCount * 8 + this.ints[this.base(slot) / 4 + 1]!;
   }
 
-  private write(slot: number, key: Uint8Array, hash: Uint32Array, owner: number): void {
+  private write(slot: number, key: Uint8Array, hash: number, owner: number): void {
     const at = this.base(slot);
     this.bytes.fill(0, at, at + FIELDS_OFFSET + this.fieldCount * 8);
     this.ints[at / 4] = USED;
     this.ints[at / 4 + 1] = key.length;
-    for (let i = 0; i < HASH_WORDS; i++) this.ints[at / 4 + 2 + i] = hash[i]! | 0;
+    this.ints[at / 4 + KEY_OFFSET_WORDS] = hash | 0;
     this.floats[(at + OWNER_OFFSET) / 8] = owner;
     this.bytes.set(key, at + FIELDS_OFFSET + this.fieldCount * 8);
   }
@@ -297,8 +316,7 @@ export class SharedTable {
       this.ints[this.base(slot) / 4] = EMPTY;
     }
     for (const record of kept) {
-      const hash0 = new Uint32Array(record.buffer, 8, 1)[0]!;
-      let slot = hash0 % this.capacity;
+      let slot = (new Int32Array(record.buffer, 0, KEY_OFFSET_WORDS + 1)[KEY_OFFSET_WORDS]! >>> 0) % this.capacity;
       while (this.stateOf(slot) === USED) slot = (slot + 1) % this.capacity;
       this.bytes.set(record, this.base(slot));
     }
@@ -327,8 +345,3 @@ function recordSize(fieldCount: number): number {
   return FIELDS_OFFSET + fieldCount * 8 + KEY_BYTES;
 }
 
-/** The first 128 bits of SHA-256: not a hash a container can make collide with another's cgroup. */
-function hashOf(key: Uint8Array): Uint32Array {
-  const digest = createHash('sha256').update(key).digest();
-  return new Uint32Array(digest.buffer.slice(digest.byteOffset, digest.byteOffset + HASH_WORDS * 4));
-}

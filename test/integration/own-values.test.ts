@@ -11,16 +11,15 @@ import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createCgroup, type TestCgroup } from '../helpers/cgroups.js';
-import { Cleanup, run, startDaemon, type Daemon } from '../helpers/processes.js';
+import { Cleanup, run, startDaemon } from '../helpers/processes.js';
 
 const cleanup = new Cleanup();
 let mnt: string;
-let daemon: Daemon;
 
 beforeAll(async () => {
   const dir = cleanup.tempDir();
   mnt = path.join(dir, 'mnt');
-  daemon = await startDaemon(cleanup, ['-l', '-p', path.join(dir, 'pid'), mnt], mnt);
+  await startDaemon(cleanup, ['-l', '-p', path.join(dir, 'pid'), mnt], mnt);
 }, 60_000);
 
 afterAll(() => cleanup.run());
