@@ -140,7 +140,16 @@ describe('read paths', () => {
       expect(result.counts.sendfile!.nothing, summary).toBe(tries);
     }
     // A mapping past the size faults: SIGBUS, no content.
-    const mapped = run('python3', ['-c', `import mmap, os\nfd = os.open(${JSON.stringify(path.join(mnt, 'proc/meminfo'))}, os.O_RDONLY)\nm = mmap.mmap(fd, 4096, flags=mmap.MAP_PRIVATE, prot=mmap.PROT_READ)\nprint(m[:16])`]);
+    const mapPage = [
+      'import ctypes, os',
+      'libc = ctypes.CDLL(None)',
+      'libc.mmap.restype = ctypes.c_void_p',
+      'libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_long]',
+      `fd = os.open(${JSON.stringify(path.join(mnt, 'proc/meminfo'))}, os.O_RDONLY)`,
+      'page = libc.mmap(None, 4096, 1, 2, fd, 0)  # PROT_READ, MAP_PRIVATE',
+      'print(ctypes.string_at(page, 16))',
+    ].join('\n');
+    const mapped = run('python3', ['-c', mapPage]);
     expect(mapped.signal, mapped.stdout + mapped.stderr).toBe('SIGBUS');
   }, 180_000);
 });
