@@ -168,18 +168,21 @@ export class SharedTable {
       }
       // The records sit where the predecessor's seed put them.
       this.control[SEED] = header.readInt32LE(layout.length);
-      // Slot by slot, only what was written: reading the file's holes would back every page with memory.
+      // Slot by slot, only what was written (through a scratch buffer: copying the file's holes into
+      // the table would back every page with memory), up to the end of the file.
+      const end = fs.fstatSync(this.store).size;
+      const scratch = Buffer.alloc(this.recordBytes);
+      const ints = new Int32Array(scratch.buffer, scratch.byteOffset, 2);
       let count = 0;
       let deleted = 0;
-      for (let slot = 0; slot < this.capacity; slot++) {
+      for (let slot = 0; slot < this.capacity && FILE_HEADER_BYTES + this.base(slot) < end; slot++) {
         const at = this.base(slot);
-        fs.readSync(this.store, this.bytes, at, FIELDS_OFFSET, FILE_HEADER_BYTES + at);
-        const state = this.stateOf(slot);
-        const length = this.ints[at / 4 + 1]!;
-        if (state === USED && length >= 0 && length <= KEY_BYTES) {
-          fs.readSync(this.store, this.bytes, at + FIELDS_OFFSET, this.usedBytes(slot) - FIELDS_OFFSET, FILE_HEADER_BYTES + at + FIELDS_OFFSET);
+        if (fs.readSync(this.store, scratch, 0, FIELDS_OFFSET, FILE_HEADER_BYTES + at) < 4 || ints[0] === EMPTY) continue;
+        const used = FIELDS_OFFSET + this.fieldCount * 8 + ints[1]!;
+        if (ints[0] === USED && ints[1]! >= 0 && ints[1]! <= KEY_BYTES && fs.readSync(this.store, scratch, FIELDS_OFFSET, used - FIELDS_OFFSET, FILE_HEADER_BYTES + at + FIELDS_OFFSET) === used - FIELDS_OFFSET) {
+          this.bytes.set(scratch.subarray(0, used), at);
           count++;
-        } else if (state !== EMPTY) {
+        } else {
           this.ints[at / 4] = DELETED;
           deleted++;
         }
