@@ -7,8 +7,8 @@ import { Command } from 'commander';
 import { Errno } from '../fuse/abi.js';
 import { CONFIG_ENV_VAR, resolveConfig } from './config.js';
 import { pino } from 'pino';
-import { buildTree, CONTROL_FIELDS, ControlField, SERVED_FILES, treeOptionsFrom } from './lxcfs-tree.js';
-import { createViews } from './views.js';
+import { buildTree, CONTROL_FIELDS, ControlField, SERVED_FILES, treeOptionsFrom } from '../lxcfs/tree.js';
+import { createViews } from '../lxcfs/memory-files.js';
 import type { DirNode, FileNode } from '../fuse/static-tree.js';
 
 /** Accepts `meminfo`, `proc/meminfo`, `/proc/meminfo`, `online`, `pressure/cpu`, ... */

@@ -7,7 +7,7 @@
 //
 // Since Linux 6.10, blk-throttle counts a device's I/O only once some throttle rule has been configured
 // on that device (in any cgroup): until then the v1 counters stay 0 and the device is not even listed.
-// accountedDevices() tells which devices are counted; src/daemon/blkio-accounting.ts logs the others
+// accountedDevices() tells which devices are counted; src/lxcfs/blkio-accounting.ts logs the others
 // and, with --enable-blkio-accounting, switches counting on.
 
 import { join } from 'node:path';

@@ -18,7 +18,7 @@ import { renderPressure } from '../views/pressure.js';
 import { renderSlabinfo } from '../views/slabinfo.js';
 import { allocateLoadavgTable, readLoadavg } from './loadavg-sampler.js';
 import { SharedTable, type SharedTableMemory } from './shared-table.js';
-import type { View } from './views.js';
+import type { View } from './memory-files.js';
 
 export interface ActivityViewOptions {
   /** lxcfs -l: per-container /proc/loadavg; without it the host's file is served. */

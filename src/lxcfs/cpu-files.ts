@@ -35,7 +35,7 @@ import {
 } from '../views/stat.js';
 import { renderUptime } from '../views/uptime.js';
 import { SharedTable, type SharedTableMemory } from './shared-table.js';
-import type { HostText, View } from './views.js';
+import type { HostText, View } from './memory-files.js';
 
 /** Per-cgroup CPU state: the table and how many CPUs each record holds. */
 export interface CpuStateMemory {

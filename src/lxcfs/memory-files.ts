@@ -9,8 +9,8 @@ import type { MemoryFacts } from '../host/memory-facts.js';
 import type { Result } from '../host/result.js';
 import { renderMeminfo } from '../views/meminfo.js';
 import { renderSwaps } from '../views/swaps.js';
-import { createCpuViews, type CpuViewOptions } from './cpu-views.js';
-import { createActivityViews, type ActivityViewOptions } from './activity-views.js';
+import { createCpuViews, type CpuViewOptions } from './cpu-files.js';
+import { createActivityViews, type ActivityViewOptions } from './activity-files.js';
 
 /** The host's own version of the file as text, read only if asked for (several views never need it);
  * undefined when it cannot be read. */

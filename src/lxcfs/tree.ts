@@ -6,9 +6,9 @@ import { errnoOf } from '../fuse/host-mirror.js';
 import { readRenderedBytes } from '../host/files.js';
 import type { Logger } from 'pino';
 import type { FileSystem } from '../fuse/filesystem.js';
-import type { DaemonConfig } from './config.js';
-import { createViews, type View, type ViewOptions } from './views.js';
-import { allocateCpuState } from './cpu-views.js';
+import type { DaemonConfig } from '../daemon/config.js';
+import { createViews, type View, type ViewOptions } from './memory-files.js';
+import { allocateCpuState } from './cpu-files.js';
 import { allocateLoadavgTable } from './loadavg-sampler.js';
 import { StaticTreeFileSystem, type DirNode, type FileNode, type TreeNode } from '../fuse/static-tree.js';
 

@@ -14,7 +14,7 @@ import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { SERVED_FILES } from '../daemon/lxcfs-tree.js';
+import { SERVED_FILES } from '../lxcfs/tree.js';
 import { FS_TYPE } from '../daemon/mountpoint.js';
 import { mountsAt, probeFile, readMountInfo, type MountInfoEntry } from '../fuse/mount.js';
 import type { Result } from '../host/result.js';

@@ -3,7 +3,7 @@
 
 import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
-import { createActivityViews } from '../../../src/daemon/activity-views.js';
+import { createActivityViews } from '../../../src/lxcfs/activity-files.js';
 import { Host } from '../../../src/host/host.js';
 import { SLABINFO_HEADER } from '../../../src/views/slabinfo.js';
 import { HOST_DISKSTATS, populate, rwstat } from '../../fixtures/activity.js';

@@ -4,11 +4,11 @@
 import { rmSync } from 'node:fs';
 import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
-import { allocateCpuState, type CpuStateMemory } from '../../src/daemon/cpu-views.js';
-import { SharedTable } from '../../src/daemon/shared-table.js';
-import { createViews, type View } from '../../src/daemon/views.js';
-import { cpuacctFiles, HostTree, hostUptime, hybridHost, unifiedHost, v1CpuFiles, v2CpuFiles } from '../fixtures/host-tree.js';
-import { HOST_PID_NAMESPACE, hostProcStat, hybridProcCgroup, unifiedProcCgroup, x86Cpuinfo, type StatColumns } from '../fixtures/proc-text.js';
+import { allocateCpuState, type CpuStateMemory } from '../../../src/lxcfs/cpu-files.js';
+import { SharedTable } from '../../../src/lxcfs/shared-table.js';
+import { createViews, type View } from '../../../src/lxcfs/memory-files.js';
+import { cpuacctFiles, HostTree, hostUptime, hybridHost, unifiedHost, v1CpuFiles, v2CpuFiles } from '../../fixtures/host-tree.js';
+import { HOST_PID_NAMESPACE, hostProcStat, hybridProcCgroup, unifiedProcCgroup, x86Cpuinfo, type StatColumns } from '../../fixtures/proc-text.js';
 
 const CONTAINER_NS = 4026532700;
 const INIT = 3000;

@@ -4,8 +4,8 @@
 import fs from 'node:fs';
 import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
-import { allocateLoadavgTable, LoadavgField, LoadavgSampler, readLoadavg } from '../../../src/daemon/loadavg-sampler.js';
-import { SharedTable } from '../../../src/daemon/shared-table.js';
+import { allocateLoadavgTable, LoadavgField, LoadavgSampler, readLoadavg } from '../../../src/lxcfs/loadavg-sampler.js';
+import { SharedTable } from '../../../src/lxcfs/shared-table.js';
 import { detectCgroupLayout } from '../../../src/host/cgroup-layout.js';
 import { loadavgHierarchy } from '../../../src/host/tasks.js';
 import { renderLoadavg } from '../../../src/views/loadavg.js';

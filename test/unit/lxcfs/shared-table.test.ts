@@ -2,7 +2,7 @@
 
 import { Worker } from 'node:worker_threads';
 import { describe, expect, it } from 'vitest';
-import { SharedTable } from '../../src/daemon/shared-table.js';
+import { SharedTable } from '../../../src/lxcfs/shared-table.js';
 
 describe('SharedTable', () => {
   it('creates records zeroed, finds them again, and deletes them on sweep', () => {
@@ -31,7 +31,7 @@ describe('SharedTable', () => {
 
   it('keeps counters exact when four threads update the same keys', async () => {
     const memory = SharedTable.allocate(64, 1);
-    const url = new URL('../../dist/daemon/shared-table.js', import.meta.url).href;
+    const url = new URL('../../../dist/lxcfs/shared-table.js', import.meta.url).href;
     const source = `
       const { workerData, parentPort } = require('node:worker_threads');
       import(workerData.url).then(({ SharedTable }) => {
