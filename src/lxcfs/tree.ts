@@ -1,5 +1,6 @@
-// The lxcfs tree: which files exist, their stable node ids, and where each one's content comes from.
-// This module is loaded in every FUSE reader thread (see createFileSystem).
+// The lxcfs tree: its directories and files under their stable node ids (paths.ts), each file rendered
+// by its bound view (bind.ts) or else its fallback (registry.ts). This module is loaded in every FUSE
+// reader thread (see createFileSystem).
 
 import path from 'node:path';
 import { errnoOf } from '../fuse/host-mirror.js';
@@ -7,9 +8,12 @@ import { readRenderedBytes } from '../host/files.js';
 import type { Logger } from 'pino';
 import type { FileSystem } from '../fuse/filesystem.js';
 import type { DaemonConfig } from '../daemon/config.js';
-import { createViews, type View, type ViewOptions } from './memory-files.js';
-import { allocateCpuState } from './cpu-files.js';
+import { bindFiles, type Views } from './bind.js';
+import { allocateCpuState } from './cpu-state.js';
 import { allocateLoadavgTable } from './loadavg-sampler.js';
+import { MIRRORED_DIR, nodeIdOf, SERVED_FILES, TREE_DIRECTORIES } from './paths.js';
+import { SERVED } from './registry.js';
+import type { ViewOptions } from './served-file.js';
 import { StaticTreeFileSystem, type DirNode, type FileNode, type TreeNode } from '../fuse/static-tree.js';
 
 /** Flags shared by the daemon's main thread and every reader (Int32Array over a SharedArrayBuffer). */
@@ -21,46 +25,6 @@ export interface TreeOptions extends ViewOptions {
   /** ControlField values, written by the main thread (SIGUSR2 toggles VIRTUALIZE). */
   control: SharedArrayBuffer;
 }
-
-/** One virtual file: its node id and where its host counterpart is. Its view, if any, comes from
- * createViews under the same path. */
-interface VirtualFile {
-  ino: number;
-  /** Path of the host file relative to the proc or sys root; `recordwise` when the kernel hands it out a
-   * record (CPU, disk, swap area, slab) at a time rather than in one piece (see readRenderedFile). */
-  host: { root: 'proc' | 'sys'; path: string; recordwise?: boolean };
-}
-
-const MIRRORED_DIR = 'sys/devices/system/cpu';
-
-// Node ids are part of the kernel's cache across daemon restarts: append, never renumber.
-const ROOT = 1;
-const DIRS = {
-  proc: 2,
-  'proc/pressure': 11,
-  sys: 15,
-  'sys/devices': 16,
-  'sys/devices/system': 17,
-  'sys/devices/system/cpu': 18,
-} as const;
-
-const FILES: Record<string, VirtualFile> = {
-  'proc/cpuinfo': { ino: 3, host: { root: 'proc', path: 'cpuinfo', recordwise: true } },
-  'proc/diskstats': { ino: 4, host: { root: 'proc', path: 'diskstats', recordwise: true } },
-  'proc/loadavg': { ino: 5, host: { root: 'proc', path: 'loadavg' } },
-  'proc/meminfo': { ino: 6, host: { root: 'proc', path: 'meminfo' } },
-  'proc/slabinfo': { ino: 7, host: { root: 'proc', path: 'slabinfo', recordwise: true } },
-  'proc/stat': { ino: 8, host: { root: 'proc', path: 'stat' } },
-  'proc/swaps': { ino: 9, host: { root: 'proc', path: 'swaps', recordwise: true } },
-  'proc/uptime': { ino: 10, host: { root: 'proc', path: 'uptime' } },
-  'proc/pressure/cpu': { ino: 12, host: { root: 'proc', path: 'pressure/cpu' } },
-  'proc/pressure/io': { ino: 13, host: { root: 'proc', path: 'pressure/io' } },
-  'proc/pressure/memory': { ino: 14, host: { root: 'proc', path: 'pressure/memory' } },
-  'sys/devices/system/cpu/online': { ino: 19, host: { root: 'sys', path: 'devices/system/cpu/online' } },
-};
-
-/** Paths of every file we serve, relative to the mountpoint (for tests and tools). */
-export const SERVED_FILES = Object.keys(FILES);
 
 /** The tree's options from the daemon's configuration (shared by the daemon and `show`). */
 export function treeOptionsFrom(config: DaemonConfig, control: SharedArrayBuffer): TreeOptions {
@@ -79,27 +43,26 @@ export function treeOptionsFrom(config: DaemonConfig, control: SharedArrayBuffer
   };
 }
 
-/** Only the header of the host's slabinfo: the host file is root-only (0400), ours is 0444 and must
- * not leak the host's slab usage to containers (lxcfs does). Served even with virtualization off. */
-function slabinfoHeader(host: Buffer): Buffer {
-  const lines = host.toString('latin1').split('\n');
-  return Buffer.from(lines.slice(0, 2).join('\n') + '\n');
+/** The parent directory of a tree path ('' is the root). */
+function parentOf(treePath: string): string {
+  return path.dirname(treePath).replace(/^\.$/, '');
 }
 
-export function buildTree(options: TreeOptions, views: Record<string, View>): DirNode {
+export function buildTree(options: TreeOptions, views: Views): DirNode {
   const control = new Int32Array(options.control);
-  const root: DirNode = { kind: 'dir', ino: ROOT, children: new Map() };
-  const dirs = new Map<string, DirNode>([['', root]]);
-  for (const [dirPath, ino] of Object.entries(DIRS)) {
-    const dir: DirNode = { kind: 'dir', ino, children: new Map() };
+  const dirs = new Map<string, DirNode>();
+  for (const dirPath of TREE_DIRECTORIES) {
+    const dir: DirNode = { kind: 'dir', ino: nodeIdOf(dirPath), children: new Map() };
     // Everything else in the host's cpu directory is shown read-only as it is (lxcfs does the same).
     if (dirPath === MIRRORED_DIR) dir.mirrorOf = path.join(options.sysRoot, 'devices/system/cpu');
-    dirs.get(path.dirname(dirPath).replace(/^\.$/, ''))!.children.set(path.basename(dirPath), dir);
+    if (dirPath !== '') dirs.get(parentOf(dirPath))!.children.set(path.basename(dirPath), dir);
     dirs.set(dirPath, dir);
   }
-  for (const [filePath, file] of Object.entries(FILES)) {
-    const hostPath = path.join(file.host.root === 'proc' ? options.procRoot : options.sysRoot, file.host.path);
-    const readOptions = { singleRecord: !file.host.recordwise };
+  for (const filePath of SERVED_FILES) {
+    const file = SERVED[filePath];
+    const [top, ...rest] = filePath.split('/');
+    const hostPath = path.join(top === 'proc' ? options.procRoot : options.sysRoot, ...rest);
+    const readOptions = { singleRecord: !file.recordwise };
     const readHost = (): Buffer | number => {
       const content = readRenderedBytes(hostPath, readOptions);
       return typeof content === 'string' ? errnoOf({ code: content }) : content;
@@ -107,7 +70,7 @@ export function buildTree(options: TreeOptions, views: Record<string, View>): Di
     const view = views[filePath];
     const node: FileNode = {
       kind: 'file',
-      ino: file.ino,
+      ino: nodeIdOf(filePath),
       render(caller) {
         // Read the host file only when needed: online, swaps and loadavg (-l) views never are.
         let host: Buffer | number | undefined;
@@ -117,13 +80,10 @@ export function buildTree(options: TreeOptions, views: Record<string, View>): Di
           return typeof content === 'number' ? undefined : content.toString('latin1');
         };
         const virtualize = view !== undefined && Atomics.load(control, ControlField.VIRTUALIZE) !== 0;
-        if (filePath === 'proc/slabinfo') {
-          // The cgroup's own slab lines or the header: never the host's lines, whatever the mode.
-          const content = readHostOnce();
-          if (typeof content === 'number') return content;
-          return (virtualize ? view(caller, hostText) : undefined) ?? slabinfoHeader(content);
-        }
-        return (virtualize ? view(caller, hostText) : undefined) ?? readHostOnce();
+        const rendered = virtualize ? view(caller, hostText) : undefined;
+        if (rendered !== undefined) return rendered;
+        const content = readHostOnce();
+        return typeof content === 'number' || file.fallback === undefined ? content : file.fallback(content);
       },
       // lxcfs reports the host file's size (procfs and sysfs stat sizes are meaningless).
       size() {
@@ -131,13 +91,13 @@ export function buildTree(options: TreeOptions, views: Record<string, View>): Di
         return typeof host === 'number' ? 0 : host.length;
       },
     };
-    dirs.get(path.dirname(filePath))!.children.set(path.basename(filePath), node as TreeNode);
+    dirs.get(parentOf(filePath))!.children.set(path.basename(filePath), node as TreeNode);
   }
-  return root;
+  return dirs.get('')!;
 }
 
 export function createFileSystem(options: unknown, log: Logger): FileSystem {
   const treeOptions = options as TreeOptions;
-  const tree = buildTree(treeOptions, createViews(treeOptions, log));
+  const tree = buildTree(treeOptions, bindFiles(treeOptions, log));
   return new StaticTreeFileSystem(tree, { staticMs: 24 * 3600_000, fileAttrMs: 1000 });
 }

@@ -5,7 +5,7 @@ import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { SERVED_FILES } from '../../src/lxcfs/tree.js';
+import { SERVED_FILES } from '../../src/lxcfs/paths.js';
 import { Cleanup, isMounted, run, startDaemon, type Daemon } from '../helpers/processes.js';
 
 const cleanup = new Cleanup();
