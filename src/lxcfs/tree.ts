@@ -7,7 +7,6 @@ import { errnoOf } from '../fuse/host-mirror.js';
 import { readRenderedBytes } from '../host/files.js';
 import type { Logger } from 'pino';
 import type { FileSystem } from '../fuse/filesystem.js';
-import type { DaemonConfig } from '../daemon/config.js';
 import { bindFiles, type Views } from './bind.js';
 import { allocateCpuState } from './cpu-state.js';
 import { allocateLoadavgTable } from './loadavg-sampler.js';
@@ -26,8 +25,12 @@ export interface TreeOptions extends ViewOptions {
   control: SharedArrayBuffer;
 }
 
-/** The tree's options from the daemon's configuration (shared by the daemon and `show`). */
-export function treeOptionsFrom(config: DaemonConfig, control: SharedArrayBuffer): TreeOptions {
+/** The settings of the daemon's configuration that shape the tree. */
+export type TreeSettings = Pick<ViewOptions, 'procRoot' | 'cgroupRoot' | 'disableSwap' | 'disableZswap' | 'enableCfs'> & { enableLoadavg: boolean };
+
+/** The tree's options from the daemon's configuration (shared by the daemon and `show`); allocates the
+ * state shared by every reader thread. */
+export function treeOptionsFrom(config: TreeSettings, control: SharedArrayBuffer): TreeOptions {
   return {
     procRoot: config.procRoot,
     sysRoot: '/sys',
