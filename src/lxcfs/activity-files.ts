@@ -16,6 +16,7 @@ import type { ServedFile } from './served-file.js';
 import { SharedTable } from './shared-table.js';
 
 export const diskstats: ServedFile = {
+  shows: "the container's own reads, writes and discards per device (v1: blkio throttle counters, v2: io.stat); the host's lines at the top of the hierarchy",
   recordwise: true,
   bind: ({ host }) => (container, hostText) => {
     const hierarchy = findHierarchy(host.layout, 'blkio') ?? findHierarchy(host.layout, 'io');
@@ -35,6 +36,7 @@ export const diskstats: ServedFile = {
 /** The host's file is root-only (0400), ours is 0444: never the host's slab lines, whatever the mode,
  * only the cgroup's own (v1 kmem) or the header. */
 export const slabinfo: ServedFile = {
+  shows: "v1: the memory cgroup's memory.kmem.slabinfo; never the host's slab lines",
   recordwise: true,
   bind: ({ host }) => (container, hostText) => {
     const own = readKmemSlabinfo(host, container.cgroupPid);
@@ -42,11 +44,15 @@ export const slabinfo: ServedFile = {
     const text = hostText();
     return text === undefined ? fail('host /proc/slabinfo is unreadable') : ok(renderSlabinfo(text, own.value));
   },
-  fallback: (host) => Buffer.from(slabinfoHeader(host.toString('latin1')), 'latin1'),
+  fallback: {
+    shows: "the host's header lines only",
+    from: (host) => Buffer.from(slabinfoHeader(host.toString('latin1')), 'latin1'),
+  },
 };
 
 export function pressure(resource: PressureResource): ServedFile {
   return {
+    shows: `the ${resource}.pressure of the container's cgroup2 cgroup`,
     bind: ({ host }) => (container) => {
       const text = readCgroupPressure(host.layout, host.roots.procRoot, container.cgroupPid, resource);
       if (!text.ok) return text;
@@ -57,6 +63,7 @@ export function pressure(resource: PressureResource): ServedFile {
 }
 
 export const loadavg: ServedFile = {
+  shows: "with -l: load averages of the container's runnable and uninterruptible threads, sampled every 5 s; without -l the host's file",
   bind: ({ host, options, log }) => {
     if (!options.enableLoadavg) return undefined;
     const table = new SharedTable(options.loadavgTable ?? allocateLoadavgTable(16));

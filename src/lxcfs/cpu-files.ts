@@ -46,8 +46,14 @@ function cpusOf(host: Host, enableCfs: boolean, container: Caller, hostStat?: st
 
 /** A file rendered from the container's visible CPUs; `render` answers undefined when the host file it
  * needs is unreadable. */
-function cpusFile(name: string, render: (cpus: VisibleCpus, hostText: HostText) => string | undefined, recordwise = false): ServedFile {
+function cpusFile(
+  name: string,
+  shows: string,
+  render: (cpus: VisibleCpus, hostText: HostText) => string | undefined,
+  recordwise = false,
+): ServedFile {
   return {
+    shows,
     recordwise,
     bind: ({ host, options }) => (container, hostText) => {
       const cpus = cpusOf(host, options.enableCfs, container);
@@ -60,6 +66,7 @@ function cpusFile(name: string, render: (cpus: VisibleCpus, hostText: HostText) 
 
 export const cpuinfo = cpusFile(
   'cpuinfo',
+  "the host's entries of the container's visible CPUs (its cpuset; with --enable-cfs, as many as its quota allows), renumbered from 0",
   (cpus, hostText) => {
     const text = hostText();
     return text === undefined ? undefined : renderCpuinfo(text, cpus);
@@ -67,9 +74,10 @@ export const cpuinfo = cpusFile(
   true,
 );
 
-export const online = cpusFile('online', (cpus) => renderOnline(cpus));
+export const online = cpusFile('online', "the container's visible CPUs", (cpus) => renderOnline(cpus));
 
 export const uptime: ServedFile = {
+  shows: "the age of the init of the reader's pid namespace; idle: that age less its cgroup's CPU time",
   bind: ({ host }) => (container, hostText) => {
     const text = hostText();
     const now = text === undefined ? undefined : parseUptimeSeconds(text);
@@ -84,6 +92,7 @@ export const uptime: ServedFile = {
 };
 
 export const stat: ServedFile = {
+  shows: "the container's CPU time on its visible CPUs (v1: cpuacct, v2: cpu.stat), idle as the rest",
   bind: ({ host, options, log }) => {
     const state = new CpuStateTable(options.cpuState, log);
 

@@ -19,6 +19,7 @@ function memoryOf(host: Host, options: ViewOptions, container: Caller, hostMemin
 }
 
 export const meminfo: ServedFile = {
+  shows: "the container's memory limit and usage, its memory.stat counters, its swap",
   bind: ({ host, options }) => (container, hostText) => {
     const hostMeminfo = hostText();
     if (hostMeminfo === undefined) return fail('host /proc/meminfo is unreadable');
@@ -28,6 +29,7 @@ export const meminfo: ServedFile = {
 };
 
 export const swaps: ServedFile = {
+  shows: "one line for the container's swap (its swap limit and usage), or the header alone without swap",
   recordwise: true,
   bind: ({ host, options }) => (container) => {
     const hostMeminfo = host.readProcFile('meminfo');

@@ -43,12 +43,21 @@ export interface FileContext {
 }
 
 export interface ServedFile {
+  /** What a container reads in it, in a line of the README's file table. */
+  readonly shows: string;
   /** The kernel hands the host's file out a record (CPU, disk, swap area, slab) at a time rather than in
    * one piece (see readRenderedFile). The host file is the served path under the proc or sys root. */
   readonly recordwise?: boolean;
   /** Sets the file up in one reader thread: its renderer, or undefined where this configuration serves
    * the host's file (loadavg without -l). */
   bind(context: FileContext): Render | undefined;
-  /** What is served instead of a rendered file, made from the host's: the host's file itself if absent. */
-  fallback?(host: Buffer): Buffer;
+  /** What is served instead of a rendered file (virtualization off, or no container to render for),
+   * made from the host's file: the host's file itself if absent. */
+  readonly fallback?: Fallback;
+}
+
+export interface Fallback {
+  /** What it is, in a line of the README's file table. */
+  readonly shows: string;
+  from(host: Buffer): Buffer;
 }

@@ -86,7 +86,7 @@ export function buildTree(options: TreeOptions, views: Views): DirNode {
         const rendered = virtualize ? view(caller, hostText) : undefined;
         if (rendered !== undefined) return rendered;
         const content = readHostOnce();
-        return typeof content === 'number' || file.fallback === undefined ? content : file.fallback(content);
+        return typeof content === 'number' || file.fallback === undefined ? content : file.fallback.from(content);
       },
       // lxcfs reports the host file's size (procfs and sysfs stat sizes are meaningless).
       size() {
