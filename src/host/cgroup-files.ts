@@ -1,54 +1,29 @@
+// Reading a cgroup's files, and what the v1 and v2 CgroupReaders do alike on their own file names.
+
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import type { CgroupVersion } from './cgroup-layout.js';
 import { isHierarchyTop, parentCgroup, type CgroupLocation } from './cgroup-location.js';
+import type { MemoryStat } from './cgroup-reader.js';
 import { readRenderedFile } from './files.js';
-import type { MemoryStatKeys } from './memory-facts.js';
 import { fail, ok, type Result } from './result.js';
 
-/** memory.stat as key → value, keys exactly as the kernel spells them. */
-export type MemoryStat = ReadonlyMap<string, number>;
-
-/**
- * Reads cgroup files of one cgroup version. Every method takes the cgroup to
- * read; byte values are numbers, `Infinity` meaning "no limit". A failure means
- * the caller should serve host values (cgroup removed, controller not enabled).
- *
- * Later controllers (cpuset, cpu quota, cpu usage, io, pressure) become more
- * methods here, implemented by both back ends.
- */
-export interface CgroupReader {
-  readonly version: CgroupVersion;
-  /** memory.stat key of each counter in this version; a counter without a key does not exist here (reads as 0). */
-  readonly memoryStatKeys: MemoryStatKeys;
-  /** RAM limit, minimum over the cgroup and its ancestors. */
-  memoryLimit(cgroup: CgroupLocation): Result<number>;
-  /** Swap limit, minimum over the cgroup and its ancestors. v1: of RAM+swap together (memsw); v2: of swap alone. */
-  swapLimit(cgroup: CgroupLocation): Result<number>;
-  /** RAM in use. */
-  memoryUsage(cgroup: CgroupLocation): Result<number>;
-  /** Swap in use. v1: RAM+swap together; v2: swap alone. */
-  swapUsage(cgroup: CgroupLocation): Result<number>;
-  memoryStat(cgroup: CgroupLocation): Result<MemoryStat>;
-  /** memory.swappiness; undefined where the knob does not exist (v2) or cannot be read. */
-  swappiness(cgroup: CgroupLocation): number | undefined;
-  /** Whether the kernel accounts swap per cgroup, probed from this cgroup (the daemon's own, at startup). */
-  hasSwapAccounting(cgroup: CgroupLocation): boolean;
-  /** Whether the kernel accounts zswap per cgroup (v2 only). */
-  hasZswapAccounting(cgroup: CgroupLocation): boolean;
-}
-
-/** Where one cgroup version keeps the memory numbers, and how it writes "no limit". */
-export interface MemoryFiles {
+/** Where one cgroup version keeps the numbers both versions have, and how it writes "no limit". */
+export interface CgroupFileNames {
   readonly limit: string;
   readonly swapLimit: string;
   readonly usage: string;
   readonly swapUsage: string;
   readonly parseLimit: (text: string) => number | undefined;
+  /** The cpuset files, the first non-empty one wins. */
+  readonly cpuset: readonly string[];
 }
 
 /** The part of a CgroupReader that both versions do alike, on their own file names. */
-export abstract class MemoryFilesReader {
-  constructor(private readonly files: MemoryFiles) {}
+export abstract class CgroupFilesReader {
+  constructor(private readonly files: CgroupFileNames) {}
+
+  /** quota/period of the cgroup itself; undefined without a quota or without the files. */
+  protected abstract quotaOf(cgroup: CgroupLocation): number | undefined;
 
   memoryLimit(cgroup: CgroupLocation): Result<number> {
     return minLimitOverAncestors(cgroup, this.files.limit, this.files.parseLimit);
@@ -69,6 +44,35 @@ export abstract class MemoryFilesReader {
   memoryStat(cgroup: CgroupLocation): Result<MemoryStat> {
     return readMemoryStat(cgroup);
   }
+
+  cpuset(cgroup: CgroupLocation): Result<string> {
+    for (let level: CgroupLocation | undefined = cgroup; level !== undefined; level = parentCgroup(level)) {
+      for (const name of this.files.cpuset) {
+        const text = readCgroupFile(level, name)?.trim();
+        if (text) return ok(text);
+      }
+      // The cgroup itself must exist (lxcfs opens it before walking up), or a removed cgroup would show its parent's.
+      if (level === cgroup && !existsSync(cgroup.directory)) {
+        return fail(`cannot read cgroup ${cgroup.path} (${cgroup.directory}): it was removed`);
+      }
+    }
+    return fail(`no cpuset in cgroup ${cgroup.path} nor in any of its ancestors`);
+  }
+
+  cpuQuota(cgroup: CgroupLocation): number | undefined {
+    let minimum: number | undefined;
+    for (let level: CgroupLocation | undefined = cgroup; level !== undefined; level = parentCgroup(level)) {
+      const ratio = this.quotaOf(level);
+      if (ratio !== undefined && (minimum === undefined || ratio < minimum)) minimum = ratio;
+    }
+    return minimum;
+  }
+}
+
+/** quota/period, or undefined unless both are positive numbers ("max" and -1 mean no quota). */
+export function quotaRatio(quota: number, period: number): number | undefined {
+  if (!Number.isFinite(quota) || !Number.isFinite(period) || quota <= 0 || period <= 0) return undefined;
+  return quota / period;
 }
 
 /** Parses a value written as decimal digits; undefined for anything else. */
@@ -136,7 +140,7 @@ export function minLimitOverAncestors(
   return ok(minimum);
 }
 
-function unreadable(cgroup: CgroupLocation, name: string): string {
+export function unreadable(cgroup: CgroupLocation, name: string): string {
   return `cannot read ${name} of cgroup ${cgroup.path} (${cgroup.directory}): the cgroup was removed, or its controller is not enabled there`;
 }
 

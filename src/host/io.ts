@@ -13,7 +13,7 @@
 import { join } from 'node:path';
 import fs from 'node:fs';
 import type { CgroupLocation } from './cgroup-location.js';
-import { readCgroupFile } from './cgroup-reader.js';
+import { readCgroupFile } from './cgroup-files.js';
 import { readTextFile } from './files.js';
 import { fail, ok, type Result } from './result.js';
 

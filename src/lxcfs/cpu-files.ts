@@ -1,18 +1,10 @@
 // The CPU files: /proc/cpuinfo, /proc/stat, /proc/uptime and /sys/devices/system/cpu/online, shaped by the
 // container's cpuset (and, with --enable-cfs, its CPU quota) and its own CPU time.
 
-import {
-  CLOCK_TICKS_PER_SECOND,
-  cpuAccountingCgroupOf,
-  cpuAccountingHierarchy,
-  parseUptimeSeconds,
-  readCpuLimits,
-  readCpuTimeNs,
-  readCpuUsage,
-  type CpuUsage,
-} from '../host/cpu.js';
-import type { Host } from '../host/host.js';
 import type { Caller } from '../host/caller.js';
+import type { CpuUsage } from '../host/cgroup-reader.js';
+import { CLOCK_TICKS_PER_SECOND, parseUptimeSeconds } from '../host/cpu.js';
+import type { Host } from '../host/host.js';
 import { fail, ok, type Result } from '../host/result.js';
 import { renderCpuinfo } from '../views/cpuinfo.js';
 import { countHostCpus, visibleCpus, type VisibleCpus } from '../views/cpuset.js';
@@ -33,7 +25,7 @@ import type { HostText, ServedFile } from './served-file.js';
 
 /** The container's visible CPUs. */
 function cpusOf(host: Host, enableCfs: boolean, container: Caller, hostStat?: string): Result<VisibleCpus> {
-  const limits = readCpuLimits(host, container.cgroupPid, enableCfs);
+  const limits = host.cpuLimits(container.cgroupPid, enableCfs);
   if (!limits.ok) return limits;
   let online = 0;
   if (limits.value.cfsView) {
@@ -85,8 +77,7 @@ export const uptime: ServedFile = {
     const initStart = container.initStartTime === undefined ? undefined : container.initStartTime / CLOCK_TICKS_PER_SECOND;
     if (initStart === undefined) return fail(`the init (${container.initPid}) of the reader's pid namespace has exited`);
     // lxcfs: no accounting, or a removed cgroup, count as no CPU time.
-    const cgroup = cpuAccountingCgroupOf(host, container.initPid);
-    const busyNs = cgroup.ok ? readCpuTimeNs(cgroup.value) : cgroup;
+    const busyNs = host.cpuTimeNs(container.initPid);
     return ok(renderUptime({ now, initStart, busy: busyNs.ok ? busyNs.value / 1e9 : 0 }));
   },
 };
@@ -103,7 +94,7 @@ export const stat: ServedFile = {
     }
 
     /** v1 with cpuacct: lxcfs's numbers, and with the CFS view lxcfs's stateful CPU view. */
-    function statFromCpuacct(usage: CpuUsage & { version: 1 }, cpus: VisibleCpus, hostStat: HostStat): string {
+    function statFromCpuacct(usage: CpuUsage & { kind: 'per-cpu' }, cpus: VisibleCpus, hostStat: HostStat): string {
       const ticks = usage.perCpu.map((cpu) => ({ user: ticksFromNs(cpu.userNs), system: ticksFromNs(cpu.systemNs) }));
       if (!cpus.cfsView) return renderStatFromCpuacct(hostStat, cpus, ticks);
       const text = state.update(`v1:${usage.cgroup.directory}`, (record, created) => advanceCpuView(record, state.cpus, created, hostStat, cpus, ticks));
@@ -113,7 +104,7 @@ export const stat: ServedFile = {
     }
 
     /** cgroup2: the model of advanceCgroup2View, over the CPUs shown (physical numbers, or 0.. with the CFS view). */
-    function statFromCpuStat(usage: CpuUsage & { version: 2 }, container: Caller, cpus: VisibleCpus, hostStat: HostStat): Result<string> {
+    function statFromCpuStat(usage: CpuUsage & { kind: 'totals' }, container: Caller, cpus: VisibleCpus, hostStat: HostStat): Result<string> {
       const now = hostNow();
       if (now === undefined) return fail('host /proc/uptime is unreadable');
       const online = new Set(hostStat.cpus.map((line) => line.cpu));
@@ -142,13 +133,13 @@ export const stat: ServedFile = {
       const cpus = cpusOf(host, options.enableCfs, container, hostStatText);
       if (!cpus.ok) return cpus;
       const hostStat = parseHostStat(hostStatText);
-      const usage = readCpuUsage(host, container.cgroupPid);
+      const usage = host.cpuUsage(container.cgroupPid);
       if (!usage.ok) {
         // cgroup2: the cgroup is gone. v1: no cpuacct for it, and lxcfs shows the host's lines.
-        if (cpuAccountingHierarchy(host)?.version === 2) return usage;
+        if (host.cpuAccounting?.perCpuTimes === false) return usage;
         return ok(renderStatFromHostLines(hostStat, cpus.value));
       }
-      if (usage.value.version === 1) return ok(statFromCpuacct(usage.value, cpus.value, hostStat));
+      if (usage.value.kind === 'per-cpu') return ok(statFromCpuacct(usage.value, cpus.value, hostStat));
       return statFromCpuStat(usage.value, container, cpus.value, hostStat);
     };
   },

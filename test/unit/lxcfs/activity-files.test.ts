@@ -33,7 +33,7 @@ function activityViews(host: Host, options: { enableLoadavg?: boolean } = {}): V
 function text(views: Views, file: ServedPath, pid: number, host: string): string | undefined {
   const content = views[file]?.({ pid, uid: 0, gid: 0 }, () => host);
   if (content !== undefined) return content.toString('latin1');
-  return SERVED[file].fallback?.(Buffer.from(host, 'latin1')).toString('latin1');
+  return SERVED[file].fallback?.from(Buffer.from(host, 'latin1')).toString('latin1');
 }
 
 /** A container (init 3000, a child 3001) in /c1 of every hierarchy, including the cgroup2 one; a host
@@ -58,7 +58,7 @@ function hybridContainer(): Host {
 describe('pressure', () => {
   it('a container reads its cgroup2 cgroup\'s files on a hybrid host; a host process in the root gets the host file', () => {
     const views = activityViews(hybridContainer());
-    for (const resource of ['cpu', 'io', 'memory']) {
+    for (const resource of ['cpu', 'io', 'memory'] as const) {
       expect(text(views, `proc/pressure/${resource}`, 3001, HOST_PRESSURE)).toBe(CGROUP_PRESSURE);
       expect(text(views, `proc/pressure/${resource}`, 400, HOST_PRESSURE)).toBeUndefined();
     }

@@ -127,7 +127,7 @@ describe('cgroup2 container: a 2-CPU cpuset, a quota of 0.5 CPU', () => {
   it('serves the host file to readers it cannot place', () => {
     setUp();
     const a = reader({ cpuState: allocateCpuState(4) });
-    for (const file of ['proc/stat', 'proc/cpuinfo', 'proc/uptime', 'sys/devices/system/cpu/online']) expect(a.read(file, 0), file).toBeUndefined();
+    for (const file of ['proc/stat', 'proc/cpuinfo', 'proc/uptime', 'sys/devices/system/cpu/online'] as const) expect(a.read(file, 0), file).toBeUndefined();
     tree!.removeProcess(MEMBER);
     expect(a.read('proc/stat', MEMBER)).toBeUndefined();
   });
