@@ -24,7 +24,7 @@ import { CpuStateTable } from './cpu-state.js';
 import type { HostText, ServedFile } from './served-file.js';
 
 /** The container's visible CPUs. */
-function cpusOf(host: Host, enableCfs: boolean, container: Caller, hostStat?: string): Result<VisibleCpus> {
+export function cpusOf(host: Host, enableCfs: boolean, container: Caller, hostStat?: string): Result<VisibleCpus> {
   const limits = host.cpuLimits(container.cgroupPid, enableCfs);
   if (!limits.ok) return limits;
   let online = 0;
@@ -67,6 +67,14 @@ export const cpuinfo = cpusFile(
 );
 
 export const online = cpusFile('online', "the container's visible CPUs", (cpus) => renderOnline(cpus));
+
+/** The kernel's `present` and `possible`: what glibc's get_nprocs_conf, lscpu and runtimes that size
+ * per-CPU tables read. Equal to `online`, so that every count agrees. */
+export const present = cpusFile('present', "the container's visible CPUs, as `online`", (cpus) => renderOnline(cpus));
+export const possible = cpusFile('possible', "the container's visible CPUs, as `online`", (cpus) => renderOnline(cpus));
+
+/** Every CPU a container sees is online. */
+export const offline = cpusFile('offline', 'an empty list', () => '\n');
 
 export const uptime: ServedFile = {
   shows: "the age of the init of the reader's pid namespace; idle: that age less its cgroup's CPU time",

@@ -24,6 +24,9 @@ export const TREE_PATHS = [
   'sys/devices/system',
   'sys/devices/system/cpu',
   'sys/devices/system/cpu/online',
+  'sys/devices/system/cpu/present',
+  'sys/devices/system/cpu/possible',
+  'sys/devices/system/cpu/offline',
 ] as const;
 
 export type TreePath = (typeof TREE_PATHS)[number];

@@ -2,7 +2,7 @@
 // file table all read this table (or paths.ts, for tools that need only the names); the type makes a
 // missing or misspelt path a compile error.
 
-import { cpuinfo, online, stat, uptime } from './cpu-files.js';
+import { cpuinfo, offline, online, possible, present, stat, uptime } from './cpu-files.js';
 import { diskstats, loadavg, pressure, slabinfo } from './activity-files.js';
 import { meminfo, swaps } from './memory-files.js';
 import type { ServedPath } from './paths.js';
@@ -21,4 +21,7 @@ export const SERVED: { readonly [P in ServedPath]: ServedFile } = {
   'proc/pressure/io': pressure('io'),
   'proc/pressure/memory': pressure('memory'),
   'sys/devices/system/cpu/online': online,
+  'sys/devices/system/cpu/present': present,
+  'sys/devices/system/cpu/possible': possible,
+  'sys/devices/system/cpu/offline': offline,
 };

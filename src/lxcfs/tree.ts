@@ -7,7 +7,10 @@ import { errnoOf } from '../fuse/host-mirror.js';
 import { readRenderedBytes } from '../host/files.js';
 import type { Logger } from 'pino';
 import type { FileSystem } from '../fuse/filesystem.js';
+import { Host } from '../host/host.js';
+import type { MirrorShape } from '../fuse/host-mirror.js';
 import { bindFiles, type Views } from './bind.js';
+import { cpuDirectoryShape } from './cpu-directory.js';
 import { allocateCpuState } from './cpu-state.js';
 import { allocateLoadavgTable } from './loadavg-sampler.js';
 import { MIRRORED_DIR, nodeIdOf, SERVED_FILES, TREE_DIRECTORIES } from './paths.js';
@@ -51,13 +54,23 @@ function parentOf(treePath: string): string {
   return path.dirname(treePath).replace(/^\.$/, '');
 }
 
-export function buildTree(options: TreeOptions, views: Views): DirNode {
-  const control = new Int32Array(options.control);
+/** Whether views are on (SIGUSR2 turns them off). */
+export function virtualizing(control: SharedArrayBuffer): () => boolean {
+  const fields = new Int32Array(control);
+  return () => Atomics.load(fields, ControlField.VIRTUALIZE) !== 0;
+}
+
+/** The tree; `cpuShape` shapes the mirrored cpu directory per caller (shown as the host has it without). */
+export function buildTree(options: TreeOptions, views: Views, cpuShape?: MirrorShape): DirNode {
+  const isVirtualizing = virtualizing(options.control);
   const dirs = new Map<string, DirNode>();
   for (const dirPath of TREE_DIRECTORIES) {
     const dir: DirNode = { kind: 'dir', ino: nodeIdOf(dirPath), children: new Map() };
-    // Everything else in the host's cpu directory is shown read-only as it is (lxcfs does the same).
-    if (dirPath === MIRRORED_DIR) dir.mirrorOf = path.join(options.sysRoot, 'devices/system/cpu');
+    // Everything else in the host's cpu directory is shown read-only, its CPUs as the caller sees them.
+    if (dirPath === MIRRORED_DIR) {
+      dir.mirrorOf = path.join(options.sysRoot, 'devices/system/cpu');
+      dir.mirrorShape = cpuShape;
+    }
     if (dirPath !== '') dirs.get(parentOf(dirPath))!.children.set(path.basename(dirPath), dir);
     dirs.set(dirPath, dir);
   }
@@ -82,7 +95,7 @@ export function buildTree(options: TreeOptions, views: Views): DirNode {
           const content = readHostOnce();
           return typeof content === 'number' ? undefined : content.toString('latin1');
         };
-        const virtualize = view !== undefined && Atomics.load(control, ControlField.VIRTUALIZE) !== 0;
+        const virtualize = view !== undefined && isVirtualizing();
         const rendered = virtualize ? view(caller, hostText) : undefined;
         if (rendered !== undefined) return rendered;
         const content = readHostOnce();
@@ -101,6 +114,8 @@ export function buildTree(options: TreeOptions, views: Views): DirNode {
 
 export function createFileSystem(options: unknown, log: Logger): FileSystem {
   const treeOptions = options as TreeOptions;
-  const tree = buildTree(treeOptions, bindFiles(treeOptions, log));
+  const host = new Host({ procRoot: treeOptions.procRoot, cgroupRoot: treeOptions.cgroupRoot });
+  const cpuShape = cpuDirectoryShape({ host, options: treeOptions, log }, virtualizing(treeOptions.control));
+  const tree = buildTree(treeOptions, bindFiles(treeOptions, log, host), cpuShape);
   return new StaticTreeFileSystem(tree, { staticMs: 24 * 3600_000, fileAttrMs: 1000 });
 }
