@@ -6,6 +6,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createCgroups, type TestCgroup } from '../helpers/cgroups.js';
+import { allCounting, CPU_COUNTS, CPU_DIRECTORY, namedLines } from '../helpers/cpu-clients.js';
 import { Cleanup, run, startDaemon } from '../helpers/processes.js';
 
 const BINDS = ['proc/cpuinfo', 'proc/stat', 'sys/devices/system/cpu'];
@@ -47,53 +48,13 @@ function inContainer(cgroups: readonly TestCgroup[], mnt: string, script: string
   return result.stdout;
 }
 
-/** Every client's CPU count, one `name: count` line each. */
-const COUNTS = `echo "getconf CONF: $(getconf _NPROCESSORS_CONF)"
-echo "getconf ONLN: $(getconf _NPROCESSORS_ONLN)"
-echo "nproc --all: $(nproc --all)"
-echo "nproc: $(nproc)"
-echo "lscpu CPU(s): $(lscpu | sed -n 's/^CPU(s): *//p')"
-echo "lscpu on-line: $(lscpu | sed -n 's/^On-line CPU(s) list: *//p')"
-echo "python3: $(python3 -c 'import os; print(os.cpu_count())')"
-echo "node: $(node -e 'console.log(require("os").cpus().length)')"
-echo "cpuinfo: $(grep -c ^processor /proc/cpuinfo)"
-echo "stat: $(grep -c '^cpu[0-9]' /proc/stat)"`;
-
-function counts(out: string): Record<string, string> {
-  return Object.fromEntries(out.trim().split('\n').map((line) => line.split(': ') as [string, string]));
-}
-
-/** What the container sees in its cpu directory: the listing's cpuN names and the files that name CPUs. */
-const DIRECTORY = `cd /sys/devices/system/cpu
-echo "cpus: $(ls -d cpu[0-9]* | tr '\\n' ' ')"
-for f in online present possible offline; do echo "$f: $(cat $f)"; done
-for c in cpu[0-9]*; do
-  echo "$c/online: $(cat $c/online)"
-  for f in thread_siblings_list core_cpus_list package_cpus_list core_siblings_list thread_siblings package_cpus; do
-    echo "$c/topology/$f: $(cat $c/topology/$f)"
-  done
-done
-echo "cpu0/online writable: $(test -w cpu0/online && echo yes || echo no)"`;
-
 describe('a container with cpuset {1}', () => {
   it('counts 1 CPU in every client', () => {
-    const found = counts(inContainer(containerCgroups('1'), ours, COUNTS));
-    expect(found).toEqual({
-      'getconf CONF': '1',
-      'getconf ONLN': '1',
-      'nproc --all': '1',
-      nproc: '1',
-      'lscpu CPU(s)': '1',
-      'lscpu on-line': '1',
-      python3: '1',
-      node: '1',
-      cpuinfo: '1',
-      stat: '1',
-    });
+    expect(namedLines(inContainer(containerCgroups('1'), ours, CPU_COUNTS))).toEqual(allCounting('1', '1'));
   });
 
   it('sees CPU 1 only in the cpu directory, under the number online shows, its topology cut to itself', () => {
-    const seen = counts(inContainer(containerCgroups('1'), ours, DIRECTORY));
+    const seen = namedLines(inContainer(containerCgroups('1'), ours, CPU_DIRECTORY));
     expect(seen).toMatchObject({
       cpus: 'cpu1 ',
       online: '1',
@@ -115,25 +76,14 @@ describe('a container with cpuset {1}', () => {
 
 describe('a container with cpuset {0,1}, a quota of 0.5 and --enable-cfs', () => {
   it('counts 1 CPU in every client', () => {
-    const found = counts(inContainer(containerCgroups('0-1', 0.5), oursCfs, COUNTS));
     // nproc counts the affinity mask, which no file can change: the cpuset's 2 CPUs. And nproc --all
     // (gnulib) never answers less than that when the files say 1 or 2, so it too shows 2.
-    expect(found).toEqual({
-      'getconf CONF': '1',
-      'getconf ONLN': '1',
-      'nproc --all': '2',
-      nproc: '2',
-      'lscpu CPU(s)': '1',
-      'lscpu on-line': '0',
-      python3: '1',
-      node: '1',
-      cpuinfo: '1',
-      stat: '1',
-    });
+    const found = namedLines(inContainer(containerCgroups('0-1', 0.5), oursCfs, CPU_COUNTS));
+    expect(found).toEqual({ ...allCounting('1', '0'), 'nproc --all': '2', nproc: '2' });
   });
 
   it('sees cpu0 only, online, its topology masks naming cpu0 alone', () => {
-    const seen = counts(inContainer(containerCgroups('0-1', 0.5), oursCfs, DIRECTORY));
+    const seen = namedLines(inContainer(containerCgroups('0-1', 0.5), oursCfs, CPU_DIRECTORY));
     expect(seen).toMatchObject({
       cpus: 'cpu0 ',
       online: '0',
