@@ -5,7 +5,9 @@
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { exemptFields } from '../compat/differences.js';
 import { createCgroups, type TestCgroup } from '../helpers/cgroups.js';
+import { startLxcfs, type LxcfsPeer } from '../helpers/lxcfs-peer.js';
 import { allCounting, CPU_COUNTS, CPU_DIRECTORY, namedLines } from '../helpers/cpu-clients.js';
 import { Cleanup, run, startDaemon } from '../helpers/processes.js';
 
@@ -13,13 +15,15 @@ const BINDS = ['proc/cpuinfo', 'proc/stat', 'sys/devices/system/cpu'];
 const cleanup = new Cleanup();
 let ours: string;
 let oursCfs: string;
+let lxcfs: LxcfsPeer;
 
 beforeAll(async () => {
   expect(os.cpus().length, 'these tests expect a 2-CPU host').toBe(2);
   const dir = cleanup.tempDir();
   ours = path.join(dir, 'mnt');
   oursCfs = path.join(dir, 'mnt-cfs');
-  await Promise.all([
+  [lxcfs] = await Promise.all([
+    startLxcfs(cleanup),
     startDaemon(cleanup, ['-p', path.join(dir, 'pid'), ours], ours),
     startDaemon(cleanup, ['--enable-cfs', '-p', path.join(dir, 'pid-cfs'), oursCfs], oursCfs),
   ]);
@@ -71,6 +75,14 @@ describe('a container with cpuset {1}', () => {
       'cpu0/online writable': 'no',
     });
     expect(seen).not.toHaveProperty('cpu0/online');
+  });
+
+  it("differs from Debian's lxcfs, which shows the host's CPUs there, as test/compat/differences.ts says", () => {
+    const theirs = namedLines(inContainer(containerCgroups('1'), lxcfs.mountPoint, CPU_DIRECTORY));
+    expect(theirs).toMatchObject({ cpus: 'cpu0 cpu1 ', online: '1', present: '0-1', possible: '0-1' });
+    for (const field of ['present', 'possible', 'offline', 'cpuN entries', 'cpuN/online', 'topology masks and lists']) {
+      expect(exemptFields('sys/devices/system/cpu', 'v1').has(field), field).toBe(true);
+    }
   });
 });
 
