@@ -26,7 +26,10 @@ export interface TreeOptions extends ViewOptions {
 }
 
 /** The settings of the daemon's configuration that shape the tree. */
-export type TreeSettings = Pick<ViewOptions, 'procRoot' | 'cgroupRoot' | 'disableSwap' | 'disableZswap' | 'enableCfs'> & { enableLoadavg: boolean };
+export type TreeSettings = Pick<
+  ViewOptions,
+  'procRoot' | 'cgroupRoot' | 'disableSwap' | 'disableZswap' | 'enableCfs'
+> & { enableLoadavg: boolean };
 
 /** The tree's options from the daemon's configuration (shared by the daemon and `show`); allocates the
  * state shared by every reader thread. */
