@@ -13,7 +13,7 @@ import { allocateLoadavgTable } from './loadavg-sampler.js';
 import { MIRRORED_DIR, nodeIdOf, SERVED_FILES, TREE_DIRECTORIES } from './paths.js';
 import { SERVED } from './registry.js';
 import type { ViewOptions } from './served-file.js';
-import { StaticTreeFileSystem, type DirNode, type FileNode, type TreeNode } from '../fuse/static-tree.js';
+import { StaticTreeFileSystem, type DirNode, type FileNode } from '../fuse/static-tree.js';
 
 /** Flags shared by the daemon's main thread and every reader (Int32Array over a SharedArrayBuffer). */
 export const ControlField = { VIRTUALIZE: 0 } as const;
@@ -97,7 +97,7 @@ export function buildTree(options: TreeOptions, views: Views): DirNode {
         return typeof host === 'number' ? 0 : host.length;
       },
     };
-    dirs.get(parentOf(filePath))!.children.set(path.basename(filePath), node as TreeNode);
+    dirs.get(parentOf(filePath))!.children.set(path.basename(filePath), node);
   }
   return dirs.get('')!;
 }
