@@ -1,9 +1,9 @@
 // Reading a cgroup's files, and what the v1 and v2 CgroupReaders do alike on their own file names.
+// (memory.stat is a ReadonlyMap here, the CgroupReader's MemoryStat, without importing the interface.)
 
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { isHierarchyTop, parentCgroup, type CgroupLocation } from './cgroup-location.js';
-import type { MemoryStat } from './cgroup-reader.js';
 import { readRenderedFile } from './files.js';
 import { fail, ok, type Result } from './result.js';
 
@@ -41,7 +41,7 @@ export abstract class CgroupFilesReader {
     return readCgroupValue(cgroup, this.files.swapUsage, parseCount);
   }
 
-  memoryStat(cgroup: CgroupLocation): Result<MemoryStat> {
+  memoryStat(cgroup: CgroupLocation): Result<ReadonlyMap<string, number>> {
     return readMemoryStat(cgroup);
   }
 
@@ -113,7 +113,7 @@ export function readCgroupValue(
   return value === undefined ? fail(unexpected(cgroup, name, text)) : ok(value);
 }
 
-export function readMemoryStat(cgroup: CgroupLocation): Result<MemoryStat> {
+export function readMemoryStat(cgroup: CgroupLocation): Result<ReadonlyMap<string, number>> {
   const text = readCgroupFile(cgroup, 'memory.stat');
   return text === undefined ? fail(unreadable(cgroup, 'memory.stat')) : ok(parseMemoryStat(text));
 }

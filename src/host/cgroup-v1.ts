@@ -26,7 +26,8 @@ export function readCpuacctPerCpu(cgroup: CgroupLocation): Result<PerCpuTime[]> 
   const all = readCgroupFile(cgroup, 'cpuacct.usage_all');
   if (all !== undefined) {
     const lines = all.trim().split('\n');
-    if (lines[0]?.trim() !== 'cpu user system') return fail(`unexpected header in ${cgroup.directory}/cpuacct.usage_all`);
+    if (lines[0]?.trim() !== 'cpu user system')
+      return fail(`unexpected header in ${cgroup.directory}/cpuacct.usage_all`);
     const perCpu: PerCpuTime[] = [];
     for (const line of lines.slice(1)) {
       const [cpu, user, system] = line.trim().split(/\s+/).map(Number);
@@ -39,10 +40,13 @@ export function readCpuacctPerCpu(cgroup: CgroupLocation): Result<PerCpuTime[]> 
   }
   const percpu = readCgroupFile(cgroup, 'cpuacct.usage_percpu');
   if (percpu === undefined) {
-    return fail(`cannot read cpuacct.usage_all nor cpuacct.usage_percpu of cgroup ${cgroup.path} (${cgroup.directory})`);
+    return fail(
+      `cannot read cpuacct.usage_all nor cpuacct.usage_percpu of cgroup ${cgroup.path} (${cgroup.directory})`,
+    );
   }
   const totals = percpu.trim().split(/\s+/).filter(Boolean).map(Number);
-  if (!totals.every((n) => Number.isFinite(n))) return fail(`unexpected content in ${cgroup.directory}/cpuacct.usage_percpu`);
+  if (!totals.every((n) => Number.isFinite(n)))
+    return fail(`unexpected content in ${cgroup.directory}/cpuacct.usage_percpu`);
   return ok(totals.map((total) => ({ userNs: total, systemNs: total })));
 }
 
@@ -94,11 +98,16 @@ export class CgroupV1Reader extends CgroupFilesReader implements CgroupReader {
    * gone with kmem accounting on newer kernels). */
   slabinfo(cgroup: CgroupLocation): Result<string> {
     const text = readCgroupFile(cgroup, 'memory.kmem.slabinfo');
-    return text === undefined ? fail(`no memory.kmem.slabinfo in cgroup ${cgroup.path} (kmem accounting is off or gone)`) : ok(text);
+    return text === undefined
+      ? fail(`no memory.kmem.slabinfo in cgroup ${cgroup.path} (kmem accounting is off or gone)`)
+      : ok(text);
   }
 
   protected quotaOf(cgroup: CgroupLocation): number | undefined {
-    return quotaRatio(Number(readCgroupFile(cgroup, 'cpu.cfs_quota_us')?.trim() || NaN), Number(readCgroupFile(cgroup, 'cpu.cfs_period_us')?.trim() || NaN));
+    return quotaRatio(
+      Number(readCgroupFile(cgroup, 'cpu.cfs_quota_us')?.trim() || NaN),
+      Number(readCgroupFile(cgroup, 'cpu.cfs_period_us')?.trim() || NaN),
+    );
   }
 
   cpuUsage(cgroup: CgroupLocation): Result<CpuUsage> {
@@ -109,7 +118,9 @@ export class CgroupV1Reader extends CgroupFilesReader implements CgroupReader {
   cpuTimeNs(cgroup: CgroupLocation): Result<number> {
     const text = readCgroupFile(cgroup, 'cpuacct.usage');
     const value = text === undefined ? undefined : parseCount(text);
-    return value === undefined ? fail(`cannot read cpuacct.usage of cgroup ${cgroup.path} (${cgroup.directory})`) : ok(value);
+    return value === undefined
+      ? fail(`cannot read cpuacct.usage of cgroup ${cgroup.path} (${cgroup.directory})`)
+      : ok(value);
   }
 
   io(cgroup: CgroupLocation): Result<CgroupIo> {

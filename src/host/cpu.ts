@@ -22,7 +22,8 @@ export function cpuAccountingHierarchy(layout: CgroupLayout): CgroupHierarchy | 
 /** lxcfs's "can use the CPU view": always on pure cgroup2; on v1 only with both cpu and cpuacct hierarchies. */
 export function canUseCfsView(layout: CgroupLayout): boolean {
   if (layout.kind === 'unified') return true;
-  const v1 = (controller: string): boolean => layout.hierarchies.some((h) => h.version === 1 && h.controllers.includes(controller));
+  const v1 = (controller: string): boolean =>
+    layout.hierarchies.some((h) => h.version === 1 && h.controllers.includes(controller));
   return v1('cpu') && v1('cpuacct');
 }
 

@@ -93,7 +93,7 @@ export function parseRwstat(text: string): Rwstat {
     const value = Number(fields[2]);
     if (!Number.isFinite(value)) continue;
     let ops = stat.get(fields[0]!);
-    if (ops === undefined) stat.set(fields[0]!, (ops = new Map()));
+    if (ops === undefined) stat.set(fields[0]!, (ops = new Map<string, number>()));
     ops.set(fields[1]!, value);
   }
   return stat;

@@ -11,15 +11,18 @@ import type { ServedFile } from './served-file.js';
 import { SharedTable } from './shared-table.js';
 
 export const diskstats: ServedFile = {
-  shows: "the container's own reads, writes and discards per device (v1: blkio throttle counters, v2: io.stat); the host's lines at the top of the hierarchy",
+  shows:
+    "the container's own reads, writes and discards per device (v1: blkio throttle counters, v2: io.stat); the host's lines at the top of the hierarchy",
   recordwise: true,
-  bind: ({ host }) => (container, hostText) => {
-    const io = host.io(container.cgroupPid);
-    if (!io.ok) return io;
-    const text = hostText();
-    if (text === undefined) return fail('host /proc/diskstats is unreadable');
-    return ok(renderDiskstats(text, io.value.devices));
-  },
+  bind:
+    ({ host }) =>
+    (container, hostText) => {
+      const io = host.io(container.cgroupPid);
+      if (!io.ok) return io;
+      const text = hostText();
+      if (text === undefined) return fail('host /proc/diskstats is unreadable');
+      return ok(renderDiskstats(text, io.value.devices));
+    },
 };
 
 /** The host's file is root-only (0400), ours is 0444: never the host's slab lines, whatever the mode,
@@ -27,12 +30,14 @@ export const diskstats: ServedFile = {
 export const slabinfo: ServedFile = {
   shows: "v1: the memory cgroup's memory.kmem.slabinfo; never the host's slab lines",
   recordwise: true,
-  bind: ({ host }) => (container, hostText) => {
-    const own = host.slabinfo(container.cgroupPid);
-    if (!own.ok) return own;
-    const text = hostText();
-    return text === undefined ? fail('host /proc/slabinfo is unreadable') : ok(renderSlabinfo(text, own.value));
-  },
+  bind:
+    ({ host }) =>
+    (container, hostText) => {
+      const own = host.slabinfo(container.cgroupPid);
+      if (!own.ok) return own;
+      const text = hostText();
+      return text === undefined ? fail('host /proc/slabinfo is unreadable') : ok(renderSlabinfo(text, own.value));
+    },
   fallback: {
     shows: "the host's header lines only",
     from: (host) => Buffer.from(slabinfoHeader(host.toString('latin1')), 'latin1'),
@@ -42,17 +47,22 @@ export const slabinfo: ServedFile = {
 export function pressure(resource: PressureResource): ServedFile {
   return {
     shows: `the ${resource}.pressure of the container's cgroup2 cgroup`,
-    bind: ({ host }) => (container) => {
-      const text = host.pressure(container.cgroupPid, resource);
-      if (!text.ok) return text;
-      const rendered = renderPressure(text.value);
-      return rendered === undefined ? fail(`unexpected ${resource}.pressure content ${JSON.stringify(text.value)}`) : ok(rendered);
-    },
+    bind:
+      ({ host }) =>
+      (container) => {
+        const text = host.pressure(container.cgroupPid, resource);
+        if (!text.ok) return text;
+        const rendered = renderPressure(text.value);
+        return rendered === undefined
+          ? fail(`unexpected ${resource}.pressure content ${JSON.stringify(text.value)}`)
+          : ok(rendered);
+      },
   };
 }
 
 export const loadavg: ServedFile = {
-  shows: "with -l: load averages of the container's runnable and uninterruptible threads, sampled every 5 s; without -l the host's file",
+  shows:
+    "with -l: load averages of the container's runnable and uninterruptible threads, sampled every 5 s; without -l the host's file",
   bind: ({ host, options, log }) => {
     if (!options.enableLoadavg) return undefined;
     const table = new SharedTable(options.loadavgTable ?? allocateLoadavgTable(16));
@@ -62,7 +72,11 @@ export const loadavg: ServedFile = {
       if (!cgroup.ok) return cgroup;
       const values = readLoadavg(table, cgroup.value.directory, container.cgroupPid, Date.now());
       if (values === undefined) {
-        if (!warnedFull) log.warn({ cgroup: cgroup.value.path }, 'loadavg: cannot track one more cgroup (table full or path too long); such containers see the host loadavg');
+        if (!warnedFull)
+          log.warn(
+            { cgroup: cgroup.value.path },
+            'loadavg: cannot track one more cgroup (table full or path too long); such containers see the host loadavg',
+          );
         warnedFull = true;
         return fail('the loadavg table is full');
       }

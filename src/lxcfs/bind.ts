@@ -14,7 +14,11 @@ export type View = (caller: RequestCaller, hostText: HostText) => Buffer | undef
 /** The views of this configuration; a file without one always serves its fallback. */
 export type Views = Partial<Record<ServedPath, View>>;
 
-export function bindFiles(options: ViewOptions, log: Logger, host = new Host({ procRoot: options.procRoot, cgroupRoot: options.cgroupRoot })): Views {
+export function bindFiles(
+  options: ViewOptions,
+  log: Logger,
+  host = new Host({ procRoot: options.procRoot, cgroupRoot: options.cgroupRoot }),
+): Views {
   if (host.layout.problem) log.warn({ problem: host.layout.problem }, 'cgroup layout: views will show host values');
   const debug = log.isLevelEnabled('debug');
   const context: FileContext = { host, options, log };

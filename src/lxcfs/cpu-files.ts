@@ -47,12 +47,14 @@ function cpusFile(
   return {
     shows,
     recordwise,
-    bind: ({ host, options }) => (container, hostText) => {
-      const cpus = cpusOf(host, options.enableCfs, container);
-      if (!cpus.ok) return cpus;
-      const text = render(cpus.value, hostText);
-      return text === undefined ? fail(`the host's ${name} is unreadable`) : ok(text);
-    },
+    bind:
+      ({ host, options }) =>
+      (container, hostText) => {
+        const cpus = cpusOf(host, options.enableCfs, container);
+        if (!cpus.ok) return cpus;
+        const text = render(cpus.value, hostText);
+        return text === undefined ? fail(`the host's ${name} is unreadable`) : ok(text);
+      },
   };
 }
 
@@ -78,16 +80,20 @@ export const offline = cpusFile('offline', 'an empty list', () => '\n');
 
 export const uptime: ServedFile = {
   shows: "the age of the init of the reader's pid namespace; idle: that age less its cgroup's CPU time",
-  bind: ({ host }) => (container, hostText) => {
-    const text = hostText();
-    const now = text === undefined ? undefined : parseUptimeSeconds(text);
-    if (now === undefined) return fail('host /proc/uptime is unreadable');
-    const initStart = container.initStartTime === undefined ? undefined : container.initStartTime / CLOCK_TICKS_PER_SECOND;
-    if (initStart === undefined) return fail(`the init (${container.initPid}) of the reader's pid namespace has exited`);
-    // lxcfs: no accounting, or a removed cgroup, count as no CPU time.
-    const busyNs = host.cpuTimeNs(container.initPid);
-    return ok(renderUptime({ now, initStart, busy: busyNs.ok ? busyNs.value / 1e9 : 0 }));
-  },
+  bind:
+    ({ host }) =>
+    (container, hostText) => {
+      const text = hostText();
+      const now = text === undefined ? undefined : parseUptimeSeconds(text);
+      if (now === undefined) return fail('host /proc/uptime is unreadable');
+      const initStart =
+        container.initStartTime === undefined ? undefined : container.initStartTime / CLOCK_TICKS_PER_SECOND;
+      if (initStart === undefined)
+        return fail(`the init (${container.initPid}) of the reader's pid namespace has exited`);
+      // lxcfs: no accounting, or a removed cgroup, count as no CPU time.
+      const busyNs = host.cpuTimeNs(container.initPid);
+      return ok(renderUptime({ now, initStart, busy: busyNs.ok ? busyNs.value / 1e9 : 0 }));
+    },
 };
 
 export const stat: ServedFile = {
@@ -105,21 +111,30 @@ export const stat: ServedFile = {
     function statFromCpuacct(usage: CpuUsage & { kind: 'per-cpu' }, cpus: VisibleCpus, hostStat: HostStat): string {
       const ticks = usage.perCpu.map((cpu) => ({ user: ticksFromNs(cpu.userNs), system: ticksFromNs(cpu.systemNs) }));
       if (!cpus.cfsView) return renderStatFromCpuacct(hostStat, cpus, ticks);
-      const text = state.update(`v1:${usage.cgroup.directory}`, (record, created) => advanceCpuView(record, state.cpus, created, hostStat, cpus, ticks));
+      const text = state.update(`v1:${usage.cgroup.directory}`, (record, created) =>
+        advanceCpuView(record, state.cpus, created, hostStat, cpus, ticks),
+      );
       const now = hostNow();
       if (now !== undefined) state.sweep(now);
       return text ?? renderStatFromHostLines(hostStat, cpus);
     }
 
     /** cgroup2: the model of advanceCgroup2View, over the CPUs shown (physical numbers, or 0.. with the CFS view). */
-    function statFromCpuStat(usage: CpuUsage & { kind: 'totals' }, container: Caller, cpus: VisibleCpus, hostStat: HostStat): Result<string> {
+    function statFromCpuStat(
+      usage: CpuUsage & { kind: 'totals' },
+      container: Caller,
+      cpus: VisibleCpus,
+      hostStat: HostStat,
+    ): Result<string> {
       const now = hostNow();
       if (now === undefined) return fail('host /proc/uptime is unreadable');
       const online = new Set(hostStat.cpus.map((line) => line.cpu));
-      const labels = (cpus.cfsView ? Array.from({ length: cpus.count }, (_, i) => i) : cpus.cpuset.filter((cpu) => online.has(cpu)))
-        .filter((label) => label < state.cpus);
+      const labels = (
+        cpus.cfsView ? Array.from({ length: cpus.count }, (_, i) => i) : cpus.cpuset.filter((cpu) => online.has(cpu))
+      ).filter((label) => label < state.cpus);
       if (labels.length === 0) return fail(`no CPU of the cpuset ${cpus.cpusetText} is online`);
-      const started = container.initStartTime === undefined ? undefined : container.initStartTime / CLOCK_TICKS_PER_SECOND;
+      const started =
+        container.initStartTime === undefined ? undefined : container.initStartTime / CLOCK_TICKS_PER_SECOND;
       const sample = {
         now,
         age: started === undefined || started <= 0 ? 0 : Math.max(0, now - started),
@@ -127,15 +142,18 @@ export const stat: ServedFile = {
         systemUsec: usage.stat.systemUsec,
         niceUsec: usage.stat.niceUsec,
       };
-      const advance = (record: Float64Array, created: boolean): string => advanceCgroup2View(record, state.cpus, created, hostStat, labels, sample);
-      const text = state.update(`v2:${usage.cgroup.directory}`, advance) ?? advance(new Float64Array(cgroup2ViewFieldCount(state.cpus)), true);
+      const advance = (record: Float64Array, created: boolean): string =>
+        advanceCgroup2View(record, state.cpus, created, hostStat, labels, sample);
+      const text =
+        state.update(`v2:${usage.cgroup.directory}`, advance) ??
+        advance(new Float64Array(cgroup2ViewFieldCount(state.cpus)), true);
       state.sweep(now);
       return ok(text);
     }
 
     return (container, hostText) => {
       // lxcfs: the host's own init reads the host's file.
-      if (container.cgroupPid === 1) return fail('the reader is the host\'s init');
+      if (container.cgroupPid === 1) return fail("the reader is the host's init");
       const hostStatText = hostText();
       if (hostStatText === undefined) return fail('host /proc/stat is unreadable');
       const cpus = cpusOf(host, options.enableCfs, container, hostStatText);

@@ -45,7 +45,10 @@ export class CpuStateTable {
   readonly cpus: number;
   private warnedFull = false;
 
-  constructor(memory: CpuStateMemory, private readonly log: Logger) {
+  constructor(
+    memory: CpuStateMemory,
+    private readonly log: Logger,
+  ) {
     this.table = new SharedTable(memory.table);
     this.cpus = memory.cpus;
   }
@@ -55,7 +58,10 @@ export class CpuStateTable {
     const text = this.table.update(key, advance);
     if (text === undefined && !this.warnedFull) {
       this.warnedFull = true;
-      this.log.warn({ capacity: CPU_STATE_CAPACITY, key }, '/proc/stat: no room for more per-cgroup CPU state; such containers get stateless numbers');
+      this.log.warn(
+        { capacity: CPU_STATE_CAPACITY, key },
+        '/proc/stat: no room for more per-cgroup CPU state; such containers get stateless numbers',
+      );
     }
     return text;
   }

@@ -20,27 +20,31 @@ function memoryOf(host: Host, options: ViewOptions, container: Caller, hostMemin
 
 export const meminfo: ServedFile = {
   shows: "the container's memory limit and usage, its memory.stat counters, its swap",
-  bind: ({ host, options }) => (container, hostText) => {
-    const hostMeminfo = hostText();
-    if (hostMeminfo === undefined) return fail('host /proc/meminfo is unreadable');
-    const memory = memoryOf(host, options, container, hostMeminfo);
-    return memory.ok ? ok(renderMeminfo(hostMeminfo, memory.value, options)) : memory;
-  },
+  bind:
+    ({ host, options }) =>
+    (container, hostText) => {
+      const hostMeminfo = hostText();
+      if (hostMeminfo === undefined) return fail('host /proc/meminfo is unreadable');
+      const memory = memoryOf(host, options, container, hostMeminfo);
+      return memory.ok ? ok(renderMeminfo(hostMeminfo, memory.value, options)) : memory;
+    },
 };
 
 export const swaps: ServedFile = {
   shows: "one line for the container's swap (its swap limit and usage), or the header alone without swap",
   recordwise: true,
-  bind: ({ host, options }) => (container) => {
-    const hostMeminfo = host.readProcFile('meminfo');
-    if (hostMeminfo === undefined) return fail('host /proc/meminfo is unreadable');
-    if (!swapShown(options, hostMeminfo)) {
-      // The header alone, whatever the cgroup's numbers; its memory cgroup is still looked up, because
-      // a caller without one gets the host's file (lxcfs's rule).
-      const cgroup = host.cgroupOf(container.cgroupPid, 'memory');
-      return cgroup.ok ? ok(renderSwaps(hostMeminfo, undefined, options)) : cgroup;
-    }
-    const memory = memoryOf(host, options, container, hostMeminfo);
-    return memory.ok ? ok(renderSwaps(hostMeminfo, memory.value, options)) : memory;
-  },
+  bind:
+    ({ host, options }) =>
+    (container) => {
+      const hostMeminfo = host.readProcFile('meminfo');
+      if (hostMeminfo === undefined) return fail('host /proc/meminfo is unreadable');
+      if (!swapShown(options, hostMeminfo)) {
+        // The header alone, whatever the cgroup's numbers; its memory cgroup is still looked up, because
+        // a caller without one gets the host's file (lxcfs's rule).
+        const cgroup = host.cgroupOf(container.cgroupPid, 'memory');
+        return cgroup.ok ? ok(renderSwaps(hostMeminfo, undefined, options)) : cgroup;
+      }
+      const memory = memoryOf(host, options, container, hostMeminfo);
+      return memory.ok ? ok(renderSwaps(hostMeminfo, memory.value, options)) : memory;
+    },
 };

@@ -32,7 +32,15 @@ export const TREE_PATHS = [
 export type TreePath = (typeof TREE_PATHS)[number];
 
 /** The directories of the tree. */
-export const TREE_DIRECTORIES = ['', 'proc', 'proc/pressure', 'sys', 'sys/devices', 'sys/devices/system', 'sys/devices/system/cpu'] as const;
+export const TREE_DIRECTORIES = [
+  '',
+  'proc',
+  'proc/pressure',
+  'sys',
+  'sys/devices',
+  'sys/devices/system',
+  'sys/devices/system/cpu',
+] as const;
 
 export type DirectoryPath = (typeof TREE_DIRECTORIES)[number];
 

@@ -16,7 +16,7 @@ import { allocateLoadavgTable } from './loadavg-sampler.js';
 import { MIRRORED_DIR, nodeIdOf, SERVED_FILES, TREE_DIRECTORIES } from './paths.js';
 import { SERVED } from './registry.js';
 import type { ViewOptions } from './served-file.js';
-import { StaticTreeFileSystem, type DirNode, type FileNode, type TreeNode } from '../fuse/static-tree.js';
+import { StaticTreeFileSystem, type DirNode, type FileNode } from '../fuse/static-tree.js';
 
 /** Flags shared by the daemon's main thread and every reader (Int32Array over a SharedArrayBuffer). */
 export const ControlField = { VIRTUALIZE: 0 } as const;
@@ -29,7 +29,10 @@ export interface TreeOptions extends ViewOptions {
 }
 
 /** The settings of the daemon's configuration that shape the tree. */
-export type TreeSettings = Pick<ViewOptions, 'procRoot' | 'cgroupRoot' | 'disableSwap' | 'disableZswap' | 'enableCfs'> & { enableLoadavg: boolean };
+export type TreeSettings = Pick<
+  ViewOptions,
+  'procRoot' | 'cgroupRoot' | 'disableSwap' | 'disableZswap' | 'enableCfs'
+> & { enableLoadavg: boolean };
 
 /** The tree's options from the daemon's configuration (shared by the daemon and `show`); allocates the
  * state shared by every reader thread. */
@@ -107,7 +110,7 @@ export function buildTree(options: TreeOptions, views: Views, cpuShape?: MirrorS
         return typeof host === 'number' ? 0 : host.length;
       },
     };
-    dirs.get(parentOf(filePath))!.children.set(path.basename(filePath), node as TreeNode);
+    dirs.get(parentOf(filePath))!.children.set(path.basename(filePath), node);
   }
   return dirs.get('')!;
 }

@@ -144,8 +144,8 @@ print(bad)
           cleanup.own(child);
           let out = '';
           let err = '';
-          child.stdout.on('data', (c: Buffer) => (out += c));
-          child.stderr.on('data', (c: Buffer) => (err += c));
+          child.stdout.on('data', (c: Buffer) => (out += c.toString()));
+          child.stderr.on('data', (c: Buffer) => (err += c.toString()));
           child.on('exit', (code) => (code === 0 ? resolve(out.trim()) : reject(new Error(err))));
         }),
       ),

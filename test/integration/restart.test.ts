@@ -100,8 +100,8 @@ describe('upgrades and crashes of the serving process', () => {
         new Promise((resolve, reject) => {
           let out = '';
           let err = '';
-          child.stdout!.on('data', (c: Buffer) => (out += c));
-          child.stderr!.on('data', (c: Buffer) => (err += c));
+          child.stdout.on('data', (c: Buffer) => (out += c.toString()));
+          child.stderr.on('data', (c: Buffer) => (err += c.toString()));
           child.on('exit', (code) => (code === 0 ? resolve(out) : reject(new Error(`reader ${i} failed: ${err}`))));
         }),
       );

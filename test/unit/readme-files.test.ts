@@ -17,7 +17,11 @@ function renderFileTable(): string {
     const fallback = served.fallback?.shows ?? "the host's file";
     return `| \`/${file}\` | ${nodeIdOf(file)} | ${served.shows} | ${fallback} |`;
   });
-  return ['| file | node id | a container reads | otherwise (virtualization off, no container) |', '|---|---|---|---|', ...rows].join('\n');
+  return [
+    '| file | node id | a container reads | otherwise (virtualization off, no container) |',
+    '|---|---|---|---|',
+    ...rows,
+  ].join('\n');
 }
 
 it('README lists exactly the files the registry serves', () => {
