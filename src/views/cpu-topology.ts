@@ -40,10 +40,15 @@ function parseCpuMask(text: string): number[] {
 
 /** A bitmap of `cpus` with the same words, each as wide as in `like` (the kernel sizes them by nr_cpu_ids). */
 function formatCpuMask(cpus: readonly number[], like: string): string {
-  const widths = like.trim().split(',').reverse().map((word) => word.length);
+  const widths = like
+    .trim()
+    .split(',')
+    .reverse()
+    .map((word) => word.length);
   const words = widths.map((width, index) => {
     let value = 0;
-    for (const cpu of cpus) if (cpu >= index * 32 && cpu < index * 32 + 32) value = (value | (1 << (cpu - index * 32))) >>> 0;
+    for (const cpu of cpus)
+      if (cpu >= index * 32 && cpu < index * 32 + 32) value = (value | (1 << (cpu - index * 32))) >>> 0;
     return value.toString(16).padStart(width, '0');
   });
   return words.reverse().join(',');

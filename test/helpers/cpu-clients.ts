@@ -27,7 +27,12 @@ echo "cpu0/online writable: $(test -w cpu0/online && echo yes || echo no)"`;
 
 /** `name: value` lines as an object. */
 export function namedLines(out: string): Record<string, string> {
-  return Object.fromEntries(out.trim().split('\n').map((line) => line.split(': ') as [string, string]));
+  return Object.fromEntries(
+    out
+      .trim()
+      .split('\n')
+      .map((line) => line.split(': ') as [string, string]),
+  );
 }
 
 /** The counts of CPU_COUNTS when every client sees `count` CPUs listed as `onlineList`. */

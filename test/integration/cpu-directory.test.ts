@@ -45,7 +45,12 @@ function inContainer(cgroups: readonly TestCgroup[], mnt: string, script: string
   const join = cgroups.map((cgroup) => `echo $$ > ${cgroup.dir}/cgroup.procs`).join(' && ');
   const result = run(
     'sh',
-    ['-c', `${join} && exec unshare --pid --fork --mount --mount-proc --propagation private sh -c "$1"`, 'sh', `${binds} || exit 1\n${script}`],
+    [
+      '-c',
+      `${join} && exec unshare --pid --fork --mount --mount-proc --propagation private sh -c "$1"`,
+      'sh',
+      `${binds} || exit 1\n${script}`,
+    ],
     { timeout: 60_000 },
   );
   if (result.status !== 0) throw new Error(`container script failed (${result.status}): ${result.stderr}`);
@@ -120,7 +125,10 @@ describe('two containers at once on one mount', () => {
       expect(inContainer(first, ours, listing)).toBe('/sys/devices/system/cpu/cpu0 0 ');
       expect(inContainer(second, ours, listing)).toBe('/sys/devices/system/cpu/cpu1 1 ');
     }
-    const host = run('sh', ['-c', `ls -d ${ours}/sys/devices/system/cpu/cpu[0-9]* | xargs -n1 basename | tr '\\n' ' '`]).stdout;
+    const host = run('sh', [
+      '-c',
+      `ls -d ${ours}/sys/devices/system/cpu/cpu[0-9]* | xargs -n1 basename | tr '\\n' ' '`,
+    ]).stdout;
     expect(host).toBe('cpu0 cpu1 ');
   });
 });

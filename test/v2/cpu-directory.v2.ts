@@ -30,7 +30,14 @@ describe('a cgroup2 container with cpuset {1}', () => {
     const cgroup = makeCgroup(cleanup, { 'cpuset.cpus': '1' });
     expect(namedLines(inContainer(cgroup, ours, BINDS, CPU_COUNTS))).toEqual(allCounting('1', '1'));
     const seen = namedLines(inContainer(cgroup, ours, BINDS, CPU_DIRECTORY));
-    expect(seen).toMatchObject({ cpus: 'cpu1 ', present: '1', possible: '1', offline: '', 'cpu1/online': '1', 'cpu1/topology/core_cpus_list': '1' });
+    expect(seen).toMatchObject({
+      cpus: 'cpu1 ',
+      present: '1',
+      possible: '1',
+      offline: '',
+      'cpu1/online': '1',
+      'cpu1/topology/core_cpus_list': '1',
+    });
   });
 });
 
@@ -40,6 +47,13 @@ describe('a cgroup2 container with cpuset {0,1}, cpu.max 0.5 CPU and --enable-cf
     const found = namedLines(inContainer(cgroup, oursCfs, BINDS, CPU_COUNTS));
     expect(found).toEqual({ ...allCounting('1', '0'), 'nproc --all': '2', nproc: '2' });
     const seen = namedLines(inContainer(cgroup, oursCfs, BINDS, CPU_DIRECTORY));
-    expect(seen).toMatchObject({ cpus: 'cpu0 ', present: '0', possible: '0', offline: '', 'cpu0/online': '1', 'cpu0/topology/package_cpus_list': '0' });
+    expect(seen).toMatchObject({
+      cpus: 'cpu0 ',
+      present: '0',
+      possible: '0',
+      offline: '',
+      'cpu0/online': '1',
+      'cpu0/topology/package_cpus_list': '0',
+    });
   });
 });

@@ -5,18 +5,28 @@ import { visibleCpus } from '../../../src/views/cpuset.js';
 describe('shownCpus', () => {
   it('keeps the cpuset numbers without the CFS view', () => {
     const cpus = visibleCpus({ cpuset: '3,5-6', quota: undefined, cfsView: false }, 8);
-    expect([...shownCpus(cpus)]).toEqual([[3, 3], [5, 5], [6, 6]]);
+    expect([...shownCpus(cpus)]).toEqual([
+      [3, 3],
+      [5, 5],
+      [6, 6],
+    ]);
   });
 
   it('renumbers the first CPUs of the cpuset from 0 with the CFS view', () => {
     const cpus = visibleCpus({ cpuset: '3,5-6', quota: 1.5, cfsView: true }, 8);
-    expect([...shownCpus(cpus)]).toEqual([[0, 3], [1, 5]]);
+    expect([...shownCpus(cpus)]).toEqual([
+      [0, 3],
+      [1, 5],
+    ]);
   });
 });
 
 describe('rewriteCpuFile', () => {
   // Host CPUs 3 and 5 shown as 0 and 1 (a 40-CPU host: masks have two words).
-  const toShown = new Map([[3, 0], [5, 1]]);
+  const toShown = new Map([
+    [3, 0],
+    [5, 1],
+  ]);
 
   it('maps lists and drops the CPUs not shown', () => {
     expect(rewriteCpuFile('core_cpus_list', '2-5\n', toShown)).toBe('0-1\n');
