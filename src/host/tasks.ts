@@ -134,10 +134,14 @@ function parseIds(buffer: Buffer, length: number): number[] {
 
 /**
  * Thread ids of the cgroup itself (not its descendants), in the kernel's order (sorted for v1 `tasks`);
- * undefined when the cgroup is gone. `files` keeps the descriptor for the next read.
+ * undefined when the cgroup is gone. On cgroup2, `files` keeps the descriptor for the next read.
  */
 export function readThreadIds(directory: string, reader: CgroupReader, files?: HeldFiles): number[] | undefined {
-  if (files !== undefined) return files.ids(reader.threadListPath(directory));
+  // cgroup v1 builds a pid list per cgroup and pid namespace and hands it to every reader that reads
+  // from offset 0 through an already open file, for as long as anyone read it within the last second: a
+  // kept descriptor would see the list another process's open made, however old. Only an open builds a
+  // fresh one. cgroup2 walks the live threads on every read from offset 0.
+  if (files !== undefined && reader.version === 2) return files.ids(reader.threadListPath(directory));
   const text = readTextFile(reader.threadListPath(directory));
   return text === undefined ? undefined : parseIds(Buffer.from(text, 'latin1'), text.length);
 }

@@ -63,23 +63,19 @@ export function pressure(resource: PressureResource): ServedFile {
 export const loadavg: ServedFile = {
   shows:
     "with -l: load averages of the container's runnable and uninterruptible threads, sampled every 5 s; without -l the host's file",
-  bind: ({ host, options, log }) => {
+  bind: ({ host, options }) => {
     if (!options.enableLoadavg) return undefined;
     const table = new SharedTable(options.loadavgTable ?? allocateLoadavgTable(16));
-    let warnedFull = false;
     return (container) => {
       const cgroup = host.loadavgCgroupOf(container.cgroupPid);
       if (!cgroup.ok) return cgroup;
-      const values = readLoadavg(table, cgroup.value.directory, container.cgroupPid, Date.now());
-      if (values === undefined) {
-        if (!warnedFull)
-          log.warn(
-            { cgroup: cgroup.value.path },
-            'loadavg: cannot track one more cgroup (table full or path too long); such containers see the host loadavg',
-          );
-        warnedFull = true;
-        return fail('the loadavg table is full');
-      }
+      const values = readLoadavg(
+        table,
+        cgroup.value.directory,
+        container.cgroupPid,
+        Date.now(),
+        container.pidNamespace,
+      );
       return ok(renderLoadavg(values));
     };
   },

@@ -12,7 +12,6 @@ import { renderOnline } from '../views/online.js';
 import {
   advanceCgroup2View,
   advanceCpuView,
-  cgroup2ViewFieldCount,
   parseHostStat,
   renderStatFromCpuacct,
   renderStatFromHostLines,
@@ -91,15 +90,15 @@ export const uptime: ServedFile = {
       if (initStart === undefined)
         return fail(`the init (${container.initPid}) of the reader's pid namespace has exited`);
       // lxcfs: no accounting, or a removed cgroup, count as no CPU time.
-      const busyNs = host.cpuTimeNs(container.initPid);
+      const busyNs = host.cpuTimeNs(container.inDaemonNamespace ? container.initPid : container.cgroupPid);
       return ok(renderUptime({ now, initStart, busy: busyNs.ok ? busyNs.value / 1e9 : 0 }));
     },
 };
 
 export const stat: ServedFile = {
   shows: "the container's CPU time on its visible CPUs (v1: cpuacct, v2: cpu.stat), idle as the rest",
-  bind: ({ host, options, log }) => {
-    const state = new CpuStateTable(options.cpuState, log);
+  bind: ({ host, options }) => {
+    const state = new CpuStateTable(options.cpuState);
 
     /** Seconds since boot, from the host's /proc/uptime. */
     function hostNow(): number | undefined {
@@ -108,15 +107,20 @@ export const stat: ServedFile = {
     }
 
     /** v1 with cpuacct: lxcfs's numbers, and with the CFS view lxcfs's stateful CPU view. */
-    function statFromCpuacct(usage: CpuUsage & { kind: 'per-cpu' }, cpus: VisibleCpus, hostStat: HostStat): string {
+    function statFromCpuacct(
+      usage: CpuUsage & { kind: 'per-cpu' },
+      container: Caller,
+      cpus: VisibleCpus,
+      hostStat: HostStat,
+    ): string {
       const ticks = usage.perCpu.map((cpu) => ({ user: ticksFromNs(cpu.userNs), system: ticksFromNs(cpu.systemNs) }));
       if (!cpus.cfsView) return renderStatFromCpuacct(hostStat, cpus, ticks);
-      const text = state.update(`v1:${usage.cgroup.directory}`, (record, created) =>
+      const text = state.update(`v1:${usage.cgroup.directory}`, container.pidNamespace, (record, created) =>
         advanceCpuView(record, state.cpus, created, hostStat, cpus, ticks),
       );
       const now = hostNow();
       if (now !== undefined) state.sweep(now);
-      return text ?? renderStatFromHostLines(hostStat, cpus);
+      return text;
     }
 
     /** cgroup2: the model of advanceCgroup2View, over the CPUs shown (physical numbers, or 0.. with the CFS view). */
@@ -144,9 +148,7 @@ export const stat: ServedFile = {
       };
       const advance = (record: Float64Array, created: boolean): string =>
         advanceCgroup2View(record, state.cpus, created, hostStat, labels, sample);
-      const text =
-        state.update(`v2:${usage.cgroup.directory}`, advance) ??
-        advance(new Float64Array(cgroup2ViewFieldCount(state.cpus)), true);
+      const text = state.update(`v2:${usage.cgroup.directory}`, container.pidNamespace, advance);
       state.sweep(now);
       return ok(text);
     }
@@ -165,7 +167,7 @@ export const stat: ServedFile = {
         if (host.cpuAccounting?.perCpuTimes === false) return usage;
         return ok(renderStatFromHostLines(hostStat, cpus.value));
       }
-      if (usage.value.kind === 'per-cpu') return ok(statFromCpuacct(usage.value, cpus.value, hostStat));
+      if (usage.value.kind === 'per-cpu') return ok(statFromCpuacct(usage.value, container, cpus.value, hostStat));
       return statFromCpuStat(usage.value, container, cpus.value, hostStat);
     };
   },

@@ -2,7 +2,6 @@
 // main thread: consecutive reads of one container may be served by different reader threads.
 
 import fs from 'node:fs';
-import type { Logger } from 'pino';
 import { cgroupExists } from '../host/cpu.js';
 import { parseCpuList } from '../views/cpuset.js';
 import { cgroup2ViewFieldCount, cpuViewFieldCount } from '../views/stat.js';
@@ -14,9 +13,11 @@ export interface CpuStateMemory {
   cpus: number;
 }
 
-/** Containers whose /proc/stat is read at the same time; records of removed cgroups are dropped, and
- * beyond this a container's stat falls back to stateless numbers. */
+/** Cgroups whose /proc/stat state is kept; records of removed cgroups are dropped, and beyond this the
+ * least recently read give way (see SharedTable). */
 const CPU_STATE_CAPACITY = 2048;
+/** Records one container (pid namespace) may hold. */
+export const CPU_STATE_SHARE = 64;
 /** How often the records of removed cgroups are dropped (lxcfs: 10 s). */
 const SWEEP_INTERVAL_SECONDS = 10;
 const SWEEP_KEY = '#sweep';
@@ -32,10 +33,11 @@ export function possibleCpuCount(sysRoot = '/sys'): number {
   return 64;
 }
 
-/** The shared state of /proc/stat; call once in the main thread and hand it to every reader. */
-export function allocateCpuState(cpus = possibleCpuCount()): CpuStateMemory {
+/** The shared state of /proc/stat; call once in the main thread and hand it to every reader. `store`:
+ * a file to write it through to (see SharedTable). */
+export function allocateCpuState(cpus = possibleCpuCount(), store?: number): CpuStateMemory {
   const fields = Math.max(cpuViewFieldCount(cpus), cgroup2ViewFieldCount(cpus), 1);
-  return { table: SharedTable.allocate(CPU_STATE_CAPACITY, fields), cpus };
+  return { table: SharedTable.allocate(CPU_STATE_CAPACITY, fields, { share: CPU_STATE_SHARE, store }), cpus };
 }
 
 /** One reader thread's handle on the shared CPU state. */
@@ -43,32 +45,19 @@ export class CpuStateTable {
   private readonly table: SharedTable;
   /** CPUs each record holds. */
   readonly cpus: number;
-  private warnedFull = false;
-
-  constructor(
-    memory: CpuStateMemory,
-    private readonly log: Logger,
-  ) {
+  constructor(memory: CpuStateMemory) {
     this.table = new SharedTable(memory.table);
     this.cpus = memory.cpus;
   }
 
-  /** Advances the record of `key` under the table's lock; undefined when the table has no room for it. */
-  update(key: string, advance: (record: Float64Array, created: boolean) => string): string | undefined {
-    const text = this.table.update(key, advance);
-    if (text === undefined && !this.warnedFull) {
-      this.warnedFull = true;
-      this.log.warn(
-        { capacity: CPU_STATE_CAPACITY, key },
-        '/proc/stat: no room for more per-cgroup CPU state; such containers get stateless numbers',
-      );
-    }
-    return text;
+  /** Advances the record of `key`, owned by the pid namespace `owner`, under the table's lock. */
+  update(key: string, owner: number, advance: (record: Float64Array, created: boolean) => string): string {
+    return this.table.update(key, owner, advance);
   }
 
   /** Drops, at most every 10 s, the records of cgroups that no longer exist. */
   sweep(now: number): void {
-    const due = this.table.update(SWEEP_KEY, (fields) => {
+    const due = this.table.update(SWEEP_KEY, 0, (fields) => {
       if (now - fields[0]! < SWEEP_INTERVAL_SECONDS && now >= fields[0]!) return false;
       fields[0] = now;
       return true;

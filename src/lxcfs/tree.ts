@@ -35,8 +35,13 @@ export type TreeSettings = Pick<
 > & { enableLoadavg: boolean };
 
 /** The tree's options from the daemon's configuration (shared by the daemon and `show`); allocates the
- * state shared by every reader thread. */
-export function treeOptionsFrom(config: TreeSettings, control: SharedArrayBuffer): TreeOptions {
+ * state shared by every reader thread. `stores`: files to write the per-cgroup state through to
+ * (state-files.ts). */
+export function treeOptionsFrom(
+  config: TreeSettings,
+  control: SharedArrayBuffer,
+  stores: { cpu?: number; loadavg?: number } = {},
+): TreeOptions {
   return {
     procRoot: config.procRoot,
     sysRoot: '/sys',
@@ -44,10 +49,10 @@ export function treeOptionsFrom(config: TreeSettings, control: SharedArrayBuffer
     disableSwap: config.disableSwap,
     disableZswap: config.disableZswap,
     enableCfs: config.enableCfs,
-    cpuState: allocateCpuState(),
+    cpuState: allocateCpuState(undefined, stores.cpu),
     enableLoadavg: config.enableLoadavg,
     // Updated by the serving process's main thread (loadavg-sampler.ts), read by every reader.
-    loadavgTable: config.enableLoadavg ? allocateLoadavgTable() : undefined,
+    loadavgTable: config.enableLoadavg ? allocateLoadavgTable(undefined, stores.loadavg) : undefined,
     control,
   };
 }
@@ -103,11 +108,6 @@ export function buildTree(options: TreeOptions, views: Views, cpuShape?: MirrorS
         if (rendered !== undefined) return rendered;
         const content = readHostOnce();
         return typeof content === 'number' || file.fallback === undefined ? content : file.fallback.from(content);
-      },
-      // lxcfs reports the host file's size (procfs and sysfs stat sizes are meaningless).
-      size() {
-        const host = readHost();
-        return typeof host === 'number' ? 0 : host.length;
       },
     };
     dirs.get(parentOf(filePath))!.children.set(path.basename(filePath), node);
