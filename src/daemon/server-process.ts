@@ -6,9 +6,9 @@ import { FuseServer } from '../fuse/server.js';
 import type { InitInfo } from '../fuse/session.js';
 import { SnapshotStore, type SnapshotDump } from '../fuse/snapshots.js';
 import type { DaemonConfig } from './config.js';
-import { ControlField, CONTROL_FIELDS, treeOptionsFrom } from './lxcfs-tree.js';
-import { startLoadavgSampler, type LoadavgSampler } from './loadavg-sampler.js';
-import { SharedTable } from './shared-table.js';
+import { ControlField, CONTROL_FIELDS, treeOptionsFrom } from '../lxcfs/tree.js';
+import { startLoadavgSampler, type LoadavgSampler } from '../lxcfs/loadavg-sampler.js';
+import { SharedTable } from '../lxcfs/shared-table.js';
 import { inheritedStateFile } from './state-files.js';
 import { createLogger } from '../util/log.js';
 
@@ -53,7 +53,7 @@ async function serve(start: Extract<SupervisorMessage, { type: 'start' }>): Prom
     fd: FUSE_FD,
     mountPoint: config.mountpoint,
     readers: config.readers,
-    fsModule: new URL('./lxcfs-tree.js', import.meta.url).href,
+    fsModule: new URL('../lxcfs/tree.js', import.meta.url).href,
     fsOptions: treeOptions,
     log: { level: config.logLevel, format: config.logFormat },
     initialized: start.initialized,

@@ -6,9 +6,13 @@ import os from 'node:os';
 
 export default function setup(): void {
   if (process.env.SDVM_GUEST !== '1' || fs.readFileSync('/proc/1/comm', 'utf8').trim() !== 'systemd') {
-    throw new Error('the systemd suite runs only inside the sdvm guest: use `npm run test:systemd` (scripts/sdvm/test-systemd.sh)');
+    throw new Error(
+      'the systemd suite runs only inside the sdvm guest: use `npm run test:systemd` (scripts/sdvm/test-systemd.sh)',
+    );
   }
   if (!process.env.SDVM_PACKAGE) throw new Error('SDVM_PACKAGE (the npm pack tarball to install) is not set');
   const systemd = spawnSync('systemctl', ['--version'], { encoding: 'utf8' }).stdout.split('\n')[0];
-  console.log(`systemd guest: Linux ${os.release()}, ${systemd}, ${os.cpus().length} CPUs, ${Math.round(os.totalmem() / 2 ** 20)} MiB`);
+  console.log(
+    `systemd guest: Linux ${os.release()}, ${systemd}, ${os.cpus().length} CPUs, ${Math.round(os.totalmem() / 2 ** 20)} MiB`,
+  );
 }

@@ -27,8 +27,16 @@ const GENEROUS_MS = 300_000;
 const cleanup = new Cleanup();
 afterAll(() => cleanup.run());
 
-function sh(command: string, args: string[], options: { timeout?: number; env?: NodeJS.ProcessEnv } = {}): SpawnSyncReturns<string> {
-  return spawnSync(command, args, { encoding: 'utf8', timeout: options.timeout ?? GENEROUS_MS, env: { ...process.env, LC_ALL: 'C', ...options.env } });
+function sh(
+  command: string,
+  args: string[],
+  options: { timeout?: number; env?: NodeJS.ProcessEnv } = {},
+): SpawnSyncReturns<string> {
+  return spawnSync(command, args, {
+    encoding: 'utf8',
+    timeout: options.timeout ?? GENEROUS_MS,
+    env: { ...process.env, LC_ALL: 'C', ...options.env },
+  });
 }
 
 function show(property: string): string {
@@ -37,7 +45,9 @@ function show(property: string): string {
 
 /** The journal of the unit (or of the identifier), one message per line. */
 function journal(...filters: string[]): string[] {
-  return sh('journalctl', ['--no-pager', '-o', 'cat', ...filters]).stdout.split('\n').filter(Boolean);
+  return sh('journalctl', ['--no-pager', '-o', 'cat', ...filters])
+    .stdout.split('\n')
+    .filter(Boolean);
 }
 
 /** The serving process: the node process running server-process.js in the unit's cgroup. */
@@ -74,7 +84,12 @@ function fuseMountsAt(dir: string): string[] {
 
 /** A process in the container reading /proc/meminfo in a loop, one line per read: "ok MemTotal: ..." or
  * "fail <error>". Between reads it stops while /run/pause exists (and says "paused"). */
-function startReader(container: Container): { lines: string[]; pause(): Promise<void>; resume(): void; reads(count: number): Promise<void> } {
+function startReader(container: Container): {
+  lines: string[];
+  pause(): Promise<void>;
+  resume(): void;
+  reads(count: number): Promise<void>;
+} {
   const loop = [
     'while :; do',
     '  if [ -e /run/pause ]; then echo paused; while [ -e /run/pause ]; do sleep 0.1; done; fi',
@@ -82,28 +97,33 @@ function startReader(container: Container): { lines: string[]; pause(): Promise<
     '  sleep 0.1',
     'done',
   ].join('\n');
-  const child = spawn('nsenter', ['-t', String(container.pid), '-m', '-p', '--', 'sh', '-c', loop], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn('nsenter', ['-t', String(container.pid), '-m', '-p', '--', 'sh', '-c', loop], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   cleanup.own(child);
   const lines: string[] = [];
   let rest = '';
-  child.stdout!.on('data', (chunk: Buffer) => {
+  child.stdout.on('data', (chunk: Buffer) => {
     const parts = (rest + chunk.toString()).split('\n');
     rest = parts.pop()!;
     lines.push(...parts);
   });
-  child.stderr!.on('data', (chunk: Buffer) => lines.push(`stderr ${chunk.toString().trim()}`));
+  child.stderr.on('data', (chunk: Buffer) => lines.push(`stderr ${chunk.toString().trim()}`));
   const pauseFile = `/proc/${container.pid}/root/run/pause`;
   return {
     lines,
     pause: async () => {
       fs.writeFileSync(pauseFile, '');
       const from = lines.length;
-      await waitFor('the container\'s reader pauses', () => lines.slice(from).includes('paused'));
+      await waitFor("the container's reader pauses", () => lines.slice(from).includes('paused'));
     },
     resume: () => fs.rmSync(pauseFile),
     reads: async (count) => {
       const from = lines.length;
-      await waitFor(`${count} more reads in the container`, () => lines.slice(from).filter((line) => line.startsWith('ok ') || line.startsWith('fail ')).length >= count);
+      await waitFor(
+        `${count} more reads in the container`,
+        () => lines.slice(from).filter((line) => line.startsWith('ok ') || line.startsWith('fail ')).length >= count,
+      );
     },
   };
 }
@@ -116,7 +136,9 @@ describe('lxcfs-ts.service under systemd', () => {
     const result = sh(INSTALL, ['--package', PACKAGE], { env: { npm_config_cache: cache }, timeout: 600_000 });
     expect(result.status, result.stdout + result.stderr).toBe(1);
     expect(result.stdout).toMatch(/^installing lxcfs-ts-[\d.]+\.tgz and its dependencies to \/opt\/lxcfs-ts/m);
-    expect(result.stderr).toMatch(/^install\.sh: npm could not install the package .*without network access.*--offline$/m);
+    expect(result.stderr).toMatch(
+      /^install\.sh: npm could not install the package .*without network access.*--offline$/m,
+    );
     expect(fs.existsSync(UNIT_FILE)).toBe(false);
   });
 
@@ -136,7 +158,11 @@ describe('lxcfs-ts.service under systemd', () => {
     const verified = sh('systemd-analyze', ['verify', UNIT_FILE]);
     expect({ status: verified.status, stderr: verified.stderr }).toEqual({ status: 0, stderr: '' });
     // Type=notify: systemd calls the unit active only once the daemon sent READY=1.
-    expect({ Type: show('Type'), ActiveState: show('ActiveState'), SubState: show('SubState') }).toEqual({ Type: 'notify', ActiveState: 'active', SubState: 'running' });
+    expect({ Type: show('Type'), ActiveState: show('ActiveState'), SubState: show('SubState') }).toEqual({
+      Type: 'notify',
+      ActiveState: 'active',
+      SubState: 'running',
+    });
     expect(fuseMountsAt(MOUNTPOINT)).toEqual(['fuse.lxcfs']);
     expect(fs.readFileSync(PID_FILE, 'utf8').trim()).toBe(show('MainPID'));
   });
@@ -147,7 +173,14 @@ describe('lxcfs-ts.service under systemd', () => {
       .filter(Boolean)
       .map((line) => JSON.parse(line) as { MESSAGE: string; PRIORITY: string; _SYSTEMD_UNIT?: string });
     const serving = entries.find((entry) => entry.MESSAGE.startsWith('serving '));
-    expect(serving, JSON.stringify(entries.map((entry) => entry.MESSAGE), null, 1)).toMatchObject({ PRIORITY: '6', _SYSTEMD_UNIT: 'lxcfs-ts.service' });
+    expect(
+      serving,
+      JSON.stringify(
+        entries.map((entry) => entry.MESSAGE),
+        null,
+        1,
+      ),
+    ).toMatchObject({ PRIORITY: '6', _SYSTEMD_UNIT: 'lxcfs-ts.service' });
     expect(serving!.MESSAGE).toContain(`mountPoint=${MOUNTPOINT}`);
     // Linux 6.1 has no FUSE_NOTIFY_RESEND: the daemon warns about what that costs, once, at warning priority.
     const resend = entries.filter((entry) => entry.MESSAGE.includes('FUSE_NOTIFY_RESEND'));
@@ -157,7 +190,16 @@ describe('lxcfs-ts.service under systemd', () => {
   });
 
   it('a memory-limited container sees its limit and loses no read across systemctl reload and three kill -9 of the serving process', async () => {
-    const unit = sh('systemd-run', ['--unit', CONTAINER_UNIT, '-p', 'MemoryMax=256M', '--service-type=exec', '--quiet', 'sleep', 'infinity']);
+    const unit = sh('systemd-run', [
+      '--unit',
+      CONTAINER_UNIT,
+      '-p',
+      'MemoryMax=256M',
+      '--service-type=exec',
+      '--quiet',
+      'sleep',
+      'infinity',
+    ]);
     expect(unit.status, unit.stderr).toBe(0);
     cleanup.add(() => void sh('systemctl', ['stop', CONTAINER_UNIT]));
     // lxcfs's recipe (-v /var/lib/lxcfs:/var/lib/lxcfs:rslave and the files bound from there): after a
@@ -196,27 +238,41 @@ describe('lxcfs-ts.service under systemd', () => {
     expect(journal('-t', 'lxcfs-ts').filter((line) => line.includes('FUSE_NOTIFY_RESEND'))).toHaveLength(1);
   });
 
-  it('after kill -9 of the main process systemd restarts the unit by itself, and the container\'s reads heal through the remount', async () => {
+  it("after kill -9 of the main process systemd restarts the unit by itself, and the container's reads heal through the remount", async () => {
     const main = show('MainPID');
     const restarts = Number(show('NRestarts'));
     const killed = Date.now();
     const kill = sh('systemctl', ['kill', '-s', 'KILL', '--kill-who=main', 'lxcfs-ts.service']);
     expect(kill.status, kill.stderr).toBe(0);
-    await waitFor('lxcfs-ts.service active again with a new main process', () => show('ActiveState') === 'active' && show('MainPID') !== main && show('MainPID') !== '0');
-    console.log(`active again ${Math.round((Date.now() - killed) / 1000)} s after kill -9 of the main process (software emulation)`);
+    await waitFor(
+      'lxcfs-ts.service active again with a new main process',
+      () => show('ActiveState') === 'active' && show('MainPID') !== main && show('MainPID') !== '0',
+    );
+    console.log(
+      `active again ${Math.round((Date.now() - killed) / 1000)} s after kill -9 of the main process (software emulation)`,
+    );
     // At the first try: no loop of failed starts.
     expect(Number(show('NRestarts')), journal('-u', 'lxcfs-ts', '-n', '40').join('\n')).toBe(restarts + 1);
     // ExecStartPost (the remount) ran before the unit became active: the container reads again.
     const from = reader.lines.length;
     await reader.reads(3);
     const remount = journal('-u', 'lxcfs-ts', '-n', '30').join('\n');
-    expect(reader.lines.slice(from).filter((line) => line.startsWith('ok ') || line.startsWith('fail ')).at(-1), remount).toBe('ok MemTotal:         262144 kB');
+    expect(
+      reader.lines
+        .slice(from)
+        .filter((line) => line.startsWith('ok ') || line.startsWith('fail '))
+        .at(-1),
+      remount,
+    ).toBe('ok MemTotal:         262144 kB');
     expect(fs.readFileSync(PID_FILE, 'utf8').trim()).toBe(show('MainPID'));
   });
 
   it('journalctl -u lxcfs-ts -p err shows the crash, and -t lxcfs-ts finds the daemon', () => {
     const errors = journal('-u', 'lxcfs-ts', '-p', 'err');
-    expect(errors.some((line) => line.startsWith('the previous daemon died without unmounting')), errors.join('\n')).toBe(true);
+    expect(
+      errors.some((line) => line.startsWith('the previous daemon died without unmounting')),
+      errors.join('\n'),
+    ).toBe(true);
     expect(journal('-t', 'lxcfs-ts', '-p', 'err').length).toBeGreaterThan(0);
   });
 
@@ -236,7 +292,9 @@ describe('lxcfs-ts.service under systemd', () => {
   it('install.sh --mountpoint on the running service moves the mount', () => {
     const result = sh(INSTALL, ['--package', PACKAGE, '--mountpoint', MOVED], { timeout: 1_200_000 });
     expect(result.status, result.stdout + result.stderr).toBe(0);
-    expect(result.stdout).toMatch(new RegExp(`^restarted lxcfs-ts\\.service: it now serves ${MOVED} instead of ${MOUNTPOINT}$`, 'm'));
+    expect(result.stdout).toMatch(
+      new RegExp(`^restarted lxcfs-ts\\.service: it now serves ${MOVED} instead of ${MOUNTPOINT}$`, 'm'),
+    );
     expect(show('ActiveState')).toBe('active');
     expect(fuseMountsAt(MOVED)).toEqual(['fuse.lxcfs']);
     expect(fuseMountsAt(MOUNTPOINT)).toEqual([]);
@@ -247,7 +305,13 @@ describe('lxcfs-ts.service under systemd', () => {
     expect(result.status, result.stdout + result.stderr).toBe(0);
     expect(fuseMountsAt(MOVED)).toEqual([]);
     expect(fuseMountsAt(MOUNTPOINT)).toEqual([]);
-    for (const leftover of [UNIT_FILE, '/etc/systemd/system/multi-user.target.wants/lxcfs-ts.service', '/opt/lxcfs-ts', PID_FILE, '/run/lxcfs-ts.sock']) {
+    for (const leftover of [
+      UNIT_FILE,
+      '/etc/systemd/system/multi-user.target.wants/lxcfs-ts.service',
+      '/opt/lxcfs-ts',
+      PID_FILE,
+      '/run/lxcfs-ts.sock',
+    ]) {
       expect(fs.existsSync(leftover), leftover).toBe(false);
     }
     expect(sh('systemctl', ['list-unit-files', 'lxcfs-ts.service']).stdout).toMatch(/^0 unit files listed\.$/m);

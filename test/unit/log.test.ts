@@ -30,7 +30,11 @@ function logged(format: string, journal: 'stdout' | 'another file' | 'none'): st
     log.warn({ why: 'two words' }, 'careful');
     log.error({ err: new Error('boom') }, 'the serving process died');
     log.fatal('gone');`;
-  const result = spawnSync(process.execPath, ['--input-type=module', '-e', script], { stdio: ['ignore', fd, 'pipe'], env, encoding: 'utf8' });
+  const result = spawnSync(process.execPath, ['--input-type=module', '-e', script], {
+    stdio: ['ignore', fd, 'pipe'],
+    env,
+    encoding: 'utf8',
+  });
   fs.closeSync(fd);
   expect(result.status, result.stderr).toBe(0);
   return fs.readFileSync(out, 'utf8').split('\n').filter(Boolean);
@@ -47,13 +51,18 @@ describe('log lines', () => {
     ]);
   });
 
-  it('on the journal stream with --log-format json: the priority, then pino\'s JSON', () => {
+  it("on the journal stream with --log-format json: the priority, then pino's JSON", () => {
     const lines = logged('json', 'stdout');
     expect(lines.map((line) => line.slice(0, 3))).toEqual(['<7>', '<6>', '<4>', '<3>', '<2>']);
-    expect(JSON.parse(lines[1]!.slice(3))).toMatchObject({ level: 30, pid: 42, msg: 'serving', mountPoint: '/var/lib/lxcfs' });
+    expect(JSON.parse(lines[1]!.slice(3))).toMatchObject({
+      level: 30,
+      pid: 42,
+      msg: 'serving',
+      mountPoint: '/var/lib/lxcfs',
+    });
   });
 
-  it('elsewhere, also when JOURNAL_STREAM was inherited but stdout goes somewhere else: pino\'s JSON', () => {
+  it("elsewhere, also when JOURNAL_STREAM was inherited but stdout goes somewhere else: pino's JSON", () => {
     for (const journal of ['none', 'another file'] as const) {
       const lines = logged('auto', journal);
       expect(lines).toHaveLength(5);
@@ -66,8 +75,8 @@ describe('log lines', () => {
   });
 
   it('renders nested values as JSON and quotes what would break a key=value reading', () => {
-    expect(humanLine({ level: 30, time: 1, msg: 'effective configuration', config: { readers: 2 }, path: 'a=b', empty: '' })).toBe(
-      'effective configuration config={"readers":2} path="a=b" empty=""',
-    );
+    expect(
+      humanLine({ level: 30, time: 1, msg: 'effective configuration', config: { readers: 2 }, path: 'a=b', empty: '' }),
+    ).toBe('effective configuration config={"readers":2} path="a=b" empty=""');
   });
 });
