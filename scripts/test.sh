@@ -23,5 +23,17 @@ fi
 npm ci --no-audit --no-fund
 echo "== host suite: this machine, Linux $(uname -r), /sys/fs/cgroup is $(stat -fc %T /sys/fs/cgroup) (vitest.config.ts) =="
 npm test
-# The v2 guest suite: a QEMU guest with Debian's 6.1 kernel and a real cgroup2 hierarchy (scripts/v2vm).
-npm run test:v2
+# The guest suites, side by side (each boots one QEMU guest; much of their time is spent waiting):
+# - v2: Debian's 6.1 kernel and a real cgroup2 hierarchy (scripts/v2vm);
+# - systemd: systemd as pid 1, the packed project installed with scripts/install.sh (scripts/sdvm).
+# The systemd suite's output is shown once it ends, after the v2 suite's.
+systemd_log=$(mktemp)
+trap 'rm -f "$systemd_log"' EXIT
+npm run --silent test:systemd >"$systemd_log" 2>&1 &
+systemd_suite=$!
+v2_status=0
+npm run test:v2 || v2_status=$?
+systemd_status=0
+wait "$systemd_suite" || systemd_status=$?
+cat "$systemd_log"
+[ "$v2_status" -eq 0 ] && [ "$systemd_status" -eq 0 ]

@@ -3,12 +3,12 @@
 
 import fs from 'node:fs';
 import { Command, Option } from 'commander';
-import { pino } from 'pino';
 import { checkHostRoots, CONFIG_ENV_VAR, CONFIG_OPTIONS, resolveConfig } from './daemon/config.js';
 import { runDaemon } from './daemon/daemon.js';
 import { showCommand } from './daemon/show.js';
 import { upgradeCommand } from './daemon/upgrade.js';
 import { remountCommand } from './remount/command.js';
+import { createLogger } from './util/log.js';
 import { webhookCommand } from './webhook/command.js';
 
 const VERSION = (JSON.parse(fs.readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;
@@ -46,8 +46,7 @@ program.action(async (mountpoint: string | undefined, cliOptions: Record<string,
   }
   const { config } = resolved;
   process.title = 'lxcfs-ts';
-  // JSON lines on stdout (journald-friendly); synchronous so that nothing is lost at exit.
-  const log = pino({ level: config.logLevel, base: { pid: process.pid } }, pino.destination({ dest: 1, sync: true }));
+  const log = createLogger({ level: config.logLevel, format: config.logFormat }, { pid: process.pid });
   log.info({ config, sources: resolved.sources, configFile: resolved.configFile, version: VERSION }, 'effective configuration');
   let status: number;
   try {

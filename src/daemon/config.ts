@@ -2,6 +2,7 @@
 import { readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import ini from 'ini';
+import { LOG_FORMATS, type LogFormat } from '../util/log.js';
 
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
@@ -21,6 +22,7 @@ export interface DaemonConfig {
   runtimeDir: string;
   options: string;
   logLevel: LogLevel;
+  logFormat: LogFormat;
   force: boolean;
   readers: number;
   procRoot: string;
@@ -29,7 +31,7 @@ export interface DaemonConfig {
 
 export type ConfigKey = keyof DaemonConfig;
 export type ConfigSource = 'default' | 'file' | 'env' | 'cli';
-export type ConfigValueKind = 'boolean' | 'integer' | 'path' | 'string' | 'logLevel';
+export type ConfigValueKind = 'boolean' | 'integer' | 'path' | 'string' | 'choice';
 
 export interface ConfigOption {
   readonly key: ConfigKey;
@@ -46,6 +48,8 @@ export interface ConfigOption {
   /** Inclusive bounds of an integer option. */
   readonly min?: number;
   readonly max?: number;
+  /** The values a choice option takes (matched without case), and what one is called in errors. */
+  readonly choices?: { readonly values: readonly string[]; readonly name: string };
   readonly description: string;
   /** Key in the [lxcfs-ts] section of the config file, e.g. "enable_cfs". */
   readonly fileKey: string;
@@ -94,8 +98,11 @@ export const CONFIG_OPTIONS: readonly ConfigOption[] = [
     description: 'directory for runtime state' }),
   defineOption({ key: 'options', long: 'options', short: 'o', valueName: 'opts', kind: 'string', default: '',
     description: 'comma-separated FUSE mount options' }),
-  defineOption({ key: 'logLevel', long: 'log-level', valueName: 'level', kind: 'logLevel', default: 'info',
-    description: `log level: ${LOG_LEVELS.join(', ')}` }),
+  defineOption({ key: 'logLevel', long: 'log-level', valueName: 'level', kind: 'choice', default: 'info',
+    choices: { values: LOG_LEVELS, name: 'log level' }, description: `log level: ${LOG_LEVELS.join(', ')}` }),
+  defineOption({ key: 'logFormat', long: 'log-format', valueName: 'format', kind: 'choice', default: 'auto',
+    choices: { values: LOG_FORMATS, name: 'log format' },
+    description: 'auto: under systemd, one line per event with its journald priority; elsewhere JSON. text or json: always that' }),
   defineOption({ key: 'force', long: 'force', kind: 'boolean', default: false,
     description: 'abort and replace a hung lxcfs mount at the mountpoint (dead ones are always cleared)' }),
   defineOption({ key: 'readers', long: 'readers', valueName: 'count', kind: 'integer', default: 2, min: 1, max: 16,
@@ -352,9 +359,10 @@ function parseValue(option: ConfigOption, raw: unknown, origin: string, relative
       if (text === '') return fail('is not a path');
       if (relativeTo !== undefined) return path.resolve(relativeTo, text);
       return path.isAbsolute(text) ? path.resolve(text) : fail('is not an absolute path');
-    case 'logLevel': {
-      const level = text.toLowerCase();
-      return (LOG_LEVELS as readonly string[]).includes(level) ? level : fail(`is not a log level (use ${LOG_LEVELS.join(', ')})`);
+    case 'choice': {
+      const { values, name } = option.choices!;
+      const value = text.toLowerCase();
+      return values.includes(value) ? value : fail(`is not a ${name} (use ${values.join(', ')})`);
     }
     case 'string':
       return raw;

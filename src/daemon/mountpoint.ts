@@ -44,12 +44,10 @@ export async function prepareMountpoint(mountPoint: string, options: { force: bo
   }
   // Aborting frees every caller still waiting on the old connection; the mount stays, dead, below ours.
   const aborted = abortConnection(top.device);
-  options.log.warn(
-    { mountPoint, device: top.device, state: probe.state, aborted },
-    probe.state === 'hung'
-      ? 'aborted a hung lxcfs mount (--force); mounting on top of it'
-      : 'found the dead mount of a crashed daemon; mounting on top of it so that containers can be re-bound (lxcfs-ts remount)',
-  );
+  const details = { mountPoint, device: top.device, state: probe.state, aborted };
+  if (probe.state === 'hung') options.log.warn(details, 'aborted a hung lxcfs mount (--force); mounting on top of it');
+  // An error: until containers are re-bound (lxcfs-ts remount), every read of their files fails.
+  else options.log.error(details, 'the previous daemon died without unmounting (a crash or kill -9); mounting on top of its dead mount so that containers can be re-bound (lxcfs-ts remount)');
 }
 
 /** Detaches every lxcfs mount stacked on the mountpoint (ours and dead ones below), top down. */

@@ -2,7 +2,6 @@
 // 3 and an IPC channel. It runs the reader threads. It can crash, be killed or be replaced by a newer
 // version without the mount noticing, because the supervisor keeps the connection open meanwhile.
 
-import { pino } from 'pino';
 import { FuseServer } from '../fuse/server.js';
 import type { InitInfo } from '../fuse/session.js';
 import { SnapshotStore, type SnapshotDump } from '../fuse/snapshots.js';
@@ -11,6 +10,7 @@ import { ControlField, CONTROL_FIELDS, treeOptionsFrom } from '../lxcfs/tree.js'
 import { startLoadavgSampler, type LoadavgSampler } from '../lxcfs/loadavg-sampler.js';
 import { SharedTable } from '../lxcfs/shared-table.js';
 import { inheritedStateFile } from './state-files.js';
+import { createLogger } from '../util/log.js';
 
 export const FUSE_FD = 3;
 
@@ -44,7 +44,7 @@ function send(message: ServerMessage, then?: () => void): void {
 
 async function serve(start: Extract<SupervisorMessage, { type: 'start' }>): Promise<void> {
   const { config } = start;
-  const log = pino({ level: config.logLevel, base: { pid: process.pid, role: 'server' } }, pino.destination({ dest: 1, sync: true }));
+  const log = createLogger({ level: config.logLevel, format: config.logFormat }, { pid: process.pid, role: 'server' });
   const control = new SharedArrayBuffer(CONTROL_FIELDS * 4);
   const flags = new Int32Array(control);
   Atomics.store(flags, ControlField.VIRTUALIZE, start.virtualize ? 1 : 0);
@@ -55,7 +55,7 @@ async function serve(start: Extract<SupervisorMessage, { type: 'start' }>): Prom
     readers: config.readers,
     fsModule: new URL('../lxcfs/tree.js', import.meta.url).href,
     fsOptions: treeOptions,
-    logLevel: config.logLevel,
+    log: { level: config.logLevel, format: config.logFormat },
     initialized: start.initialized,
   });
   let stopping = false;
@@ -84,7 +84,11 @@ async function serve(start: Extract<SupervisorMessage, { type: 'start' }>): Prom
   });
   // The supervisor is gone (killed): nobody holds the connection for a successor, so stop cleanly and
   // let the mount die with the last fd; the restarted service clears it and re-binds containers.
-  process.on('disconnect', () => void stop(false));
+  process.on('disconnect', () => {
+    if (stopping) return;
+    log.error('the daemon\'s main process is gone (killed?): stopping; its mount dies with this process until the daemon is started again');
+    void stop(false);
+  });
   for (const signal of ['SIGTERM', 'SIGINT', 'SIGHUP'] as const) process.on(signal, () => void stop(false));
 
   server.on('exit', (reason, detail) => {

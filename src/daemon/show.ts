@@ -6,7 +6,7 @@ import path from 'node:path';
 import { Command } from 'commander';
 import { Errno } from '../fuse/abi.js';
 import { CONFIG_ENV_VAR, resolveConfig } from './config.js';
-import { pino } from 'pino';
+import { createLogger } from '../util/log.js';
 import { bindFiles } from '../lxcfs/bind.js';
 import { SERVED_FILES } from '../lxcfs/paths.js';
 import { buildTree, CONTROL_FIELDS, ControlField, treeOptionsFrom } from '../lxcfs/tree.js';
@@ -40,7 +40,7 @@ export function showCommand(): Command {
       const control = new SharedArrayBuffer(CONTROL_FIELDS * 4);
       Atomics.store(new Int32Array(control), ControlField.VIRTUALIZE, 1);
       const treeOptions = treeOptionsFrom(config, control);
-      const log = pino({ level: config.logLevel }, pino.destination(2));
+      const log = createLogger({ level: config.logLevel, format: config.logFormat }, { pid: process.pid }, 2);
       const content = findFile(buildTree(treeOptions, bindFiles(treeOptions, log)), file).render({ pid, uid: 0, gid: 0 });
       if (typeof content === 'number') {
         const why = Object.entries(Errno).find(([, code]) => code === content)?.[0] ?? `errno ${content}`;

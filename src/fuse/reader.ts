@@ -4,11 +4,11 @@
 
 import fs from 'node:fs';
 import { parentPort, workerData } from 'node:worker_threads';
-import { pino } from 'pino';
 import { OP_NAMES, READ_BUFFER_SIZE } from './abi.js';
 import type { FileSystemFactory } from './filesystem.js';
 import { Session, type InitInfo } from './session.js';
 import { SnapshotStore, type SnapshotMemory } from './snapshots.js';
+import { createLogger, type LogSettings } from '../util/log.js';
 
 export interface ReaderData {
   index: number;
@@ -21,7 +21,7 @@ export interface ReaderData {
   /** Int32 0: wait before the first read; 1: read; -1: leave without reading. */
   go: SharedArrayBuffer;
   stopName: string;
-  logLevel: string;
+  log: LogSettings;
 }
 
 export type ReaderExit = 'sentinel' | 'refused' | 'unmounted' | 'aborted' | 'error';
@@ -33,7 +33,7 @@ export type ReaderMessage =
 
 const data = workerData as ReaderData;
 const port = parentPort!;
-const log = pino({ level: data.logLevel, base: { reader: data.index } }, pino.destination({ dest: 1, sync: true }));
+const log = createLogger(data.log, { reader: data.index });
 
 const fsModule = (await import(data.fsModule)) as { createFileSystem: FileSystemFactory };
 const filesystem = await fsModule.createFileSystem(data.fsOptions, log);

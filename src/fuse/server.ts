@@ -13,6 +13,7 @@ import { NotifyCode, OUT_HEADER_SIZE } from './abi.js';
 import type { ReaderData, ReaderExit, ReaderMessage } from './reader.js';
 import { CONN_FIELDS, type InitInfo } from './session.js';
 import { SnapshotStore, type SnapshotMemory } from './snapshots.js';
+import type { LogSettings } from '../util/log.js';
 
 export interface FuseServerOptions {
   fd: number;
@@ -22,7 +23,7 @@ export interface FuseServerOptions {
   fsModule: string;
   /** Structured-cloneable; SharedArrayBuffers in it are shared with every reader. */
   fsOptions: unknown;
-  logLevel: string;
+  log: LogSettings;
   /** Taking over a connection whose INIT a predecessor answered: what was negotiated. */
   initialized?: InitInfo;
   /** The predecessor's file handles and snapshots (a graceful handoff). */
@@ -76,7 +77,7 @@ export class FuseServer extends EventEmitter<ServerEvents> {
         conn,
         go: this.go.buffer,
         stopName: this.stopName,
-        logLevel: this.options.logLevel,
+        log: this.options.log,
       };
       // A small young generation keeps each reader's heap (and the daemon's RSS) small: requests
       // allocate little and briefly. A small old generation makes V8 collect it: a reader blocks in

@@ -2,11 +2,11 @@
 
 import fs from 'node:fs';
 import { Command, InvalidArgumentError } from 'commander';
-import { pino } from 'pino';
 import { CONFIG_ENV_VAR, LOG_LEVELS, resolveConfig } from '../daemon/config.js';
 import { healDirFor } from './inject.js';
 import { INJECTED_FILES } from './injected-files.js';
 import { startWebhookServer } from './server.js';
+import { createLogger } from '../util/log.js';
 
 /** Where a pod finds its own namespace (every pod has it unless automountServiceAccountToken is off). */
 const SERVICE_ACCOUNT_NAMESPACE = '/var/run/secrets/kubernetes.io/serviceaccount/namespace';
@@ -69,7 +69,7 @@ export function webhookCommand(): Command {
 async function serve(flags: WebhookFlags): Promise<void> {
   const cli = flags.logLevel === undefined ? {} : { logLevel: flags.logLevel };
   const { config } = resolveConfig({ cli, mountpoint: flags.mountpoint, configPath: flags.config, env: process.env });
-  const log = pino({ level: config.logLevel, base: { pid: process.pid } }, pino.destination({ dest: 1, sync: true }));
+  const log = createLogger({ level: config.logLevel, format: config.logFormat }, { pid: process.pid });
   const excluded = new Set(flags.excludeNamespace ?? []);
   const own = ownNamespace();
   if (own !== undefined) excluded.add(own);

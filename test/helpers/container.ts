@@ -11,7 +11,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { readMountInfo, type MountInfoEntry } from '../../src/fuse/mount.js';
-import { unmountAll, type Cleanup } from './processes.js';
+import { TIME_SCALE, unmountAll, type Cleanup } from './processes.js';
 
 export interface Bind {
   /** A host path. */
@@ -89,12 +89,12 @@ function containerScript(root: string, options: ContainerOptions): string {
 }
 
 async function childOf(pid: number): Promise<number> {
-  for (let attempt = 0; attempt < 250; attempt++) {
+  for (let attempt = 0; attempt < 250 * TIME_SCALE; attempt++) {
     const children = fs.readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim();
     if (children) return Number(children.split(' ')[0]);
     await sleep(20);
   }
-  throw new Error(`unshare (pid ${pid}) started no child within 5 s`);
+  throw new Error(`unshare (pid ${pid}) started no child within ${5 * TIME_SCALE} s`);
 }
 
 /** Starts a container and resolves once its mounts are in place. */
@@ -123,7 +123,10 @@ export async function startContainer(cleanup: Cleanup, options: ContainerOptions
   for (const cgroup of options.cgroups ?? []) fs.writeFileSync(path.join(cgroup, 'cgroup.procs'), String(pid));
   unshare.stdin.write('go\n');
   await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`container did not start within 10 s:\n${output}`)), 10_000);
+    const timer = setTimeout(
+      () => reject(new Error(`container did not start within ${10 * TIME_SCALE} s:\n${output}`)),
+      10_000 * TIME_SCALE,
+    );
     unshare.stdout.on('data', () => {
       if (output.includes('ready')) {
         clearTimeout(timer);

@@ -74,16 +74,19 @@ describe('scripts/install.sh --root DIR --no-start', () => {
       Type: 'notify',
       NotifyAccess: 'all',
       Environment: 'PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin',
-      ExecStartPre: `/bin/mkdir -p ${mountpoint}`,
+      SyslogIdentifier: 'lxcfs-ts',
       ExecStart: `${PREFIX}/bin/lxcfs-ts ${mountpoint}`,
       ExecStartPost: `-${PREFIX}/bin/lxcfs-ts remount --mountpoint ${mountpoint} --timeout 30`,
       ExecReload: `${PREFIX}/bin/lxcfs-ts upgrade`,
-      KillMode: 'process',
+      KillMode: 'mixed',
       Restart: 'on-failure',
       Delegate: 'yes',
       OOMScoreAdjust: '-1000',
       WantedBy: 'multi-user.target',
     });
+    // A dead FUSE mount at the mountpoint after a crash makes mkdir fail (ENOTCONN): nothing may run on
+    // the mountpoint before the daemon, which handles a dead mount.
+    expect(unit.has('ExecStartPre')).toBe(false);
   });
 
   it('passes systemd-analyze verify with the staged paths, and the template alone does not', () => {

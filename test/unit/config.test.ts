@@ -26,6 +26,7 @@ const DEFAULTS: DaemonConfig = {
   runtimeDir: '/run',
   options: '',
   logLevel: 'info',
+  logFormat: 'auto',
   force: false,
   readers: 2,
   procRoot: '/proc',
@@ -235,6 +236,7 @@ describe('config file contents', () => {
         'runtime_dir = /run/lxcfs-ts',
         'options = ro,allow_other',
         'log_level = warn',
+        'log_format = text',
         'force = true',
         'readers = 16',
         'proc_root = /host/proc',
@@ -258,6 +260,7 @@ describe('config file contents', () => {
       runtimeDir: '/run/lxcfs-ts',
       options: 'ro,allow_other',
       logLevel: 'warn',
+      logFormat: 'text',
       force: true,
       readers: 16,
       procRoot: '/host/proc',
@@ -486,6 +489,17 @@ describe('log level', () => {
     expect(configErrorOf(() => resolve({ cli: { logLevel: 'verbose' } }))).toBe(
       'option --log-level: "verbose" is not a log level (use fatal, error, warn, info, debug, trace)',
     );
+  });
+});
+
+describe('log format', () => {
+  it('takes auto, text and json from any source', () => {
+    expect(resolve({ cli: { logFormat: 'JSON' } }).config.logFormat).toBe('json');
+    expect(resolve({ env: { LXCFS_TS_LOG_FORMAT: 'text' } }).config.logFormat).toBe('text');
+  });
+
+  it('rejects an unknown format', () => {
+    expect(configErrorOf(() => resolve({ cli: { logFormat: 'pretty' } }))).toBe('option --log-format: "pretty" is not a log format (use auto, text, json)');
   });
 });
 
