@@ -13,6 +13,7 @@ import { controlSocketPath, listenForControl } from './control.js';
 import { ServerSupervisor } from './supervisor.js';
 import { BlkioAccounting } from './blkio-accounting.js';
 import { detectCgroupLayout } from '../host/cgroup-layout.js';
+import { VERSION } from '../version.js';
 
 /** Flags that are accepted for compatibility but whose feature has not landed yet. */
 const NOT_YET_IMPLEMENTED: Array<[keyof DaemonConfig, string]> = [
@@ -34,6 +35,7 @@ export async function runDaemon(config: DaemonConfig, log: Logger): Promise<numb
     process.on(signal, () => (stopNow ? stopNow(signal) : (stopRequest ??= signal)));
   }
 
+  const startedAt = Date.now();
   const pidFile = acquirePidFile(config.pidfile);
   let fd: number | undefined;
   let mounted = false;
@@ -63,6 +65,7 @@ export async function runDaemon(config: DaemonConfig, log: Logger): Promise<numb
     fd = openFuseDevice();
     mountFuse({ fd, mountPoint: config.mountpoint, fsType: FS_TYPE, source: FS_SOURCE, options: mountOptions.keep });
     mounted = true;
+    const device = mountsAt(config.mountpoint).at(-1)?.device;
     blkio.start();
     supervisor = new ServerSupervisor({ config, fd, log });
     const init = await supervisor.start();
@@ -94,7 +97,17 @@ export async function runDaemon(config: DaemonConfig, log: Logger): Promise<numb
       } finally {
         notifySystemd(log, 'READY=1');
       }
-    });
+    }, () => ({
+      version: VERSION,
+      pid: process.pid,
+      serverPid: supervisor.serverPid,
+      mountpoint: config.mountpoint,
+      device,
+      startedAt,
+      protocol: `7.${init.minor}`,
+      kernelProtocol: `${init.kernelMajor}.${init.kernelMinor}`,
+      resend: supervisor.resendAvailable,
+    }));
     notifySystemd(log, 'READY=1', `MAINPID=${process.pid}`);
   } catch (err) {
     cleanup();

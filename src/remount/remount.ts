@@ -95,7 +95,7 @@ const TREE_PATHS = new Set(
 /** Below this directory the tree mirrors the host's (lxcfs-tree.ts), so any path may be a mount root. */
 const MIRRORED_DIR = '/sys/devices/system/cpu/';
 
-function isInTree(root: string): boolean {
+export function isInTree(root: string): boolean {
   return TREE_PATHS.has(root) || root.startsWith(MIRRORED_DIR);
 }
 
@@ -123,7 +123,7 @@ export async function remount(options: RemountOptions): Promise<RemountReport> {
 
 /** The mountpoint as mountinfo spells it. Only the parent is resolved: resolving the mountpoint
  * itself would stat a possibly dead FUSE root. */
-function canonicalMountpoint(mountpoint: string): string {
+export function canonicalMountpoint(mountpoint: string): string {
   const absolute = path.resolve(mountpoint);
   try {
     return path.join(fs.realpathSync(path.dirname(absolute)), path.basename(absolute));
@@ -165,7 +165,7 @@ interface HealContext {
 }
 
 /** A mount is hidden when another one is stacked on the same mountpoint on top of it. */
-function isCovered(entry: MountInfoEntry, entries: MountInfoEntry[]): boolean {
+export function isCovered(entry: MountInfoEntry, entries: MountInfoEntry[]): boolean {
   return entries.some((other) => other.parentId === entry.mountId && other.mountPoint === entry.mountPoint);
 }
 
@@ -176,7 +176,7 @@ function visibleLxcfsMounts(entries: MountInfoEntry[]): MountInfoEntry[] {
 
 /** Probes each superblock once: all mounts of one device share its FUSE connection, so one answer says
  * whether all of them are dead (typically one probe after a crash, however many containers). */
-class ConnectionProbes {
+export class ConnectionProbes {
   private readonly states = new Map<string, Promise<MountState>>();
 
   constructor(
