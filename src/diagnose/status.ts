@@ -68,10 +68,11 @@ function readCgroupText(pid: number): string | undefined {
   }
 }
 
-/** The cgroup a person recognises: the v2 line, else the memory controller's. */
+/** The cgroup a person recognises: the memory controller's on v1 (on hybrid hosts the cgroup2 line is
+ * systemd's bookkeeping), else the cgroup2 line. */
 function mainCgroup(text: string): string | undefined {
   const lines = text.split('\n').filter(Boolean).map((line) => line.split(':'));
-  const pick = lines.find((fields) => fields[0] === '0' && fields[1] === '' && fields.slice(2).join(':') !== '/') ?? lines.find((fields) => fields[1]!.split(',').includes('memory'));
+  const pick = lines.find((fields) => fields[1]!.split(',').includes('memory')) ?? lines.find((fields) => fields[0] === '0' && fields[1] === '');
   return pick?.slice(2).join(':');
 }
 
