@@ -14,6 +14,7 @@ import { ServerSupervisor } from './supervisor.js';
 import { BlkioAccounting } from './blkio-accounting.js';
 import { detectCgroupLayout } from '../host/cgroup-layout.js';
 import { VERSION } from '../version.js';
+import { startMetricsEndpoint } from '../metrics/endpoint.js';
 
 /** Flags that are accepted for compatibility but whose feature has not landed yet. */
 const NOT_YET_IMPLEMENTED: Array<[keyof DaemonConfig, string]> = [
@@ -40,11 +41,14 @@ export async function runDaemon(config: DaemonConfig, log: Logger): Promise<numb
   let fd: number | undefined;
   let mounted = false;
   let control: { close(): void } | undefined;
+  let metrics: { close(): void } | undefined;
   // Logs disks whose I/O v1 cgroups do not count; with --enable-blkio-accounting, makes them count.
   const blkio = new BlkioAccounting({ layout: detectCgroupLayout({ procRoot: config.procRoot, cgroupRoot: config.cgroupRoot }), enable: config.enableBlkioAccounting, log });
   const cleanup = (): void => {
     control?.close();
     control = undefined;
+    metrics?.close();
+    metrics = undefined;
     blkio.stop();
     if (mounted) {
       try {
@@ -61,6 +65,15 @@ export async function runDaemon(config: DaemonConfig, log: Logger): Promise<numb
 
   let supervisor: ServerSupervisor;
   try {
+    // First, so that a taken port fails the start before anything is mounted. A scrape before the
+    // supervisor exists finds it undefined.
+    if (config.metrics) {
+      const running = (): ServerSupervisor | undefined => supervisor;
+      metrics = await startMetricsEndpoint(config.metrics, {
+        counts: () => running()?.counts ?? { upgrades: 0, failedUpgrades: 0, restarts: 0 },
+        serverMetrics: async (timeoutMs) => running()?.serverMetrics(timeoutMs),
+      }, log);
+    }
     await prepareMountpoint(config.mountpoint, { force: config.force, log });
     fd = openFuseDevice();
     mountFuse({ fd, mountPoint: config.mountpoint, fsType: FS_TYPE, source: FS_SOURCE, options: mountOptions.keep });
@@ -107,6 +120,7 @@ export async function runDaemon(config: DaemonConfig, log: Logger): Promise<numb
       protocol: `7.${init.minor}`,
       kernelProtocol: `${init.kernelMajor}.${init.kernelMinor}`,
       resend: supervisor.resendAvailable,
+      ...(config.metrics ? { metrics: config.metrics } : {}),
     }));
     notifySystemd(log, 'READY=1', `MAINPID=${process.pid}`);
   } catch (err) {

@@ -62,6 +62,13 @@ const FILES: Record<string, VirtualFile> = {
 /** Paths of every file we serve, relative to the mountpoint (for tests and tools). */
 export const SERVED_FILES = Object.keys(FILES);
 
+/** What each node id is ("/" for the root, "proc", "proc/meminfo", ...), to name request metrics. */
+export const NODE_PATHS: ReadonlyMap<number, string> = new Map([
+  [ROOT, '/'],
+  ...Object.entries(DIRS).map(([dir, ino]): [number, string] => [ino, dir]),
+  ...Object.entries(FILES).map(([file, { ino }]): [number, string] => [ino, file]),
+]);
+
 /** The tree's options from the daemon's configuration (shared by the daemon and `show`). */
 export function treeOptionsFrom(config: DaemonConfig, control: SharedArrayBuffer): TreeOptions {
   return {

@@ -9,6 +9,8 @@ import { SnapshotStore, type SnapshotDump } from '../fuse/snapshots.js';
 import type { DaemonConfig } from './config.js';
 import { ControlField, CONTROL_FIELDS, treeOptionsFrom } from './lxcfs-tree.js';
 import { startLoadavgSampler, type LoadavgSampler } from './loadavg-sampler.js';
+import type { MetricFamily } from '../metrics/families.js';
+import { ServerMetrics } from '../metrics/server-metrics.js';
 
 export const FUSE_FD = 3;
 
@@ -26,13 +28,15 @@ export type SupervisorMessage =
     }
   | { type: 'go'; snapshots?: SnapshotDump; resend: boolean }
   | { type: 'stop'; handoff: boolean }
-  | { type: 'virtualize'; on: boolean };
+  | { type: 'virtualize'; on: boolean }
+  | { type: 'metrics' };
 
 export type ServerMessage =
   | { type: 'ready' }
   | { type: 'serving'; init: InitInfo; resent: boolean }
   | { type: 'stopped'; clean: boolean; snapshots?: SnapshotDump }
-  | { type: 'ended'; reason: string; detail?: string };
+  | { type: 'ended'; reason: string; detail?: string }
+  | { type: 'metrics'; families: MetricFamily[] };
 
 /** Sends to the supervisor; `then` runs once the message is on its way (exiting before that loses it). */
 function send(message: ServerMessage, then?: () => void): void {
@@ -55,9 +59,11 @@ async function serve(start: Extract<SupervisorMessage, { type: 'start' }>): Prom
     fsOptions: treeOptions,
     logLevel: config.logLevel,
     initialized: start.initialized,
+    countRequests: config.metrics !== '',
   });
   let stopping = false;
   let loadavg: LoadavgSampler | undefined;
+  const metrics = server.requestStats && new ServerMetrics({ requestStats: server.requestStats, snapshots: server.snapshots, loadavg: () => loadavg });
 
   const stop = async (handoff: boolean): Promise<void> => {
     if (stopping) return;
@@ -75,6 +81,7 @@ async function serve(start: Extract<SupervisorMessage, { type: 'start' }>): Prom
   process.on('message', (message: SupervisorMessage) => {
     if (message.type === 'stop') void stop(message.handoff);
     else if (message.type === 'virtualize') Atomics.store(flags, ControlField.VIRTUALIZE, message.on ? 1 : 0);
+    else if (message.type === 'metrics') void metrics?.collect().then((families) => send({ type: 'metrics', families }));
     else if (message.type === 'go') {
       if (message.snapshots) SnapshotStore.load(server.snapshots, message.snapshots);
       void begin(message.resend);
