@@ -10,7 +10,7 @@ import { FS_TYPE } from '../daemon/mountpoint.js';
 import { createRenderer } from '../daemon/show.js';
 import { mountsAt, probeFile, readMountInfo, type MountInfoEntry } from '../fuse/mount.js';
 import { findLxcfsNamespaces } from '../remount/namespaces.js';
-import { canonicalMountpoint, ConnectionProbes, isCovered, isInTree } from '../remount/remount.js';
+import { canonicalMountpoint, ConnectionProbes, isInTree } from '../remount/remount.js';
 import { containerIdFromProcCgroup, type ContainerId } from './container-id.js';
 
 /** alive: answers; dead: its daemon is gone (needs `lxcfs-ts remount`); hung: does not answer;
@@ -25,6 +25,8 @@ export interface BoundFile {
   state: BindState;
   /** For shadowed: the filesystem type on top. */
   shadowedBy?: string;
+  /** Its FUSE connection, "major:minor": another daemon's, or an old one, when not the host mount's. */
+  device: string;
 }
 
 /** What the container reads from our files now, computed by the daemon's code for its init. */
@@ -122,14 +124,15 @@ export async function runStatus(config: DaemonConfig, log: Logger): Promise<Stat
     } catch {
       continue; // it exited since the scan
     }
-    const ours = entries.filter((entry) => entry.fsType === FS_TYPE && isInTree(entry.root));
+    // An lxcfs mount covered by another lxcfs mount is the old one below a restarted daemon's: the
+    // container reads the one on top, and the one below is nobody's concern.
+    const coverOf = (entry: MountInfoEntry): MountInfoEntry | undefined => entries.find((other) => other.mountPoint === entry.mountPoint && other.parentId === entry.mountId);
+    const ours = entries.filter((entry) => entry.fsType === FS_TYPE && isInTree(entry.root) && coverOf(entry)?.fsType !== FS_TYPE);
     const files = await Promise.all(
       ours.map(async (entry): Promise<BoundFile> => {
-        const base = { target: entry.mountPoint, source: entry.root };
-        if (isCovered(entry, entries)) {
-          const cover = entries.filter((other) => other.mountPoint === entry.mountPoint && other.parentId === entry.mountId)[0];
-          return { ...base, state: 'shadowed', shadowedBy: cover?.fsType };
-        }
+        const base = { target: entry.mountPoint, source: entry.root, device: entry.device };
+        const cover = coverOf(entry);
+        if (cover) return { ...base, state: 'shadowed', shadowedBy: cover.fsType };
         const state = await probes.state(entry, ns.pid);
         return { ...base, state: state === 'live' ? 'alive' : state };
       }),
@@ -159,7 +162,11 @@ export function formatStatus(report: StatusReport): string {
     const who = c.container ? `${c.container.runtime} ${c.container.id.slice(0, 12)}${c.container.pod ? ` (pod ${c.container.pod})` : ''}` : (c.cgroup ?? 'unknown cgroup');
     const sees = c.sees ? `sees MemTotal ${mib(c.sees.memTotalKb)}, ${c.sees.cpus} CPUs, SwapTotal ${mib(c.sees.swapTotalKb)}` : 'sees none of our files';
     lines.push(`pid ${c.pid}  ${who}  ${c.namespace}  ${sees}`);
-    for (const file of c.files) lines.push(`    ${file.state.padEnd(8)} ${file.target}${file.source !== file.target ? ` (from ${file.source})` : ''}${file.shadowedBy ? `, under a ${file.shadowedBy} mount` : ''}`);
+    for (const file of c.files) {
+      const source = file.source !== file.target ? ` (from ${file.source})` : '';
+      const other = file.state !== 'shadowed' && file.device !== report.device ? `, from another lxcfs mount (${file.device})` : '';
+      lines.push(`    ${file.state.padEnd(8)} ${file.target}${source}${other}${file.shadowedBy ? `, under a ${file.shadowedBy} mount` : ''}`);
+    }
     if (c.advice) lines.push(`    → ${c.advice}`);
   }
   const counts = (['alive', 'dead', 'hung', 'shadowed'] as const).map((state) => `${report.containers.flatMap((c) => c.files).filter((f) => f.state === state).length} ${state}`);

@@ -63,6 +63,7 @@ export class RequestRecorder {
     this.values = new Float64Array(buffer, reader * REGION * Float64Array.BYTES_PER_ELEMENT, REGION);
   }
 
+  /** `seconds`: how long a READ took (other operations are not timed). */
   record(opcode: number, nodeid: number, errno: number, seconds: number): void {
     const node = nodeid < OTHER_NODE ? nodeid : OTHER_NODE;
     const op = OP_INDEX.get(opcode) ?? OTHER_OP;

@@ -72,7 +72,7 @@ export async function startMetricsEndpoint(address: string, sources: MetricsSour
   const server = http.createServer((request, response) => {
     const url = new URL(request.url ?? '/', 'http://localhost');
     if (request.method !== 'GET' || url.pathname !== '/metrics') {
-      response.writeHead(404, { 'content-type': 'text/plain' }).end('lxcfs-ts serves only GET /metrics\n');
+      response.writeHead(404, { 'content-type': 'text/plain', connection: 'close' }).end('lxcfs-ts serves only GET /metrics\n');
       return;
     }
     void (async () => {
@@ -80,10 +80,12 @@ export async function startMetricsEndpoint(address: string, sources: MetricsSour
       serving.set(fromServer ? 1 : 0);
       const own = (await registry.getMetricsAsJSON()) as unknown as MetricFamily[];
       const text = await AggregatorRegistry.aggregate([own, fromServer ?? []]).metrics();
-      response.writeHead(200, { 'content-type': Registry.PROMETHEUS_CONTENT_TYPE }).end(text);
+      // One connection per scrape: a kept-alive one that the server closes when idle races with the
+      // scraper's next request on it ("other side closed"); a scrape every few seconds needs no reuse.
+      response.writeHead(200, { 'content-type': Registry.PROMETHEUS_CONTENT_TYPE, connection: 'close' }).end(text);
     })().catch((err: Error) => {
       log.error({ err }, 'metrics scrape failed');
-      response.writeHead(500, { 'content-type': 'text/plain' }).end(`${err.message}\n`);
+      response.writeHead(500, { 'content-type': 'text/plain', connection: 'close' }).end(`${err.message}\n`);
     });
   });
   const { host, port } = splitAddress(address);
