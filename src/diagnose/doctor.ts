@@ -161,7 +161,7 @@ function checkControllers(layout: CgroupLayout): Check[] {
       return { name, level: 'warn', message: `the ${controller} controller is not available: ${uses} show the host's values`, fix };
     }
     if (version === 2 && !delegated.includes(controller)) {
-      return { name, level: 'warn', message: `${controller} is not enabled for child cgroups (cgroup.subtree_control): containers get no ${controller} files, so ${uses} show the host's values`, fix: `echo +${controller} > ${path.join(hierarchy.mountPoint, 'cgroup.subtree_control')} (systemd does this for units with ${controller === 'io' ? 'IO' : controller === 'cpu' ? 'CPU' : controller === 'memory' ? 'Memory' : 'AllowedCPUs'}… settings)` };
+      return { name, level: 'warn', message: `${controller} is not enabled for child cgroups (cgroup.subtree_control): containers get no ${controller} files, so ${uses} show the host's values`, fix: `echo +${controller} > ${path.join(hierarchy.mountPoint, 'cgroup.subtree_control')} (container runtimes and systemd usually do this)` };
     }
     return { name, level: 'ok', message: `${controller}${version === 1 ? ` (v1, at ${hierarchy.mountPoint})` : ''}: used for ${uses}` };
   });
@@ -183,7 +183,12 @@ function swapAccounting(layout: CgroupLayout): boolean | undefined {
   const memory = findHierarchy(layout, 'memory');
   if (!memory) return undefined;
   if (memory.version === 1) return fs.existsSync(path.join(memory.mountPoint, 'memory.memsw.limit_in_bytes'));
-  const children = fs.readdirSync(memory.mountPoint, { withFileTypes: true }).filter((entry) => entry.isDirectory());
+  let children: fs.Dirent[];
+  try {
+    children = fs.readdirSync(memory.mountPoint, { withFileTypes: true }).filter((entry) => entry.isDirectory());
+  } catch {
+    return undefined;
+  }
   const withMemory = children.filter((child) => fs.existsSync(path.join(memory.mountPoint, child.name, 'memory.max')));
   if (withMemory.length === 0) return undefined;
   return withMemory.some((child) => fs.existsSync(path.join(memory.mountPoint, child.name, 'memory.swap.max')));

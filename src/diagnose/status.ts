@@ -164,7 +164,7 @@ export function formatStatus(report: StatusReport): string {
     lines.push(`pid ${c.pid}  ${who}  ${c.namespace}  ${sees}`);
     for (const file of c.files) {
       const source = file.source !== file.target ? ` (from ${file.source})` : '';
-      const other = file.state !== 'shadowed' && file.device !== report.device ? `, from another lxcfs mount (${file.device})` : '';
+      const other = file.state === 'alive' && file.device !== report.device ? `, from another lxcfs mount (${file.device})` : '';
       lines.push(`    ${file.state.padEnd(8)} ${file.target}${source}${other}${file.shadowedBy ? `, under a ${file.shadowedBy} mount` : ''}`);
     }
     if (c.advice) lines.push(`    → ${c.advice}`);

@@ -182,6 +182,20 @@ describe('when the serving process is stopped (SIGSTOP)', () => {
   });
 });
 
+describe('when the daemon\'s main process is stopped (SIGSTOP)', () => {
+  it('doctor says it does not answer on its control socket (WARN) while the mount still serves', () => {
+    process.kill(daemon.pid, 'SIGSTOP');
+    try {
+      const { status: exit, report } = doctor(['--mountpoint', mnt, '--pidfile', pidFile]);
+      expect(exit).toBeGreaterThanOrEqual(1);
+      expect(check(report, 'daemon')).toMatchObject({ level: 'warn', message: expect.stringMatching(new RegExp(`^lxcfs-ts pid ${daemon.pid} runs but does not answer on .*lxcfs-ts\\.sock`)) });
+      expect(check(report, 'mountpoint')).toMatchObject({ level: 'warn', message: expect.stringMatching(/is live, but not served by the lxcfs-ts of this pid file/) });
+    } finally {
+      process.kill(daemon.pid, 'SIGCONT');
+    }
+  });
+});
+
 describe('after kill -9 of the daemon', () => {
   beforeAll(() => killDaemonHard(daemon), 30_000);
 
