@@ -14,7 +14,6 @@ import { ServerSupervisor } from './supervisor.js';
 import { BlkioAccounting } from './blkio-accounting.js';
 import { detectCgroupLayout } from '../host/cgroup-layout.js';
 import { VERSION } from '../version.js';
-import { startMetricsEndpoint } from '../metrics/endpoint.js';
 
 /** Flags that are accepted for compatibility but whose feature has not landed yet. */
 const NOT_YET_IMPLEMENTED: Array<[keyof DaemonConfig, string]> = [
@@ -69,6 +68,8 @@ export async function runDaemon(config: DaemonConfig, log: Logger): Promise<numb
     // supervisor exists finds it undefined.
     if (config.metrics) {
       const running = (): ServerSupervisor | undefined => supervisor;
+      // Loaded only when on: prom-client adds to every start's module loading.
+      const { startMetricsEndpoint } = await import('../metrics/endpoint.js');
       metrics = await startMetricsEndpoint(config.metrics, {
         counts: () => running()?.counts ?? { upgrades: 0, failedUpgrades: 0, restarts: 0 },
         serverMetrics: async (timeoutMs) => running()?.serverMetrics(timeoutMs),

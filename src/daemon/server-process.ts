@@ -10,7 +10,7 @@ import type { DaemonConfig } from './config.js';
 import { ControlField, CONTROL_FIELDS, treeOptionsFrom } from './lxcfs-tree.js';
 import { startLoadavgSampler, type LoadavgSampler } from './loadavg-sampler.js';
 import type { MetricFamily } from '../metrics/families.js';
-import { ServerMetrics } from '../metrics/server-metrics.js';
+import type { ServerMetrics } from '../metrics/server-metrics.js';
 
 export const FUSE_FD = 3;
 
@@ -63,7 +63,7 @@ async function serve(start: Extract<SupervisorMessage, { type: 'start' }>): Prom
   });
   let stopping = false;
   let loadavg: LoadavgSampler | undefined;
-  const metrics = server.requestStats && new ServerMetrics({ requestStats: server.requestStats, snapshots: server.snapshots, loadavg: () => loadavg });
+  let metrics: ServerMetrics | undefined;
 
   const stop = async (handoff: boolean): Promise<void> => {
     if (stopping) return;
@@ -104,6 +104,12 @@ async function serve(start: Extract<SupervisorMessage, { type: 'start' }>): Prom
     log.debug({ resend, resent }, 'reading');
   };
 
+  // Loaded only with --metrics (prom-client adds to every start's module loading), and only once the
+  // supervisor's messages have their handlers.
+  if (server.requestStats) {
+    const { ServerMetrics } = await import('../metrics/server-metrics.js');
+    metrics = new ServerMetrics({ requestStats: server.requestStats, snapshots: server.snapshots, loadavg: () => loadavg });
+  }
   await server.prepare();
   // Off the request path: the readers only look up the table this thread updates every 5 s.
   if (!stopping) loadavg = startLoadavgSampler(treeOptions, log);

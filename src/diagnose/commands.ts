@@ -4,8 +4,6 @@
 import { Command } from 'commander';
 import { pino } from 'pino';
 import { CONFIG_ENV_VAR, resolveConfig, type DaemonConfig } from '../daemon/config.js';
-import { exitStatus, formatDoctor, runDoctor } from './doctor.js';
-import { formatStatus, runStatus } from './status.js';
 
 interface CommonFlags {
   mountpoint?: string;
@@ -32,6 +30,8 @@ export function doctorCommand(): Command {
   return withCommonOptions(new Command('doctor'))
     .description('check the host for lxcfs-ts (FUSE, cgroups, swap and I/O accounting, mount, propagation, runc, daemon); exit 0 OK, 1 WARN, 2 FAIL')
     .action(async (flags: CommonFlags) => {
+      // Loaded when run, not whenever the command line is parsed (the daemon's start parses it too).
+      const { exitStatus, formatDoctor, runDoctor } = await import('./doctor.js');
       const report = await runDoctor(configFrom(flags));
       process.stdout.write(flags.json ? JSON.stringify(report) + '\n' : formatDoctor(report));
       process.exitCode = exitStatus(report);
@@ -43,6 +43,7 @@ export function statusCommand(): Command {
     .description('list the containers that bind our files: which container, the state of each bind, and what it reads now (read-only)')
     .action(async (flags: CommonFlags) => {
       const config = configFrom(flags);
+      const { formatStatus, runStatus } = await import('./status.js');
       const report = await runStatus(config, pino({ level: 'warn' }, pino.destination(2)));
       if (flags.json) process.stdout.write(JSON.stringify(report) + '\n');
       else if (report.error) process.stderr.write(`lxcfs-ts status: ${report.error}\n`);

@@ -160,12 +160,12 @@ export function formatStatus(report: StatusReport): string {
   const lines = [`mount ${report.mountpoint}: ${report.live ? `live (${report.device})` : report.device ? `not answering (${report.device})` : 'nothing mounted'}`];
   for (const c of report.containers) {
     const who = c.container ? `${c.container.runtime} ${c.container.id.slice(0, 12)}${c.container.pod ? ` (pod ${c.container.pod})` : ''}` : (c.cgroup ?? 'unknown cgroup');
-    const sees = c.sees ? `sees MemTotal ${mib(c.sees.memTotalKb)}, ${c.sees.cpus} CPUs, SwapTotal ${mib(c.sees.swapTotalKb)}` : 'sees none of our files';
+    const sees = c.sees ? `sees MemTotal ${mib(c.sees.memTotalKb)}, ${c.sees.cpus} CPU${c.sees.cpus === 1 ? '' : 's'}, SwapTotal ${mib(c.sees.swapTotalKb)}` : 'reads none of our files from a live mount';
     lines.push(`pid ${c.pid}  ${who}  ${c.namespace}  ${sees}`);
     for (const file of c.files) {
       const source = file.source !== file.target ? ` (from ${file.source})` : '';
       const other = file.state === 'alive' && file.device !== report.device ? `, from another lxcfs mount (${file.device})` : '';
-      lines.push(`    ${file.state.padEnd(8)} ${file.target}${source}${other}${file.shadowedBy ? `, under a ${file.shadowedBy} mount` : ''}`);
+      lines.push(`    ${file.state.padEnd(8)} ${file.target}${source}${other}${file.shadowedBy ? `, covered by a mount of type ${file.shadowedBy}` : ''}`);
     }
     if (c.advice) lines.push(`    → ${c.advice}`);
   }

@@ -162,8 +162,8 @@ describe('status', () => {
     expect(entry.files.find((file) => file.target === '/proc/meminfo')!.shadowedBy).toBeTruthy();
     expect(entry.advice).toMatch(/shadowed binds/);
     const text = cli('status', ['--mountpoint', mnt]).stdout;
-    expect(text).toMatch(new RegExp(`^pid ${shadowed.pid} .*\\n(?: {4}.*\\n)*? {4}shadowed /proc/meminfo, under a \\S+ mount$`, 'm'));
-    expect(text).toMatch(new RegExp(`^pid ${docker.pid} {2}docker ${DOCKER_ID.slice(0, 12)} .* sees MemTotal 256 MiB, 1 CPUs, SwapTotal 0 MiB$`, 'm'));
+    expect(text).toMatch(new RegExp(`^pid ${shadowed.pid} .*\\n(?: {4}.*\\n)*? {4}shadowed /proc/meminfo, covered by a mount of type \\S+$`, 'm'));
+    expect(text).toMatch(new RegExp(`^pid ${docker.pid} {2}docker ${DOCKER_ID.slice(0, 12)} .* sees MemTotal 256 MiB, 1 CPU, SwapTotal 0 MiB$`, 'm'));
   });
 });
 
