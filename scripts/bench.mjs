@@ -40,7 +40,10 @@
 //     pid namespace, in its own memory, cpu, cpuacct and cpuset cgroups (different limits); it reads every
 //     file of both daemons in turn on command. One container alone, then all round-robin, the same number
 //     of samples each; p50/p99 per file, p99 growth, RSS, and a MemTotal check in three containers.
-//  5d. metrics cost: a second lxcfs-ts with --metrics on 127.0.0.1 (scraped every second meanwhile, as
+//  5d. webhook (scripts/bench-webhook.mjs): `lxcfs-ts webhook` on a free port, AdmissionReviews of a
+//     3-container pod over kept-alive HTTPS from 1 client, then 8 concurrent client threads; p50/p99
+//     per review and reviews per second.
+//  5e. metrics cost: a second lxcfs-ts with --metrics on 127.0.0.1 (scraped every second meanwhile, as
 //     Prometheus would, only faster); the latency client interleaves it with the first (metrics off) on
 //     meminfo, uptime and stat; p50/p99 per file with metrics on / off.
 //  6. prints the tables, writes raw JSON (--json PATH, default a temp file) and an SVG chart
@@ -58,6 +61,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { benchWebhook, formatWebhook } from './bench-webhook.mjs';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const ROOT = path.resolve(HERE, '..');
@@ -79,6 +83,7 @@ const USAGE = `usage: node scripts/bench.mjs [options]
   --containers N     simulated containers of the scale phase (default 200, quick 20)
   --no-scale         skip the scale phase
   --no-metrics-cost  skip the metrics cost phase (lxcfs-ts with --metrics next to one without)
+  --no-webhook       skip the webhook phase (scripts/bench-webhook.mjs: AdmissionReviews with 1 and 8 clients)
   --cfs              start both daemons with --enable-cfs
   --no-samples       leave the per-iteration samples out of the JSON
   -h, --help         this text`;
@@ -91,6 +96,7 @@ try {
       containers: { type: 'string' },
       'no-scale': { type: 'boolean', default: false },
       'no-metrics-cost': { type: 'boolean', default: false },
+      'no-webhook': { type: 'boolean', default: false },
       json: { type: 'string' },
       targets: { type: 'string', default: 'ts,lxcfs,host' },
       iters: { type: 'string' },
@@ -160,6 +166,8 @@ const CFG = {
   cfs: opts.cfs,
   metricsCost: !opts['no-metrics-cost'],
   metricsFiles: ['meminfo', 'uptime', 'stat'],
+  webhook: !opts['no-webhook'],
+  webhookReviews: Q ? 400 : 8000,
   mountTimeoutMs: 20000,
   sampleMs: 250,
 };
@@ -1147,6 +1155,10 @@ function printReport(R) {
     }
     L.push(`  p99 growth (median over files): lxcfs-ts ${fmtX(sc.overall_p99_growth.ts)}, lxcfs ${fmtX(sc.overall_p99_growth.lxcfs)}; RSS max during the ${sc.containers}-container run: lxcfs-ts ${fmtMB(sc.rss_max.ts)}, lxcfs ${fmtMB(sc.rss_max.lxcfs)}`);
   }
+  if (R.webhook) {
+    L.push('');
+    L.push(formatWebhook(R.webhook));
+  }
   if (R.targets?.length) {
     L.push('');
     L.push('Targets (issue 8)');
@@ -1599,6 +1611,10 @@ async function main() {
   if (CFG.metricsCost && has('ts')) {
     step(`metrics cost: lxcfs-ts with --metrics (scraped every second) next to lxcfs-ts without, ${CFG.metricsFiles.join(', ')}`);
     R.metrics = await phaseMetricsCost(bin, cg);
+  }
+  if (CFG.webhook) {
+    step(`webhook: ${CFG.webhookReviews} AdmissionReviews with 1 client, then with 8`);
+    R.webhook = await benchWebhook({ reviews: CFG.webhookReviews });
   }
   R.daemon_logs = Object.fromEntries(state.daemons.map((d) => [d.id, (readText(d.log) || '').slice(0, 8192)]));
   R.cost.series = series;

@@ -10,7 +10,7 @@ import { upgradeCommand } from './daemon/upgrade.js';
 import { remountCommand } from './remount/command.js';
 import { doctorCommand, statusCommand } from './diagnose/commands.js';
 import { VERSION } from './version.js';
-
+import { webhookCommand } from './webhook/command.js';
 
 function fail(message: string): never {
   process.stderr.write(`lxcfs-ts: ${message}\n`);
@@ -61,6 +61,7 @@ program.addCommand(upgradeCommand());
 program.addCommand(remountCommand());
 program.addCommand(doctorCommand());
 program.addCommand(statusCommand());
+program.addCommand(webhookCommand());
 
 try {
   await program.parseAsync(process.argv);
