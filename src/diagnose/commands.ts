@@ -4,12 +4,14 @@
 import { Command } from 'commander';
 import { pino } from 'pino';
 import { CONFIG_ENV_VAR, resolveConfig, type DaemonConfig } from '../daemon/config.js';
+import { parseSeconds } from '../remount/command.js';
 
 interface CommonFlags {
   mountpoint?: string;
   pidfile?: string;
   config?: string;
   json: boolean;
+  timeout: number;
 }
 
 function configFrom(flags: CommonFlags): DaemonConfig {
@@ -23,6 +25,7 @@ function withCommonOptions(command: Command): Command {
     .option('-p, --pidfile <file>', 'pid file of the daemon (default: from the config, else /run/lxcfs-ts.pid)')
     .option('--config <file>', `config file as for the daemon (or $${CONFIG_ENV_VAR})`)
     .option('--json', 'print one JSON object instead of text', false)
+    .option('--timeout <s>', 'seconds a mount may take to answer before it counts as hung', parseSeconds, 1.5)
     .allowExcessArguments(false);
 }
 
@@ -32,7 +35,7 @@ export function doctorCommand(): Command {
     .action(async (flags: CommonFlags) => {
       // Loaded when run, not whenever the command line is parsed (the daemon's start parses it too).
       const { exitStatus, formatDoctor, runDoctor } = await import('./doctor.js');
-      const report = await runDoctor(configFrom(flags));
+      const report = await runDoctor(configFrom(flags), flags.timeout * 1000);
       process.stdout.write(flags.json ? JSON.stringify(report) + '\n' : formatDoctor(report));
       process.exitCode = exitStatus(report);
     });
@@ -44,7 +47,7 @@ export function statusCommand(): Command {
     .action(async (flags: CommonFlags) => {
       const config = configFrom(flags);
       const { formatStatus, runStatus } = await import('./status.js');
-      const report = await runStatus(config, pino({ level: 'warn' }, pino.destination(2)));
+      const report = await runStatus(config, pino({ level: 'warn' }, pino.destination(2)), flags.timeout * 1000);
       if (flags.json) process.stdout.write(JSON.stringify(report) + '\n');
       else if (report.error) process.stderr.write(`lxcfs-ts status: ${report.error}\n`);
       else process.stdout.write(formatStatus(report));

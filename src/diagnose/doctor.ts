@@ -37,7 +37,6 @@ export interface DoctorReport {
   level: Level;
 }
 
-const PROBE_TIMEOUT_MS = 1500;
 const CONTROL_TIMEOUT_MS = 2000;
 const RANK: Record<Level, number> = { ok: 0, warn: 1, fail: 2 };
 
@@ -46,7 +45,8 @@ export function exitStatus(report: DoctorReport): number {
   return RANK[report.level];
 }
 
-export async function runDoctor(config: DaemonConfig): Promise<DoctorReport> {
+/** `probeTimeoutMs`: how long the mount may take to answer before it counts as hung. */
+export async function runDoctor(config: DaemonConfig, probeTimeoutMs: number): Promise<DoctorReport> {
   const mountpoint = canonicalMountpoint(config.mountpoint);
   const layout = detectCgroupLayout({ procRoot: config.procRoot, cgroupRoot: config.cgroupRoot });
   const daemon = await askDaemon(config.pidfile);
@@ -59,7 +59,7 @@ export async function runDoctor(config: DaemonConfig): Promise<DoctorReport> {
     checkPressure(config.procRoot),
     checkSwap(layout, config),
     checkIoAccounting(layout, config),
-    await checkMountpoint(mountpoint, daemon),
+    await checkMountpoint(mountpoint, daemon, probeTimeoutMs),
     checkPropagation(mountpoint),
     checkRunc(),
     daemon.check,
@@ -273,18 +273,18 @@ async function askDaemon(pidfile: string): Promise<DaemonAnswer> {
   }
 }
 
-async function checkMountpoint(mountpoint: string, daemon: DaemonAnswer): Promise<Check> {
+async function checkMountpoint(mountpoint: string, daemon: DaemonAnswer, probeTimeoutMs: number): Promise<Check> {
   const name = 'mountpoint';
   const top = mountsAt(mountpoint).at(-1);
   if (!top) return { name, level: 'fail', message: `nothing is mounted on ${mountpoint}: containers that bind its files get empty files or errors`, fix: 'start the daemon (systemctl start lxcfs-ts), or pass --mountpoint' };
   if (top.fsType !== FS_TYPE) return { name, level: 'fail', message: `${mountpoint} has a ${top.fsType} filesystem (source "${top.source}"), not ${FS_TYPE}`, fix: 'unmount it or choose another mountpoint' };
-  const probe = await probeFile(path.join(mountpoint, 'proc/uptime'), PROBE_TIMEOUT_MS);
+  const probe = await probeFile(path.join(mountpoint, 'proc/uptime'), probeTimeoutMs);
   const minor = top.device.split(':')[1];
   if (probe.state === 'dead') {
     return { name, level: 'fail', message: `the lxcfs mount on ${mountpoint} is dead (its daemon is gone): containers that bound its files read "Transport endpoint is not connected"`, fix: 'start the daemon (it clears the dead mount), then re-bind containers: lxcfs-ts remount' };
   }
   if (probe.state === 'hung') {
-    return { name, level: 'fail', message: `the lxcfs mount on ${mountpoint} does not answer within ${PROBE_TIMEOUT_MS} ms: its daemon is stuck or stopped, and every reader hangs`, fix: `restart the daemon with --force (it aborts the connection), or abort it yourself: echo 1 > ${FUSECTL_DIR}/${minor}/abort` };
+    return { name, level: 'fail', message: `the lxcfs mount on ${mountpoint} does not answer within ${probeTimeoutMs} ms: its daemon is stuck or stopped, and every reader hangs`, fix: `restart the daemon with --force (it aborts the connection), or abort it yourself: echo 1 > ${FUSECTL_DIR}/${minor}/abort` };
   }
   if (daemon.status?.device === top.device) return { name, level: 'ok', message: `${mountpoint} is live and served by lxcfs-ts pid ${daemon.status.pid}` };
   return {

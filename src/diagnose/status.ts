@@ -60,7 +60,6 @@ export interface StatusReport {
   error?: string;
 }
 
-const PROBE_TIMEOUT_MS = 1500;
 
 function readCgroupText(pid: number): string | undefined {
   try {
@@ -106,15 +105,16 @@ function advise(files: BoundFile[]): string | undefined {
   return advice.length ? advice.join('; ') : undefined;
 }
 
-export async function runStatus(config: DaemonConfig, log: Logger): Promise<StatusReport> {
+/** `probeTimeoutMs`: how long a mount may take to answer before it counts as hung. */
+export async function runStatus(config: DaemonConfig, log: Logger, probeTimeoutMs: number): Promise<StatusReport> {
   const mountpoint = canonicalMountpoint(config.mountpoint);
   if (process.getuid?.() !== 0) return { mountpoint, live: false, containers: [], error: 'status must run as root: it reads other processes\' mount tables' };
   const top = mountsAt(mountpoint).filter((entry) => entry.fsType === FS_TYPE).at(-1);
-  const live = top !== undefined && (await probeFile(path.join(mountpoint, 'proc/uptime'), PROBE_TIMEOUT_MS)).state === 'live';
+  const live = top !== undefined && (await probeFile(path.join(mountpoint, 'proc/uptime'), probeTimeoutMs)).state === 'live';
   const found = findLxcfsNamespaces();
   if (!found.ok) return { mountpoint, live, device: top?.device, containers: [], error: found.error };
   // A mount of the live superblock needs no probe; any other is probed once per superblock.
-  const probes = new ConnectionProbes(live ? top!.device : '', PROBE_TIMEOUT_MS);
+  const probes = new ConnectionProbes(live ? top!.device : '', probeTimeoutMs);
   const render = createRenderer(config, log);
   const containers: ContainerStatus[] = [];
   for (const ns of found.value) {

@@ -39,7 +39,7 @@ afterAll(() => cleanup.run());
 
 describe('doctor on cgroup2 and Linux 6.1', () => {
   it('says the layout, which controllers reach containers, no RESEND (WARN), and accounted swap', () => {
-    const result = run(LXCFS_TS, ['doctor', '--mountpoint', mnt, '--pidfile', pidFile, '--json'], { timeout: 170_000 });
+    const result = run(LXCFS_TS, ['doctor', '--mountpoint', mnt, '--pidfile', pidFile, '--json', '--timeout', '20'], { timeout: 170_000 });
     const report = JSON.parse(result.stdout) as DoctorReport;
     expect(result.status).toBe(report.checks.some((c) => c.level === 'fail') ? 2 : report.checks.some((c) => c.level === 'warn') ? 1 : 0);
     expect(check(report, 'cgroup-layout').message).toBe('cgroup v2 (unified)');
@@ -54,7 +54,7 @@ describe('doctor on cgroup2 and Linux 6.1', () => {
 
   it('swap: the zram swap is accounted per cgroup (memory.swap.*) once a child cgroup has memory', () => {
     makeCgroup(cleanup, { 'memory.max': `${100 * MiB}` });
-    const report = JSON.parse(run(LXCFS_TS, ['doctor', '--mountpoint', mnt, '--pidfile', pidFile, '--json'], { timeout: 170_000 }).stdout) as DoctorReport;
+    const report = JSON.parse(run(LXCFS_TS, ['doctor', '--mountpoint', mnt, '--pidfile', pidFile, '--json', '--timeout', '20'], { timeout: 170_000 }).stdout) as DoctorReport;
     expect(check(report, 'swap')).toEqual({ name: 'swap', level: 'ok', message: '256 MiB of swap on the host, accounted per cgroup (memory.swap.*)' });
   });
 });
@@ -72,7 +72,7 @@ describe('status on cgroup2', () => {
   });
 
   it('lists the container with its Docker id, alive binds and its memory limit', () => {
-    const result = run(LXCFS_TS, ['status', '--mountpoint', mnt, '--json'], { timeout: 170_000 });
+    const result = run(LXCFS_TS, ['status', '--mountpoint', mnt, '--json', '--timeout', '20'], { timeout: 170_000 });
     expect(result.status, result.stderr).toBe(0);
     const entry = (JSON.parse(result.stdout) as StatusReport).containers.find((c) => c.pid === containerPid);
     expect(entry, `pid ${containerPid} in ${result.stdout}`).toBeDefined();
