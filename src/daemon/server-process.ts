@@ -7,8 +7,10 @@ import { FuseServer } from '../fuse/server.js';
 import type { InitInfo } from '../fuse/session.js';
 import { SnapshotStore, type SnapshotDump } from '../fuse/snapshots.js';
 import type { DaemonConfig } from './config.js';
-import { ControlField, CONTROL_FIELDS, treeOptionsFrom } from './lxcfs-tree.js';
-import { startLoadavgSampler, type LoadavgSampler } from './loadavg-sampler.js';
+import { ControlField, CONTROL_FIELDS, treeOptionsFrom } from '../lxcfs/tree.js';
+import { startLoadavgSampler, type LoadavgSampler } from '../lxcfs/loadavg-sampler.js';
+import { SharedTable } from '../lxcfs/shared-table.js';
+import { inheritedStateFile } from './state-files.js';
 import type { MetricFamily } from '../metrics/families.js';
 import type { ServerMetrics } from '../metrics/server-metrics.js';
 
@@ -50,12 +52,12 @@ async function serve(start: Extract<SupervisorMessage, { type: 'start' }>): Prom
   const control = new SharedArrayBuffer(CONTROL_FIELDS * 4);
   const flags = new Int32Array(control);
   Atomics.store(flags, ControlField.VIRTUALIZE, start.virtualize ? 1 : 0);
-  const treeOptions = treeOptionsFrom(config, control);
+  const treeOptions = treeOptionsFrom(config, control, { cpu: inheritedStateFile('cpu'), loadavg: inheritedStateFile('loadavg') });
   const server = new FuseServer({
     fd: FUSE_FD,
     mountPoint: config.mountpoint,
     readers: config.readers,
-    fsModule: new URL('./lxcfs-tree.js', import.meta.url).href,
+    fsModule: new URL('../lxcfs/tree.js', import.meta.url).href,
     fsOptions: treeOptions,
     logLevel: config.logLevel,
     initialized: start.initialized,
@@ -98,10 +100,17 @@ async function serve(start: Extract<SupervisorMessage, { type: 'start' }>): Prom
   });
 
   const begin = async (resend: boolean): Promise<void> => {
+    // Continue the predecessor's per-cgroup state (it wrote every change before answering), then sample
+    // and read: nothing of ours has touched the tables before this point.
+    const restored = {
+      cpu: new SharedTable(treeOptions.cpuState.table).restore(),
+      loadavg: treeOptions.loadavgTable === undefined ? 0 : new SharedTable(treeOptions.loadavgTable).restore(),
+    };
+    if (!stopping) loadavg = startLoadavgSampler(treeOptions, log);
     const resent = server.release({ resend });
     const init = await server.initialized();
     send({ type: 'serving', init, resent });
-    log.debug({ resend, resent }, 'reading');
+    log.debug({ resend, resent, restored }, 'reading');
   };
 
   // Loaded only with --metrics (prom-client adds to every start's module loading), and only once the
@@ -111,8 +120,6 @@ async function serve(start: Extract<SupervisorMessage, { type: 'start' }>): Prom
     metrics = new ServerMetrics({ requestStats: server.requestStats, snapshots: server.snapshots, loadavg: () => loadavg });
   }
   await server.prepare();
-  // Off the request path: the readers only look up the table this thread updates every 5 s.
-  if (!stopping) loadavg = startLoadavgSampler(treeOptions, log);
   send({ type: 'ready' });
   if (!start.waitForGo) await begin(start.resend);
 }

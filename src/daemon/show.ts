@@ -7,8 +7,9 @@ import { Command } from 'commander';
 import { Errno } from '../fuse/abi.js';
 import { CONFIG_ENV_VAR, resolveConfig, type DaemonConfig } from './config.js';
 import { pino, type Logger } from 'pino';
-import { buildTree, CONTROL_FIELDS, ControlField, SERVED_FILES, treeOptionsFrom } from './lxcfs-tree.js';
-import { createViews } from './views.js';
+import { bindFiles } from '../lxcfs/bind.js';
+import { SERVED_FILES } from '../lxcfs/paths.js';
+import { buildTree, CONTROL_FIELDS, ControlField, treeOptionsFrom } from '../lxcfs/tree.js';
 import type { DirNode, FileNode } from '../fuse/static-tree.js';
 
 /** Accepts `meminfo`, `proc/meminfo`, `/proc/meminfo`, `online`, `pressure/cpu`, ... */
@@ -29,7 +30,7 @@ export function createRenderer(config: DaemonConfig, log: Logger): (file: string
   const control = new SharedArrayBuffer(CONTROL_FIELDS * 4);
   Atomics.store(new Int32Array(control), ControlField.VIRTUALIZE, 1);
   const treeOptions = treeOptionsFrom(config, control);
-  const root = buildTree(treeOptions, createViews(treeOptions, log));
+  const root = buildTree(treeOptions, bindFiles(treeOptions, log));
   return (file, pid) => findFile(root, file).render({ pid, uid: 0, gid: 0 });
 }
 

@@ -15,6 +15,7 @@ import type { InitInfo } from '../fuse/session.js';
 import type { DaemonConfig } from './config.js';
 import type { UpgradeOutcome } from './control.js';
 import { FUSE_FD, type ServerMessage, type SupervisorMessage } from './server-process.js';
+import { openStateFile, STATE_FDS } from './state-files.js';
 import type { MetricFamily } from '../metrics/families.js';
 
 const SERVER_SCRIPT = new URL('./server-process.js', import.meta.url);
@@ -44,11 +45,14 @@ export class ServerSupervisor extends EventEmitter<SupervisorEvents> {
   private recentCrashes: number[] = [];
   /** For the metrics endpoint: upgrades done and refused, serving processes restarted after a crash. */
   readonly counts = { upgrades: 0, failedUpgrades: 0, restarts: 0 };
+  /** The per-cgroup state every serving process inherits and continues (state-files.ts). */
+  private readonly stateFiles: Array<number | undefined>;
 
   constructor(
     private readonly options: { config: DaemonConfig; fd: number; log: Logger },
   ) {
     super();
+    this.stateFiles = Object.keys(STATE_FDS).map(() => openStateFile(options.log));
   }
 
   get negotiated(): InitInfo | undefined {
@@ -89,7 +93,7 @@ export class ServerSupervisor extends EventEmitter<SupervisorEvents> {
         successor.child.kill('SIGKILL');
         const why = `the new serving process did not get ready: ${(err as Error).message}; the old one keeps serving`;
         log.error(why);
-        throw new Error(why);
+        throw new Error(why, { cause: err });
       }
       // From here on the old process must not be restarted when it exits.
       this.current = undefined;
@@ -152,7 +156,7 @@ export class ServerSupervisor extends EventEmitter<SupervisorEvents> {
     // hosts notice.
     const node = [process.execPath, '--disable-sigusr1', '--max-semi-space-size=1', SERVER_SCRIPT.pathname];
     const child = spawn('/bin/sh', ['-c', 'trap "" USR1; exec "$0" "$@"', ...node], {
-      stdio: ['ignore', 'inherit', 'inherit', fd, 'ipc'],
+      stdio: ['ignore', 'inherit', 'inherit', fd, 'ipc', ...this.stateFiles.map((file) => file ?? 'ignore')],
       env,
     });
     if (child.stdio.length <= FUSE_FD) throw new Error('the serving process did not get the FUSE fd');

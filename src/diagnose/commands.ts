@@ -31,7 +31,9 @@ function withCommonOptions(command: Command): Command {
 
 export function doctorCommand(): Command {
   return withCommonOptions(new Command('doctor'))
-    .description('check the host for lxcfs-ts (FUSE, cgroups, swap and I/O accounting, mount, propagation, runc, daemon); exit 0 OK, 1 WARN, 2 FAIL')
+    .description(
+      'check the host for lxcfs-ts (FUSE, cgroups, swap and I/O accounting, mount, propagation, runc, daemon); exit 0 OK, 1 WARN, 2 FAIL',
+    )
     .action(async (flags: CommonFlags) => {
       // Loaded when run, not whenever the command line is parsed (the daemon's start parses it too).
       const { exitStatus, formatDoctor, runDoctor } = await import('./doctor.js');
@@ -43,7 +45,9 @@ export function doctorCommand(): Command {
 
 export function statusCommand(): Command {
   return withCommonOptions(new Command('status'))
-    .description('list the containers that bind our files: which container, the state of each bind, and what it reads now (read-only)')
+    .description(
+      'list the containers that bind our files: which container, the state of each bind, and what it reads now (read-only)',
+    )
     .action(async (flags: CommonFlags) => {
       const config = configFrom(flags);
       const { formatStatus, runStatus } = await import('./status.js');

@@ -28,7 +28,10 @@ const PATTERNS: Array<[RegExp, string]> = [
 
 /** The pod uid in kubepods paths: "pod<uid>" (cgroupfs) or "kubepods-<qos>-pod<uid_with_underscores>.slice". */
 function podOf(cgroupPath: string): string | undefined {
-  const match = /(?:^|\/|-)pod([0-9a-f]{8}[-_][0-9a-f]{4}[-_][0-9a-f]{4}[-_][0-9a-f]{4}[-_][0-9a-f]{12})(?:\.slice)?(?:\/|$)/.exec(cgroupPath);
+  const match =
+    /(?:^|\/|-)pod([0-9a-f]{8}[-_][0-9a-f]{4}[-_][0-9a-f]{4}[-_][0-9a-f]{4}[-_][0-9a-f]{12})(?:\.slice)?(?:\/|$)/.exec(
+      cgroupPath,
+    );
   return match?.[1]!.replaceAll('_', '-');
 }
 

@@ -7,11 +7,11 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { FS_TYPE } from '../daemon/mountpoint.js';
-import { ACCOUNTING_CGROUP } from '../daemon/blkio-accounting.js';
+import { ACCOUNTING_CGROUP } from '../lxcfs/blkio-accounting.js';
 import type { DaemonConfig } from '../daemon/config.js';
 import { controlSocketPath, requestControl, type DaemonStatus } from '../daemon/control.js';
 import { isLxcfsTsProcess } from '../daemon/pidfile.js';
-import { SERVED_FILES } from '../daemon/lxcfs-tree.js';
+import { SERVED_FILES } from '../lxcfs/paths.js';
 import { mountsAt, probeFile, readMountInfo, FUSECTL_DIR, type MountInfoEntry } from '../fuse/mount.js';
 import { detectCgroupLayout, findHierarchy, type CgroupLayout } from '../host/cgroup-layout.js';
 import { accountedDevices, listDisks } from '../host/io.js';
@@ -74,14 +74,30 @@ function checkFuseDevice(): Check {
   try {
     stat = fs.statSync('/dev/fuse');
   } catch {
-    return { name, level: 'fail', message: '/dev/fuse does not exist', fix: 'load the module (modprobe fuse); in a container, pass --device /dev/fuse and CAP_SYS_ADMIN' };
+    return {
+      name,
+      level: 'fail',
+      message: '/dev/fuse does not exist',
+      fix: 'load the module (modprobe fuse); in a container, pass --device /dev/fuse and CAP_SYS_ADMIN',
+    };
   }
-  if (!stat.isCharacterDevice()) return { name, level: 'fail', message: '/dev/fuse is not a character device', fix: 'remove it and load the fuse module (modprobe fuse), which creates it' };
+  if (!stat.isCharacterDevice())
+    return {
+      name,
+      level: 'fail',
+      message: '/dev/fuse is not a character device',
+      fix: 'remove it and load the fuse module (modprobe fuse), which creates it',
+    };
   try {
     // Opening without mounting is harmless: the connection only exists once mounted.
     fs.closeSync(fs.openSync('/dev/fuse', 'r+'));
   } catch (err) {
-    return { name, level: 'fail', message: `/dev/fuse cannot be opened: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, fix: 'run as root; in a container, add the device to its device cgroup (--device /dev/fuse)' };
+    return {
+      name,
+      level: 'fail',
+      message: `/dev/fuse cannot be opened: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`,
+      fix: 'run as root; in a container, add the device to its device cgroup (--device /dev/fuse)',
+    };
   }
   return { name, level: 'ok', message: '/dev/fuse opens' };
 }
@@ -99,10 +115,17 @@ function atLeast([major, minor]: [number, number], wantMajor: number, wantMinor:
 function checkFuseProtocol(status: DaemonStatus | undefined): Check {
   const name = 'fuse-protocol';
   const release = os.release();
-  const negotiated = status ? `; the daemon negotiated FUSE ${status.protocol} with the kernel's ${status.kernelProtocol}` : '';
+  const negotiated = status
+    ? `; the daemon negotiated FUSE ${status.protocol} with the kernel's ${status.kernelProtocol}`
+    : '';
   // The daemon knows for sure (the kernel announces it in INIT); without one, the kernel version tells.
   const resend = status ? status.resend : atLeast(kernelVersion(release), 6, 9);
-  if (resend) return { name, level: 'ok', message: `Linux ${release}${negotiated}; the kernel can replay requests of a crashed serving process (FUSE_NOTIFY_RESEND)` };
+  if (resend)
+    return {
+      name,
+      level: 'ok',
+      message: `Linux ${release}${negotiated}; the kernel can replay requests of a crashed serving process (FUSE_NOTIFY_RESEND)`,
+    };
   return {
     name,
     level: 'warn',
@@ -114,20 +137,31 @@ function checkFuseProtocol(status: DaemonStatus | undefined): Check {
 function checkRequestTimeout(): Check[] {
   const timeout = Number(readTextFile('/proc/sys/fs/fuse/default_request_timeout')?.trim() ?? 0);
   if (!(timeout > 0)) return [];
-  return [{
-    name: 'fuse-timeout',
-    level: 'warn',
-    message: `fs.fuse.default_request_timeout is ${timeout} s: one request slower than that aborts the whole mount, and every container's view with it`,
-    fix: 'sysctl -w fs.fuse.default_request_timeout=0',
-  }];
+  return [
+    {
+      name: 'fuse-timeout',
+      level: 'warn',
+      message: `fs.fuse.default_request_timeout is ${timeout} s: one request slower than that aborts the whole mount, and every container's view with it`,
+      fix: 'sysctl -w fs.fuse.default_request_timeout=0',
+    },
+  ];
 }
 
 function checkCgroupLayout(layout: CgroupLayout): Check {
   const name = 'cgroup-layout';
   if (layout.kind === 'none') {
-    return { name, level: 'fail', message: `no cgroup hierarchy under /sys/fs/cgroup${layout.problem ? ` (${layout.problem})` : ''}: every file shows the host's values`, fix: 'mount cgroup2 on /sys/fs/cgroup (mount -t cgroup2 none /sys/fs/cgroup) or the v1 controllers' };
+    return {
+      name,
+      level: 'fail',
+      message: `no cgroup hierarchy under /sys/fs/cgroup${layout.problem ? ` (${layout.problem})` : ''}: every file shows the host's values`,
+      fix: 'mount cgroup2 on /sys/fs/cgroup (mount -t cgroup2 none /sys/fs/cgroup) or the v1 controllers',
+    };
   }
-  const described = { legacy: 'cgroup v1', hybrid: 'cgroup v1 with a controller-less cgroup2 (hybrid)', unified: 'cgroup v2 (unified)' }[layout.kind];
+  const described = {
+    legacy: 'cgroup v1',
+    hybrid: 'cgroup v1 with a controller-less cgroup2 (hybrid)',
+    unified: 'cgroup v2 (unified)',
+  }[layout.kind];
   return { name, level: 'ok', message: described };
 }
 
@@ -152,24 +186,53 @@ function checkControllers(layout: CgroupLayout): Check[] {
   if (layout.kind === 'none') return [];
   const version = layout.kind === 'unified' ? 2 : 1;
   const v2 = layout.hierarchies.find((h) => h.version === 2);
-  const delegated = version === 2 && v2 ? (readTextFile(path.join(v2.mountPoint, 'cgroup.subtree_control')) ?? '').split(/\s+/) : [];
+  const delegated =
+    version === 2 && v2 ? (readTextFile(path.join(v2.mountPoint, 'cgroup.subtree_control')) ?? '').split(/\s+/) : [];
   return CONTROLLER_USES[version].map(([controller, uses]): Check => {
     const name = `cgroup-${controller}`;
     const hierarchy = findHierarchy(layout, controller);
     if (!hierarchy || (version === 1 && hierarchy.version !== 1)) {
-      const fix = version === 1 ? `mount it: mkdir -p /sys/fs/cgroup/${controller} && mount -t cgroup -o ${controller} cgroup /sys/fs/cgroup/${controller}` : `the kernel lacks it, or it is disabled on the command line (cgroup_disable=${controller})`;
-      return { name, level: 'warn', message: `the ${controller} controller is not available: ${uses} show the host's values`, fix };
+      const fix =
+        version === 1
+          ? `mount it: mkdir -p /sys/fs/cgroup/${controller} && mount -t cgroup -o ${controller} cgroup /sys/fs/cgroup/${controller}`
+          : `the kernel lacks it, or it is disabled on the command line (cgroup_disable=${controller})`;
+      return {
+        name,
+        level: 'warn',
+        message: `the ${controller} controller is not available: ${uses} show the host's values`,
+        fix,
+      };
     }
     if (version === 2 && !delegated.includes(controller)) {
-      return { name, level: 'warn', message: `${controller} is not enabled for child cgroups (cgroup.subtree_control): containers get no ${controller} files, so ${uses} show the host's values`, fix: `echo +${controller} > ${path.join(hierarchy.mountPoint, 'cgroup.subtree_control')} (container runtimes and systemd usually do this)` };
+      return {
+        name,
+        level: 'warn',
+        message: `${controller} is not enabled for child cgroups (cgroup.subtree_control): containers get no ${controller} files, so ${uses} show the host's values`,
+        fix: `echo +${controller} > ${path.join(hierarchy.mountPoint, 'cgroup.subtree_control')} (container runtimes and systemd usually do this)`,
+      };
     }
-    return { name, level: 'ok', message: `${controller}${version === 1 ? ` (v1, at ${hierarchy.mountPoint})` : ''}: used for ${uses}` };
+    return {
+      name,
+      level: 'ok',
+      message: `${controller}${version === 1 ? ` (v1, at ${hierarchy.mountPoint})` : ''}: used for ${uses}`,
+    };
   });
 }
 
 function checkPressure(procRoot: string): Check {
-  if (fs.existsSync(path.join(procRoot, 'pressure/cpu'))) return { name: 'psi', level: 'ok', message: 'pressure stall information is on: pressure/* show the container\'s cgroup pressure where the kernel tracks it' };
-  return { name: 'psi', level: 'warn', message: 'the kernel has no /proc/pressure (PSI off): pressure/* are empty', fix: 'boot with psi=1 (CONFIG_PSI_DEFAULT_DISABLED kernels)' };
+  if (fs.existsSync(path.join(procRoot, 'pressure/cpu')))
+    return {
+      name: 'psi',
+      level: 'ok',
+      message:
+        "pressure stall information is on: pressure/* show the container's cgroup pressure where the kernel tracks it",
+    };
+  return {
+    name: 'psi',
+    level: 'warn',
+    message: 'the kernel has no /proc/pressure (PSI off): pressure/* are empty',
+    fix: 'boot with psi=1 (CONFIG_PSI_DEFAULT_DISABLED kernels)',
+  };
 }
 
 /** SwapTotal of /proc/meminfo, in kB. */
@@ -198,35 +261,57 @@ function checkSwap(layout: CgroupLayout, config: DaemonConfig): Check {
   const name = 'swap';
   const accounting = swapAccounting(layout);
   const memsw = findHierarchy(layout, 'memory')?.version === 1 ? 'memory.memsw.*' : 'memory.swap.*';
-  if (config.disableSwap) return { name, level: 'ok', message: 'swap is hidden (--disable-swap): containers see SwapTotal 0' };
+  if (config.disableSwap)
+    return { name, level: 'ok', message: 'swap is hidden (--disable-swap): containers see SwapTotal 0' };
   const hostSwap = hostSwapKb(config.procRoot);
   if (hostSwap === 0) {
     return {
       name,
       level: 'ok',
       message: `the host has no swap, so containers see SwapTotal 0, as they should${accounting === false ? `; the kernel does not account swap per cgroup (no ${memsw})` : ''}`,
-      fix: accounting === false
-        ? 'only if you add swap (swapon): also boot with swapaccount=1, or containers will see the host\'s swap instead of theirs'
-        : 'nothing to do; once the host has swap (swapon), containers see their share of it',
+      fix:
+        accounting === false
+          ? "only if you add swap (swapon): also boot with swapaccount=1, or containers will see the host's swap instead of theirs"
+          : 'nothing to do; once the host has swap (swapon), containers see their share of it',
     };
   }
   if (accounting === false) {
-    return { name, level: 'warn', message: `the host has ${Math.round(hostSwap / 1024)} MiB of swap but the kernel does not account it per cgroup (no ${memsw}): containers see swap they cannot use`, fix: 'boot with swapaccount=1 (kernel command line), or run with --disable-swap' };
+    return {
+      name,
+      level: 'warn',
+      message: `the host has ${Math.round(hostSwap / 1024)} MiB of swap but the kernel does not account it per cgroup (no ${memsw}): containers see swap they cannot use`,
+      fix: 'boot with swapaccount=1 (kernel command line), or run with --disable-swap',
+    };
   }
-  return { name, level: 'ok', message: `${Math.round(hostSwap / 1024)} MiB of swap on the host, accounted per cgroup (${memsw})` };
+  return {
+    name,
+    level: 'ok',
+    message: `${Math.round(hostSwap / 1024)} MiB of swap on the host, accounted per cgroup (${memsw})`,
+  };
 }
 
 function checkIoAccounting(layout: CgroupLayout, config: DaemonConfig): Check {
   const name = 'io-accounting';
   const blkio = findHierarchy(layout, 'blkio');
-  if (!blkio || blkio.version !== 1) return { name, level: 'ok', message: 'cgroup v2 io.stat counts each container\'s I/O: diskstats shows it' };
+  if (!blkio || blkio.version !== 1)
+    return { name, level: 'ok', message: "cgroup v2 io.stat counts each container's I/O: diskstats shows it" };
   const accounted = accountedDevices(blkio.mountPoint);
-  if (accounted === undefined) return { name, level: 'warn', message: 'no blkio.throttle.* files (kernel without blk-throttle): diskstats shows containers I/O only from BFQ counters, where the disk uses BFQ', fix: 'a kernel with CONFIG_BLK_DEV_THROTTLING' };
+  if (accounted === undefined)
+    return {
+      name,
+      level: 'warn',
+      message:
+        'no blkio.throttle.* files (kernel without blk-throttle): diskstats shows containers I/O only from BFQ counters, where the disk uses BFQ',
+      fix: 'a kernel with CONFIG_BLK_DEV_THROTTLING',
+    };
   const disks = listDisks().filter((disk) => disk.sectors > 0);
   const missing = disks.filter((disk) => !accounted.has(disk.device)).map((disk) => `${disk.name} (${disk.device})`);
-  const ours = fs.existsSync(path.join(blkio.mountPoint, ACCOUNTING_CGROUP)) ? `; the no-op rules of a daemon with --enable-blkio-accounting are in place (${ACCOUNTING_CGROUP})` : '';
+  const ours = fs.existsSync(path.join(blkio.mountPoint, ACCOUNTING_CGROUP))
+    ? `; the no-op rules of a daemon with --enable-blkio-accounting are in place (${ACCOUNTING_CGROUP})`
+    : '';
   const flag = config.enableBlkioAccounting ? 'on in the configuration' : 'off';
-  if (missing.length === 0) return { name, level: 'ok', message: `every disk's I/O is counted per cgroup (${disks.length} disks)${ours}` };
+  if (missing.length === 0)
+    return { name, level: 'ok', message: `every disk's I/O is counted per cgroup (${disks.length} disks)${ours}` };
   return {
     name,
     level: 'warn',
@@ -244,7 +329,12 @@ interface DaemonAnswer {
 
 function formatDuration(ms: number): string {
   const s = Math.floor(ms / 1000);
-  const parts: Array<[number, string]> = [[Math.floor(s / 86400), 'd'], [Math.floor((s % 86400) / 3600), 'h'], [Math.floor((s % 3600) / 60), 'm'], [s % 60, 's']];
+  const parts: Array<[number, string]> = [
+    [Math.floor(s / 86400), 'd'],
+    [Math.floor((s % 86400) / 3600), 'h'],
+    [Math.floor((s % 3600) / 60), 'm'],
+    [s % 60, 's'],
+  ];
   const shown = parts.filter(([n]) => n > 0).slice(0, 2);
   return shown.length === 0 ? '0s' : shown.map(([n, unit]) => `${n}${unit}`).join(' ');
 }
@@ -256,37 +346,91 @@ async function askDaemon(pidfile: string): Promise<DaemonAnswer> {
   try {
     text = fs.readFileSync(pidfile, 'utf8');
   } catch (err) {
-    return { check: { name, level: 'fail', message: `no pid file ${pidfile} (${(err as NodeJS.ErrnoException).code}): the daemon is not running, or uses another --pidfile`, fix: `${start}; or pass --pidfile` } };
+    return {
+      check: {
+        name,
+        level: 'fail',
+        message: `no pid file ${pidfile} (${(err as NodeJS.ErrnoException).code}): the daemon is not running, or uses another --pidfile`,
+        fix: `${start}; or pass --pidfile`,
+      },
+    };
   }
   const pid = Number(text.trim());
   if (!Number.isInteger(pid) || pid <= 0 || !isLxcfsTsProcess(pid)) {
-    return { check: { name, level: 'fail', message: `pid file ${pidfile} names ${JSON.stringify(text.trim())}, which is not a running lxcfs-ts: a daemon that was killed left it`, fix: start } };
+    return {
+      check: {
+        name,
+        level: 'fail',
+        message: `pid file ${pidfile} names ${JSON.stringify(text.trim())}, which is not a running lxcfs-ts: a daemon that was killed left it`,
+        fix: start,
+      },
+    };
   }
   try {
     const answer = await requestControl(controlSocketPath(pidfile), 'status', CONTROL_TIMEOUT_MS);
     if (!answer.ok || !('status' in answer)) throw new Error(answer.ok ? 'an unexpected answer' : answer.error);
     const status = answer.status;
     const message = `lxcfs-ts ${status.version}, pid ${status.pid} (pid file ${pidfile}), up ${formatDuration(Date.now() - status.startedAt)}, serving process ${status.serverPid ?? 'none (restarting)'}, mounted on ${status.mountpoint}${status.metrics ? `, metrics on ${status.metrics}` : ''}`;
-    return { status, check: status.serverPid ? { name, level: 'ok', message } : { name, level: 'warn', message, fix: 'its serving process is being restarted; if this persists, see its log (journalctl -u lxcfs-ts)' } };
+    return {
+      status,
+      check: status.serverPid
+        ? { name, level: 'ok', message }
+        : {
+            name,
+            level: 'warn',
+            message,
+            fix: 'its serving process is being restarted; if this persists, see its log (journalctl -u lxcfs-ts)',
+          },
+    };
   } catch (err) {
-    return { check: { name, level: 'warn', message: `lxcfs-ts pid ${pid} runs but does not answer on ${controlSocketPath(pidfile)}: ${(err as Error).message}`, fix: 'an older version without status requests, or it is stuck: see its log (journalctl -u lxcfs-ts)' } };
+    return {
+      check: {
+        name,
+        level: 'warn',
+        message: `lxcfs-ts pid ${pid} runs but does not answer on ${controlSocketPath(pidfile)}: ${(err as Error).message}`,
+        fix: 'an older version without status requests, or it is stuck: see its log (journalctl -u lxcfs-ts)',
+      },
+    };
   }
 }
 
 async function checkMountpoint(mountpoint: string, daemon: DaemonAnswer, probeTimeoutMs: number): Promise<Check> {
   const name = 'mountpoint';
   const top = mountsAt(mountpoint).at(-1);
-  if (!top) return { name, level: 'fail', message: `nothing is mounted on ${mountpoint}: containers that bind its files get empty files or errors`, fix: 'start the daemon (systemctl start lxcfs-ts), or pass --mountpoint' };
-  if (top.fsType !== FS_TYPE) return { name, level: 'fail', message: `${mountpoint} has a ${top.fsType} filesystem (source "${top.source}"), not ${FS_TYPE}`, fix: 'unmount it or choose another mountpoint' };
+  if (!top)
+    return {
+      name,
+      level: 'fail',
+      message: `nothing is mounted on ${mountpoint}: containers that bind its files get empty files or errors`,
+      fix: 'start the daemon (systemctl start lxcfs-ts), or pass --mountpoint',
+    };
+  if (top.fsType !== FS_TYPE)
+    return {
+      name,
+      level: 'fail',
+      message: `${mountpoint} has a ${top.fsType} filesystem (source "${top.source}"), not ${FS_TYPE}`,
+      fix: 'unmount it or choose another mountpoint',
+    };
   const probe = await probeFile(path.join(mountpoint, 'proc/uptime'), probeTimeoutMs);
   const minor = top.device.split(':')[1];
   if (probe.state === 'dead') {
-    return { name, level: 'fail', message: `the lxcfs mount on ${mountpoint} is dead (its daemon is gone): containers that bound its files read "Transport endpoint is not connected"`, fix: 'start the daemon (it clears the dead mount), then re-bind containers: lxcfs-ts remount' };
+    return {
+      name,
+      level: 'fail',
+      message: `the lxcfs mount on ${mountpoint} is dead (its daemon is gone): containers that bound its files read "Transport endpoint is not connected"`,
+      fix: 'start the daemon (it clears the dead mount), then re-bind containers: lxcfs-ts remount',
+    };
   }
   if (probe.state === 'hung') {
-    return { name, level: 'fail', message: `the lxcfs mount on ${mountpoint} does not answer within ${probeTimeoutMs} ms: its daemon is stuck or stopped, and every reader hangs`, fix: `restart the daemon with --force (it aborts the connection), or abort it yourself: echo 1 > ${FUSECTL_DIR}/${minor}/abort` };
+    return {
+      name,
+      level: 'fail',
+      message: `the lxcfs mount on ${mountpoint} does not answer within ${probeTimeoutMs} ms: its daemon is stuck or stopped, and every reader hangs`,
+      fix: `restart the daemon with --force (it aborts the connection), or abort it yourself: echo 1 > ${FUSECTL_DIR}/${minor}/abort`,
+    };
   }
-  if (daemon.status?.device === top.device) return { name, level: 'ok', message: `${mountpoint} is live and served by lxcfs-ts pid ${daemon.status.pid}` };
+  if (daemon.status?.device === top.device)
+    return { name, level: 'ok', message: `${mountpoint} is live and served by lxcfs-ts pid ${daemon.status.pid}` };
   return {
     name,
     level: 'warn',
@@ -297,7 +441,9 @@ async function checkMountpoint(mountpoint: string, daemon: DaemonAnswer, probeTi
 
 /** The mount that holds `dir` (the top one at the longest mountpoint above it). */
 function mountHolding(dir: string, entries: MountInfoEntry[]): MountInfoEntry | undefined {
-  const holders = entries.filter((entry) => dir === entry.mountPoint || dir.startsWith(entry.mountPoint === '/' ? '/' : entry.mountPoint + '/'));
+  const holders = entries.filter(
+    (entry) => dir === entry.mountPoint || dir.startsWith(entry.mountPoint === '/' ? '/' : entry.mountPoint + '/'),
+  );
   const longest = Math.max(...holders.map((entry) => entry.mountPoint.length));
   return holders.filter((entry) => entry.mountPoint.length === longest && !isCovered(entry, entries)).at(-1);
 }
@@ -310,10 +456,25 @@ function checkPropagation(mountpoint: string): Check {
   // inherits its parent's propagation, so the parent's mount decides before the daemon starts.
   const ours = entries.filter((entry) => entry.mountPoint === mountpoint && !isCovered(entry, entries)).at(-1);
   const holder = ours ?? mountHolding(parent, entries);
-  if (!holder) return { name, level: 'warn', message: `cannot find the mount that holds ${parent}`, fix: 'check /proc/self/mountinfo' };
-  const kind = holder.propagation.some((field) => field.startsWith('shared:')) ? 'shared' : holder.propagation.some((field) => field.startsWith('master:')) ? 'slave' : 'private';
+  if (!holder)
+    return {
+      name,
+      level: 'warn',
+      message: `cannot find the mount that holds ${parent}`,
+      fix: 'check /proc/self/mountinfo',
+    };
+  const kind = holder.propagation.some((field) => field.startsWith('shared:'))
+    ? 'shared'
+    : holder.propagation.some((field) => field.startsWith('master:'))
+      ? 'slave'
+      : 'private';
   const what = ours ? `the mount on ${mountpoint}` : `${parent} (on the mount at ${holder.mountPoint})`;
-  if (kind === 'shared') return { name, level: 'ok', message: `${what} is shared: containers given ${mountpoint} with rslave receive a restarted daemon's new mount, so lxcfs-ts remount can heal them` };
+  if (kind === 'shared')
+    return {
+      name,
+      level: 'ok',
+      message: `${what} is shared: containers given ${mountpoint} with rslave receive a restarted daemon's new mount, so lxcfs-ts remount can heal them`,
+    };
   return {
     name,
     level: 'warn',
@@ -356,19 +517,35 @@ export function runcRefuses(version: RuncVersion): string[] {
 function checkRunc(): Check {
   const name = 'runc';
   const result = spawnSync('runc', ['--version'], { encoding: 'utf8', timeout: 5000 });
-  if (result.error) return { name, level: 'ok', message: 'runc is not installed here (no Docker, containerd or CRI-O with runc to check)' };
+  if (result.error)
+    return {
+      name,
+      level: 'ok',
+      message: 'runc is not installed here (no Docker, containerd or CRI-O with runc to check)',
+    };
   const version = parseRuncVersion(result.stdout ?? '');
-  if (!version) return { name, level: 'warn', message: `cannot read runc's version from ${JSON.stringify((result.stdout ?? '').split('\n')[0])}`, fix: 'check runc --version' };
+  if (!version)
+    return {
+      name,
+      level: 'warn',
+      message: `cannot read runc's version from ${JSON.stringify((result.stdout ?? '').split('\n')[0])}`,
+      fix: 'check runc --version',
+    };
   const shown = (result.stdout ?? '').split('\n')[0]!.replace(/^runc version /, '');
   const refused = runcRefuses(version);
   const recipe = refused.filter((file) => !file.startsWith('proc/pressure/'));
   const pressure = 'it refuses proc/pressure/* as bind targets, as every runc does: do not bind them';
-  if (recipe.length === 0) return { name, level: 'ok', message: `runc ${shown} accepts every other served file as a bind target; ${pressure}` };
+  if (recipe.length === 0)
+    return {
+      name,
+      level: 'ok',
+      message: `runc ${shown} accepts every other served file as a bind target; ${pressure}`,
+    };
   return {
     name,
     level: 'warn',
     message: `runc ${shown} refuses ${recipe.map((file) => '/' + file).join(', ')} as bind targets ("cannot be mounted because it is inside /proc"): a container given them does not start; ${pressure}`,
-    fix: 'leave those files out of the container\'s mounts, or upgrade runc (loadavg needs 1.0.0-rc6, slabinfo 1.0.0-rc93)',
+    fix: "leave those files out of the container's mounts, or upgrade runc (loadavg needs 1.0.0-rc6, slabinfo 1.0.0-rc93)",
   };
 }
 
@@ -379,7 +556,9 @@ export function formatDoctor(report: DoctorReport): string {
     `[${TAGS[check.level]}] ${check.name}: ${check.message}`,
     ...(check.fix ? [`       fix: ${check.fix}`] : []),
   ]);
-  const counts = (['fail', 'warn', 'ok'] as const).map((level) => `${report.checks.filter((check) => check.level === level).length} ${TAGS[level].trim()}`);
+  const counts = (['fail', 'warn', 'ok'] as const).map(
+    (level) => `${report.checks.filter((check) => check.level === level).length} ${TAGS[level].trim()}`,
+  );
   lines.push(`doctor: ${counts.join(', ')}`);
   return lines.join('\n') + '\n';
 }

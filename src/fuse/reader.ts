@@ -5,7 +5,7 @@
 import fs from 'node:fs';
 import { parentPort, workerData } from 'node:worker_threads';
 import { pino } from 'pino';
-import { Op, OP_NAMES, READ_BUFFER_SIZE } from './abi.js';
+import { OP_NAMES, READ_BUFFER_SIZE } from './abi.js';
 import type { FileSystemFactory } from './filesystem.js';
 import { Session, type InitInfo } from './session.js';
 import { SnapshotStore, type SnapshotMemory } from './snapshots.js';
@@ -71,11 +71,9 @@ function serve(): { reason: ReaderExit; detail?: string } {
       if (code === 'ECONNABORTED') return { reason: 'aborted' };
       return { reason: 'error', detail: `read from /dev/fuse failed: ${code ?? String(err)}` };
     }
-    // Only READs are timed: a clock read costs ~0.35 µs on some VMs (kvm-clock), and only they render.
-    const opcode = request.readUInt32LE(4);
-    const started = stats && opcode === Op.READ ? performance.now() : 0;
+    stats?.begin(request);
     const length = session.handle(request, n, reply);
-    if (stats) stats.record(opcode, request.readUInt32LE(16) + request.readUInt32LE(20) * 0x1_0000_0000, session.lastError, started && (performance.now() - started) / 1000);
+    stats?.end(session.lastError);
     if (length > 0) {
       try {
         fs.writeSync(data.fd, reply, 0, length);

@@ -15,7 +15,7 @@ export interface SupervisorCounts {
 }
 
 export interface MetricsSources {
-  counts(): SupervisorCounts;
+  counts: () => SupervisorCounts;
   /** The serving process's families; undefined while none serves (restarting). */
   serverMetrics(timeoutMs: number): Promise<MetricFamily[] | undefined>;
 }
@@ -30,7 +30,10 @@ function supervisorRegistry(counts: () => SupervisorCounts): Registry {
   const registry = new Registry();
   const registers = [registry];
   collectDefaultMetrics({ register: registry, labels: { [PROCESS_LABEL]: 'supervisor' } });
-  new Gauge({ name: 'lxcfs_ts_info', help: 'Always 1; the version running', labelNames: ['version'], registers }).set({ version: VERSION }, 1);
+  new Gauge({ name: 'lxcfs_ts_info', help: 'Always 1; the version running', labelNames: ['version'], registers }).set(
+    { version: VERSION },
+    1,
+  );
   new Counter({
     name: 'lxcfs_ts_upgrades_total',
     help: 'Upgrades of the serving process (lxcfs-ts upgrade, systemctl reload), by outcome',
@@ -66,13 +69,19 @@ function splitAddress(address: string): { host: string; port: number } {
 }
 
 /** Listens on ADDR:PORT; rejects with a one-line error when it cannot (port in use, no such address). */
-export async function startMetricsEndpoint(address: string, sources: MetricsSources, log: Logger): Promise<{ close(): void }> {
+export async function startMetricsEndpoint(
+  address: string,
+  sources: MetricsSources,
+  log: Logger,
+): Promise<{ close(): void }> {
   const registry = supervisorRegistry(sources.counts);
   const serving = registry.getSingleMetric('lxcfs_ts_serving') as Gauge;
   const server = http.createServer((request, response) => {
     const url = new URL(request.url ?? '/', 'http://localhost');
     if (request.method !== 'GET' || url.pathname !== '/metrics') {
-      response.writeHead(404, { 'content-type': 'text/plain', connection: 'close' }).end('lxcfs-ts serves only GET /metrics\n');
+      response
+        .writeHead(404, { 'content-type': 'text/plain', connection: 'close' })
+        .end('lxcfs-ts serves only GET /metrics\n');
       return;
     }
     void (async () => {
@@ -90,7 +99,13 @@ export async function startMetricsEndpoint(address: string, sources: MetricsSour
   });
   const { host, port } = splitAddress(address);
   await new Promise<void>((resolve, reject) => {
-    server.once('error', (err: NodeJS.ErrnoException) => reject(new MetricsError(`--metrics ${address}: cannot listen: ${err.code ?? err.message}${err.code === 'EADDRINUSE' ? ' (the port is taken; choose another)' : ''}`)));
+    server.once('error', (err: NodeJS.ErrnoException) =>
+      reject(
+        new MetricsError(
+          `--metrics ${address}: cannot listen: ${err.code ?? err.message}${err.code === 'EADDRINUSE' ? ' (the port is taken; choose another)' : ''}`,
+        ),
+      ),
+    );
     server.listen(port, host, () => resolve());
   });
   server.unref();

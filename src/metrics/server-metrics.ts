@@ -3,9 +3,16 @@
 // CPU, event-loop lag). Collected only when the supervisor asks (a scrape), never on the request path.
 
 import { collectDefaultMetrics, Gauge, Registry } from 'prom-client';
-import { NODE_PATHS } from '../daemon/lxcfs-tree.js';
-import type { LoadavgSampler } from '../daemon/loadavg-sampler.js';
-import { LATENCY_BOUNDS, OTHER_NODE, STAT_NODES, STAT_OPS, STAT_OUTCOMES, totalRequests } from '../fuse/request-stats.js';
+import type { LoadavgSampler } from '../lxcfs/loadavg-sampler.js';
+import { TREE_PATHS } from '../lxcfs/paths.js';
+import {
+  LATENCY_BOUNDS,
+  OTHER_NODE,
+  STAT_NODES,
+  STAT_OPS,
+  STAT_OUTCOMES,
+  totalRequests,
+} from '../fuse/request-stats.js';
 import { SNAPSHOT_PAGE_BYTES, SnapshotStore, type SnapshotMemory } from '../fuse/snapshots.js';
 import { PROCESS_LABEL, type MetricFamily, type MetricSample } from './families.js';
 
@@ -15,11 +22,13 @@ export interface ServerMetricSources {
   loadavg: () => LoadavgSampler | undefined;
 }
 
-/** Node ids the tree does not name are the mirrored host files of sys/devices/system/cpu; node id 0 is
- * no node (INIT, INTERRUPT). */
+/** Node id n is TREE_PATHS[n - 1] (paths.ts); ids the tree does not name are the mirrored host files of
+ * sys/devices/system/cpu; node id 0 is no node (INIT, INTERRUPT). */
 function fileOf(node: number): string {
   if (node === OTHER_NODE) return 'sys/devices/system/cpu/*';
-  return NODE_PATHS.get(node) ?? (node === 0 ? '-' : `node ${node}`);
+  if (node === 0) return '-';
+  const treePath = TREE_PATHS[node - 1];
+  return treePath === undefined ? `node ${node}` : treePath || '/';
 }
 
 function requestFamilies(buffer: SharedArrayBuffer): MetricFamily[] {
@@ -40,14 +49,34 @@ function requestFamilies(buffer: SharedArrayBuffer): MetricFamily[] {
     let cumulative = 0;
     buckets.forEach((n, i) => {
       cumulative += n;
-      durations.push({ metricName: 'lxcfs_ts_read_duration_seconds_bucket', value: cumulative, labels: { file, le: i < LATENCY_BOUNDS.length ? LATENCY_BOUNDS[i]! : '+Inf' } });
+      durations.push({
+        metricName: 'lxcfs_ts_read_duration_seconds_bucket',
+        value: cumulative,
+        labels: { file, le: i < LATENCY_BOUNDS.length ? LATENCY_BOUNDS[i]! : '+Inf' },
+      });
     });
-    durations.push({ metricName: 'lxcfs_ts_read_duration_seconds_sum', value: totals.readSeconds(node), labels: { file } });
+    durations.push({
+      metricName: 'lxcfs_ts_read_duration_seconds_sum',
+      value: totals.readSeconds(node),
+      labels: { file },
+    });
     durations.push({ metricName: 'lxcfs_ts_read_duration_seconds_count', value: count, labels: { file } });
   }
   return [
-    { name: 'lxcfs_ts_requests_total', help: 'FUSE requests answered, by file, operation and outcome (ok or the errno)', type: 'counter', aggregator: 'sum', values: requests },
-    { name: 'lxcfs_ts_read_duration_seconds', help: 'Time to answer a READ, by file (the first READ of a handle renders the file; later ones copy from its snapshot)', type: 'histogram', aggregator: 'sum', values: durations },
+    {
+      name: 'lxcfs_ts_requests_total',
+      help: 'FUSE requests answered, by file, operation and outcome (ok or the errno)',
+      type: 'counter',
+      aggregator: 'sum',
+      values: requests,
+    },
+    {
+      name: 'lxcfs_ts_read_duration_seconds',
+      help: 'Time to answer a READ, by file (the first READ of a handle renders the file; later ones copy from its snapshot)',
+      type: 'histogram',
+      aggregator: 'sum',
+      values: durations,
+    },
   ];
 }
 
@@ -68,7 +97,7 @@ export class ServerMetrics {
     });
     new Gauge({
       name: 'lxcfs_ts_snapshot_memory_bytes',
-      help: 'Shared snapshot page pool: bytes holding open handles\' renderings (in_use) and bytes allocated',
+      help: "Shared snapshot page pool: bytes holding open handles' renderings (in_use) and bytes allocated",
       labelNames: ['state'],
       registers,
       collect() {
@@ -87,7 +116,7 @@ export class ServerMetrics {
     });
     new Gauge({
       name: 'lxcfs_ts_loadavg_pass_cpu_seconds',
-      help: 'CPU time the loadavg sampler\'s last pass took (-l)',
+      help: "CPU time the loadavg sampler's last pass took (-l)",
       registers,
       collect() {
         this.set((sources.loadavg()?.lastReport?.cpuMs ?? 0) / 1000);

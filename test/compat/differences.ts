@@ -16,6 +16,14 @@ export interface KnownDifference {
 
 export const DIFFERENCES: readonly KnownDifference[] = [
   {
+    file: 'every rendered file (not the mirrored sys/devices/system/cpu entries)',
+    field: 'st_size',
+    hosts: 'v1 and v2',
+    ours: '0, as procfs: read() returns the whole file; mmap() maps nothing (a read of the mapping faults with SIGBUS)',
+    lxcfs: 'the size of the host\'s file',
+    reason: 'with a size, a private mmap() reads through the page cache, which every reader of the file shares: one container could read what was rendered for another',
+  },
+  {
     file: 'meminfo, swaps',
     field: 'SwapTotal, SwapFree, swap line',
     hosts: 'v2',
@@ -70,6 +78,14 @@ export const DIFFERENCES: readonly KnownDifference[] = [
     ours: 'the ceiling of the smallest quota/period over the cpu cgroup and its ancestors',
     lxcfs: 'the ceiling of the quota of the cgroup at the cpuset cgroup\'s path, that cgroup alone',
     reason: 'lxcfs 6.0 reads the cpu cgroup (Kubernetes puts cpuset and cpu in different cgroups); 7.0 takes the minimum over ancestors, since a parent\'s quota binds the container too',
+  },
+  {
+    file: 'sys/devices/system/cpu',
+    field: 'present, possible, offline, cpuN entries, cpuN/online, topology masks and lists',
+    hosts: 'v1 and v2',
+    ours: 'as `online`: the container\'s CPUs only (offline empty), each cpuN online, masks and lists in the container\'s numbers',
+    lxcfs: 'the host\'s',
+    reason: 'getconf _NPROCESSORS_CONF, nproc --all, lscpu and runtimes read these, and saw the host\'s CPUs (lxcfs #731, #627)',
   },
   {
     file: 'stat',

@@ -43,7 +43,12 @@ function histogramSeries(name: string, file: string): ParsedSample {
   const label = `file="${file}"`;
   const lines = lastText
     .split('\n')
-    .filter((line) => line.startsWith(`# HELP ${name} `) || line.startsWith(`# TYPE ${name} `) || (line.startsWith(`${name}_`) && line.includes(label)))
+    .filter(
+      (line) =>
+        line.startsWith(`# HELP ${name} `) ||
+        line.startsWith(`# TYPE ${name} `) ||
+        (line.startsWith(`${name}_`) && line.includes(label)),
+    )
     .map((line) => line.replace(`{${label}}`, '').replace(`${label},`, ''));
   const parsed = parsePrometheusTextFormat(lines.join('\n') + '\n');
   return parsed[0]?.metrics[0] ?? { count: '0', sum: '0', buckets: {} };
@@ -56,7 +61,9 @@ function family(families: ParsedFamily[], name: string): ParsedFamily {
 }
 
 function sample(families: ParsedFamily[], name: string, labels: Record<string, string>): ParsedSample | undefined {
-  return family(families, name).metrics.find((entry) => Object.entries(labels).every(([key, value]) => entry.labels?.[key] === value));
+  return family(families, name).metrics.find((entry) =>
+    Object.entries(labels).every(([key, value]) => entry.labels?.[key] === value),
+  );
 }
 
 function value(families: ParsedFamily[], name: string, labels: Record<string, string> = {}): number {
@@ -74,7 +81,7 @@ function readOnce(file: string): string {
   try {
     const buffer = Buffer.alloc(65536);
     let text = '';
-    for (let n; (n = fs.readSync(fd, buffer, 0, buffer.length, null)) > 0; ) text += buffer.toString('latin1', 0, n);
+    for (let n; (n = fs.readSync(fd, buffer, 0, buffer.length, null)) > 0;) text += buffer.toString('latin1', 0, n);
     return text;
   } finally {
     fs.closeSync(fd);
@@ -113,7 +120,8 @@ describe('metrics', () => {
     const after = await untilReleases('proc/meminfo', requests(before, 'proc/meminfo', 'release') + reads);
     const now = histogramSeries('lxcfs_ts_read_duration_seconds', 'proc/meminfo');
 
-    const delta = (file: string, op: string, outcome = 'ok'): number => requests(after, file, op, outcome) - requests(before, file, op, outcome);
+    const delta = (file: string, op: string, outcome = 'ok'): number =>
+      requests(after, file, op, outcome) - requests(before, file, op, outcome);
     expect(delta('proc/meminfo', 'open')).toBe(reads);
     expect(delta('proc/meminfo', 'read')).toBe(2 * reads);
     expect(delta('proc/meminfo', 'release')).toBe(reads);
@@ -125,7 +133,9 @@ describe('metrics', () => {
     expect(Number(now.buckets!['+Inf'])).toBe(Number(now.count));
     expect(Number(now.sum)).toBeGreaterThan(Number(was.sum));
     // Cumulative buckets never decrease with the bound.
-    const counts = Object.entries(now.buckets!).sort(([a], [b]) => Number(a) - Number(b)).map(([, n]) => Number(n));
+    const counts = Object.entries(now.buckets!)
+      .sort(([a], [b]) => Number(a) - Number(b))
+      .map(([, n]) => Number(n));
     expect(counts).toEqual([...counts].sort((a, b) => a - b));
     expect(family(after, 'lxcfs_ts_read_duration_seconds').type).toBe('HISTOGRAM');
   });
@@ -136,7 +146,14 @@ describe('metrics', () => {
     const perClient = 150;
     // Real clients (cat), in parallel, while we scrape.
     const children = Array.from({ length: clients }, () =>
-      spawn('sh', ['-c', `i=0; while [ $i -lt ${perClient} ]; do cat ${path.join(mnt, 'proc/stat')} > /dev/null || exit 1; i=$((i+1)); done`], { stdio: 'ignore' }),
+      spawn(
+        'sh',
+        [
+          '-c',
+          `i=0; while [ $i -lt ${perClient} ]; do cat ${path.join(mnt, 'proc/stat')} > /dev/null || exit 1; i=$((i+1)); done`,
+        ],
+        { stdio: 'ignore' },
+      ),
     );
     for (const child of children) cleanup.own(child);
     const done = Promise.all(children.map((child) => once(child, 'exit')));
@@ -154,12 +171,18 @@ describe('metrics', () => {
     expect(scrapes).toBeGreaterThan(1);
     const after = await untilReleases('proc/stat', requests(before, 'proc/stat', 'release') + clients * perClient);
     expect(requests(after, 'proc/stat', 'open') - requests(before, 'proc/stat', 'open')).toBe(clients * perClient);
-    expect(requests(after, 'proc/stat', 'release') - requests(before, 'proc/stat', 'release')).toBe(clients * perClient);
+    expect(requests(after, 'proc/stat', 'release') - requests(before, 'proc/stat', 'release')).toBe(
+      clients * perClient,
+    );
   }, 120_000);
 
   it('shows the handles held open and the snapshot memory they hold', async () => {
     // Earlier tests' handles are gone once their RELEASEs (sent after close() returns) have arrived.
-    for (const deadline = Date.now() + 10_000; value(await scrape(), 'lxcfs_ts_open_handles') > 0 && Date.now() < deadline; ) await new Promise((resolve) => setTimeout(resolve, 50));
+    for (
+      const deadline = Date.now() + 10_000;
+      value(await scrape(), 'lxcfs_ts_open_handles') > 0 && Date.now() < deadline;
+    )
+      await new Promise((resolve) => setTimeout(resolve, 50));
     const base = value(await scrape(), 'lxcfs_ts_open_handles');
     expect(base).toBe(0);
     const fds = Array.from({ length: 5 }, () => fs.openSync(path.join(mnt, 'proc/cpuinfo'), 'r'));
@@ -181,7 +204,9 @@ describe('metrics', () => {
       expect(value(families, 'process_resident_memory_bytes', { process })).toBeGreaterThan(10 << 20);
       expect(sample(families, 'nodejs_eventloop_lag_seconds', { process }), process).toBeDefined();
     }
-    const version = (JSON.parse(fs.readFileSync(path.join(import.meta.dirname, '../../package.json'), 'utf8')) as { version: string }).version;
+    const version = (
+      JSON.parse(fs.readFileSync(path.join(import.meta.dirname, '../../package.json'), 'utf8')) as { version: string }
+    ).version;
     expect(value(families, 'lxcfs_ts_info', { version })).toBe(1);
     expect(value(families, 'lxcfs_ts_serving')).toBe(1);
   });
@@ -196,7 +221,9 @@ describe('metrics', () => {
     families = await untilReleases('proc/meminfo', 1);
     expect(requests(families, 'proc/meminfo', 'open')).toBe(1);
 
-    const status = JSON.parse(run(LXCFS_TS, ['doctor', '--mountpoint', mnt, '--pidfile', pidFile, '--json'], { timeout: 60_000 }).stdout) as { checks: Array<{ name: string; message: string }> };
+    const status = JSON.parse(
+      run(LXCFS_TS, ['doctor', '--mountpoint', mnt, '--pidfile', pidFile, '--json'], { timeout: 60_000 }).stdout,
+    ) as { checks: Array<{ name: string; message: string }> };
     const daemonCheck = status.checks.find((check) => check.name === 'daemon')!.message;
     expect(daemonCheck).toContain(`metrics on 127.0.0.1:${port}`);
     const serverPid = Number(/serving process (\d+)/.exec(daemonCheck)![1]);
@@ -229,7 +256,9 @@ describe('--metrics', () => {
     const target = path.join(dir, 'taken');
     const result = run(LXCFS_TS, ['-p', path.join(dir, 'taken.pid'), '--metrics', `127.0.0.1:${port}`, target]);
     expect(result.status).toBe(1);
-    expect(result.stderr).toBe(`lxcfs-ts: --metrics 127.0.0.1:${port}: cannot listen: EADDRINUSE (the port is taken; choose another)\n`);
+    expect(result.stderr).toBe(
+      `lxcfs-ts: --metrics 127.0.0.1:${port}: cannot listen: EADDRINUSE (the port is taken; choose another)\n`,
+    );
     expect(isMounted(target)).toBe(false);
     expect(fs.existsSync(path.join(dir, 'taken.pid'))).toBe(false);
   });
@@ -237,6 +266,8 @@ describe('--metrics', () => {
   it('a malformed address is refused before anything starts', () => {
     const result = run(LXCFS_TS, ['-p', path.join(dir, 'bad.pid'), '--metrics', '9750', path.join(dir, 'bad')]);
     expect(result.status).toBe(1);
-    expect(result.stderr).toBe('lxcfs-ts: option --metrics: "9750" is not ADDR:PORT (e.g. 127.0.0.1:9750, [::1]:9750, or :9750 for every address)\n');
+    expect(result.stderr).toBe(
+      'lxcfs-ts: option --metrics: "9750" is not ADDR:PORT (e.g. 127.0.0.1:9750, [::1]:9750, or :9750 for every address)\n',
+    );
   });
 });

@@ -39,31 +39,65 @@ afterAll(() => cleanup.run());
 
 describe('doctor on cgroup2 and Linux 6.1', () => {
   it('says the layout, which controllers reach containers, no RESEND (WARN), and accounted swap', () => {
-    const result = run(LXCFS_TS, ['doctor', '--mountpoint', mnt, '--pidfile', pidFile, '--json', '--timeout', '20'], { timeout: 170_000 });
+    const result = run(LXCFS_TS, ['doctor', '--mountpoint', mnt, '--pidfile', pidFile, '--json', '--timeout', '20'], {
+      timeout: 170_000,
+    });
     const report = JSON.parse(result.stdout) as DoctorReport;
-    expect(result.status).toBe(report.checks.some((c) => c.level === 'fail') ? 2 : report.checks.some((c) => c.level === 'warn') ? 1 : 0);
+    expect(result.status).toBe(
+      report.checks.some((c) => c.level === 'fail') ? 2 : report.checks.some((c) => c.level === 'warn') ? 1 : 0,
+    );
     expect(check(report, 'cgroup-layout').message).toBe('cgroup v2 (unified)');
     for (const controller of ['memory', 'cpuset', 'cpu', 'io']) {
-      expect(check(report, `cgroup-${controller}`).level, controller).toBe(delegated.includes(controller) ? 'ok' : 'warn');
+      expect(check(report, `cgroup-${controller}`).level, controller).toBe(
+        delegated.includes(controller) ? 'ok' : 'warn',
+      );
     }
-    expect(check(report, 'fuse-protocol')).toMatchObject({ level: 'warn', message: expect.stringMatching(/^Linux 6\.1\..*the daemon negotiated FUSE 7\.\d+ with the kernel's 7\.38: no FUSE_NOTIFY_RESEND/) });
+    expect(check(report, 'fuse-protocol')).toMatchObject({
+      level: 'warn',
+      message: expect.stringMatching(
+        /^Linux 6\.1\..*the daemon negotiated FUSE 7\.\d+ with the kernel's 7\.38: no FUSE_NOTIFY_RESEND/,
+      ),
+    });
     expect(check(report, 'io-accounting')).toMatchObject({ level: 'ok', message: expect.stringMatching(/io\.stat/) });
-    expect(check(report, 'mountpoint')).toMatchObject({ level: 'ok', message: `${mnt} is live and served by lxcfs-ts pid ${daemon.pid}` });
+    expect(check(report, 'mountpoint')).toMatchObject({
+      level: 'ok',
+      message: `${mnt} is live and served by lxcfs-ts pid ${daemon.pid}`,
+    });
     expect(check(report, 'daemon').level).toBe('ok');
   });
 
   it('swap: the zram swap is accounted per cgroup (memory.swap.*) once a child cgroup has memory', () => {
     makeCgroup(cleanup, { 'memory.max': `${100 * MiB}` });
-    const report = JSON.parse(run(LXCFS_TS, ['doctor', '--mountpoint', mnt, '--pidfile', pidFile, '--json', '--timeout', '20'], { timeout: 170_000 }).stdout) as DoctorReport;
-    expect(check(report, 'swap')).toEqual({ name: 'swap', level: 'ok', message: '256 MiB of swap on the host, accounted per cgroup (memory.swap.*)' });
+    const report = JSON.parse(
+      run(LXCFS_TS, ['doctor', '--mountpoint', mnt, '--pidfile', pidFile, '--json', '--timeout', '20'], {
+        timeout: 170_000,
+      }).stdout,
+    ) as DoctorReport;
+    expect(check(report, 'swap')).toEqual({
+      name: 'swap',
+      level: 'ok',
+      message: '256 MiB of swap on the host, accounted per cgroup (memory.swap.*)',
+    });
   });
 });
 
 describe('status on cgroup2', () => {
   beforeAll(async () => {
     const cgroup = makeCgroup(cleanup, { 'memory.max': `${300 * MiB}` }, CGROUP_ROOT, `docker-${DOCKER_ID}.scope`);
-    const binds = ['proc/meminfo', 'sys/devices/system/cpu/online'].map((file) => `mount --bind ${mnt}/${file} /${file}`).join(' && ');
-    const unshare = spawnIn(cleanup, cgroup, 'unshare', ['--pid', '--fork', '--mount', '--mount-proc', '--propagation', 'private', 'sh', '-c', `${binds} && echo ready && exec sleep 1000`]);
+    const binds = ['proc/meminfo', 'sys/devices/system/cpu/online']
+      .map((file) => `mount --bind ${mnt}/${file} /${file}`)
+      .join(' && ');
+    const unshare = spawnIn(cleanup, cgroup, 'unshare', [
+      '--pid',
+      '--fork',
+      '--mount',
+      '--mount-proc',
+      '--propagation',
+      'private',
+      'sh',
+      '-c',
+      `${binds} && echo ready && exec sleep 1000`,
+    ]);
     await new Promise<void>((resolve, reject) => {
       unshare.stdout!.on('data', (chunk: Buffer) => (chunk.toString().includes('ready') ? resolve() : undefined));
       unshare.on('exit', (code) => reject(new Error(`the container exited (${code})`)));
@@ -79,7 +113,11 @@ describe('status on cgroup2', () => {
     expect(entry!.container).toEqual({ runtime: 'docker', id: DOCKER_ID });
     expect(entry!.cgroup).toBe(`/docker-${DOCKER_ID}.scope`);
     // Without a root of its own (no pivot_root), the container also holds its copy of the daemon's mount.
-    expect(entry!.files.map((file) => [file.target, file.state])).toEqual([[mnt, 'alive'], ['/proc/meminfo', 'alive'], ['/sys/devices/system/cpu/online', 'alive']]);
+    expect(entry!.files.map((file) => [file.target, file.state])).toEqual([
+      [mnt, 'alive'],
+      ['/proc/meminfo', 'alive'],
+      ['/sys/devices/system/cpu/online', 'alive'],
+    ]);
     expect(entry!.sees?.memTotalKb).toBe(300 * 1024);
   });
 });

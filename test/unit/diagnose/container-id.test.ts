@@ -10,11 +10,31 @@ describe('containerIdOf', () => {
   it.each([
     ['Docker, cgroupfs driver', `/docker/${ID}`, { runtime: 'docker', id: ID }],
     ['Docker, systemd driver', `/system.slice/docker-${ID}.scope`, { runtime: 'docker', id: ID }],
-    ['Docker, systemd inside the container (init.scope)', `/system.slice/docker-${ID}.scope/init.scope`, { runtime: 'docker', id: ID }],
-    ['containerd under Kubernetes, systemd driver', `/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod${POD.replaceAll('-', '_')}.slice/cri-containerd-${ID}.scope`, { runtime: 'containerd', id: ID, pod: POD }],
-    ['CRI-O under Kubernetes, systemd driver', `/kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod${POD.replaceAll('-', '_')}.slice/crio-${ID}.scope`, { runtime: 'cri-o', id: ID, pod: POD }],
-    ['Kubernetes, cgroupfs driver (guaranteed pod)', `/kubepods/pod${POD}/${ID}`, { runtime: 'kubernetes', id: ID, pod: POD }],
-    ['Kubernetes, cgroupfs driver (burstable pod)', `/kubepods/burstable/pod${POD}/${ID}`, { runtime: 'kubernetes', id: ID, pod: POD }],
+    [
+      'Docker, systemd inside the container (init.scope)',
+      `/system.slice/docker-${ID}.scope/init.scope`,
+      { runtime: 'docker', id: ID },
+    ],
+    [
+      'containerd under Kubernetes, systemd driver',
+      `/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod${POD.replaceAll('-', '_')}.slice/cri-containerd-${ID}.scope`,
+      { runtime: 'containerd', id: ID, pod: POD },
+    ],
+    [
+      'CRI-O under Kubernetes, systemd driver',
+      `/kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod${POD.replaceAll('-', '_')}.slice/crio-${ID}.scope`,
+      { runtime: 'cri-o', id: ID, pod: POD },
+    ],
+    [
+      'Kubernetes, cgroupfs driver (guaranteed pod)',
+      `/kubepods/pod${POD}/${ID}`,
+      { runtime: 'kubernetes', id: ID, pod: POD },
+    ],
+    [
+      'Kubernetes, cgroupfs driver (burstable pod)',
+      `/kubepods/burstable/pod${POD}/${ID}`,
+      { runtime: 'kubernetes', id: ID, pod: POD },
+    ],
     ['Podman', `/machine.slice/libpod-${ID}.scope/container`, { runtime: 'podman', id: ID }],
     ['LXC 4+', '/lxc.payload.web1', { runtime: 'lxc', id: 'web1' }],
     ['older LXC', '/lxc/web1', { runtime: 'lxc', id: 'web1' }],
@@ -23,7 +43,13 @@ describe('containerIdOf', () => {
     expect(containerIdOf(cgroupPath)).toEqual(expected);
   });
 
-  it.each(['/', '/user.slice/user-1000.slice/session-2.scope', '/system.slice/docker.service', `/docker/${ID.slice(1)}`, '/kubepods/burstable'])('no container in %s', (cgroupPath) => {
+  it.each([
+    '/',
+    '/user.slice/user-1000.slice/session-2.scope',
+    '/system.slice/docker.service',
+    `/docker/${ID.slice(1)}`,
+    '/kubepods/burstable',
+  ])('no container in %s', (cgroupPath) => {
     expect(containerIdOf(cgroupPath)).toBeUndefined();
   });
 });

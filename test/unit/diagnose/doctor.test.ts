@@ -6,7 +6,12 @@ import { kernelVersion, parseRuncVersion, runcRefuses } from '../../../src/diagn
 
 describe('runc bind targets', () => {
   it('reads the version line of runc --version', () => {
-    expect(parseRuncVersion('runc version 1.1.5+ds1\ncommit: 1.1.5+ds1-1+deb12u1\nspec: 1.0.2-dev\n')).toEqual([1, 1, 5, Infinity]);
+    expect(parseRuncVersion('runc version 1.1.5+ds1\ncommit: 1.1.5+ds1-1+deb12u1\nspec: 1.0.2-dev\n')).toEqual([
+      1,
+      1,
+      5,
+      Infinity,
+    ]);
     expect(parseRuncVersion('runc version 1.0.0-rc92\n')).toEqual([1, 0, 0, 92]);
     expect(parseRuncVersion('runc version 1.2.0-rc.1\n')).toEqual([1, 2, 0, 1]);
     expect(parseRuncVersion('crun version 1.8\n')).toBeUndefined();

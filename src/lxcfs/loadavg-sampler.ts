@@ -9,6 +9,8 @@
 
 import type { Logger } from 'pino';
 import fs from 'node:fs';
+import type { CgroupReader } from '../host/cgroup-reader.js';
+import { readerOf } from '../host/readers.js';
 import { detectCgroupLayout, type CgroupHierarchy, type CgroupLayout } from '../host/cgroup-layout.js';
 import { CgroupUsage, childCgroupDirectories, HeldFiles, loadavgHierarchy, openFileLimit, readThreadIds, sameList, ThreadStateProbe, type ProbeCounters } from '../host/tasks.js';
 import { nextLoads, SAMPLE_SECONDS, type LoadavgValues } from '../views/loadavg.js';
@@ -28,8 +30,10 @@ export const LoadavgField = {
   SAMPLES: 7,
 } as const;
 export const LOADAVG_FIELDS = 8;
-/** Cgroups tracked at once; a reader of a cgroup beyond that gets the host's file. */
+/** Cgroups tracked at once; beyond that the least recently read give way (see SharedTable). */
 export const LOADAVG_CAPACITY = 4096;
+/** Cgroups one container (pid namespace) may have tracked. */
+export const LOADAVG_SHARE = 64;
 /** A cgroup nobody has read for this long is no longer sampled (its next read starts again from 0). */
 export const FORGET_AFTER_MS = 3600_000;
 /** A pass yields to the event loop after this much work. */
@@ -37,17 +41,18 @@ const SLICE_MS = 10;
 /** Descriptors kept for other uses (FUSE, log, config, children) when budgeting the sampler's. */
 const RESERVED_FILES = 1024;
 
-export function allocateLoadavgTable(capacity = LOADAVG_CAPACITY): SharedTableMemory {
-  return SharedTable.allocate(capacity, LOADAVG_FIELDS);
+/** `store`: a file to write the table through to (see SharedTable). */
+export function allocateLoadavgTable(capacity = LOADAVG_CAPACITY, store?: number): SharedTableMemory {
+  return SharedTable.allocate(capacity, LOADAVG_FIELDS, { share: Math.min(LOADAVG_SHARE, capacity), store });
 }
 
 /**
  * The reader side: the current values of the cgroup at `directory`, registering it for sampling if it is
- * new (lxcfs shows a new cgroup as `0.00 0.00 0.00 0/1 <pid>`, `pid` being whose cgroup it is). Undefined
- * when the table is full or the path too long.
+ * new (lxcfs shows a new cgroup as `0.00 0.00 0.00 0/1 <pid>`, `pid` being whose cgroup it is), charged
+ * to `owner` (the reader's container).
  */
-export function readLoadavg(table: SharedTable, directory: string, pid: number, nowMs: number): LoadavgValues | undefined {
-  return table.update(directory, (fields, created) => {
+export function readLoadavg(table: SharedTable, directory: string, pid: number, nowMs: number, owner = 0): LoadavgValues {
+  return table.update(directory, owner, (fields, created) => {
     if (created) {
       fields[LoadavgField.TOTAL] = 1;
       fields[LoadavgField.LAST] = pid;
@@ -135,6 +140,8 @@ export class LoadavgSampler {
   /** Thread lists and CPU counters of the sampled cgroups, kept open between passes. */
   private readonly files: HeldFiles;
   private readonly usage: CgroupUsage | undefined;
+  /** Reads the thread lists of options.hierarchy. */
+  private readonly reader: CgroupReader;
   /** What is known of each cgroup directory sampled in the last pass. */
   private directories = new Map<string, DirectoryInfo>();
   private nextDirectoryId = 1;
@@ -157,6 +164,7 @@ export class LoadavgSampler {
     const maxOpenFiles = options.maxOpenFiles ?? Math.floor(budget / 2);
     this.files = new HeldFiles(Math.floor(budget / 8));
     this.probe = new ThreadStateProbe(options.procRoot, maxOpenFiles);
+    this.reader = readerOf(options.hierarchy);
     this.usage = options.layout === undefined ? undefined : new CgroupUsage(options.hierarchy, options.layout, this.files);
   }
 
@@ -284,7 +292,7 @@ export class LoadavgSampler {
       usage: undefined, tids: undefined, slots: undefined, running: 0, total: 0, last: 0,
     };
     this.directories.set(directory, info);
-    const tids = readThreadIds(directory, this.options.hierarchy.version, this.files);
+    const tids = readThreadIds(directory, this.reader, this.files);
     // A directory without a thread list is either gone (then it has no children either) or not a cgroup.
     if (tids === undefined) return { gone: true, running: 0, total: 0, last: 0, children: childCgroupDirectories(directory) };
     // The CPU time counter before any thread's state: if it has not moved by the next pass, no thread
