@@ -43,6 +43,9 @@
 //  5d. webhook (scripts/bench-webhook.mjs): `lxcfs-ts webhook` on a free port, AdmissionReviews of a
 //     3-container pod over kept-alive HTTPS from 1 client, then 8 concurrent client threads; p50/p99
 //     per review and reviews per second.
+//  5e. metrics cost: a second lxcfs-ts with --metrics on 127.0.0.1 (scraped every second meanwhile, as
+//     Prometheus would, only faster); the latency client interleaves it with the first (metrics off) on
+//     meminfo, uptime and stat; p50/p99 per file with metrics on / off.
 //  6. prints the tables, writes raw JSON (--json PATH, default a temp file) and an SVG chart
 //     of per-file latency next to it.
 //  Cleanup (finally, SIGINT, SIGTERM): kills our clients, removes our cgroups, stops the two
@@ -53,6 +56,7 @@
 
 import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -88,6 +92,7 @@ const USAGE = `usage: node scripts/bench.mjs [options]
   --no-sampler-cost  skip the loadavg sampler cost phase (fresh daemons with -l, 20 cgroups x 50 threads)
   --containers N     simulated containers of the scale phase (default 200, quick 20)
   --no-scale         skip the scale phase
+  --no-metrics-cost  skip the metrics cost phase (lxcfs-ts with --metrics next to one without)
   --no-webhook       skip the webhook phase (scripts/bench-webhook.mjs: AdmissionReviews with 1 and 8 clients)
   --cfs              start both daemons with --enable-cfs
   --no-samples       leave the per-iteration samples out of the JSON
@@ -100,6 +105,7 @@ try {
       quick: { type: 'boolean', default: false },
       containers: { type: 'string' },
       'no-scale': { type: 'boolean', default: false },
+      'no-metrics-cost': { type: 'boolean', default: false },
       'no-webhook': { type: 'boolean', default: false },
       json: { type: 'string' },
       targets: { type: 'string', default: 'ts,lxcfs,host' },
@@ -168,6 +174,8 @@ const CFG = {
   // settling after the last processes are gone, idle baseline (last: both daemons warm)
   samplerTimes: Q ? { settle: 10, baseline: 10, warmup: 10, window: 10, rewarm: 8 } : { settle: 10, baseline: 10, warmup: 35, window: 25, rewarm: 30 },
   cfs: opts.cfs,
+  metricsCost: !opts['no-metrics-cost'],
+  metricsFiles: ['meminfo', 'uptime', 'stat'],
   webhook: !opts['no-webhook'],
   webhookReviews: Q ? 400 : 8000,
   mountTimeoutMs: 20000,
@@ -1109,6 +1117,12 @@ function printReport(R) {
     L.push(`  RSS counts the node binary's resident pages (about 40 MB) once per process: lxcfs-ts runs two (supervisor and serving process); PSS shares them out, private is each process's own`);
     L.push(`  idle: ${R.cost.idle_seconds} s window after the latency phase (includes one lxcfs -l loadavg pass); CPU µs/read: daemon CPU during the throughput phase / reads it served`);
   }
+  if (R.metrics) {
+    const m = R.metrics;
+    const per = Object.entries(m.files).map(([file, r]) => `${file} ${r.on_p50_us.toFixed(0)}/${r.off_p50_us.toFixed(0)} µs (${r.ratio_p50.toFixed(2)}x)`);
+    L.push(`metrics cost (--metrics on / off, p50): ${per.join(', ')}; overall p50 ${m.overall.ratio_p50.toFixed(2)}x, p99 ${m.overall.ratio_p99.toFixed(2)}x; ${m.scrapes} scrapes meanwhile, ${m.scrape_failures} failed`);
+    L.push(`  counting, measured alone: ${m.record_ns.read.toFixed(0)} ns per READ (two clock reads and the counters' stores), ${m.record_ns.other.toFixed(0)} ns per other request; a file read (open, 2 reads, release) adds ${(2 * m.record_ns.read + 2 * m.record_ns.other).toFixed(0)} ns to the (floor) file's p50 of ${R.latency?.files?.floor?.ts?.p50_us?.toFixed(0) ?? '?'} µs`);
+  }
   if (R.sampler) {
     const sc = R.sampler;
     L.push('');
@@ -1382,6 +1396,87 @@ async function phaseSamplerCost(lxcfsBin) {
   }
 }
 
+// What --metrics adds to a request in a reader, measured alone (the latency comparison above is at the
+// mercy of the machine's noise): a READ costs two performance.now() calls and RequestRecorder.record(),
+// any other request record() only. Best of 5 rounds, ns per request.
+async function recordCostNs() {
+  const { allocateRequestStats, RequestRecorder } = await import(path.join(ROOT, 'dist/fuse/request-stats.js'));
+  const recorder = new RequestRecorder(allocateRequestStats(1), 0);
+  const n = 1_000_000;
+  const best = (request) => {
+    let ns = Infinity;
+    for (let round = 0; round < 5; round++) {
+      const started = process.hrtime.bigint();
+      for (let i = 0; i < n; i++) request();
+      ns = Math.min(ns, Number(process.hrtime.bigint() - started) / n);
+    }
+    return ns;
+  };
+  const READ = 15;
+  const OPEN = 14;
+  return {
+    read: best(() => {
+      const t = performance.now();
+      recorder.record(READ, 6, 0, (performance.now() - t) / 1000);
+    }),
+    other: best(() => recorder.record(OPEN, 6, 0, 0)),
+  };
+}
+
+// The request path's cost of --metrics: the same build with and without it, read alternately by one
+// client (chunks interleaved, as in the latency phase) while the endpoint is scraped every second.
+async function phaseMetricsCost(bin, cg) {
+  const before = state.daemons.length;
+  const port = await new Promise((resolve, reject) => {
+    const probe = net.createServer().once('error', reject).listen(0, '127.0.0.1', () => {
+      const { port: free } = probe.address();
+      probe.close(() => resolve(free));
+    });
+  });
+  const mnt = path.join(state.tmp, 'ts-metrics-mnt');
+  try {
+    const on = await startDaemon({
+      id: 'ts-metrics', label: 'lxcfs-ts (--metrics)', cmd: CLI, mnt,
+      args: ['--pidfile', path.join(state.tmp, 'ts-metrics.pid'), '--log-level', 'warn', '--metrics', `127.0.0.1:${port}`, ...(CFG.loadavg ? ['-l'] : []), ...(CFG.cfs ? ['--enable-cfs'] : []), mnt],
+    });
+    const off = ALL_TARGETS.ts;
+    const paths = CFG.metricsFiles.flatMap((file) => [pathOf(off, file), path.join(on.mnt, FILE_PATH[file])]);
+    await runClients(bin, cg, [['lat', CFG.warmupReads, 25, 0, ...paths]], 600000);
+    let scrapes = 0;
+    let scrapeFailures = 0;
+    const scraper = setInterval(() => {
+      fetch(`http://127.0.0.1:${port}/metrics`).then((r) => r.text().then(() => (r.ok ? scrapes++ : scrapeFailures++)), () => scrapeFailures++);
+    }, 1000);
+    let out;
+    try {
+      [out] = await runClients(bin, cg, [['lat', CFG.latIters, CFG.latChunk, CFG.latWarmup, ...paths]], 240000 + CFG.latIters * paths.length * 2);
+    } finally {
+      clearInterval(scraper);
+    }
+    const samples = {};
+    for (const line of out.split('\n')) {
+      const f = line.split(' ');
+      if (f[0] === 'lat') samples[Number(f[1])] = f.slice(2).map(Number).sort((a, b) => a - b);
+    }
+    const files = {};
+    CFG.metricsFiles.forEach((file, i) => {
+      const [a, b] = [samples[2 * i], samples[2 * i + 1]];
+      if (!a?.length || !b?.length) return;
+      const row = { off_p50_us: percentile(a, 0.5) / 1000, on_p50_us: percentile(b, 0.5) / 1000, off_p99_us: percentile(a, 0.99) / 1000, on_p99_us: percentile(b, 0.99) / 1000 };
+      files[file] = { ...row, ratio_p50: row.on_p50_us / row.off_p50_us, ratio_p99: row.on_p99_us / row.off_p99_us };
+    });
+    return {
+      files,
+      overall: { ratio_p50: median(Object.values(files).map((r) => r.ratio_p50)), ratio_p99: median(Object.values(files).map((r) => r.ratio_p99)) },
+      scrapes,
+      scrape_failures: scrapeFailures,
+      record_ns: await recordCostNs(),
+    };
+  } finally {
+    await Promise.all(state.daemons.splice(before).map(stopDaemon));
+  }
+}
+
 // ---------------------------------------------------------------------------------------------
 // main
 
@@ -1517,6 +1612,10 @@ async function main() {
   if (CFG.samplerCost && CFG.loadavg && has('ts') && has('lxcfs')) {
     step(`loadavg sampler cost: ${CFG.samplerCgroups} cgroups x ${CFG.samplerThreads} threads, fresh daemons with -l`);
     R.sampler = await phaseSamplerCost(lxcfsBin);
+  }
+  if (CFG.metricsCost && has('ts')) {
+    step(`metrics cost: lxcfs-ts with --metrics (scraped every second) next to lxcfs-ts without, ${CFG.metricsFiles.join(', ')}`);
+    R.metrics = await phaseMetricsCost(bin, cg);
   }
   if (CFG.webhook) {
     step(`webhook: ${CFG.webhookReviews} AdmissionReviews with 1 client, then with 8`);

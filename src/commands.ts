@@ -1,7 +1,6 @@
 // lxcfs-ts's command line: the daemon with lxcfs-compatible flags (always in the foreground) and the
 // helper commands.
 
-import fs from 'node:fs';
 import { Command, Option } from 'commander';
 import { checkHostRoots, CONFIG_ENV_VAR, CONFIG_OPTIONS, resolveConfig } from './daemon/config.js';
 import { runDaemon } from './daemon/daemon.js';
@@ -9,9 +8,9 @@ import { showCommand } from './daemon/show.js';
 import { upgradeCommand } from './daemon/upgrade.js';
 import { remountCommand } from './remount/command.js';
 import { createLogger } from './util/log.js';
+import { doctorCommand, statusCommand } from './diagnose/commands.js';
+import { VERSION } from './version.js';
 import { webhookCommand } from './webhook/command.js';
-
-const VERSION = (JSON.parse(fs.readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;
 
 function fail(message: string): never {
   process.stderr.write(`lxcfs-ts: ${message}\n`);
@@ -60,6 +59,8 @@ program.action(async (mountpoint: string | undefined, cliOptions: Record<string,
 program.addCommand(showCommand());
 program.addCommand(upgradeCommand());
 program.addCommand(remountCommand());
+program.addCommand(doctorCommand());
+program.addCommand(statusCommand());
 program.addCommand(webhookCommand());
 
 try {

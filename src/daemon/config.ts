@@ -27,11 +27,13 @@ export interface DaemonConfig {
   readers: number;
   procRoot: string;
   cgroupRoot: string;
+  /** ADDR:PORT of the Prometheus endpoint; empty: off. */
+  metrics: string;
 }
 
 export type ConfigKey = keyof DaemonConfig;
 export type ConfigSource = 'default' | 'file' | 'env' | 'cli';
-export type ConfigValueKind = 'boolean' | 'integer' | 'path' | 'string' | 'choice';
+export type ConfigValueKind = 'boolean' | 'integer' | 'path' | 'string' | 'choice' | 'address';
 
 export interface ConfigOption {
   readonly key: ConfigKey;
@@ -111,6 +113,8 @@ export const CONFIG_OPTIONS: readonly ConfigOption[] = [
     description: 'host procfs to read from' }),
   defineOption({ key: 'cgroupRoot', long: 'cgroup-root', valueName: 'path', kind: 'path', default: '/sys/fs/cgroup',
     description: 'host cgroup filesystem to read from' }),
+  defineOption({ key: 'metrics', long: 'metrics', valueName: 'addr:port', kind: 'address', default: '',
+    description: 'serve Prometheus metrics on http://ADDR:PORT/metrics (e.g. 127.0.0.1:9750); off by default' }),
   defineOption({ key: 'mountpoint', long: 'mountpoint', positional: true, valueName: 'mountpoint', kind: 'path',
     default: '/var/lib/lxcfs', description: 'where to mount the FUSE filesystem' }),
 ];
@@ -366,6 +370,12 @@ function parseValue(option: ConfigOption, raw: unknown, origin: string, relative
     }
     case 'string':
       return raw;
+    case 'address': {
+      if (text === '') return '';
+      const match = /^(\[[0-9a-fA-F:.]+\]|[^:\s[\]]*):(\d+)$/.exec(text);
+      const port = Number(match?.[2]);
+      return match && port >= 1 && port <= 65535 ? text : fail('is not ADDR:PORT (e.g. 127.0.0.1:9750, [::1]:9750, or :9750 for every address)');
+    }
   }
 }
 

@@ -14,7 +14,31 @@ export interface UpgradeOutcome {
   to: number;
 }
 
-export type ControlAnswer = { ok: true; upgraded: UpgradeOutcome } | { ok: false; error: string };
+/** What a running daemon says about itself (`lxcfs-ts doctor`). */
+export interface DaemonStatus {
+  version: string;
+  /** The supervisor (the pid file's) and the serving process. */
+  pid: number;
+  serverPid: number | undefined;
+  mountpoint: string;
+  /** "major:minor" of its FUSE mount, to tell it from another daemon's mount at the same place. */
+  device: string | undefined;
+  /** Milliseconds since the epoch. */
+  startedAt: number;
+  /** FUSE protocol: what we speak, what the kernel offered, and whether it can replay requests. */
+  protocol: string;
+  kernelProtocol: string;
+  resend: boolean;
+  /** ADDR:PORT of the metrics endpoint, if on. */
+  metrics?: string;
+}
+
+export type ControlCommand = 'upgrade' | 'status';
+
+export type ControlAnswer =
+  | { ok: true; upgraded: UpgradeOutcome }
+  | { ok: true; status: DaemonStatus }
+  | { ok: false; error: string };
 
 export class ControlError extends Error {
   override name = 'ControlError';
@@ -25,9 +49,14 @@ export function controlSocketPath(pidFile: string): string {
   return pidFile.endsWith('.pid') ? pidFile.slice(0, -'.pid'.length) + '.sock' : pidFile + '.sock';
 }
 
-/** Listens on the control socket; `upgrade` runs for each upgrade request. The caller owns the pid file,
- * so a socket left at the path by a daemon that was killed is ours to replace. */
-export async function listenForControl(socketPath: string, upgrade: () => Promise<UpgradeOutcome>): Promise<{ close(): void }> {
+/** Listens on the control socket; `upgrade` runs for each upgrade request, `status` answers a status
+ * request. The caller owns the pid file, so a socket left at the path by a daemon that was killed is ours
+ * to replace. */
+export async function listenForControl(
+  socketPath: string,
+  upgrade: () => Promise<UpgradeOutcome>,
+  status: () => DaemonStatus,
+): Promise<{ close(): void }> {
   fs.rmSync(socketPath, { force: true });
   const server = net.createServer((connection) => {
     let request = '';
@@ -44,7 +73,9 @@ export async function listenForControl(socketPath: string, upgrade: () => Promis
               (upgraded) => ({ ok: true, upgraded }),
               (err: Error) => ({ ok: false, error: err.message }),
             )
-          : Promise.resolve({ ok: false, error: `unknown request ${JSON.stringify(command)}` });
+          : command === 'status'
+            ? Promise.resolve({ ok: true, status: status() })
+            : Promise.resolve({ ok: false, error: `unknown request ${JSON.stringify(command)}` });
       void answer.then((reply) => connection.end(JSON.stringify(reply) + '\n'));
     });
   });
@@ -69,7 +100,7 @@ export async function listenForControl(socketPath: string, upgrade: () => Promis
 }
 
 /** Sends one request to the daemon whose control socket is `socketPath` and resolves with its answer. */
-export function requestControl(socketPath: string, command: 'upgrade', timeoutMs: number): Promise<ControlAnswer> {
+export function requestControl(socketPath: string, command: ControlCommand, timeoutMs: number): Promise<ControlAnswer> {
   return new Promise((resolve, reject) => {
     const connection = net.connect(socketPath);
     let reply = '';

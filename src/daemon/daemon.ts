@@ -13,6 +13,7 @@ import { controlSocketPath, listenForControl } from './control.js';
 import { ServerSupervisor } from './supervisor.js';
 import { BlkioAccounting } from '../lxcfs/blkio-accounting.js';
 import { detectCgroupLayout } from '../host/cgroup-layout.js';
+import { VERSION } from '../version.js';
 
 /** Flags that are accepted for compatibility but whose feature has not landed yet. */
 const NOT_YET_IMPLEMENTED: Array<[keyof DaemonConfig, string]> = [
@@ -34,15 +35,19 @@ export async function runDaemon(config: DaemonConfig, log: Logger): Promise<numb
     process.on(signal, () => (stopNow ? stopNow(signal) : (stopRequest ??= signal)));
   }
 
+  const startedAt = Date.now();
   const pidFile = acquirePidFile(config.pidfile);
   let fd: number | undefined;
   let mounted = false;
   let control: { close(): void } | undefined;
+  let metrics: { close(): void } | undefined;
   // Logs disks whose I/O v1 cgroups do not count; with --enable-blkio-accounting, makes them count.
   const blkio = new BlkioAccounting({ layout: detectCgroupLayout({ procRoot: config.procRoot, cgroupRoot: config.cgroupRoot }), enable: config.enableBlkioAccounting, log });
   const cleanup = (): void => {
     control?.close();
     control = undefined;
+    metrics?.close();
+    metrics = undefined;
     blkio.stop();
     if (mounted) {
       try {
@@ -59,10 +64,22 @@ export async function runDaemon(config: DaemonConfig, log: Logger): Promise<numb
 
   let supervisor: ServerSupervisor;
   try {
+    // First, so that a taken port fails the start before anything is mounted. A scrape before the
+    // supervisor exists finds it undefined.
+    if (config.metrics) {
+      const running = (): ServerSupervisor | undefined => supervisor;
+      // Loaded only when on: prom-client adds to every start's module loading.
+      const { startMetricsEndpoint } = await import('../metrics/endpoint.js');
+      metrics = await startMetricsEndpoint(config.metrics, {
+        counts: () => running()?.counts ?? { upgrades: 0, failedUpgrades: 0, restarts: 0 },
+        serverMetrics: async (timeoutMs) => running()?.serverMetrics(timeoutMs),
+      }, log);
+    }
     await prepareMountpoint(config.mountpoint, { force: config.force, log });
     fd = openFuseDevice();
     mountFuse({ fd, mountPoint: config.mountpoint, fsType: FS_TYPE, source: FS_SOURCE, options: mountOptions.keep });
     mounted = true;
+    const device = mountsAt(config.mountpoint).at(-1)?.device;
     blkio.start();
     supervisor = new ServerSupervisor({ config, fd, log });
     const init = await supervisor.start();
@@ -94,7 +111,18 @@ export async function runDaemon(config: DaemonConfig, log: Logger): Promise<numb
       } finally {
         notifySystemd(log, 'READY=1');
       }
-    });
+    }, () => ({
+      version: VERSION,
+      pid: process.pid,
+      serverPid: supervisor.serverPid,
+      mountpoint: config.mountpoint,
+      device,
+      startedAt,
+      protocol: `7.${init.minor}`,
+      kernelProtocol: `${init.kernelMajor}.${init.kernelMinor}`,
+      resend: supervisor.resendAvailable,
+      ...(config.metrics ? { metrics: config.metrics } : {}),
+    }));
     notifySystemd(log, 'READY=1', `MAINPID=${process.pid}`);
   } catch (err) {
     cleanup();

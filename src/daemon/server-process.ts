@@ -11,6 +11,8 @@ import { startLoadavgSampler, type LoadavgSampler } from '../lxcfs/loadavg-sampl
 import { SharedTable } from '../lxcfs/shared-table.js';
 import { inheritedStateFile } from './state-files.js';
 import { createLogger } from '../util/log.js';
+import type { MetricFamily } from '../metrics/families.js';
+import type { ServerMetrics } from '../metrics/server-metrics.js';
 
 export const FUSE_FD = 3;
 
@@ -28,13 +30,15 @@ export type SupervisorMessage =
     }
   | { type: 'go'; snapshots?: SnapshotDump; resend: boolean }
   | { type: 'stop'; handoff: boolean }
-  | { type: 'virtualize'; on: boolean };
+  | { type: 'virtualize'; on: boolean }
+  | { type: 'metrics' };
 
 export type ServerMessage =
   | { type: 'ready' }
   | { type: 'serving'; init: InitInfo; resent: boolean }
   | { type: 'stopped'; clean: boolean; snapshots?: SnapshotDump }
-  | { type: 'ended'; reason: string; detail?: string };
+  | { type: 'ended'; reason: string; detail?: string }
+  | { type: 'metrics'; families: MetricFamily[] };
 
 /** Sends to the supervisor; `then` runs once the message is on its way (exiting before that loses it). */
 function send(message: ServerMessage, then?: () => void): void {
@@ -57,9 +61,11 @@ async function serve(start: Extract<SupervisorMessage, { type: 'start' }>): Prom
     fsOptions: treeOptions,
     log: { level: config.logLevel, format: config.logFormat },
     initialized: start.initialized,
+    countRequests: config.metrics !== '',
   });
   let stopping = false;
   let loadavg: LoadavgSampler | undefined;
+  let metrics: ServerMetrics | undefined;
 
   const stop = async (handoff: boolean): Promise<void> => {
     if (stopping) return;
@@ -77,6 +83,7 @@ async function serve(start: Extract<SupervisorMessage, { type: 'start' }>): Prom
   process.on('message', (message: SupervisorMessage) => {
     if (message.type === 'stop') void stop(message.handoff);
     else if (message.type === 'virtualize') Atomics.store(flags, ControlField.VIRTUALIZE, message.on ? 1 : 0);
+    else if (message.type === 'metrics') void metrics?.collect().then((families) => send({ type: 'metrics', families }));
     else if (message.type === 'go') {
       if (message.snapshots) SnapshotStore.load(server.snapshots, message.snapshots);
       void begin(message.resend);
@@ -110,6 +117,12 @@ async function serve(start: Extract<SupervisorMessage, { type: 'start' }>): Prom
     log.debug({ resend, resent, restored }, 'reading');
   };
 
+  // Loaded only with --metrics (prom-client adds to every start's module loading), and only once the
+  // supervisor's messages have their handlers.
+  if (server.requestStats) {
+    const { ServerMetrics } = await import('../metrics/server-metrics.js');
+    metrics = new ServerMetrics({ requestStats: server.requestStats, snapshots: server.snapshots, loadavg: () => loadavg });
+  }
   await server.prepare();
   send({ type: 'ready' });
   if (!start.waitForGo) await begin(start.resend);

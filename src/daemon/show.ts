@@ -5,7 +5,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { Command } from 'commander';
 import { Errno } from '../fuse/abi.js';
-import { CONFIG_ENV_VAR, resolveConfig } from './config.js';
+import { CONFIG_ENV_VAR, resolveConfig, type DaemonConfig } from './config.js';
+import type { Logger } from 'pino';
 import { createLogger } from '../util/log.js';
 import { bindFiles } from '../lxcfs/bind.js';
 import { SERVED_FILES } from '../lxcfs/paths.js';
@@ -24,6 +25,16 @@ function findFile(root: DirNode, file: string): FileNode {
   return node as FileNode;
 }
 
+/** Renders any served file for any process with the daemon's own code (virtualization on), no mount
+ * needed: `file` as in SERVED_FILES; the result is the content or an errno. */
+export function createRenderer(config: DaemonConfig, log: Logger): (file: string, pid: number) => Uint8Array | number {
+  const control = new SharedArrayBuffer(CONTROL_FIELDS * 4);
+  Atomics.store(new Int32Array(control), ControlField.VIRTUALIZE, 1);
+  const treeOptions = treeOptionsFrom(config, control);
+  const root = buildTree(treeOptions, bindFiles(treeOptions, log));
+  return (file, pid) => findFile(root, file).render({ pid, uid: 0, gid: 0 });
+}
+
 export function showCommand(): Command {
   return new Command('show')
     .description('print what a process would read from one of our files (the daemon\'s own code, no mount needed)')
@@ -37,11 +48,8 @@ export function showCommand(): Command {
       if (!Number.isInteger(pid) || pid <= 0) throw new ShowError(`--pid must be a positive whole number, not "${options.pid}"`);
       const { config } = resolveConfig({ cli: {}, configPath: options.config, env: process.env });
       if (!fs.existsSync(path.join(config.procRoot, String(pid)))) throw new ShowError(`there is no process ${pid}`);
-      const control = new SharedArrayBuffer(CONTROL_FIELDS * 4);
-      Atomics.store(new Int32Array(control), ControlField.VIRTUALIZE, 1);
-      const treeOptions = treeOptionsFrom(config, control);
       const log = createLogger({ level: config.logLevel, format: config.logFormat }, { pid: process.pid }, 2);
-      const content = findFile(buildTree(treeOptions, bindFiles(treeOptions, log)), file).render({ pid, uid: 0, gid: 0 });
+      const content = createRenderer(config, log)(file, pid);
       if (typeof content === 'number') {
         const why = Object.entries(Errno).find(([, code]) => code === content)?.[0] ?? `errno ${content}`;
         throw new ShowError(`cannot render ${file} for process ${pid}: ${why}`);

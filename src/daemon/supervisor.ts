@@ -16,6 +16,7 @@ import type { DaemonConfig } from './config.js';
 import type { UpgradeOutcome } from './control.js';
 import { FUSE_FD, type ServerMessage, type SupervisorMessage } from './server-process.js';
 import { openStateFile, STATE_FDS } from './state-files.js';
+import type { MetricFamily } from '../metrics/families.js';
 
 const SERVER_SCRIPT = new URL('./server-process.js', import.meta.url);
 // Generous: under software emulation (the v2 test guest) a Node process with its threads takes seconds.
@@ -42,6 +43,8 @@ export class ServerSupervisor extends EventEmitter<SupervisorEvents> {
   private stopping = false;
   private upgrading = false;
   private recentCrashes: number[] = [];
+  /** For the metrics endpoint: upgrades done and refused, serving processes restarted after a crash. */
+  readonly counts = { upgrades: 0, failedUpgrades: 0, restarts: 0 };
   /** The per-cgroup state every serving process inherits and continues (state-files.ts). */
   private readonly stateFiles: Array<number | undefined>;
 
@@ -107,10 +110,23 @@ export class ServerSupervisor extends EventEmitter<SupervisorEvents> {
       await serving;
       this.adopt(successor);
       log.info({ from: old.child.pid, to: successor.child.pid, handedOver: !!stopped?.snapshots }, 'upgraded the serving process');
+      this.counts.upgrades++;
       return { from: old.child.pid, to: successor.child.pid! };
+    } catch (err) {
+      this.counts.failedUpgrades++;
+      throw err;
     } finally {
       this.upgrading = false;
     }
+  }
+
+  /** The serving process's metrics; undefined when none is serving or it does not answer in time. */
+  async serverMetrics(timeoutMs: number): Promise<MetricFamily[] | undefined> {
+    const server = this.current;
+    if (!server) return undefined;
+    const answer = server.next('metrics', timeoutMs).catch(() => undefined);
+    server.child.send({ type: 'metrics' } satisfies SupervisorMessage);
+    return (await answer)?.families;
   }
 
   setVirtualize(on: boolean): void {
@@ -206,6 +222,7 @@ export class ServerSupervisor extends EventEmitter<SupervisorEvents> {
     // Back off when it keeps dying (bad code, bad host): the mount stays, requests wait in the kernel.
     const delay = Math.min(MAX_RESTART_DELAY_MS, 100 * 2 ** (this.recentCrashes.length - 1)) - 100;
     const resend = this.resendAvailable;
+    this.counts.restarts++;
     log.error({ code, signal, restartInMs: Math.max(0, delay), resend }, 'the serving process died; starting a new one on the same connection');
     setTimeout(() => {
       if (this.stopping) return;

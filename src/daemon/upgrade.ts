@@ -23,6 +23,7 @@ export async function requestUpgrade(pidFile: string, timeoutMs: number): Promis
   }
   const answer = await requestControl(controlSocketPath(pidFile), 'upgrade', timeoutMs);
   if (!answer.ok) throw new UpgradeError(`daemon ${daemon} could not upgrade: ${answer.error}`);
+  if (!('upgraded' in answer)) throw new UpgradeError(`daemon ${daemon} gave an unexpected answer to upgrade`);
   return { daemon, ...answer.upgraded };
 }
 

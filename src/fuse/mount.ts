@@ -18,6 +18,8 @@ export interface MountInfoEntry {
   root: string;
   mountPoint: string;
   options: string;
+  /** The optional fields: propagation such as "shared:12", "master:3", "propagate_from:3" (none: private). */
+  propagation: string[];
   fsType: string;
   source: string;
   superOptions: string;
@@ -43,6 +45,7 @@ export function parseMountInfo(text: string): MountInfoEntry[] {
       root: unescapeMountPath(fields[3]!),
       mountPoint: unescapeMountPath(fields[4]!),
       options: fields[5]!,
+      propagation: fields.slice(6, dash),
       fsType: fields[dash + 1]!,
       source: unescapeMountPath(fields[dash + 2]!),
       superOptions: fields[dash + 3] ?? '',

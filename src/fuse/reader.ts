@@ -9,6 +9,7 @@ import type { FileSystemFactory } from './filesystem.js';
 import { Session, type InitInfo } from './session.js';
 import { SnapshotStore, type SnapshotMemory } from './snapshots.js';
 import { createLogger, type LogSettings } from '../util/log.js';
+import { RequestRecorder } from './request-stats.js';
 
 export interface ReaderData {
   index: number;
@@ -22,6 +23,8 @@ export interface ReaderData {
   go: SharedArrayBuffer;
   stopName: string;
   log: LogSettings;
+  /** Request counters (request-stats.ts), when metrics are on. */
+  stats?: SharedArrayBuffer;
 }
 
 export type ReaderExit = 'sentinel' | 'refused' | 'unmounted' | 'aborted' | 'error';
@@ -51,6 +54,8 @@ const session = new Session(filesystem, new SnapshotStore(data.snapshots), {
     : undefined,
 });
 
+const stats = data.stats && new RequestRecorder(data.stats, data.index);
+
 function serve(): { reason: ReaderExit; detail?: string } {
   const request = Buffer.alloc(READ_BUFFER_SIZE);
   const reply = Buffer.alloc(READ_BUFFER_SIZE);
@@ -66,7 +71,9 @@ function serve(): { reason: ReaderExit; detail?: string } {
       if (code === 'ECONNABORTED') return { reason: 'aborted' };
       return { reason: 'error', detail: `read from /dev/fuse failed: ${code ?? String(err)}` };
     }
+    stats?.begin(request);
     const length = session.handle(request, n, reply);
+    stats?.end(session.lastError);
     if (length > 0) {
       try {
         fs.writeSync(data.fd, reply, 0, length);

@@ -14,6 +14,7 @@ import type { ReaderData, ReaderExit, ReaderMessage } from './reader.js';
 import { CONN_FIELDS, type InitInfo } from './session.js';
 import { SnapshotStore, type SnapshotMemory } from './snapshots.js';
 import type { LogSettings } from '../util/log.js';
+import { allocateRequestStats } from './request-stats.js';
 
 export interface FuseServerOptions {
   fd: number;
@@ -28,6 +29,8 @@ export interface FuseServerOptions {
   initialized?: InitInfo;
   /** The predecessor's file handles and snapshots (a graceful handoff). */
   snapshots?: SnapshotMemory;
+  /** Count requests for the metrics endpoint (requestStats). */
+  countRequests?: boolean;
 }
 
 export interface ServerEvents {
@@ -44,6 +47,8 @@ export class FuseServer extends EventEmitter<ServerEvents> {
   private readonly stopName = `.lxcfs-ts-stop-${randomBytes(16).toString('hex')}`;
   private readonly go = new Int32Array(new SharedArrayBuffer(4));
   readonly snapshots: SnapshotMemory;
+  /** The readers' request counters (request-stats.ts), when counting. */
+  readonly requestStats: SharedArrayBuffer | undefined;
   private initInfo: InitInfo | undefined;
   private initWaiters: Array<{ resolve: (info: InitInfo) => void; reject: (err: Error) => void }> = [];
   private lastExit: { reason: ReaderExit; detail?: string } = { reason: 'unmounted' };
@@ -51,6 +56,7 @@ export class FuseServer extends EventEmitter<ServerEvents> {
   constructor(private readonly options: FuseServerOptions) {
     super();
     this.snapshots = options.snapshots ?? SnapshotStore.allocate();
+    this.requestStats = options.countRequests ? allocateRequestStats(options.readers) : undefined;
     this.initInfo = options.initialized;
   }
 
@@ -78,6 +84,7 @@ export class FuseServer extends EventEmitter<ServerEvents> {
         go: this.go.buffer,
         stopName: this.stopName,
         log: this.options.log,
+        stats: this.requestStats,
       };
       // A small young generation keeps each reader's heap (and the daemon's RSS) small: requests
       // allocate little and briefly. A small old generation makes V8 collect it: a reader blocks in

@@ -75,6 +75,11 @@ export class Session {
     private readonly options: SessionOptions,
   ) {}
 
+  /** The errno the last request was answered with (0: success). */
+  get lastError(): number {
+    return this.error;
+  }
+
   /** Handles the request in `req[0..n)`, writes the reply into `out`; returns its length (0: no reply). */
   handle(req: Buffer, n: number, out: Buffer): number {
     const opcode = req.readUInt32LE(4);

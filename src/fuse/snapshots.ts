@@ -12,6 +12,7 @@
 import { lockWord, unlockWord } from '../util/spinlock.js';
 
 const PAGE = 4096;
+export const SNAPSHOT_PAGE_BYTES = PAGE;
 const MAX_SLOTS = 1 << 16;
 const INITIAL_PAGES = 256;
 const MAX_PAGES = 1 << 16; // 256 MiB of snapshots at most

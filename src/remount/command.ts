@@ -12,7 +12,7 @@ interface RemountFlags {
   pid?: number[];
 }
 
-function parseSeconds(value: string): number {
+export function parseSeconds(value: string): number {
   const seconds = Number(value);
   if (!Number.isFinite(seconds) || seconds <= 0) throw new InvalidArgumentError('expected a positive number of seconds');
   return seconds;

@@ -88,7 +88,7 @@ const NOT_HEALABLE_FIX =
 /** Every file and directory of the lxcfs tree as a mount root: "/", "/proc", "/proc/meminfo", ... */
 const MOUNT_ROOTS = new Set(TREE_PATHS.map((treePath) => '/' + treePath));
 
-function isInTree(root: string): boolean {
+export function isInTree(root: string): boolean {
   // Below the mirrored directory the tree shows the host's entries, so any path there may be a mount root.
   return MOUNT_ROOTS.has(root) || root.startsWith(`/${MIRRORED_DIR}/`);
 }
@@ -117,7 +117,7 @@ export async function remount(options: RemountOptions): Promise<RemountReport> {
 
 /** The mountpoint as mountinfo spells it. Only the parent is resolved: resolving the mountpoint
  * itself would stat a possibly dead FUSE root. */
-function canonicalMountpoint(mountpoint: string): string {
+export function canonicalMountpoint(mountpoint: string): string {
   const absolute = path.resolve(mountpoint);
   try {
     return path.join(fs.realpathSync(path.dirname(absolute)), path.basename(absolute));
@@ -159,7 +159,7 @@ interface HealContext {
 }
 
 /** A mount is hidden when another one is stacked on the same mountpoint on top of it. */
-function isCovered(entry: MountInfoEntry, entries: MountInfoEntry[]): boolean {
+export function isCovered(entry: MountInfoEntry, entries: MountInfoEntry[]): boolean {
   return entries.some((other) => other.parentId === entry.mountId && other.mountPoint === entry.mountPoint);
 }
 
@@ -170,7 +170,7 @@ function visibleLxcfsMounts(entries: MountInfoEntry[]): MountInfoEntry[] {
 
 /** Probes each superblock once: all mounts of one device share its FUSE connection, so one answer says
  * whether all of them are dead (typically one probe after a crash, however many containers). */
-class ConnectionProbes {
+export class ConnectionProbes {
   private readonly states = new Map<string, Promise<MountState>>();
 
   constructor(

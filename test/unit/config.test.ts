@@ -31,6 +31,7 @@ const DEFAULTS: DaemonConfig = {
   readers: 2,
   procRoot: '/proc',
   cgroupRoot: '/sys/fs/cgroup',
+  metrics: '',
 };
 
 let dir: string;
@@ -241,6 +242,7 @@ describe('config file contents', () => {
         'readers = 16',
         'proc_root = /host/proc',
         'cgroup_root = /host/cgroup',
+        'metrics = 127.0.0.1:9750',
         '',
       ].join('\n'),
     );
@@ -265,6 +267,7 @@ describe('config file contents', () => {
       readers: 16,
       procRoot: '/host/proc',
       cgroupRoot: '/host/cgroup',
+      metrics: '127.0.0.1:9750',
     });
     expect(Object.values(sources).every((s) => s === 'file')).toBe(true);
   });
@@ -574,5 +577,17 @@ describe('parseMountOptions', () => {
 
   it('leaves the options string as given in the config', () => {
     expect(resolve({ cli: { options: 'ro,allow_other' } }).config.options).toBe('ro,allow_other');
+  });
+});
+
+describe('--metrics ADDR:PORT', () => {
+  it.each(['127.0.0.1:9750', '[::1]:9750', ':9750', 'localhost:1'])('accepts %s from every source', (address) => {
+    expect(resolve({ cli: { metrics: address } }).config.metrics).toBe(address);
+    expect(resolve({ env: { LXCFS_TS_METRICS: address } }).config.metrics).toBe(address);
+    expect(resolve({ configPath: writeConfig(`[lxcfs-ts]\nmetrics = ${address}\n`) }).config.metrics).toBe(address);
+  });
+
+  it.each(['9750', '127.0.0.1', '127.0.0.1:0', '127.0.0.1:65536', '::1:9750', 'host:port'])('refuses %s with one line naming the source', (address) => {
+    expect(configErrorOf(() => resolve({ cli: { metrics: address } }))).toBe(`option --metrics: ${JSON.stringify(address)} is not ADDR:PORT (e.g. 127.0.0.1:9750, [::1]:9750, or :9750 for every address)`);
   });
 });

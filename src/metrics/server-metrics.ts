@@ -1,0 +1,131 @@
+// The serving process's metrics: its readers' request counters and READ latencies per file, its open
+// handles and snapshot memory, the loadavg sampler's work, and prom-client's process metrics (memory,
+// CPU, event-loop lag). Collected only when the supervisor asks (a scrape), never on the request path.
+
+import { collectDefaultMetrics, Gauge, Registry } from 'prom-client';
+import type { LoadavgSampler } from '../lxcfs/loadavg-sampler.js';
+import { TREE_PATHS } from '../lxcfs/paths.js';
+import {
+  LATENCY_BOUNDS,
+  OTHER_NODE,
+  STAT_NODES,
+  STAT_OPS,
+  STAT_OUTCOMES,
+  totalRequests,
+} from '../fuse/request-stats.js';
+import { SNAPSHOT_PAGE_BYTES, SnapshotStore, type SnapshotMemory } from '../fuse/snapshots.js';
+import { PROCESS_LABEL, type MetricFamily, type MetricSample } from './families.js';
+
+export interface ServerMetricSources {
+  requestStats: SharedArrayBuffer;
+  snapshots: SnapshotMemory;
+  loadavg: () => LoadavgSampler | undefined;
+}
+
+/** Node id n is TREE_PATHS[n - 1] (paths.ts); ids the tree does not name are the mirrored host files of
+ * sys/devices/system/cpu; node id 0 is no node (INIT, INTERRUPT). */
+function fileOf(node: number): string {
+  if (node === OTHER_NODE) return 'sys/devices/system/cpu/*';
+  if (node === 0) return '-';
+  const treePath = TREE_PATHS[node - 1];
+  return treePath === undefined ? `node ${node}` : treePath || '/';
+}
+
+function requestFamilies(buffer: SharedArrayBuffer): MetricFamily[] {
+  const totals = totalRequests(buffer);
+  const requests: MetricSample[] = [];
+  const durations: MetricSample[] = [];
+  for (let node = 0; node < STAT_NODES; node++) {
+    const file = fileOf(node);
+    for (let op = 0; op < STAT_OPS.length; op++) {
+      for (let outcome = 0; outcome < STAT_OUTCOMES.length; outcome++) {
+        const value = totals.count(node, op, outcome);
+        if (value > 0) requests.push({ value, labels: { file, op: STAT_OPS[op]!, outcome: STAT_OUTCOMES[outcome]! } });
+      }
+    }
+    const buckets = totals.readBuckets(node);
+    const count = buckets.reduce((sum, n) => sum + n, 0);
+    if (count === 0) continue;
+    let cumulative = 0;
+    buckets.forEach((n, i) => {
+      cumulative += n;
+      durations.push({
+        metricName: 'lxcfs_ts_read_duration_seconds_bucket',
+        value: cumulative,
+        labels: { file, le: i < LATENCY_BOUNDS.length ? LATENCY_BOUNDS[i]! : '+Inf' },
+      });
+    });
+    durations.push({
+      metricName: 'lxcfs_ts_read_duration_seconds_sum',
+      value: totals.readSeconds(node),
+      labels: { file },
+    });
+    durations.push({ metricName: 'lxcfs_ts_read_duration_seconds_count', value: count, labels: { file } });
+  }
+  return [
+    {
+      name: 'lxcfs_ts_requests_total',
+      help: 'FUSE requests answered, by file, operation and outcome (ok or the errno)',
+      type: 'counter',
+      aggregator: 'sum',
+      values: requests,
+    },
+    {
+      name: 'lxcfs_ts_read_duration_seconds',
+      help: 'Time to answer a READ, by file (the first READ of a handle renders the file; later ones copy from its snapshot)',
+      type: 'histogram',
+      aggregator: 'sum',
+      values: durations,
+    },
+  ];
+}
+
+export class ServerMetrics {
+  private readonly registry = new Registry();
+
+  constructor(private readonly sources: ServerMetricSources) {
+    collectDefaultMetrics({ register: this.registry, labels: { [PROCESS_LABEL]: 'server' } });
+    const store = new SnapshotStore(sources.snapshots);
+    const registers = [this.registry];
+    new Gauge({
+      name: 'lxcfs_ts_open_handles',
+      help: 'File handles open on our files (each holds its snapshot until closed)',
+      registers,
+      collect() {
+        this.set(store.usage().handles);
+      },
+    });
+    new Gauge({
+      name: 'lxcfs_ts_snapshot_memory_bytes',
+      help: "Shared snapshot page pool: bytes holding open handles' renderings (in_use) and bytes allocated",
+      labelNames: ['state'],
+      registers,
+      collect() {
+        const usage = store.usage();
+        this.set({ state: 'in_use' }, usage.pagesInUse * SNAPSHOT_PAGE_BYTES);
+        this.set({ state: 'allocated' }, usage.pagesMade * SNAPSHOT_PAGE_BYTES);
+      },
+    });
+    new Gauge({
+      name: 'lxcfs_ts_loadavg_cgroups',
+      help: 'cgroups the loadavg sampler tracks (-l), at its last pass',
+      registers,
+      collect() {
+        this.set(sources.loadavg()?.lastReport?.cgroups ?? 0);
+      },
+    });
+    new Gauge({
+      name: 'lxcfs_ts_loadavg_pass_cpu_seconds',
+      help: "CPU time the loadavg sampler's last pass took (-l)",
+      registers,
+      collect() {
+        this.set((sources.loadavg()?.lastReport?.cpuMs ?? 0) / 1000);
+      },
+    });
+  }
+
+  async collect(): Promise<MetricFamily[]> {
+    const own = (await this.registry.getMetricsAsJSON()) as unknown as MetricFamily[];
+    return [...own, ...requestFamilies(this.sources.requestStats)];
+  }
+}
