@@ -9,19 +9,23 @@ if [ "$(id -u)" -ne 0 ]; then
   exit 1
 fi
 
-# Debian packages: lxcfs is the reference peer of the differential tests; the rest are the real
-# clients the tests read our files with.
-packages=(lxcfs procps util-linux python3 coreutils)
+# Debian packages: lxcfs is the reference peer of the differential tests; docker.io and mmdebstrap run
+# the Docker suite (a private dockerd, images built from Debian's mirror); the rest are the real clients
+# the tests read our files with.
+packages=(lxcfs procps util-linux python3 coreutils docker.io mmdebstrap)
 missing=()
 for p in "${packages[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then
   echo "installing: ${missing[*]}"
   apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  # Others may be installing packages at the same moment: wait for dpkg's lock instead of failing.
+  DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=900 install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
 npm ci --no-audit --no-fund
 echo "== host suite: this machine, Linux $(uname -r), /sys/fs/cgroup is $(stat -fc %T /sys/fs/cgroup) (vitest.config.ts) =="
 npm test
+# The Docker suite: the README's Docker recipes and the Kubernetes DaemonSet's image under a private dockerd.
+npm run test:docker
 # The v2 guest suite: a QEMU guest with Debian's 6.1 kernel and a real cgroup2 hierarchy (scripts/v2vm).
 npm run test:v2
