@@ -10,9 +10,9 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 
 # Debian packages: lxcfs is the reference peer of the differential tests; docker.io and mmdebstrap run
-# the Docker suite (a private dockerd, images built from Debian's mirror); the rest are the real clients
-# the tests read our files with.
-packages=(lxcfs procps util-linux python3 coreutils docker.io mmdebstrap)
+# the Docker suite (a private dockerd, images built from Debian's mirror); openssl makes the webhook
+# tests' certificates; the rest are the real clients the tests read our files with.
+packages=(lxcfs procps util-linux python3 coreutils openssl docker.io mmdebstrap)
 missing=()
 for p in "${packages[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then

@@ -9,6 +9,7 @@ import { runDaemon } from './daemon/daemon.js';
 import { showCommand } from './daemon/show.js';
 import { upgradeCommand } from './daemon/upgrade.js';
 import { remountCommand } from './remount/command.js';
+import { webhookCommand } from './webhook/command.js';
 
 const VERSION = (JSON.parse(fs.readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;
 
@@ -59,6 +60,7 @@ program.action(async (mountpoint: string | undefined, cliOptions: Record<string,
 program.addCommand(showCommand());
 program.addCommand(upgradeCommand());
 program.addCommand(remountCommand());
+program.addCommand(webhookCommand());
 
 try {
   await program.parseAsync(process.argv);

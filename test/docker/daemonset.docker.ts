@@ -1,6 +1,6 @@
 // deploy/kubernetes/ without a cluster: lxcfs-ts's image (scripts/build-image.sh) runs the way the
 // DaemonSet's pod template says (host pid namespace, privileged, the parent directory Bidirectional, the
-// node's cgroup hierarchy), and applications run the way example-pod.yaml says (one read-only file each,
+// node's cgroup hierarchy), and applications run the way examples/example-pod.yaml says (one read-only file each,
 // the parent directory HostToContainer); test/docker/kubernetes.ts translates the YAML into docker run.
 // The daemon's container is killed and started again, as a kubelet restarts it, and its postStart hook
 // heals the applications, including a distroless one with no shell, no mount and no nsenter inside.

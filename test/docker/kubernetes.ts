@@ -37,9 +37,9 @@ export function daemonSetPod(): PodSpec {
   return (daemonSet.spec as { template: { spec: PodSpec } }).template.spec;
 }
 
-/** The spec of deploy/kubernetes/example-pod.yaml. */
+/** The spec of deploy/kubernetes/examples/example-pod.yaml (apart, so that kubectl apply -f deploy/kubernetes/ does not start it). */
 export function examplePod(): PodSpec {
-  const pod = manifest('example-pod.yaml');
+  const pod = manifest('examples/example-pod.yaml');
   if (pod.kind !== 'Pod') throw new Error(`example-pod.yaml is a ${pod.kind}`);
   return pod.spec as unknown as PodSpec;
 }
