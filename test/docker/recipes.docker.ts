@@ -174,7 +174,7 @@ describe('the README recipe and what the container sees', () => {
         const { runs, count, other } = stopReader(docker, name);
         expect(other, `${name} read foreign values: ${runs}`).toBe('');
         expect(runs, name).toMatch(/^o×\d+$/);
-        expect(count).toBeGreaterThan(400);
+        expect(count).toBeGreaterThan(200);
       }
     }, 300_000);
 
@@ -201,13 +201,15 @@ describe('the README recipe and what the container sees', () => {
 
     it('one level down (the Deploying recipe), across a clean stop: remount heals', async () => {
       const recipe = dockerRecipe(LEVEL_DOWN_RECIPE);
-      // The README's instruction for hosts whose / is not shared, on our stand-in for /var/lib/lxcfs-ts.
-      const parent = path.join(varLib, 'lxcfs-ts');
+      // The README's instruction for hosts whose / is not shared, on our stand-in for /var/lib/lxcfs-ts
+      // (below a /var/lib of its own: shared binds nested in one another leave propagated copies behind).
+      const levelVarLib = path.join(dir, 'var-lib-level');
+      const parent = path.join(levelVarLib, 'lxcfs-ts');
       makeSharedDirectory(cleanup, parent);
       const mnt = path.join(parent, 'lxcfs');
       const args = ['-p', path.join(dir, 'level.pid'), mnt];
       let levelDaemon = await startDaemon(cleanup, args, mnt);
-      const options = parseDockerRun(forTestHost(recipe.command, varLib)).options;
+      const options = parseDockerRun(forTestHost(recipe.command, levelVarLib)).options;
       expect(options).toContain(`${parent}:${parent}:rslave`);
       startReader('level-reader', options, HOST_CPUS);
       await waitForReads(docker, 'level-reader', 200);
