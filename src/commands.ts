@@ -4,7 +4,7 @@
 import fs from 'node:fs';
 import { Command, Option } from 'commander';
 import { pino } from 'pino';
-import { CONFIG_ENV_VAR, CONFIG_OPTIONS, resolveConfig } from './daemon/config.js';
+import { checkHostRoots, CONFIG_ENV_VAR, CONFIG_OPTIONS, resolveConfig } from './daemon/config.js';
 import { runDaemon } from './daemon/daemon.js';
 import { showCommand } from './daemon/show.js';
 import { upgradeCommand } from './daemon/upgrade.js';
@@ -40,6 +40,7 @@ program.action(async (mountpoint: string | undefined, cliOptions: Record<string,
   let resolved;
   try {
     resolved = resolveConfig({ cli: given, mountpoint, configPath: configPath as string | undefined, env: process.env });
+    checkHostRoots(resolved);
   } catch (err) {
     fail((err as Error).message);
   }
