@@ -10,18 +10,27 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { SERVED_FILES } from '../../src/daemon/lxcfs-tree.js';
+import { SERVED_FILES } from '../../src/lxcfs/paths.js';
 import { mountsAt, probeFile } from '../../src/fuse/mount.js';
 import { makeSharedDirectory } from '../helpers/container.js';
 import { Docker } from '../helpers/docker.js';
 import { Cleanup } from '../helpers/processes.js';
 import { DISTROLESS_IMAGE, LXCFS_IMAGE } from './global-setup.js';
-import { daemonSetPod, dockerRunArgs, examplePod, privilegedFlags, type K8sContainer, type PodSpec } from './kubernetes.js';
+import {
+  daemonSetPod,
+  dockerRunArgs,
+  examplePod,
+  privilegedFlags,
+  type K8sContainer,
+  type PodSpec,
+} from './kubernetes.js';
 import { MEMORY_KB, readerCommand, stopReader, waitForReads } from './readers.js';
 import { LEVEL_DOWN_RECIPE, USUAL_RECIPE, dockerRecipe, recipeList } from './readme.js';
 
 /** The files runc (1.1 to 1.5) accepts as bind targets inside /proc (libcontainer's checkProcMount). */
-const RUNC_PROC_TARGETS = ['cpuinfo', 'diskstats', 'meminfo', 'stat', 'swaps', 'uptime', 'loadavg', 'slabinfo'].map((file) => `/proc/${file}`);
+const RUNC_PROC_TARGETS = ['cpuinfo', 'diskstats', 'meminfo', 'stat', 'swaps', 'uptime', 'loadavg', 'slabinfo'].map(
+  (file) => `/proc/${file}`,
+);
 
 const cleanup = new Cleanup();
 const docker = new Docker(inject('dockerHost'));
@@ -49,7 +58,8 @@ beforeAll(() => {
   mnt = path.join(varLib, 'lxcfs-ts/lxcfs');
 });
 
-const hostPath = (specPath: string): string => (specPath.startsWith('/var/lib/') ? path.join(varLib, specPath.slice('/var/lib/'.length)) : specPath);
+const hostPath = (specPath: string): string =>
+  specPath.startsWith('/var/lib/') ? path.join(varLib, specPath.slice('/var/lib/'.length)) : specPath;
 
 /** Runs a container of a pod spec; `imageAndCommand` replaces the spec's image and command. */
 function start(pod: PodSpec, container: K8sContainer, name: string, image: string, imageAndCommand?: string[]): void {
@@ -71,7 +81,11 @@ function postStart(containers: string[]): string {
 }
 
 async function waitUntilServing(): Promise<void> {
-  for (const deadline = Date.now() + 60_000; !(mountsAt(mnt).length > 0 && (await probeFile(path.join(mnt, 'proc/uptime'), 1000)).state === 'live'); await sleep(100)) {
+  for (
+    const deadline = Date.now() + 60_000;
+    !(mountsAt(mnt).length > 0 && (await probeFile(path.join(mnt, 'proc/uptime'), 1000)).state === 'live');
+    await sleep(100)
+  ) {
     if (Date.now() > deadline) {
       const logs = docker.run(['logs', DAEMON]);
       throw new Error(`the daemon's container did not serve on ${mnt} within 60 s:\n${logs.stdout}${logs.stderr}`);
@@ -82,16 +96,22 @@ async function waitUntilServing(): Promise<void> {
 function memoryUsage(container: string, file: string): number {
   const id = docker.ok(['inspect', '-f', '{{.Id}}', container]).trim();
   const pid = docker.pid(container);
-  const cgroup = fs.readFileSync(`/proc/${pid}/cgroup`, 'utf8').split('\n').find((line) => line.split(':')[1] === 'memory')!.split(':')[2]!;
+  const cgroup = fs
+    .readFileSync(`/proc/${pid}/cgroup`, 'utf8')
+    .split('\n')
+    .find((line) => line.split(':')[1] === 'memory')!
+    .split(':')[2]!;
   expect(cgroup.endsWith(id)).toBe(true);
   return Number(fs.readFileSync(path.join('/sys/fs/cgroup/memory', cgroup, file), 'utf8'));
 }
 
 describe('the DaemonSet, run by Docker as a kubelet would', () => {
-  it('runs the image with the pod template\'s privileges and mounts: it mounts on the node and serves', async () => {
+  it("runs the image with the pod template's privileges and mounts: it mounts on the node and serves", async () => {
     expect(daemonPod.hostPID).toBe(true);
     expect(daemon.securityContext?.privileged).toBe(true);
-    expect(daemon.volumeMounts).toContainEqual(expect.objectContaining({ mountPath: '/var/lib/lxcfs-ts', mountPropagation: 'Bidirectional' }));
+    expect(daemon.volumeMounts).toContainEqual(
+      expect.objectContaining({ mountPath: '/var/lib/lxcfs-ts', mountPropagation: 'Bidirectional' }),
+    );
     const { note } = privilegedFlags();
     if (note) console.log(note);
     start(daemonPod, daemon, DAEMON, LXCFS_IMAGE);
@@ -121,36 +141,56 @@ describe('the DaemonSet, run by Docker as a kubelet would', () => {
     for (const missing of ['/bin/sh', '/usr/bin/mount', '/usr/bin/nsenter']) {
       expect(docker.run(['exec', DISTROLESS, missing, '--help']).status, missing).not.toBe(0);
     }
-    expect(docker.ok(['exec', DISTROLESS, 'cat', '/proc/meminfo'])).toMatch(new RegExp(`^MemTotal:\\s+${MEMORY_KB} kB$`, 'm'));
+    expect(docker.ok(['exec', DISTROLESS, 'cat', '/proc/meminfo'])).toMatch(
+      new RegExp(`^MemTotal:\\s+${MEMORY_KB} kB$`, 'm'),
+    );
     // postStart with nothing to heal: it succeeds and says so.
-    expect(postStart([APP, DISTROLESS])).toMatch(/\nremount: 2 namespaces seen, 0 files re-bound, 18 skipped, 0 failed; nothing changed\n$/);
+    expect(postStart([APP, DISTROLESS])).toMatch(
+      /\nremount: 2 namespaces seen, 0 files re-bound, 18 skipped, 0 failed; nothing changed\n$/,
+    );
   });
 
-  it('the daemon\'s container is killed and started again: postStart heals both apps, and no app read the host\'s numbers', async () => {
+  it("the daemon's container is killed and started again: postStart heals both apps, and no app read the host's numbers", async () => {
     // A second app that reads in a loop through all of it.
     const hostCpus = fs.readFileSync('/sys/devices/system/cpu/online', 'utf8').trim();
-    start(appPod, { ...appPod.containers[0]!, command: undefined }, 'looping-app', 'debian', readerCommand('debian', hostCpus));
+    start(
+      appPod,
+      { ...appPod.containers[0]!, command: undefined },
+      'looping-app',
+      'debian',
+      readerCommand('debian', hostCpus),
+    );
     await waitForReads(docker, 'looping-app', 200);
     // The measured footprint the DaemonSet's memory request is based on.
     const atRest = memoryUsage(DAEMON, 'memory.usage_in_bytes');
     const requested = daemon.resources!.requests!.memory!;
-    console.log(`daemon container memory: ${(atRest / 2 ** 20).toFixed(0)} MiB, at most ${(memoryUsage(DAEMON, 'memory.max_usage_in_bytes') / 2 ** 20).toFixed(0)} MiB since it started; requested ${requested}`);
+    console.log(
+      `daemon container memory: ${(atRest / 2 ** 20).toFixed(0)} MiB, at most ${(memoryUsage(DAEMON, 'memory.max_usage_in_bytes') / 2 ** 20).toFixed(0)} MiB since it started; requested ${requested}`,
+    );
     expect(atRest).toBeLessThan(Number(requested.replace('Mi', '')) * 2 ** 20);
 
     docker.ok(['kill', DAEMON]);
     // Its serving process lets go of the connection once it sees its supervisor gone.
-    for (const deadline = Date.now() + 30_000; docker.run(['exec', APP, 'cat', '/proc/meminfo']).status === 0; await sleep(100)) {
-      expect(Date.now(), 'the mount still answers 30 s after the daemon\'s container was killed').toBeLessThan(deadline);
+    for (
+      const deadline = Date.now() + 30_000;
+      docker.run(['exec', APP, 'cat', '/proc/meminfo']).status === 0;
+      await sleep(100)
+    ) {
+      expect(Date.now(), "the mount still answers 30 s after the daemon's container was killed").toBeLessThan(deadline);
     }
     for (const name of [APP, DISTROLESS]) {
-      expect(docker.run(['exec', name, 'cat', '/proc/meminfo']).stderr, name).toMatch(/Transport endpoint is not connected/);
+      expect(docker.run(['exec', name, 'cat', '/proc/meminfo']).stderr, name).toMatch(
+        /Transport endpoint is not connected/,
+      );
     }
     docker.ok(['start', DAEMON]);
     const healed = postStart([APP, DISTROLESS, 'looping-app']);
     await waitUntilServing();
     for (const name of [APP, DISTROLESS, 'looping-app']) {
       expect(healed, name).toContain(`(pid ${docker.pid(name)}): re-bound 8 mounts from /var/lib/lxcfs-ts/lxcfs`);
-      expect(docker.ok(['exec', name, 'cat', '/proc/meminfo']), name).toMatch(new RegExp(`^MemTotal:\\s+${MEMORY_KB} kB$`, 'm'));
+      expect(docker.ok(['exec', name, 'cat', '/proc/meminfo']), name).toMatch(
+        new RegExp(`^MemTotal:\\s+${MEMORY_KB} kB$`, 'm'),
+      );
     }
     await sleep(500);
     const { runs, other } = stopReader(docker, 'looping-app');
@@ -160,7 +200,7 @@ describe('the DaemonSet, run by Docker as a kubelet would', () => {
 });
 
 describe('which files runc lets a container bind inside /proc', () => {
-  it('every served /proc file: accepted exactly when runc lists it, refused with runc\'s message otherwise', () => {
+  it("every served /proc file: accepted exactly when runc lists it, refused with runc's message otherwise", () => {
     const bind = (target: string): string[] => ['-v', `${path.join(mnt, target)}:${target}:ro`];
     const served = SERVED_FILES.map((file) => '/' + file);
     const accepted = served.filter((target) => RUNC_PROC_TARGETS.includes(target) || !target.startsWith('/proc/'));
@@ -170,12 +210,14 @@ describe('which files runc lets a container bind inside /proc', () => {
     const refused = served.filter((target) => !accepted.includes(target));
     for (const target of refused) {
       const result = docker.run(['run', '--rm', '--network', 'none', ...bind(target), 'debian', 'true']);
-      expect(result.stderr, target).toMatch(new RegExp(`"[^"]*${target}" cannot be mounted because it is inside /proc`));
+      expect(result.stderr, target).toMatch(
+        new RegExp(`"[^"]*${target}" cannot be mounted because it is inside /proc`),
+      );
     }
     expect(refused).toEqual(['/proc/pressure/cpu', '/proc/pressure/io', '/proc/pressure/memory']);
   });
 
-  it('the README\'s recipes and the example pod bind only accepted targets', () => {
+  it("the README's recipes and the example pod bind only accepted targets", () => {
     const targets = [
       ...dockerRecipe(USUAL_RECIPE).options,
       ...dockerRecipe(LEVEL_DOWN_RECIPE).options,
@@ -183,7 +225,11 @@ describe('which files runc lets a container bind inside /proc', () => {
     ]
       .filter((option) => option.includes(':/proc/'))
       .map((option) => option.split(':')[1]!);
-    targets.push(...appPod.containers[0]!.volumeMounts!.map((mount) => mount.mountPath).filter((target) => target.startsWith('/proc/')));
+    targets.push(
+      ...appPod.containers[0]!.volumeMounts!.map((mount) => mount.mountPath).filter((target) =>
+        target.startsWith('/proc/'),
+      ),
+    );
     expect(targets.length).toBeGreaterThan(20);
     for (const target of targets) expect(RUNC_PROC_TARGETS, target).toContain(target);
   });

@@ -24,7 +24,13 @@ export const LXCFS_IMAGE = 'lxcfs-ts:test';
 export const DISTROLESS_IMAGE = 'distroless:test';
 
 function script(command: string, args: string[], env: NodeJS.ProcessEnv): string {
-  const result = spawnSync(command, args, { cwd: REPO, encoding: 'utf8', env, timeout: 900_000, stdio: ['ignore', 'pipe', 'inherit'] });
+  const result = spawnSync(command, args, {
+    cwd: REPO,
+    encoding: 'utf8',
+    env,
+    timeout: 900_000,
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
   if (result.status !== 0) throw new Error(`${command} ${args.join(' ')} failed with ${result.status ?? result.error}`);
   return result.stdout.trim();
 }
@@ -55,8 +61,17 @@ export default async function setup(project: TestProject): Promise<() => Promise
     importImage(dockerd.docker, rootfs, 'debian');
     phase('debian');
     // dist/ is built (npm run test:docker builds first): pack it as it is.
-    const packed = script('npm', ['pack', '--ignore-scripts', '--silent', '--pack-destination', dir], { ...env, npm_config_loglevel: 'error' }).split('\n').at(-1)!;
-    script(path.join(REPO, 'scripts/build-image.sh'), ['--package', path.join(dir, packed), '--rootfs', rootfs, '--tag', LXCFS_IMAGE], env);
+    const packed = script('npm', ['pack', '--ignore-scripts', '--silent', '--pack-destination', dir], {
+      ...env,
+      npm_config_loglevel: 'error',
+    })
+      .split('\n')
+      .at(-1)!;
+    script(
+      path.join(REPO, 'scripts/build-image.sh'),
+      ['--package', path.join(dir, packed), '--rootfs', rootfs, '--tag', LXCFS_IMAGE],
+      env,
+    );
     phase(LXCFS_IMAGE);
     const distroless = path.join(dir, 'distroless.tar');
     writeMinimalRootfs(distroless, ['/usr/bin/cat', '/usr/bin/sleep']);

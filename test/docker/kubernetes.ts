@@ -17,7 +17,12 @@ export interface K8sContainer {
   livenessProbe?: { exec?: { command: string[] }; timeoutSeconds?: number };
   resources?: { requests?: Record<string, string>; limits?: Record<string, string> };
   securityContext?: { privileged?: boolean };
-  volumeMounts?: { name: string; mountPath: string; readOnly?: boolean; mountPropagation?: 'None' | 'HostToContainer' | 'Bidirectional' }[];
+  volumeMounts?: {
+    name: string;
+    mountPath: string;
+    readOnly?: boolean;
+    mountPropagation?: 'None' | 'HostToContainer' | 'Bidirectional';
+  }[];
 }
 
 export interface PodSpec {
@@ -27,7 +32,10 @@ export interface PodSpec {
 }
 
 function manifest(file: string): { kind: string; spec: Record<string, unknown> } {
-  return parse(fs.readFileSync(path.join(REPO, 'deploy/kubernetes', file), 'utf8')) as { kind: string; spec: Record<string, unknown> };
+  return parse(fs.readFileSync(path.join(REPO, 'deploy/kubernetes', file), 'utf8')) as {
+    kind: string;
+    spec: Record<string, unknown>;
+  };
 }
 
 /** The pod template of deploy/kubernetes/daemonset.yaml. */
@@ -80,11 +88,24 @@ export function privilegedFlags(): { flags: string[]; note?: string } {
   if (missing.length === 0) return { flags: ['--privileged'] };
   const names = missing.map((cap) => {
     const name = CAPABILITY_NAMES[cap];
-    if (!name) throw new Error(`this host's bounding set lacks capability ${cap}, which this test does not know by name`);
+    if (!name)
+      throw new Error(`this host's bounding set lacks capability ${cap}, which this test does not know by name`);
     return name;
   });
   return {
-    flags: ['--cap-add', 'ALL', ...names.flatMap((name) => ['--cap-drop', name]), '--security-opt', 'seccomp=unconfined', '--security-opt', 'systempaths=unconfined', '--device-cgroup-rule', 'a *:* rwm', '--device', '/dev/fuse'],
+    flags: [
+      '--cap-add',
+      'ALL',
+      ...names.flatMap((name) => ['--cap-drop', name]),
+      '--security-opt',
+      'seccomp=unconfined',
+      '--security-opt',
+      'systempaths=unconfined',
+      '--device-cgroup-rule',
+      'a *:* rwm',
+      '--device',
+      '/dev/fuse',
+    ],
     note: `this host's capability bounding set lacks ${names.join(', ')}: privileged is run as every other capability, unconfined`,
   };
 }
@@ -111,7 +132,9 @@ export function dockerRunArgs(pod: PodSpec, container: K8sContainer, options: Ru
     if (!volume?.hostPath) throw new Error(`volume ${mount.name}: only hostPath volumes are translated`);
     const source = options.hostPath(volume.hostPath.path);
     checkHostPath(source, volume.hostPath.type ?? '');
-    const propagation = { Bidirectional: 'rshared', HostToContainer: 'rslave', None: 'rprivate' }[mount.mountPropagation ?? 'None'];
+    const propagation = { Bidirectional: 'rshared', HostToContainer: 'rslave', None: 'rprivate' }[
+      mount.mountPropagation ?? 'None'
+    ];
     args.push('-v', `${source}:${mount.mountPath}:${mount.readOnly ? 'ro,' : ''}${propagation}`);
   }
   const [entrypoint, ...commandArgs] = container.command ?? [];

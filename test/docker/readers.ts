@@ -43,7 +43,9 @@ export async function waitForReads(docker: Docker, name: string, count: number):
     if (Number(reads.stdout.trim()) >= count) return;
     if (Date.now() > deadline) {
       const logs = docker.run(['logs', '--tail', '20', name]);
-      throw new Error(`${name} made ${reads.stdout.trim() || 'no'} reads in 60 s (${reads.stderr.trim()}); its log: ${logs.stdout}${logs.stderr}`);
+      throw new Error(
+        `${name} made ${reads.stdout.trim() || 'no'} reads in 60 s (${reads.stderr.trim()}); its log: ${logs.stdout}${logs.stderr}`,
+      );
     }
   }
 }
@@ -73,8 +75,15 @@ export function stopReader(docker: Docker, name: string): Reads {
   docker.ok(['wait', name]);
   const letters = readFromContainer(docker, name, '/tmp/reads');
   const groups = (letters.match(/(.)\1*/g) ?? []).map((group) => `${group[0]}×${group.length}`);
-  const runs = groups.length <= 12 ? groups.join(' ') : `${groups.slice(0, 6).join(' ')} … (${groups.length - 9} more) … ${groups.slice(-3).join(' ')}`;
+  const runs =
+    groups.length <= 12
+      ? groups.join(' ')
+      : `${groups.slice(0, 6).join(' ')} … (${groups.length - 9} more) … ${groups.slice(-3).join(' ')}`;
   const other = readFromContainer(docker, name, '/tmp/other');
   const lines = other.split('\n').filter(Boolean);
-  return { runs, count: letters.length, other: lines.length <= 3 ? other : `${lines.length} reads, such as ${lines.slice(0, 3).join('; ')}` };
+  return {
+    runs,
+    count: letters.length,
+    other: lines.length <= 3 ? other : `${lines.length} reads, such as ${lines.slice(0, 3).join('; ')}`,
+  };
 }

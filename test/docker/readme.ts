@@ -26,7 +26,8 @@ function commands(block: string): string[] {
 /** The one block that has a line containing `marker`. */
 function blockWith(marker: string): string {
   const blocks = shellBlocks().filter((block) => block.includes(marker));
-  if (blocks.length !== 1) throw new Error(`README.md has ${blocks.length} shell blocks containing ${JSON.stringify(marker)}, expected 1`);
+  if (blocks.length !== 1)
+    throw new Error(`README.md has ${blocks.length} shell blocks containing ${JSON.stringify(marker)}, expected 1`);
   return blocks[0]!;
 }
 
@@ -53,7 +54,18 @@ export function parseDockerRun(command: string): DockerRun {
   const words = command.split(/\s+/);
   const run = words.indexOf('run');
   if (words[0] !== 'docker' || run !== 1) throw new Error(`not a docker run command: ${command}`);
-  const withValue = new Set(['-v', '--volume', '-m', '--memory', '--memory-swap', '--cpus', '--cpuset-cpus', '--name', '-e', '--network']);
+  const withValue = new Set([
+    '-v',
+    '--volume',
+    '-m',
+    '--memory',
+    '--memory-swap',
+    '--cpus',
+    '--cpuset-cpus',
+    '--name',
+    '-e',
+    '--network',
+  ]);
   let i = run + 1;
   while (i < words.length && words[i]!.startsWith('-')) i += withValue.has(words[i]!) ? 2 : 1;
   return { command, options: words.slice(run + 1, i), image: words[i]!, args: words.slice(i + 1) };
@@ -61,8 +73,13 @@ export function parseDockerRun(command: string): DockerRun {
 
 /** The README's one `docker run` command that contains `marker` (its lines joined). */
 export function dockerRecipe(marker: string): DockerRun {
-  const runs = shellBlocks().flatMap(commands).filter((command) => command.startsWith('docker run') && command.includes(marker));
-  if (runs.length !== 1) throw new Error(`README.md has ${runs.length} docker run commands containing ${JSON.stringify(marker)}, expected 1`);
+  const runs = shellBlocks()
+    .flatMap(commands)
+    .filter((command) => command.startsWith('docker run') && command.includes(marker));
+  if (runs.length !== 1)
+    throw new Error(
+      `README.md has ${runs.length} docker run commands containing ${JSON.stringify(marker)}, expected 1`,
+    );
   return parseDockerRun(runs[0]!);
 }
 
@@ -87,6 +104,7 @@ export function recipeList(): RecipeList {
 /** The line of the list that contains `marker` (exactly one must). */
 export function recipeLine(list: RecipeList, marker: string): string {
   const lines = list.lines.filter((line) => line.includes(marker));
-  if (lines.length !== 1) throw new Error(`README.md: ${lines.length} recipe lines contain ${JSON.stringify(marker)}, expected 1`);
+  if (lines.length !== 1)
+    throw new Error(`README.md: ${lines.length} recipe lines contain ${JSON.stringify(marker)}, expected 1`);
   return lines[0]!;
 }

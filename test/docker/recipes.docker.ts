@@ -12,9 +12,25 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { makeSharedDirectory } from '../helpers/container.js';
 import { Docker, DOCKER_CLI } from '../helpers/docker.js';
-import { Cleanup, killDaemonHard, LXCFS_TS, run, startDaemon, upgradeDaemon, type Daemon } from '../helpers/processes.js';
+import {
+  Cleanup,
+  killDaemonHard,
+  LXCFS_TS,
+  run,
+  startDaemon,
+  upgradeDaemon,
+  type Daemon,
+} from '../helpers/processes.js';
 import { readerCommand, stopReader, waitForReads } from './readers.js';
-import { LEVEL_DOWN_RECIPE, USUAL_RECIPE, dockerRecipe, forTestHost, parseDockerRun, recipeLine, recipeList } from './readme.js';
+import {
+  LEVEL_DOWN_RECIPE,
+  USUAL_RECIPE,
+  dockerRecipe,
+  forTestHost,
+  parseDockerRun,
+  recipeLine,
+  recipeList,
+} from './readme.js';
 
 const HOST_CPUS = fs.readFileSync('/sys/devices/system/cpu/online', 'utf8').trim();
 
@@ -40,7 +56,11 @@ beforeAll(() => {
 
 /** Runs one README line (after the list's prelude) through bash. */
 function shell(script: string, timeoutMs = 60_000): { status: number | null; stdout: string; stderr: string } {
-  const result = spawnSync('bash', ['-c', script], { encoding: 'utf8', timeout: timeoutMs, env: { ...docker.env(), PATH: shellPath } });
+  const result = spawnSync('bash', ['-c', script], {
+    encoding: 'utf8',
+    timeout: timeoutMs,
+    env: { ...docker.env(), PATH: shellPath },
+  });
   return { status: result.status, stdout: result.stdout, stderr: result.stderr };
 }
 
@@ -68,30 +88,49 @@ describe('the README recipe and what the container sees', () => {
   it('Docker refuses the recipe while the directory is a private mount, as the README says', () => {
     const privateDir = path.join(varLib, 'lxcfs');
     fs.mkdirSync(privateDir);
-    const refused = docker.run(['run', '--rm', '--network', 'none', '-v', `${privateDir}:${privateDir}:rslave`, 'debian', 'true']);
+    const refused = docker.run([
+      'run',
+      '--rm',
+      '--network',
+      'none',
+      '-v',
+      `${privateDir}:${privateDir}:rslave`,
+      'debian',
+      'true',
+    ]);
     expect(refused.status).not.toBe(0);
     expect(refused.stderr).toMatch(/is not a shared or slave mount/);
   });
 
-  it('after the README\'s fix (a shared bind of the directory), the recipe runs verbatim: free -m shows 256 MB', async () => {
+  it("after the README's fix (a shared bind of the directory), the recipe runs verbatim: free -m shows 256 MB", async () => {
     makeSharedDirectory(cleanup, varLib);
     const mnt = path.join(varLib, 'lxcfs');
-    daemon = await startDaemon(cleanup, ['-p', path.join(dir, 'usual.pid'), '-l', '--enable-cfs', '--enable-blkio-accounting', mnt], mnt);
+    daemon = await startDaemon(
+      cleanup,
+      ['-p', path.join(dir, 'usual.pid'), '-l', '--enable-cfs', '--enable-blkio-accounting', mnt],
+      mnt,
+    );
     const recipe = dockerRecipe(USUAL_RECIPE);
     expect(recipe.options).toContain('-it');
     // -it needs a terminal: script(1) gives it one.
-    const result = spawnSync('script', ['-qec', forTestHost(recipe.command, varLib).replace('docker run ', `${DOCKER_CLI} run --rm `), '/dev/null'], {
-      encoding: 'utf8',
-      timeout: 60_000,
-      env: docker.env(),
-    });
+    const result = spawnSync(
+      'script',
+      ['-qec', forTestHost(recipe.command, varLib).replace('docker run ', `${DOCKER_CLI} run --rm `), '/dev/null'],
+      {
+        encoding: 'utf8',
+        timeout: 60_000,
+        env: docker.env(),
+      },
+    );
     expect(result.status, result.stdout + result.stderr).toBe(0);
     expect(memTotalMb(result.stdout)).toBe(256);
   });
 
-  it('the list repeats exactly the recipe\'s -v flags', () => {
+  it("the list repeats exactly the recipe's -v flags", () => {
     const recipe = dockerRecipe(USUAL_RECIPE);
-    expect(recipeList().flags).toEqual(recipe.options.filter((option) => option !== '-it' && !option.startsWith('--memory') && option !== '256m'));
+    expect(recipeList().flags).toEqual(
+      recipe.options.filter((option) => option !== '-it' && !option.startsWith('--memory') && option !== '256m'),
+    );
   });
 
   const line = (marker: string): { status: number | null; stdout: string; stderr: string } => {
@@ -105,11 +144,16 @@ describe('the README recipe and what the container sees', () => {
     const out = line('debian free -m').stdout;
     expect(memTotalMb(out)).toBe(256);
     expect(out).toMatch(/^Swap:\s+0\s+0\s+0$/m);
-    expect(fs.readFileSync('/proc/swaps', 'utf8').trim().split('\n'), 'this host has swap: the assertion above needs its limit').toHaveLength(1);
+    expect(
+      fs.readFileSync('/proc/swaps', 'utf8').trim().split('\n'),
+      'this host has swap: the assertion above needs its limit',
+    ).toHaveLength(1);
   });
 
   it('/proc/swaps: the header only', () => {
-    expect(line('cat /proc/swaps').stdout.trim().split('\n')).toEqual([expect.stringMatching(/^Filename\s+Type\s+Size\s+Used\s+Priority$/)]);
+    expect(line('cat /proc/swaps').stdout.trim().split('\n')).toEqual([
+      expect.stringMatching(/^Filename\s+Type\s+Size\s+Used\s+Priority$/),
+    ]);
   });
 
   it('--cpuset-cpus 1: one CPU, numbered 0', () => {
@@ -122,7 +166,7 @@ describe('the README recipe and what the container sees', () => {
     expect(fs.readFileSync('/proc/cpuinfo', 'utf8').match(/^processor/gm)!.length).toBeGreaterThan(1);
   });
 
-  it('uptime: the container\'s age, not the host\'s', () => {
+  it("uptime: the container's age, not the host's", () => {
     const started = Date.now();
     const [age, idle] = line('cat /proc/uptime').stdout.trim().split(/\s+/).map(Number);
     const hostUptime = Number(fs.readFileSync('/proc/uptime', 'utf8').split(' ')[0]);
@@ -139,7 +183,7 @@ describe('the README recipe and what the container sees', () => {
     expect(Number(threads!.split('/')[1])).toBeLessThan(10); // the host runs hundreds
   }, 30_000);
 
-  it('diskstats with --enable-blkio-accounting: only the container\'s own writes', () => {
+  it("diskstats with --enable-blkio-accounting: only the container's own writes", () => {
     const lines = line('/proc/diskstats').stdout.trim().split('\n');
     expect(lines.length).toBeGreaterThanOrEqual(1);
     const written = lines.map((entry) => Number(entry.trim().split(/\s+/)[9]));
@@ -148,7 +192,7 @@ describe('the README recipe and what the container sees', () => {
     expect(lines.length).toBeLessThan(host.length);
   });
 
-  it('docker exec sees the same limits as the container\'s init', () => {
+  it("docker exec sees the same limits as the container's init", () => {
     removeLater('app');
     expect(memTotalMb(line('docker exec').stdout)).toBe(256);
   });
@@ -158,7 +202,8 @@ describe('the README recipe and what the container sees', () => {
       const options = parseDockerRun(forTestHost(dockerRecipe(USUAL_RECIPE).command, varLib)).options;
       for (const name of ['reader-a', 'reader-b']) startReader(name, options, '0');
       for (const name of ['reader-a', 'reader-b']) await waitForReads(docker, name, 200);
-      const serving = (): number => Number(fs.readFileSync(`/proc/${daemon.pid}/task/${daemon.pid}/children`, 'utf8').trim());
+      const serving = (): number =>
+        Number(fs.readFileSync(`/proc/${daemon.pid}/task/${daemon.pid}/children`, 'utf8').trim());
       const logged = (pattern: RegExp): number => (daemon.output().match(new RegExp(pattern, 'g')) ?? []).length;
       for (let round = 1; round <= 2; round++) {
         await upgradeDaemon(path.join(dir, 'usual.pid'));
@@ -178,7 +223,7 @@ describe('the README recipe and what the container sees', () => {
       }
     }, 300_000);
 
-    it('kill -9 of the whole daemon, a restart and remount: healed, and never the host\'s numbers', async () => {
+    it("kill -9 of the whole daemon, a restart and remount: healed, and never the host's numbers", async () => {
       const mnt = daemon.mountPoint;
       const options = parseDockerRun(forTestHost(dockerRecipe(USUAL_RECIPE).command, varLib)).options;
       startReader('crash-reader', options, '0');
@@ -187,7 +232,11 @@ describe('the README recipe and what the container sees', () => {
       const dead = docker.run(['exec', 'crash-reader', 'cat', '/proc/meminfo']);
       expect(dead.stderr).toMatch(/Transport endpoint is not connected/);
 
-      daemon = await startDaemon(cleanup, ['-p', path.join(dir, 'usual.pid'), '-l', '--enable-cfs', '--enable-blkio-accounting', mnt], mnt);
+      daemon = await startDaemon(
+        cleanup,
+        ['-p', path.join(dir, 'usual.pid'), '-l', '--enable-cfs', '--enable-blkio-accounting', mnt],
+        mnt,
+      );
       const remount = run(LXCFS_TS, ['remount', '--mountpoint', mnt, '--pid', String(docker.pid('crash-reader'))]);
       expect(remount.status, remount.stdout + remount.stderr).toBe(0);
       expect(remount.stdout).toMatch(/re-bound 8 mounts/);
@@ -216,7 +265,9 @@ describe('the README recipe and what the container sees', () => {
 
       const { code } = await levelDaemon.stop();
       expect(code).toBe(0);
-      expect(docker.run(['exec', 'level-reader', 'cat', '/proc/meminfo']).stderr).toMatch(/Transport endpoint is not connected/);
+      expect(docker.run(['exec', 'level-reader', 'cat', '/proc/meminfo']).stderr).toMatch(
+        /Transport endpoint is not connected/,
+      );
       levelDaemon = await startDaemon(cleanup, args, mnt);
       const remount = run(LXCFS_TS, ['remount', '--mountpoint', mnt, '--pid', String(docker.pid('level-reader'))]);
       expect(remount.status, remount.stdout + remount.stderr).toBe(0);

@@ -31,14 +31,19 @@ export class Docker {
 
   /** Runs `docker ARGS` and returns what it did, whatever its exit status. */
   run(args: string[], timeoutMs = 60_000): DockerResult {
-    const result: SpawnSyncReturns<string> = spawnSync(DOCKER_CLI, args, { encoding: 'utf8', timeout: timeoutMs, env: this.env() });
+    const result: SpawnSyncReturns<string> = spawnSync(DOCKER_CLI, args, {
+      encoding: 'utf8',
+      timeout: timeoutMs,
+      env: this.env(),
+    });
     return { status: result.status, stdout: result.stdout ?? '', stderr: result.stderr ?? String(result.error ?? '') };
   }
 
   /** Runs `docker ARGS`, returns its stdout, and throws with its stderr when it fails. */
   ok(args: string[], timeoutMs = 60_000): string {
     const result = this.run(args, timeoutMs);
-    if (result.status !== 0) throw new Error(`docker ${args.join(' ')} exited with ${result.status}: ${result.stderr.trim()}`);
+    if (result.status !== 0)
+      throw new Error(`docker ${args.join(' ')} exited with ${result.status}: ${result.stderr.trim()}`);
     return result.stdout;
   }
 
@@ -91,25 +96,40 @@ async function waitFor(what: string, ms: number, check: () => boolean, log: () =
 /** Starts a private dockerd with everything below `dir` (a directory the caller made and removes). */
 export async function startDockerd(dir: string, name: string): Promise<Dockerd> {
   for (const binary of [DOCKERD, DOCKER_CLI]) {
-    if (!fs.existsSync(binary)) throw new Error(`${binary} is missing: install Debian's docker.io (bash scripts/test.sh does)`);
+    if (!fs.existsSync(binary))
+      throw new Error(`${binary} is missing: install Debian's docker.io (bash scripts/test.sh does)`);
   }
   const cgroupParent = `${name}-${process.pid}`;
   const socket = path.join(dir, 'docker.sock');
   const logFile = path.join(dir, 'dockerd.log');
   // Its trust key goes to the data directory instead of /etc/docker/key.json.
-  fs.writeFileSync(path.join(dir, 'daemon.json'), JSON.stringify({ 'deprecated-key-path': path.join(dir, 'key.json') }) + '\n');
+  fs.writeFileSync(
+    path.join(dir, 'daemon.json'),
+    JSON.stringify({ 'deprecated-key-path': path.join(dir, 'key.json') }) + '\n',
+  );
   const log = fs.openSync(logFile, 'w');
   const args = [
-    '--data-root', path.join(dir, 'data'),
-    '--exec-root', path.join(dir, 'exec'),
-    '--pidfile', path.join(dir, 'dockerd.pid'),
-    '--config-file', path.join(dir, 'daemon.json'),
-    '-H', `unix://${socket}`,
-    '--bridge=none', '--iptables=false', '--ip6tables=false',
-    '--storage-driver', 'overlay2',
-    '--exec-opt', 'native.cgroupdriver=cgroupfs',
-    '--cgroup-parent', cgroupParent,
-    '--log-level', 'warn',
+    '--data-root',
+    path.join(dir, 'data'),
+    '--exec-root',
+    path.join(dir, 'exec'),
+    '--pidfile',
+    path.join(dir, 'dockerd.pid'),
+    '--config-file',
+    path.join(dir, 'daemon.json'),
+    '-H',
+    `unix://${socket}`,
+    '--bridge=none',
+    '--iptables=false',
+    '--ip6tables=false',
+    '--storage-driver',
+    'overlay2',
+    '--exec-opt',
+    'native.cgroupdriver=cgroupfs',
+    '--cgroup-parent',
+    cgroupParent,
+    '--log-level',
+    'warn',
   ];
   // Its own process group: its containerd and shims are stopped through it, never through a name.
   const child = spawn(DOCKERD, args, { stdio: ['ignore', log, log], detached: true });
@@ -150,10 +170,16 @@ export async function startDockerd(dir: string, name: string): Promise<Dockerd> 
     if (errors.length > 0) throw new AggregateError(errors, 'stopping the private dockerd failed');
   };
   try {
-    await waitFor('dockerd did not answer', 60_000, () => {
-      if (child.exitCode !== null) throw new Error(`dockerd exited with ${child.exitCode}:\n${readLog().slice(-3000)}`);
-      return fs.existsSync(socket) && docker.run(['version', '--format', '{{.Server.Version}}'], 10_000).status === 0;
-    }, readLog);
+    await waitFor(
+      'dockerd did not answer',
+      60_000,
+      () => {
+        if (child.exitCode !== null)
+          throw new Error(`dockerd exited with ${child.exitCode}:\n${readLog().slice(-3000)}`);
+        return fs.existsSync(socket) && docker.run(['version', '--format', '{{.Server.Version}}'], 10_000).status === 0;
+      },
+      readLog,
+    );
   } catch (err) {
     await stop();
     throw err;
@@ -183,8 +209,11 @@ export function writeMinimalRootfs(tarball: string, programs: string[]): void {
       fs.copyFileSync(fs.realpathSync(file), path.join(stage, file));
       fs.chmodSync(path.join(stage, file), 0o755);
     }
-    for (const empty of ['proc', 'sys', 'dev', 'etc', 'tmp']) fs.mkdirSync(path.join(stage, empty), { recursive: true });
-    const tar = spawnSync('tar', ['--create', '--file', tarball, '--owner=0', '--group=0', '--directory', stage, '.'], { encoding: 'utf8' });
+    for (const empty of ['proc', 'sys', 'dev', 'etc', 'tmp'])
+      fs.mkdirSync(path.join(stage, empty), { recursive: true });
+    const tar = spawnSync('tar', ['--create', '--file', tarball, '--owner=0', '--group=0', '--directory', stage, '.'], {
+      encoding: 'utf8',
+    });
     if (tar.status !== 0) throw new Error(`tar: ${tar.stderr}`);
   } finally {
     fs.rmSync(stage, { recursive: true, force: true });
