@@ -9,31 +9,42 @@ if [ "$(id -u)" -ne 0 ]; then
   exit 1
 fi
 
-# Debian packages: lxcfs is the reference peer of the differential tests; the rest are the real
-# clients the tests read our files with.
-packages=(lxcfs procps util-linux python3 coreutils openssl)
+# Debian packages: lxcfs is the reference peer of the differential tests; docker.io and mmdebstrap run
+# the Docker suite (a private dockerd, images built from Debian's mirror); openssl makes the webhook
+# tests' certificates; the rest are the real clients the tests read our files with.
+packages=(lxcfs procps util-linux python3 coreutils openssl docker.io mmdebstrap)
 missing=()
 for p in "${packages[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then
   echo "installing: ${missing[*]}"
   apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  # Others may be installing packages at the same moment: wait for dpkg's lock instead of failing.
+  DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=900 install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
 npm ci --no-audit --no-fund
 echo "== host suite: this machine, Linux $(uname -r), /sys/fs/cgroup is $(stat -fc %T /sys/fs/cgroup) (vitest.config.ts) =="
 npm test
-# The guest suites, side by side (each boots one QEMU guest; much of their time is spent waiting):
+# The guest suites boot in the background (QEMU under TCG spends much of its time waiting) while the
+# Docker suite runs on this host; their output is shown once each ends.
 # - v2: Debian's 6.1 kernel and a real cgroup2 hierarchy (scripts/v2vm);
 # - systemd: systemd as pid 1, the packed project installed with scripts/install.sh (scripts/sdvm).
-# The systemd suite's output is shown once it ends, after the v2 suite's.
-systemd_log=$(mktemp)
-trap 'rm -f "$systemd_log"' EXIT
-npm run --silent test:systemd >"$systemd_log" 2>&1 &
+logs=$(mktemp -d)
+trap 'rm -rf "$logs"' EXIT
+npm run --silent test:v2 >"$logs/v2" 2>&1 &
+v2_suite=$!
+npm run --silent test:systemd >"$logs/systemd" 2>&1 &
 systemd_suite=$!
+# The Docker suite: the README's Docker recipes and the Kubernetes DaemonSet's image under a private dockerd.
+docker_status=0
+npm run test:docker || docker_status=$?
 v2_status=0
-npm run test:v2 || v2_status=$?
+wait "$v2_suite" || v2_status=$?
+echo "== v2 guest suite =="
+cat "$logs/v2"
 systemd_status=0
 wait "$systemd_suite" || systemd_status=$?
-cat "$systemd_log"
-[ "$v2_status" -eq 0 ] && [ "$systemd_status" -eq 0 ]
+echo "== systemd guest suite =="
+cat "$logs/systemd"
+echo "suites: docker $docker_status, v2 $v2_status, systemd $systemd_status (0 = passed)"
+[ "$docker_status" -eq 0 ] && [ "$v2_status" -eq 0 ] && [ "$systemd_status" -eq 0 ]

@@ -1,0 +1,89 @@
+// Containers that read their lxcfs files in a loop while the daemon is upgraded, crashes or restarts,
+// and report every read: what a container saw, read by read, is the measure of a restart.
+
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { Docker } from '../helpers/docker.js';
+
+/** --memory 256m, as /proc/meminfo shows it. */
+export const MEMORY_KB = 262_144;
+
+// One letter per read of /proc/meminfo and online, appended to /tmp/reads: o = its own numbers, e = an
+// error (the daemon is down), h = anything else (the host's numbers, or another container's), whose line
+// goes to /tmp/other. It stops when /tmp/stop appears. head reads the file as programs do, in one
+// read(); the shell's own read takes a byte at a time, and a file read in pieces ends early if the serving
+// process crashes in the middle of it (lxcfs's rule for a handle the new process does not know).
+const READER = `
+: > /tmp/reads
+while [ ! -e /tmp/stop ]; do
+  for file in /proc/meminfo /sys/devices/system/cpu/online; do
+    if line=$(head -n 1 $file 2>/dev/null) && [ -n "$line" ]; then
+      case "$file:$line" in
+        "/proc/meminfo:MemTotal:"*" $MEMORY_KB kB" | "/sys/devices/system/cpu/online:$CPUS") letter=o ;;
+        *) letter=h; echo "$file: $line" >> /tmp/other ;;
+      esac
+    else
+      letter=e
+    fi
+    printf %s $letter >> /tmp/reads
+  done
+done`;
+
+/** The docker run arguments after OPTIONS that make a container a reader: its image and command, with
+ * the memory limit and the online list it must see. */
+export function readerCommand(image: string, cpus: string): string[] {
+  return ['-e', `MEMORY_KB=${MEMORY_KB}`, '-e', `CPUS=${cpus}`, image, 'sh', '-c', READER];
+}
+
+export async function waitForReads(docker: Docker, name: string, count: number): Promise<void> {
+  for (const deadline = Date.now() + 60_000; ; await sleep(100)) {
+    const reads = docker.run(['exec', name, 'sh', '-c', 'wc -c < /tmp/reads']);
+    if (Number(reads.stdout.trim()) >= count) return;
+    if (Date.now() > deadline) {
+      const logs = docker.run(['logs', '--tail', '20', name]);
+      throw new Error(
+        `${name} made ${reads.stdout.trim() || 'no'} reads in 60 s (${reads.stderr.trim()}); its log: ${logs.stdout}${logs.stderr}`,
+      );
+    }
+  }
+}
+
+/** A file of a stopped container; '' when it has none. */
+function readFromContainer(docker: Docker, name: string, file: string): string {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'lxcfs-ts-reads-'));
+  try {
+    const target = path.join(dir, 'file');
+    return docker.run(['cp', `${name}:${file}`, target]).status === 0 ? fs.readFileSync(target, 'utf8') : '';
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+export interface Reads {
+  /** Run-length encoded letters: "o×1200 e×40 o×800" (the middle elided when long). */
+  runs: string;
+  count: number;
+  /** The reads that were neither its own numbers nor an error ('' when none). */
+  other: string;
+}
+
+/** Stops a reader and returns what it read. */
+export function stopReader(docker: Docker, name: string): Reads {
+  docker.ok(['exec', name, 'touch', '/tmp/stop']);
+  docker.ok(['wait', name]);
+  const letters = readFromContainer(docker, name, '/tmp/reads');
+  const groups = (letters.match(/(.)\1*/g) ?? []).map((group) => `${group[0]}×${group.length}`);
+  const runs =
+    groups.length <= 12
+      ? groups.join(' ')
+      : `${groups.slice(0, 6).join(' ')} … (${groups.length - 9} more) … ${groups.slice(-3).join(' ')}`;
+  const other = readFromContainer(docker, name, '/tmp/other');
+  const lines = other.split('\n').filter(Boolean);
+  return {
+    runs,
+    count: letters.length,
+    other: lines.length <= 3 ? other : `${lines.length} reads, such as ${lines.slice(0, 3).join('; ')}`,
+  };
+}
