@@ -55,6 +55,7 @@ async function serve(start: Extract<SupervisorMessage, { type: 'start' }>): Prom
     fsOptions: treeOptions,
     logLevel: config.logLevel,
     initialized: start.initialized,
+    tenantLimits: { handles: config.maxHandlesPerContainer, bytes: config.maxSnapshotMibPerContainer * 1024 * 1024 },
   });
   let stopping = false;
   let loadavg: LoadavgSampler | undefined;
