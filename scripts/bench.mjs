@@ -1038,14 +1038,13 @@ async function phaseNeighbour(bin) {
       child.on('close', () => rej(new Error(`container client (${args[0]}) exited before ready: ${err.trim()}`)));
     });
     ready.catch(() => {});
-    const exited = new Promise((res) => child.on('close', (code) => (state.clients.delete(child), res(code))));
     const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+    const exited = new Promise((res) => child.on('close', (code) => (state.clients.delete(child), clearTimeout(timer), res(code))));
     return {
       ready,
       go: () => child.stdin.end('go\n'),
       kill: () => child.kill('SIGKILL'),
-      result: exited.then((code) => {
-        clearTimeout(timer);
+      result: () => exited.then((code) => {
         if (code !== 0) throw new Error(`container client (${args.join(' ')}) failed: ${err.trim() || `exit ${code}`}`);
         return out.slice('ready\n'.length);
       }),
@@ -1056,7 +1055,7 @@ async function phaseNeighbour(bin) {
     const c = inContainer(cg, ['lat', CFG.neighbourIters, CFG.latChunk, CFG.latWarmup, file], 300000);
     await c.ready;
     c.go();
-    const line = (await c.result).split('\n').find((l) => l.startsWith('lat '));
+    const line = (await c.result()).split('\n').find((l) => l.startsWith('lat '));
     if (!line) throw new Error('the quiet container printed no latencies');
     const sorted = line.split(' ').slice(2).map(Number).sort((a, b) => a - b);
     return { n: sorted.length, p50_us: percentile(sorted, 0.5) / 1000, p99_us: percentile(sorted, 0.99) / 1000 };
