@@ -107,7 +107,7 @@ describe('a container that hogs handles', () => {
     expect((await daemon.stop()).code).toBe(0);
   }, 240_000);
 
-  it('with the limits raised to the whole table, gives the snapshot pool back once the handles are released', async () => {
+  it('with the limits raised to the whole table, gives the snapshot pool back once the handles are released, every time', async () => {
     const dir = cleanup.tempDir();
     const mnt = path.join(dir, 'mnt');
     const daemon = await startDaemon(cleanup, ['--max-handles-per-container', '65536', '--max-snapshot-mib-per-container', '256', '-p', path.join(dir, 'pid'), mnt], mnt);
@@ -115,16 +115,22 @@ describe('a container that hogs handles', () => {
     const meminfo = path.join(mnt, 'proc/meminfo');
     const hogCgroup = createCgroup(cleanup, 'memory', 'limits-hog');
     expect(run('cat', [meminfo]).status).toBe(0);
-    const idle = rssKiB(server);
-    const hog = await startHog(hogCgroup.dir, meminfo);
-    const hogging = rssKiB(server);
-    await hog.release();
-    const released = await settledRss(server, idle, meminfo);
-    console.log(JSON.stringify({ report: hog.report, rssKiB: { idle, hogging, released } }));
-    expect.soft(hog.report.held).toBe(65536); // the whole table
-    expect.soft(hogging - idle).toBeGreaterThan(128 * 1024); // the pool did grow
-    expect.soft(released - idle).toBeLessThan(16 * 1024);
-    expect.soft(limitLines(daemon.output())).toHaveLength(1);
+    // The first round also warms the daemon up (compiled code, allocator arenas): the second must cost
+    // nothing that stays.
+    const rounds: Array<{ held: number; hogging: number; released: number }> = [];
+    let settled = rssKiB(server);
+    for (let round = 0; round < 2; round++) {
+      const hog = await startHog(hogCgroup.dir, meminfo);
+      const hogging = rssKiB(server);
+      await hog.release();
+      settled = await settledRss(server, settled, meminfo);
+      rounds.push({ held: hog.report.held, hogging, released: settled });
+    }
+    console.log(JSON.stringify({ rounds }));
+    expect.soft(rounds.map((r) => r.held)).toEqual([65536, 65536]); // the whole table
+    expect.soft(rounds[1]!.hogging - rounds[0]!.released).toBeGreaterThan(128 * 1024); // the pool grew again
+    expect.soft(rounds[1]!.released - rounds[0]!.released).toBeLessThan(8 * 1024);
+    expect.soft(limitLines(daemon.output())).toHaveLength(2); // one per container (pid namespace)
     expect((await daemon.stop()).code).toBe(0);
   }, 240_000);
 });

@@ -28,6 +28,8 @@ const DEFAULTS: DaemonConfig = {
   logLevel: 'info',
   force: false,
   readers: 2,
+  maxHandlesPerContainer: 1024,
+  maxSnapshotMibPerContainer: 4,
   procRoot: '/proc',
   cgroupRoot: '/sys/fs/cgroup',
 };
@@ -237,6 +239,8 @@ describe('config file contents', () => {
         'log_level = warn',
         'force = true',
         'readers = 16',
+        'max_handles_per_container = 64',
+        'max_snapshot_mib_per_container = 2',
         'proc_root = /host/proc',
         'cgroup_root = /host/cgroup',
         '',
@@ -260,6 +264,8 @@ describe('config file contents', () => {
       logLevel: 'warn',
       force: true,
       readers: 16,
+      maxHandlesPerContainer: 64,
+      maxSnapshotMibPerContainer: 2,
       procRoot: '/host/proc',
       cgroupRoot: '/host/cgroup',
     });
