@@ -72,7 +72,7 @@ export class FairQueue<Reason extends string> {
     for (;;) {
       const freed = Atomics.load(this.ctl, FREED);
       this.lock();
-      if (this.ctl[CLOSED] !== 0) return this.unlock(), false;
+      if (this.ctl[CLOSED] !== 0) return (this.unlock(), false);
       const top = this.ctl[FREE_TOP]!;
       if (top > 0) {
         const slot = this.ctl[FREE_BASE + top - 1]!;

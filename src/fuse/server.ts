@@ -92,7 +92,7 @@ export class FuseServer extends EventEmitter<ServerEvents> {
       fsModule: this.options.fsModule,
       fsOptions: this.options.fsOptions,
       queue,
-      go: this.go.buffer as SharedArrayBuffer,
+      go: this.go.buffer,
       stopName: this.stopName,
     };
     const intake = new Worker(new URL('./intake.js', import.meta.url), {
@@ -130,7 +130,7 @@ export class FuseServer extends EventEmitter<ServerEvents> {
         queue,
         poolPort: pool.port2,
         conn,
-        go: this.go.buffer as SharedArrayBuffer,
+        go: this.go.buffer,
         stopName: this.stopName,
         logLevel: this.options.logLevel,
       };

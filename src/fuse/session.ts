@@ -159,7 +159,9 @@ export class Session {
         const tenant = this.tenant();
         const opened = this.store.open(tenant);
         if ('refused' in opened) {
-          return opened.refused === 'tenant' ? this.refuse('handles', tenant, EMFILE) : this.refuse('table', tenant, ENFILE);
+          return opened.refused === 'tenant'
+            ? this.refuse('handles', tenant, EMFILE)
+            : this.refuse('table', tenant, ENFILE);
         }
         const handle = opened.handle;
         // DIRECT_IO: every read() reaches us with the reader's pid, nothing is cached across callers.

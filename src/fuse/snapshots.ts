@@ -135,9 +135,11 @@ export class SnapshotStore {
     if (memory.pages.byteLength < pages.length) memory.pages.grow(pages.length);
     new Uint8Array(memory.pages).set(pages);
     const ctl = new Int32Array(memory.control);
-    const limits = [ctl[TENANT_HANDLES]!, ctl[TENANT_PAGES]!];
+    const handleLimit = ctl[TENANT_HANDLES]!;
+    const pageLimit = ctl[TENANT_PAGES]!;
     new Uint8Array(memory.control).set(Buffer.from(dump.control, 'base64'));
-    [ctl[TENANT_HANDLES], ctl[TENANT_PAGES]] = limits;
+    ctl[TENANT_HANDLES] = handleLimit;
+    ctl[TENANT_PAGES] = pageLimit;
     // A lock the predecessor held at the moment of the copy means nothing here; nor does its pool epoch.
     ctl[POOL_EPOCH] = 0;
     Atomics.store(ctl, LOCK, 0);

@@ -30,7 +30,11 @@ export class TenantTable {
     const key = tenant | 0;
     const shift = 32 - Math.log2(this.capacity);
     let reusable = -1;
-    for (let probe = 0, index = Math.imul(key, 0x9e3779b1) >>> shift; probe < this.capacity; probe++, index = (index + 1) & (this.capacity - 1)) {
+    for (
+      let probe = 0, index = Math.imul(key, 0x9e3779b1) >>> shift;
+      probe < this.capacity;
+      probe++, index = (index + 1) & (this.capacity - 1)
+    ) {
       const entry = this.base + index * this.stride;
       if (this.words[entry] === 0) {
         if (reusable < 0) reusable = entry;

@@ -6,6 +6,4 @@ export const READER_EXITS = ['sentinel', 'refused', 'unmounted', 'aborted', 'err
 export type ReaderExit = (typeof READER_EXITS)[number];
 
 export type ReaderMessage =
-  | { type: 'ready' }
-  | { type: 'init'; info: InitInfo }
-  | { type: 'exit'; reason: ReaderExit; detail?: string };
+  { type: 'ready' } | { type: 'init'; info: InitInfo } | { type: 'exit'; reason: ReaderExit; detail?: string };

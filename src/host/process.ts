@@ -11,12 +11,17 @@ export type ProcessId = number | 'self';
  * even for root), readlink does not. `pid` may also be a /proc entry name, as
  * the scan has them. Undefined when the process is gone.
  */
-export function readPidNamespace(procRoot: string, pid: ProcessId | string): string | undefined {
+export function readPidNamespace(procRoot: string, pid: number | string): string | undefined {
   try {
     return readlinkSync(`${procRoot}/${pid}/ns/pid`);
   } catch {
     return undefined;
   }
+}
+
+/** The inode of a namespace link ("pid:[4026531836]" -> 4026531836); 0 if it is not one. */
+export function namespaceInode(link: string): number {
+  return Number(/\[(\d+)\]/.exec(link)?.[1] ?? 0);
 }
 
 /**

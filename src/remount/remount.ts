@@ -14,7 +14,7 @@ import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { SERVED_FILES } from '../daemon/lxcfs-tree.js';
+import { MIRRORED_DIR, TREE_PATHS } from '../lxcfs/paths.js';
 import { FS_TYPE, resolveMountpoint } from '../daemon/mountpoint.js';
 import { mountsAt, probeFile, readMountInfo, type MountInfoEntry } from '../fuse/mount.js';
 import type { Result } from '../host/result.js';
@@ -86,17 +86,11 @@ const NOT_HEALABLE_FIX =
   'restart the container to give it fresh mounts; to make containers healable, propagate the directory that contains the lxcfs mountpoint into them (see docs/deploy.md)';
 
 /** Every file and directory of the lxcfs tree as a mount root: "/", "/proc", "/proc/meminfo", ... */
-const TREE_PATHS = new Set(
-  SERVED_FILES.flatMap((file) => {
-    const parts = file.split('/');
-    return parts.map((_, i) => '/' + parts.slice(0, i + 1).join('/'));
-  }).concat('/'),
-);
-/** Below this directory the tree mirrors the host's (lxcfs-tree.ts), so any path may be a mount root. */
-const MIRRORED_DIR = '/sys/devices/system/cpu/';
+const MOUNT_ROOTS = new Set(TREE_PATHS.map((treePath) => '/' + treePath));
 
 function isInTree(root: string): boolean {
-  return TREE_PATHS.has(root) || root.startsWith(MIRRORED_DIR);
+  // Below the mirrored directory the tree shows the host's entries, so any path there may be a mount root.
+  return MOUNT_ROOTS.has(root) || root.startsWith(`/${MIRRORED_DIR}/`);
 }
 
 export function succeeded(report: RemountReport): boolean {
@@ -377,7 +371,7 @@ function summarize(namespaces: NamespaceReport[]): RemountSummary {
 }
 
 async function mapLimited<T, R>(items: T[], limit: number, work: (item: T) => Promise<R>): Promise<R[]> {
-  const results: R[] = new Array(items.length);
+  const results = new Array<R>(items.length);
   let next = 0;
   const worker = async (): Promise<void> => {
     while (next < items.length) {

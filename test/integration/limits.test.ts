@@ -18,7 +18,9 @@ const HOG_CEILING = 70_000;
 
 /** The daemon's serving process: the child of its main process that runs the reader threads. */
 function servingProcess(daemonPid: number): number {
-  const children = spawnSync('ps', ['-o', 'pid=', '--ppid', String(daemonPid)], { encoding: 'utf8' }).stdout.trim().split(/\s+/);
+  const children = spawnSync('ps', ['-o', 'pid=', '--ppid', String(daemonPid)], { encoding: 'utf8' })
+    .stdout.trim()
+    .split(/\s+/);
   expect(children).toHaveLength(1);
   return Number(children[0]);
 }
@@ -29,7 +31,13 @@ function rssKiB(pid: number): number {
 
 /** Runs `command` as the init of a new pid namespace in the memory cgroup `dir`. */
 function inContainer(dir: string, command: string[]): string[] {
-  return ['sh', '-c', `ulimit -n 20000 && echo $$ > ${dir}/cgroup.procs && exec unshare --pid --fork --mount-proc --kill-child "$@"`, 'sh', ...command];
+  return [
+    'sh',
+    '-c',
+    `ulimit -n 20000 && echo $$ > ${dir}/cgroup.procs && exec unshare --pid --fork --mount-proc --kill-child "$@"`,
+    'sh',
+    ...command,
+  ];
 }
 
 interface HogReport {
@@ -48,13 +56,13 @@ async function startHog(cgroupDir: string, file: string): Promise<{ report: HogR
   const exited = new Promise<void>((resolve) => hog.on('exit', () => resolve()));
   const report = await new Promise<HogReport>((resolve, reject) => {
     let out = '';
-    hog.stdout!.on('data', (chunk: Buffer) => {
+    hog.stdout.on('data', (chunk: Buffer) => {
       out += chunk.toString();
       if (out.includes('\n')) resolve(JSON.parse(out) as HogReport);
     });
     hog.on('exit', (code) => reject(new Error(`the hog exited (${code}) before reporting: ${out}`)));
   });
-  return { report, release: () => (hog.stdin!.end(), exited) };
+  return { report, release: () => (hog.stdin.end(), exited) };
 }
 
 /** The serving process's RSS once it has settled back near `idle` (the pool shrinks in the background),
@@ -94,7 +102,14 @@ describe('a container that hogs handles', () => {
     await hog.release();
     const released = await settledRss(server, idle, meminfo);
     const lines = limitLines(daemon.output());
-    console.log(JSON.stringify({ report: hog.report, victim: { status: victim.status, stderr: victim.stderr }, rssKiB: { idle, hogging, released }, limitLines: lines.length }));
+    console.log(
+      JSON.stringify({
+        report: hog.report,
+        victim: { status: victim.status, stderr: victim.stderr },
+        rssKiB: { idle, hogging, released },
+        limitLines: lines.length,
+      }),
+    );
 
     expect.soft(hog.report.stopped).toBe('EMFILE');
     expect.soft(hog.report.held).toBeLessThan(HOG_CEILING);
@@ -110,7 +125,19 @@ describe('a container that hogs handles', () => {
   it('with the limits raised to the whole table, gives the snapshot pool back once the handles are released, every time', async () => {
     const dir = cleanup.tempDir();
     const mnt = path.join(dir, 'mnt');
-    const daemon = await startDaemon(cleanup, ['--max-handles-per-container', '65536', '--max-snapshot-mib-per-container', '256', '-p', path.join(dir, 'pid'), mnt], mnt);
+    const daemon = await startDaemon(
+      cleanup,
+      [
+        '--max-handles-per-container',
+        '65536',
+        '--max-snapshot-mib-per-container',
+        '256',
+        '-p',
+        path.join(dir, 'pid'),
+        mnt,
+      ],
+      mnt,
+    );
     const server = servingProcess(daemon.pid);
     const meminfo = path.join(mnt, 'proc/meminfo');
     const hogCgroup = createCgroup(cleanup, 'memory', 'limits-hog');

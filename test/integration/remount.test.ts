@@ -21,7 +21,7 @@ import { mountsAt, probeFile, type MountInfoEntry } from '../../src/fuse/mount.j
 import type { NamespaceReport, RemountReport } from '../../src/remount/remount.js';
 import { createCgroup } from '../helpers/cgroups.js';
 import { lxcfsFileBinds, makeSharedDirectory, startContainer, type Container } from '../helpers/container.js';
-import { Cleanup, LXCFS_TS, REPO, run, startDaemon, type Daemon } from '../helpers/processes.js';
+import { Cleanup, LXCFS_TS, run, startDaemon, type Daemon } from '../helpers/processes.js';
 
 const FILES = [
   'proc/meminfo',
