@@ -10,6 +10,9 @@
  * on stdin: the bench moves it into the limited cgroups in between and then
  * writes "go\n" (or "skip\n" to make it exit).
  *
+ * Every mode first joins the cgroups whose cgroup.procs files are listed,
+ * colon-separated, in $BENCH_CGROUP_PROCS, if that is set.
+ *
  * Modes (all times from clock_gettime(CLOCK_MONOTONIC), in ns):
  *   lat  ITERS CHUNK WARMUP PATH...
  *        interleaved rounds: each round reads every PATH CHUNK times, the
@@ -23,6 +26,9 @@
  *        reads PATH N times, or as many as fit in MAXSECONDS.  Output: "count DONE ELAPSED_NS".
  *   dump PATH...
  *        reads each PATH once.  Output per path: "== IDX BYTES\n" and the content.
+ *   noise PROCS SECONDS SLEEP_US PATH
+ *        a noisy neighbour: PROCS processes each read PATH one byte per read()
+ *        with SLEEP_US between reads, for SECONDS.  Output: "noise done".
  *   turns PATH...
  *        a long-lived simulated container (scale phase).  Before "ready" it
  *        joins the cgroups whose cgroup.procs files are listed, colon-separated,
@@ -43,6 +49,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #define BUFSIZE 65536
@@ -89,9 +96,13 @@ static long read_file(const char *path)
 	return total;
 }
 
+static void join_cgroups(void);
+
+/* Joins the cgroups of $BENCH_CGROUP_PROCS if set, says "ready", waits for "go". */
 static void wait_go(void)
 {
 	char line[64];
+	join_cgroups();
 	fputs("ready\n", stdout);
 	fflush(stdout);
 	if (!fgets(line, sizeof(line), stdin) || strncmp(line, "go", 2) != 0)
@@ -278,6 +289,43 @@ static int mode_turns(int argc, char **argv)
 	return 0;
 }
 
+/*
+ * A noisy neighbour: PROCS processes, each reading PATH one byte per read()
+ * (one FUSE request each), sleeping SLEEP_US between reads, for SECONDS.
+ */
+static int mode_noise(int argc, char **argv)
+{
+	if (argc != 6)
+		return 1;
+	long procs = arg_long(argv[2]);
+	double secs = atof(argv[3]);
+	long sleep_us = arg_long(argv[4]);
+	const char *path = argv[5];
+	wait_go();
+	uint64_t end = now_ns() + (uint64_t)(secs * 1e9);
+	for (long p = 0; p < procs; p++) {
+		pid_t pid = fork();
+		if (pid < 0)
+			die("fork", path);
+		if (pid > 0)
+			continue;
+		char byte;
+		while (now_ns() < end) {
+			int fd = open(path, O_RDONLY | O_CLOEXEC);
+			if (fd < 0)
+				die("open", path);
+			while (read(fd, &byte, 1) == 1 && now_ns() < end)
+				usleep((useconds_t)sleep_us);
+			close(fd);
+		}
+		_exit(0);
+	}
+	while (wait(NULL) > 0)
+		;
+	printf("noise done\n");
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	int rc = 1;
@@ -291,8 +339,10 @@ int main(int argc, char **argv)
 		rc = mode_dump(argc, argv);
 	else if (argc >= 2 && strcmp(argv[1], "turns") == 0)
 		rc = mode_turns(argc, argv);
+	else if (argc >= 2 && strcmp(argv[1], "noise") == 0)
+		rc = mode_noise(argc, argv);
 	if (rc == 1)
-		fputs("usage: bench-client lat ITERS CHUNK WARMUP PATH... | tput SECONDS PATH | count N PATH [MAXSECONDS] | dump PATH... | turns PATH...\n", stderr);
+		fputs("usage: bench-client lat ITERS CHUNK WARMUP PATH... | tput SECONDS PATH | count N PATH [MAXSECONDS] | dump PATH... | turns PATH... | noise PROCS SECONDS SLEEP_US PATH\n", stderr);
 	fflush(stdout);
 	return rc;
 }

@@ -46,6 +46,10 @@
 //  5e. metrics cost: a second lxcfs-ts with --metrics on 127.0.0.1 (scraped every second meanwhile, as
 //     Prometheus would, only faster); the latency client interleaves it with the first (metrics off) on
 //     meminfo, uptime and stat; p50/p99 per file with metrics on / off.
+//  5f. noisy neighbour: two containers (own pid namespace and memory, cpu, cpuacct, cpuset cgroups
+//     each); per daemon, a quiet one's open + read + close latency of meminfo alone, then beside the
+//     other's 300 processes reading the same file one byte per read() in a tight loop; p50/p99 and
+//     loaded/alone side by side for lxcfs-ts and lxcfs.
 //  6. prints the tables, writes raw JSON (--json PATH, default a temp file) and an SVG chart
 //     of per-file latency next to it.
 //  Cleanup (finally, SIGINT, SIGTERM): kills our clients, removes our cgroups, stops the two
@@ -93,6 +97,7 @@ const USAGE = `usage: node scripts/bench.mjs [options]
   --containers N     simulated containers of the scale phase (default 200, quick 20)
   --no-scale         skip the scale phase
   --no-metrics-cost  skip the metrics cost phase (lxcfs-ts with --metrics next to one without)
+  --no-neighbour     skip the noisy-neighbour phase
   --no-webhook       skip the webhook phase (scripts/bench-webhook.mjs: AdmissionReviews with 1 and 8 clients)
   --cfs              start both daemons with --enable-cfs
   --no-samples       leave the per-iteration samples out of the JSON
@@ -106,6 +111,7 @@ try {
       containers: { type: 'string' },
       'no-scale': { type: 'boolean', default: false },
       'no-metrics-cost': { type: 'boolean', default: false },
+      'no-neighbour': { type: 'boolean', default: false },
       'no-webhook': { type: 'boolean', default: false },
       json: { type: 'string' },
       targets: { type: 'string', default: 'ts,lxcfs,host' },
@@ -160,6 +166,12 @@ const CFG = {
   scale: !opts['no-scale'],
   scaleContainers: Math.round(num(opts.containers, Q ? 20 : 200, 'containers')),
   scaleRounds: Q ? 3 : 10, // turns of every container; the single-container run makes as many turns
+  // noisy neighbour: a quiet container's latency alone and beside a container of NOISE_PROCS processes
+  // reading one byte per read() in a tight loop
+  neighbour: !opts['no-neighbour'],
+  neighbourIters: Q ? 300 : 2000,
+  noiseProcs: Q ? 50 : 300,
+  noiseSleepUs: 0,
   memLimit: 256 * 1024 * 1024,
   cpuQuota: 150000,
   cpuPeriod: 100000,
@@ -1017,6 +1029,86 @@ async function phaseScale(bin, usable) {
   }
 }
 
+// Noisy neighbour: two containers, each its own pid namespace and its own memory, cpu, cpuacct and
+// cpuset cgroups (as container runtimes make them; the daemons stay where they were started). Per daemon
+// in turn: the quiet container measures open + read + close of meminfo alone, then again while the noisy
+// container's NOISE_PROCS processes read the same daemon's meminfo one byte per read() (one request
+// each) in a tight loop. p50/p99 of the quiet container, alone and loaded, and loaded/alone.
+async function phaseNeighbour(bin) {
+  const targets = TARGETS.filter((t) => t.id !== 'host');
+  const before = state.cgroupDirs.length;
+  const cgroupFor = (role) =>
+    createCgroups(`lxcfs-bench-${process.pid}-${role}`, { memLimit: CFG.memLimit, cpuQuota: -1, cpuPeriod: 100000, pickCpus: (all) => all || '0' });
+  const procsOf = (cg) => cg.unique.map((dir) => path.join(dir, 'cgroup.procs')).join(':');
+  // A client as the init of a new pid namespace, joining the container's cgroups before "ready".
+  const inContainer = (cg, args, timeoutMs) => {
+    const child = spawn('unshare', ['--pid', '--fork', '--kill-child', bin, ...args.map(String)], {
+      stdio: ['pipe', 'pipe', 'pipe'],
+      env: { ...process.env, BENCH_CGROUP_PROCS: procsOf(cg) },
+    });
+    state.clients.add(child);
+    let out = '';
+    let err = '';
+    child.stderr.on('data', (d) => (err += d));
+    child.stdin.on('error', () => {});
+    const ready = new Promise((res, rej) => {
+      child.stdout.on('data', (d) => {
+        out += d;
+        if (out.startsWith('ready\n')) res();
+      });
+      child.on('close', () => rej(new Error(`container client (${args[0]}) exited before ready: ${err.trim()}`)));
+    });
+    ready.catch(() => {});
+    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+    const exited = new Promise((res) => child.on('close', (code) => (state.clients.delete(child), clearTimeout(timer), res(code))));
+    return {
+      ready,
+      go: () => child.stdin.end('go\n'),
+      kill: () => child.kill('SIGKILL'),
+      result: () => exited.then((code) => {
+        if (code !== 0) throw new Error(`container client (${args.join(' ')}) failed: ${err.trim() || `exit ${code}`}`);
+        return out.slice('ready\n'.length);
+      }),
+      exited,
+    };
+  };
+  const quietRun = async (cg, file) => {
+    const c = inContainer(cg, ['lat', CFG.neighbourIters, CFG.latChunk, CFG.latWarmup, file], 300000);
+    await c.ready;
+    c.go();
+    const line = (await c.result()).split('\n').find((l) => l.startsWith('lat '));
+    if (!line) throw new Error('the quiet container printed no latencies');
+    const sorted = line.split(' ').slice(2).map(Number).sort((a, b) => a - b);
+    return { n: sorted.length, p50_us: percentile(sorted, 0.5) / 1000, p99_us: percentile(sorted, 0.99) / 1000 };
+  };
+  try {
+    const quiet = cgroupFor('quiet');
+    const noisy = cgroupFor('noisy');
+    const res = { procs: CFG.noiseProcs, sleep_us: CFG.noiseSleepUs, iters: CFG.neighbourIters, targets: {} };
+    for (const t of targets) {
+      const file = pathOf(t, 'meminfo');
+      step(`  neighbour: ${t.label}, quiet container alone`);
+      const alone = await quietRun(quiet, file);
+      step(`  neighbour: ${t.label}, beside ${CFG.noiseProcs} noisy processes`);
+      const noise = inContainer(noisy, ['noise', CFG.noiseProcs, 600, CFG.noiseSleepUs, file], 700000);
+      await noise.ready;
+      noise.go();
+      await sleep(1000); // every noisy process running
+      let loaded;
+      try {
+        loaded = await quietRun(quiet, file);
+      } finally {
+        noise.kill(); // the namespace's init: its processes die with it
+        await noise.exited;
+      }
+      res.targets[t.id] = { alone, loaded, p50_ratio: loaded.p50_us / alone.p50_us, p99_ratio: loaded.p99_us / alone.p99_us };
+    }
+    return res;
+  } finally {
+    for (const dir of state.cgroupDirs.splice(before).reverse()) await removeCgroupDir(dir);
+  }
+}
+
 // ---------------------------------------------------------------------------------------------
 // output
 
@@ -1141,6 +1233,15 @@ function printReport(R) {
         `${m.cut_short ? `[CUT SHORT after ${CFG.millionMaxSeconds} s, target ${m.target_reads.toLocaleString('en-US')}] ` : ''}before ${fmtMB(m.rss_before)}, after ${fmtMB(m.rss_after)}, 1 s later ${fmtMB(m.rss_after_1s)}, max ${fmtMB(m.rss_max)}, growth ${fmtMB(m.rss_after - m.rss_before)}`,
     );
   }
+  if (R.neighbour) {
+    const nb = R.neighbour;
+    L.push('');
+    L.push(`noisy neighbour: quiet container reading meminfo (${nb.iters} reads), alone and beside ${nb.procs} processes of another container reading it one byte per request`);
+    L.push(`  ${padR('daemon', 10)} ${pad('alone p50', 10)} ${pad('p99', 9)} | ${pad('loaded p50', 10)} ${pad('p99', 9)} | ${pad('p50 x', 7)} ${pad('p99 x', 7)}  (us)`);
+    for (const [id, r] of Object.entries(nb.targets)) {
+      L.push(`  ${padR(ALL_TARGETS[id].label, 10)} ${pad(fmtUs(r.alone.p50_us), 10)} ${pad(fmtUs(r.alone.p99_us), 9)} | ${pad(fmtUs(r.loaded.p50_us), 10)} ${pad(fmtUs(r.loaded.p99_us), 9)} | ${pad(fmtX(r.p50_ratio), 7)} ${pad(fmtX(r.p99_ratio), 7)}`);
+    }
+  }
   if (R.scale) {
     const sc = R.scale;
     L.push('');
@@ -1201,6 +1302,10 @@ function evaluateTargets(R) {
   if (R.scale) {
     const g = R.scale.overall_p99_growth.ts;
     out.push({ name: `scale: ${R.scale.containers} containers p99 <= 2x one container's`, ok: g <= 2 && R.scale.checks.every((x) => x.ok), value: `${fmtX(g)} (median over files)${R.scale.checks.every((x) => x.ok) ? '' : '; WRONG MemTotal seen'}` });
+  }
+  if (R.neighbour?.targets.ts) {
+    const r = R.neighbour.targets.ts;
+    out.push({ name: 'noisy neighbour: quiet container p50 <= 3x alone', ok: r.p50_ratio <= 3, value: `${fmtX(r.p50_ratio)} (${fmtUs(r.alone.p50_us)} -> ${fmtUs(r.loaded.p50_us)} us)` });
   }
   if (R.million) {
     const g = R.million.rss_after - R.million.rss_before;
@@ -1584,6 +1689,10 @@ async function main() {
   if (CFG.scale && has('ts') && has('lxcfs')) {
     step(`scale: ${CFG.scaleContainers} simulated containers (own pid namespace and cgroups), every file in turn`);
     R.scale = await phaseScale(bin, usable);
+  }
+  if (CFG.neighbour && has('ts')) {
+    step(`noisy neighbour: a quiet container alone and beside ${CFG.noiseProcs} processes of another reading one byte per request`);
+    R.neighbour = await phaseNeighbour(bin);
   }
   const end = sampleAll();
   const memory = Object.fromEntries(state.daemons.map((d) => [d.id, memoryOfTree(d)]));

@@ -25,6 +25,8 @@ export interface DaemonConfig {
   logFormat: LogFormat;
   force: boolean;
   readers: number;
+  maxHandlesPerContainer: number;
+  maxSnapshotMibPerContainer: number;
   procRoot: string;
   cgroupRoot: string;
   /** ADDR:PORT of the Prometheus endpoint; empty: off. */
@@ -109,6 +111,12 @@ export const CONFIG_OPTIONS: readonly ConfigOption[] = [
     description: 'abort and replace a hung lxcfs mount at the mountpoint (dead ones are always cleared)' }),
   defineOption({ key: 'readers', long: 'readers', valueName: 'count', kind: 'integer', default: 2, min: 1, max: 16,
     description: 'number of FUSE reader threads (1-16)' }),
+  defineOption({ key: 'maxHandlesPerContainer', long: 'max-handles-per-container', valueName: 'count', kind: 'integer',
+    default: 1024, min: 1, max: 65536,
+    description: 'open files one container (pid namespace) may hold on the mount; beyond, its opens fail with EMFILE (the daemon holds 65536 in all)' }),
+  defineOption({ key: 'maxSnapshotMibPerContainer', long: 'max-snapshot-mib-per-container', valueName: 'MiB', kind: 'integer',
+    default: 4, min: 1, max: 256,
+    description: 'memory for the content of one container\'s open files read in pieces; beyond, such reads fail with ENOMEM (256 MiB in all)' }),
   defineOption({ key: 'procRoot', long: 'proc-root', valueName: 'path', kind: 'path', default: '/proc',
     description: 'host procfs to read from' }),
   defineOption({ key: 'cgroupRoot', long: 'cgroup-root', valueName: 'path', kind: 'path', default: '/sys/fs/cgroup',

@@ -7,7 +7,7 @@ import type { Logger } from 'pino';
 import { abortConnection, mountFuse, mountsAt, openFuseDevice } from '../fuse/mount.js';
 import type { DaemonConfig } from './config.js';
 import { parseMountOptions } from './config.js';
-import { detachLxcfsMounts, FS_SOURCE, FS_TYPE, prepareMountpoint } from './mountpoint.js';
+import { detachLxcfsMounts, FS_SOURCE, FS_TYPE, prepareMountpoint, resolveMountpoint } from './mountpoint.js';
 import { acquirePidFile } from './pidfile.js';
 import { controlSocketPath, listenForControl } from './control.js';
 import { ServerSupervisor } from './supervisor.js';
@@ -23,7 +23,10 @@ const NOT_YET_IMPLEMENTED: Array<[keyof DaemonConfig, string]> = [
 
 /** Runs until stopped by a signal or an unmount; resolves with the exit status. Startup failures throw
  * with a one-line message and leave nothing mounted and no pid file behind. */
-export async function runDaemon(config: DaemonConfig, log: Logger): Promise<number> {
+export async function runDaemon(given: DaemonConfig, log: Logger): Promise<number> {
+  // Every later use (mount, liveness check, unmount, the serving process's stop) sees the resolved path.
+  const config: DaemonConfig = { ...given, mountpoint: resolveMountpoint(given.mountpoint) };
+  if (config.mountpoint !== given.mountpoint) log.info({ given: given.mountpoint, mountpoint: config.mountpoint }, 'mountpoint resolved through symlinks');
   for (const [key, message] of NOT_YET_IMPLEMENTED) if (config[key]) log.warn({ flag: key }, message);
   if (config.enablePidfd) log.info('--enable-pidfd is accepted for compatibility and has no effect');
   const mountOptions = parseMountOptions(config.options);

@@ -14,6 +14,39 @@ export const FS_TYPE = 'fuse.lxcfs';
 export const FS_SOURCE = 'lxcfs';
 const PROBE_TIMEOUT_MS = 1500;
 
+const MAX_SYMLINK_HOPS = 40; // the kernel's own limit
+
+/** The mountpoint as mountinfo spells it, with every symlink in it (the last component included)
+ * resolved once, at start: from then on mount, liveness check, unmount and stop all act on this path, so
+ * pointing a symlink elsewhere later cannot move any of them. The last component is resolved with
+ * readlink, never stat: it may be a dead or hung FUSE mount. */
+export function resolveMountpoint(given: string): string {
+  let current = path.resolve(given);
+  for (let hop = 0; hop <= MAX_SYMLINK_HOPS; hop++) {
+    const parent = path.dirname(current);
+    let realParent: string;
+    try {
+      realParent = fs.realpathSync(parent);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') {
+        throw new StartupError(`cannot create mountpoint ${given}: its parent ${parent} does not exist`);
+      }
+      throw new StartupError(`cannot use mountpoint ${given}: ${(err as Error).message}`);
+    }
+    const candidate = path.join(realParent, path.basename(current));
+    let target: string;
+    try {
+      target = fs.readlinkSync(candidate);
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === 'EINVAL' || code === 'ENOENT') return candidate; // not a symlink, or not there yet
+      throw new StartupError(`cannot use mountpoint ${given}: ${(err as Error).message}`);
+    }
+    current = path.resolve(realParent, target);
+  }
+  throw new StartupError(`cannot use mountpoint ${given}: more than ${MAX_SYMLINK_HOPS} symlinks to follow`);
+}
+
 function isLxcfsMount(entry: MountInfoEntry): boolean {
   return entry.fsType === FS_TYPE || (entry.fsType.startsWith('fuse') && entry.source === FS_SOURCE);
 }

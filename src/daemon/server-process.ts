@@ -62,6 +62,7 @@ async function serve(start: Extract<SupervisorMessage, { type: 'start' }>): Prom
     log: { level: config.logLevel, format: config.logFormat },
     initialized: start.initialized,
     countRequests: config.metrics !== '',
+    tenantLimits: { handles: config.maxHandlesPerContainer, bytes: config.maxSnapshotMibPerContainer * 1024 * 1024 },
   });
   let stopping = false;
   let loadavg: LoadavgSampler | undefined;

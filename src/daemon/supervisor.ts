@@ -154,7 +154,7 @@ export class ServerSupervisor extends EventEmitter<SupervisorEvents> {
     // Through a shell that ignores SIGUSR1 until Node has blocked it for good (--disable-sigusr1): see
     // bin/lxcfs-ts. A small young generation: requests allocate little and briefly, and idle RSS is what
     // hosts notice.
-    const node = [process.execPath, '--disable-sigusr1', '--max-semi-space-size=1', SERVER_SCRIPT.pathname];
+    const node = [process.execPath, '--disable-sigusr1', '--max-semi-space-size=1', '--expose-gc', SERVER_SCRIPT.pathname];
     const child = spawn('/bin/sh', ['-c', 'trap "" USR1; exec "$0" "$@"', ...node], {
       stdio: ['ignore', 'inherit', 'inherit', fd, 'ipc', ...this.stateFiles.map((file) => file ?? 'ignore')],
       env,

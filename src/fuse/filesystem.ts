@@ -60,3 +60,15 @@ export interface FileSystem {
 /** What a filesystem module exports so that each reader thread can build its own instance; `log` is
  * the reader's logger (pino), for debug-level diagnostics. */
 export type FileSystemFactory = (options: unknown, log: Logger) => FileSystem | Promise<FileSystem>;
+
+/** Who a request counts against for per-tenant limits (handles, snapshot memory) and fair queuing: a
+ * tenant is typically a container. A filesystem module may export a TenancyFactory as `createTenancy`;
+ * without one every caller is the same tenant. */
+export interface Tenancy {
+  /** The same number for every request of one tenant; 0 when it cannot be told (those share one). */
+  keyOf(caller: Caller): number;
+  /** Fields that name the tenant in a log line. */
+  describe(key: number, caller: Caller): Record<string, unknown>;
+}
+
+export type TenancyFactory = (options: unknown) => Tenancy;

@@ -1,13 +1,16 @@
-// A reader thread: a synchronous read → dispatch → write loop on the shared /dev/fuse fd.
-// Synchronous reads in worker threads measured ~2× faster than libuv pool reads here, and keep the
-// main thread free for signals and supervision.
+// A reader thread: a synchronous take → dispatch → write loop. Requests come from the fair queue the
+// intake thread (intake.ts) fills from /dev/fuse; replies go straight to the shared fd. Synchronous I/O in
+// worker threads measured ~2× faster than libuv pool reads here, and keeps the main thread free for
+// signals and supervision.
 
 import fs from 'node:fs';
-import { parentPort, workerData } from 'node:worker_threads';
+import { parentPort, receiveMessageOnPort, workerData, type MessagePort } from 'node:worker_threads';
 import { OP_NAMES, READ_BUFFER_SIZE } from './abi.js';
-import type { FileSystemFactory } from './filesystem.js';
-import { Session, type InitInfo } from './session.js';
-import { SnapshotStore, type SnapshotMemory } from './snapshots.js';
+import { FairQueue, type FairQueueMemory } from './fair-queue.js';
+import type { FileSystemFactory, Tenancy, TenancyFactory } from './filesystem.js';
+import { Session } from './session.js';
+import { READER_EXITS, type ReaderExit, type ReaderMessage } from './thread-messages.js';
+import { SnapshotStore, type PoolMessage, type SnapshotMemory } from './snapshots.js';
 import { createLogger, type LogSettings } from '../util/log.js';
 import { RequestRecorder } from './request-stats.js';
 
@@ -18,6 +21,9 @@ export interface ReaderData {
   fsModule: string;
   fsOptions: unknown;
   snapshots: SnapshotMemory;
+  queue: FairQueueMemory;
+  /** Where the main thread posts a compacted snapshot pool (PoolMessage). */
+  poolPort: MessagePort;
   conn: SharedArrayBuffer;
   /** Int32 0: wait before the first read; 1: read; -1: leave without reading. */
   go: SharedArrayBuffer;
@@ -27,24 +33,39 @@ export interface ReaderData {
   stats?: SharedArrayBuffer;
 }
 
-export type ReaderExit = 'sentinel' | 'refused' | 'unmounted' | 'aborted' | 'error';
-
-export type ReaderMessage =
-  | { type: 'ready' }
-  | { type: 'init'; info: InitInfo }
-  | { type: 'exit'; reason: ReaderExit; detail?: string };
-
 const data = workerData as ReaderData;
+const queue = new FairQueue<ReaderExit>(data.queue, READER_EXITS);
 const port = parentPort!;
 const log = createLogger(data.log, { reader: data.index });
 
-const fsModule = (await import(data.fsModule)) as { createFileSystem: FileSystemFactory };
+const fsModule = (await import(data.fsModule)) as { createFileSystem: FileSystemFactory; createTenancy?: TenancyFactory };
 const filesystem = await fsModule.createFileSystem(data.fsOptions, log);
+const tenancy: Tenancy | undefined = fsModule.createTenancy?.(data.fsOptions);
 const debug = log.isLevelEnabled('debug');
 
-const session = new Session(filesystem, new SnapshotStore(data.snapshots), {
+let poolReplaced = false;
+const snapshots = new SnapshotStore(data.snapshots, () => {
+  let newest: PoolMessage | undefined;
+  for (let received = receiveMessageOnPort(data.poolPort); received; received = receiveMessageOnPort(data.poolPort)) {
+    newest = received.message as PoolMessage;
+  }
+  poolReplaced = newest !== undefined;
+  return newest;
+});
+
+const LIMIT_MESSAGES = {
+  handles: 'a container holds as many handles as it may; its opens fail with EMFILE until it closes some (other containers are not affected)',
+  memory: 'a container holds as much snapshot memory as it may; its reads of files larger than the read size fail with ENOMEM until it closes handles (other containers are not affected)',
+  table: 'the handle table is full (too many containers hold handles); opens fail with ENFILE',
+  pool: 'the snapshot pool is at its cap; reads of files larger than the read size fail with ENOMEM',
+} as const;
+
+const session = new Session(filesystem, snapshots, {
   stopName: data.stopName,
   conn: new Int32Array(data.conn),
+  tenantOf: tenancy && ((caller) => tenancy.keyOf(caller)),
+  onLimit: (limit) =>
+    log.warn({ limit: limit.kind, ...tenancy?.describe(limit.tenant, limit.caller), pid: limit.caller.pid, errno: limit.errno }, `reached its limit: ${LIMIT_MESSAGES[limit.kind]}`),
   onInit: (info) => port.postMessage({ type: 'init', info } satisfies ReaderMessage),
   onHandlerError: (opcode, nodeid, err) =>
     log.error({ op: OP_NAMES[opcode] ?? opcode, node: nodeid, err }, 'request handler failed; answered EIO'),
@@ -56,34 +77,39 @@ const session = new Session(filesystem, new SnapshotStore(data.snapshots), {
 
 const stats = data.stats && new RequestRecorder(data.stats, data.index);
 
-function serve(): { reason: ReaderExit; detail?: string } {
-  const request = Buffer.alloc(READ_BUFFER_SIZE);
+/** Serves until the queue is closed and drained; the intake says why. */
+function serve(): { reason: ReaderExit } {
   const reply = Buffer.alloc(READ_BUFFER_SIZE);
   for (;;) {
-    let n: number;
-    try {
-      n = fs.readSync(data.fd, request, 0, request.length, null);
-    } catch (err) {
-      const code = (err as NodeJS.ErrnoException).code;
-      // EINTR: a signal; ENOENT: the request was aborted while being copied; EAGAIN: nothing queued.
-      if (code === 'EINTR' || code === 'ENOENT' || code === 'EAGAIN') continue;
-      if (code === 'ENODEV') return { reason: 'unmounted' };
-      if (code === 'ECONNABORTED') return { reason: 'aborted' };
-      return { reason: 'error', detail: `read from /dev/fuse failed: ${code ?? String(err)}` };
-    }
+    const slot = queue.take();
+    if (slot === undefined) return { reason: queue.closedFor() ?? 'sentinel' };
+    const request = queue.request(slot);
     stats?.begin(request);
-    const length = session.handle(request, n, reply);
+    const length = session.handle(request, queue.length(slot), reply);
     stats?.end(session.lastError);
+    const opcode = request.readUInt32LE(4);
+    queue.done(slot);
     if (length > 0) {
       try {
         fs.writeSync(data.fd, reply, 0, length);
       } catch (err) {
         const code = (err as NodeJS.ErrnoException).code;
         // ENOENT: the request is gone (interrupted, aborted, or a release raced with unmount).
-        if (code !== 'ENOENT') log.error({ err, op: OP_NAMES[request.readUInt32LE(4)] }, 'writing a reply to /dev/fuse failed');
+        if (code !== 'ENOENT') log.error({ err, op: OP_NAMES[opcode] }, 'writing a reply to /dev/fuse failed');
       }
     }
-    if (session.stopReason) return { reason: session.stopReason };
+    if (poolReplaced) {
+      // Drop the last reference to the old pool now: a reader that blocks in read() may not collect for
+      // a long time, and the old pool is most of the daemon's memory.
+      poolReplaced = false;
+      (globalThis as { gc?: () => void }).gc?.();
+    }
+    // A refused INIT ends the connection: nothing more will come. (The stop request is the intake's to
+    // act on: requests queued before it are still served.)
+    if (session.stopReason === 'refused') {
+      queue.close('refused');
+      return { reason: 'refused' };
+    }
   }
 }
 
@@ -91,5 +117,5 @@ port.postMessage({ type: 'ready' } satisfies ReaderMessage);
 // A successor builds everything first and reads only once its predecessor has stopped reading.
 const go = new Int32Array(data.go);
 Atomics.wait(go, 0, 0);
-const exit: { reason: ReaderExit; detail?: string } = Atomics.load(go, 0) === 1 ? serve() : { reason: 'sentinel' };
+const exit: { reason: ReaderExit } = Atomics.load(go, 0) === 1 ? serve() : { reason: 'sentinel' };
 port.postMessage({ type: 'exit', ...exit } satisfies ReaderMessage);

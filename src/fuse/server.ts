@@ -1,4 +1,4 @@
-// The main-thread side of a FUSE connection: starts the reader threads on a mounted /dev/fuse fd,
+// The main-thread side of a FUSE connection: starts the intake and reader threads on a mounted /dev/fuse fd,
 // waits for INIT, and stops the readers without losing a request. A server can also take over a
 // connection another process served (no INIT then), get fully ready before it reads, and ask the kernel
 // to replay requests a crashed predecessor had taken (FUSE_NOTIFY_RESEND).
@@ -8,13 +8,16 @@ import { randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import fs from 'node:fs';
 import path from 'node:path';
-import { Worker } from 'node:worker_threads';
+import { MessageChannel, Worker, type MessagePort } from 'node:worker_threads';
 import { NotifyCode, OUT_HEADER_SIZE } from './abi.js';
-import type { ReaderData, ReaderExit, ReaderMessage } from './reader.js';
+import type { ReaderData } from './reader.js';
+import { READER_EXITS, type ReaderExit, type ReaderMessage } from './thread-messages.js';
 import { CONN_FIELDS, type InitInfo } from './session.js';
-import { SnapshotStore, type SnapshotMemory } from './snapshots.js';
+import { SnapshotStore, type SnapshotMemory, type TenantLimits } from './snapshots.js';
 import type { LogSettings } from '../util/log.js';
 import { allocateRequestStats } from './request-stats.js';
+import { FairQueue } from './fair-queue.js';
+import type { IntakeData } from './intake.js';
 
 export interface FuseServerOptions {
   fd: number;
@@ -31,6 +34,8 @@ export interface FuseServerOptions {
   snapshots?: SnapshotMemory;
   /** Count requests for the metrics endpoint (requestStats). */
   countRequests?: boolean;
+  /** What one tenant (see Tenancy) may hold; SnapshotStore's defaults without it. */
+  tenantLimits?: TenantLimits;
 }
 
 export interface ServerEvents {
@@ -40,9 +45,16 @@ export interface ServerEvents {
 
 const STOP_TIMEOUT_MS = 700;
 const GO = 0;
+/** How often the snapshot pool is checked for shrinking once handles are released. */
+const COMPACT_INTERVAL_MS = 2000;
 
 export class FuseServer extends EventEmitter<ServerEvents> {
+  /** The reader threads (the intake thread is apart: it may stay blocked in read() after a refused INIT,
+   * and the process exits without it). */
   private readonly workers = new Set<Worker>();
+  private intake: Worker | undefined;
+  private readonly poolPorts: MessagePort[] = [];
+  private compactTimer: NodeJS.Timeout | undefined;
   /** Random per instance: only this process can aim a LOOKUP at it. */
   private readonly stopName = `.lxcfs-ts-stop-${randomBytes(16).toString('hex')}`;
   private readonly go = new Int32Array(new SharedArrayBuffer(4));
@@ -57,7 +69,17 @@ export class FuseServer extends EventEmitter<ServerEvents> {
     super();
     this.snapshots = options.snapshots ?? SnapshotStore.allocate();
     this.requestStats = options.countRequests ? allocateRequestStats(options.readers) : undefined;
+    this.snapshots = options.snapshots ?? SnapshotStore.allocate(options.tenantLimits);
     this.initInfo = options.initialized;
+  }
+
+  /** Gives the snapshot pool back to the system once it is mostly free: a compacted copy goes to every
+   * reader, and the old one is collected here and in each reader. */
+  private compactSnapshots(): void {
+    const compacted = new SnapshotStore(this.snapshots).compact((message) => {
+      for (const port of this.poolPorts) port.postMessage(message);
+    });
+    if (compacted) (globalThis as { gc?: () => void }).gc?.();
   }
 
   get negotiated(): InitInfo | undefined {
@@ -72,14 +94,49 @@ export class FuseServer extends EventEmitter<ServerEvents> {
    * `release()` before their first read. */
   prepare(): Promise<void> {
     const conn = new SharedArrayBuffer(CONN_FIELDS * 4);
-    const ready: Array<Promise<void>> = [];
+    const queue = FairQueue.allocate();
+    const intakeData: IntakeData = {
+      fd: this.options.fd,
+      fsModule: this.options.fsModule,
+      fsOptions: this.options.fsOptions,
+      queue,
+      go: this.go.buffer,
+      stopName: this.stopName,
+    };
+    const intake = new Worker(new URL('./intake.js', import.meta.url), {
+      workerData: intakeData,
+      resourceLimits: { maxYoungGenerationSizeMb: 2, maxOldGenerationSizeMb: 32 },
+    });
+    this.intake = intake;
+    intake.on('exit', () => {
+      this.intake = undefined;
+      // Had it died without closing the queue, the readers would wait for requests forever.
+      new FairQueue(queue, READER_EXITS).close('error');
+    });
+    const ready: Array<Promise<void>> = [
+      new Promise((resolve, reject) => {
+        intake.on('message', (message: ReaderMessage) => {
+          if (message.type === 'ready') resolve();
+          // The readers finish with the same reason; a read error's detail comes from here only.
+          else if (message.type === 'exit' && message.detail) this.lastExit = { reason: message.reason, detail: message.detail };
+        });
+        intake.on('error', (err) => {
+          this.lastExit = { reason: 'error', detail: `the intake thread crashed: ${err.message}` };
+          reject(new Error(this.lastExit.detail));
+        });
+      }),
+    ];
     for (let index = 0; index < this.options.readers; index++) {
+      const pool = new MessageChannel();
+      this.poolPorts.push(pool.port1);
       const data: ReaderData = {
         index,
         fd: this.options.fd,
         fsModule: this.options.fsModule,
         fsOptions: this.options.fsOptions,
         snapshots: this.snapshots,
+        queue,
+        poolPort: pool.port2,
         conn,
         go: this.go.buffer,
         stopName: this.stopName,
@@ -93,6 +150,7 @@ export class FuseServer extends EventEmitter<ServerEvents> {
       // heap is about 6 MB (code, and caches that are bounded).
       const worker = new Worker(new URL('./reader.js', import.meta.url), {
         workerData: data,
+        transferList: [pool.port2],
         resourceLimits: { maxYoungGenerationSizeMb: 2, maxOldGenerationSizeMb: 32 },
       });
       this.workers.add(worker);
@@ -101,7 +159,7 @@ export class FuseServer extends EventEmitter<ServerEvents> {
           worker.on('message', (message: ReaderMessage) => {
             if (message.type === 'ready') resolve();
             else if (message.type === 'init') this.settleInit(message.info);
-            else this.lastExit = { reason: message.reason, detail: message.detail };
+            else if (!this.lastExit.detail) this.lastExit = { reason: message.reason };
           });
           worker.on('error', (err) => {
             this.lastExit = { reason: 'error', detail: `reader thread ${index} crashed: ${err.message}` };
@@ -112,6 +170,8 @@ export class FuseServer extends EventEmitter<ServerEvents> {
       worker.on('exit', () => {
         this.workers.delete(worker);
         if (this.workers.size > 0) return;
+        clearInterval(this.compactTimer);
+        for (const port of this.poolPorts) port.close();
         this.settleInit(undefined);
         this.emit('exit', this.lastExit.reason, this.lastExit.detail);
       });
@@ -135,6 +195,7 @@ export class FuseServer extends EventEmitter<ServerEvents> {
     }
     Atomics.store(this.go, GO, 1);
     Atomics.notify(this.go, GO);
+    this.compactTimer = setInterval(() => this.compactSnapshots(), COMPACT_INTERVAL_MS).unref();
     return resent;
   }
 
@@ -168,32 +229,26 @@ export class FuseServer extends EventEmitter<ServerEvents> {
     }
   }
 
-  /** Stops every reader in-band: a LOOKUP of the secret stop name through the mount reaches exactly one
-   * reader, which answers it and leaves its loop; repeated once per reader. Requests that arrive
+  /** Stops reading in-band: a LOOKUP of the secret stop name through the mount reaches the intake, which
+   * reads nothing after it; the readers answer what it had queued and leave. Requests that arrive
    * meanwhile stay queued in the kernel. Resolves true when all readers stopped. */
   async stop(): Promise<boolean> {
-    // Readers still waiting for release() leave at once.
+    // Threads still waiting for release() leave at once.
     if (Atomics.load(this.go, GO) === 0) {
       Atomics.store(this.go, GO, -1);
       Atomics.notify(this.go, GO);
     }
-    const deadline = Date.now() + STOP_TIMEOUT_MS * Math.max(1, this.workers.size);
-    while (this.workers.size > 0 && Date.now() < deadline) {
-      const before = this.workers.size;
-      const exited = new Promise<void>((resolve) => {
-        for (const worker of this.workers) worker.once('exit', () => resolve());
-      });
-      if (Atomics.load(this.go, GO) === 1) {
-        // From a child process: a stat stuck in this process's thread pool would keep it from exiting.
-        const lookup = spawn('stat', ['--', path.join(this.options.mountPoint, this.stopName)], { stdio: 'ignore' });
-        lookup.on('error', () => undefined);
-        await Promise.race([exited, delay(STOP_TIMEOUT_MS)]);
-        lookup.kill('SIGKILL');
-        lookup.unref();
-      } else {
-        await Promise.race([exited, delay(STOP_TIMEOUT_MS)]);
-      }
-      if (this.workers.size === before) break;
+    const stopped = Promise.all([...this.workers].map((worker) => new Promise((resolve) => worker.once('exit', resolve))));
+    const timeout = delay(STOP_TIMEOUT_MS * (1 + this.workers.size));
+    if (Atomics.load(this.go, GO) === 1 && this.intake) {
+      // From a child process: a stat stuck in this process's thread pool would keep it from exiting.
+      const lookup = spawn('stat', ['--', path.join(this.options.mountPoint, this.stopName)], { stdio: 'ignore' });
+      lookup.on('error', () => undefined);
+      await Promise.race([stopped, timeout]);
+      lookup.kill('SIGKILL');
+      lookup.unref();
+    } else {
+      await Promise.race([stopped, timeout]);
     }
     return this.workers.size === 0;
   }

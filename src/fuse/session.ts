@@ -33,7 +33,9 @@ import {
 import type { Caller, CachedAttr, DirEntry, Entry, FileSystem, NodeAttr, NodeKind } from './filesystem.js';
 import type { SnapshotStore } from './snapshots.js';
 
+const ENOMEM = 12;
 const ENFILE = 23;
+const EMFILE = 24;
 const TWO_32 = 0x1_0000_0000;
 
 /** Negotiated connection facts, shared by all readers (Int32Array over a SharedArrayBuffer). */
@@ -52,6 +54,18 @@ export interface SessionOptions {
   onHandlerError?: (opcode: number, nodeid: number, err: unknown) => void;
   /** Called when INIT is answered or refused. */
   onInit?: (info: InitInfo) => void;
+  /** The tenant a request counts against (see Tenancy); every caller is tenant 0 without it. */
+  tenantOf?: (caller: Caller) => number;
+  /** Called when a request is refused for a limit, at most once per tenant per minute. */
+  onLimit?: (limit: LimitReached) => void;
+}
+
+export interface LimitReached {
+  /** handles/memory: the tenant holds its share; table/pool: everyone's is full. */
+  kind: 'handles' | 'memory' | 'table' | 'pool';
+  tenant: number;
+  caller: Caller;
+  errno: number;
 }
 
 export interface InitInfo {
@@ -110,17 +124,29 @@ export class Session {
     return OUT_HEADER_SIZE;
   }
 
+  private tenant(): number {
+    return this.options.tenantOf?.(this.caller) ?? 0;
+  }
+
+  /** Fails the request for a limit; reports it when it is this tenant's first refusal this minute. */
+  private refuse(kind: LimitReached['kind'], tenant: number, errno: number): number {
+    if (this.options.onLimit && this.store.claimWarning(tenant)) {
+      this.options.onLimit({ kind, tenant, caller: { ...this.caller }, errno });
+    }
+    return this.fail(errno);
+  }
+
   private dispatch(opcode: number, nodeid: number, req: Buffer, n: number, out: Buffer): number {
     const body = IN_HEADER_SIZE;
     switch (opcode) {
       case Op.INIT:
         return this.init(req, n, out);
       case Op.LOOKUP: {
-        const name = req.toString('utf8', body, n - 1);
-        if (nodeid === 1 && name === this.options.stopName) {
+        if (isStopRequest(req, n, this.options.stopName)) {
           this.stopReason = 'sentinel';
           return this.fail(Errno.ENOENT);
         }
+        const name = req.toString('utf8', body, n - 1);
         const entry = this.fs.lookup(nodeid, name, this.caller);
         if (typeof entry === 'number') return this.fail(entry);
         writeEntryOut(out, OUT_HEADER_SIZE, entry);
@@ -135,8 +161,14 @@ export class Session {
       case Op.OPEN: {
         const denied = this.fs.open(nodeid, req.readUInt32LE(body), this.caller);
         if (denied !== 0) return this.fail(denied);
-        const handle = this.store.open();
-        if (handle === undefined) return this.fail(ENFILE);
+        const tenant = this.tenant();
+        const opened = this.store.open(tenant);
+        if ('refused' in opened) {
+          return opened.refused === 'tenant'
+            ? this.refuse('handles', tenant, EMFILE)
+            : this.refuse('table', tenant, ENFILE);
+        }
+        const handle = opened.handle;
         // DIRECT_IO: every read() reaches us with the reader's pid, nothing is cached across callers.
         // NOFLUSH: close() costs no FLUSH round trip.
         return writeOpenOut(out, handle, FOPEN_DIRECT_IO | FOPEN_NOFLUSH);
@@ -262,8 +294,13 @@ export class Session {
     if (offset === 0) {
       const content = this.fs.read(nodeid, this.caller);
       if (typeof content === 'number') return this.fail(content);
-      // A handle we do not know (another process issued it) still gets its content, just no snapshot.
-      this.store.put(handle, content);
+      const kept = this.store.put(handle, content);
+      // A content that fits in this reply needs no snapshot: what follows is end of file. A larger one
+      // cannot be served consistently without one. A handle we do not know (another process issued it)
+      // still gets its content, just no snapshot.
+      if ((kept === 'tenant' || kept === 'pool') && content.length > size) {
+        return this.refuse(kept === 'tenant' ? 'memory' : 'pool', this.tenant(), ENOMEM);
+      }
       const length = Math.min(size, content.length);
       out.set(content.subarray(0, length), OUT_HEADER_SIZE);
       return OUT_HEADER_SIZE + length;
@@ -303,6 +340,17 @@ export class Session {
     writeDirent(out, at + ENTRY_OUT_SIZE, end, entry, next);
     return recordLength;
   }
+}
+
+/** Whether the request in `req[0..n)` is the LOOKUP of `stopName` in the root that stops a reader. */
+export function isStopRequest(req: Buffer, n: number, stopName: string): boolean {
+  return (
+    req.readUInt32LE(4) === Op.LOOKUP &&
+    req.readUInt32LE(16) === 1 &&
+    req.readUInt32LE(20) === 0 &&
+    n - 1 - IN_HEADER_SIZE === Buffer.byteLength(stopName) &&
+    req.toString('utf8', IN_HEADER_SIZE, n - 1) === stopName
+  );
 }
 
 const FILE_TYPE: Record<NodeKind, number> = { dir: S_IFDIR, file: S_IFREG, symlink: S_IFLNK };

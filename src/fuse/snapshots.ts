@@ -8,15 +8,23 @@
 //
 // A file handle is `tag * 2^32 + (generation << 16 | slot)`: the tag tells our handles from another
 // process's (after a handoff), the generation tells a reused slot from a stale handle.
+//
+// Every handle counts against a tenant (whatever number the caller's key function gives, e.g. its
+// container), and a tenant holds at most its share of the slots and of the pages: one tenant that opens
+// thousands of handles is refused itself, and the table stays open to the others. The page pool only
+// grows while readers work; the main thread shrinks it again (compact) once it is mostly free.
 
 import { lockWord, unlockWord } from '../util/spinlock.js';
+import { TenantTable } from './tenant-table.js';
 
-const PAGE = 4096;
+export const PAGE = 4096;
 export const SNAPSHOT_PAGE_BYTES = PAGE;
 const MAX_SLOTS = 1 << 16;
 const INITIAL_PAGES = 256;
 const MAX_PAGES = 1 << 16; // 256 MiB of snapshots at most
 const HANDLE_LOW = 0x1_0000_0000;
+/** Tenants holding handles at the same time (open addressing; a tenant with none can be replaced). */
+const MAX_TENANTS = 1 << 12;
 
 // Control array layout (Int32 indices).
 const LOCK = 0;
@@ -24,13 +32,22 @@ const SLOT_FREE_TOP = 1;
 const PAGE_FREE_TOP = 2;
 const PAGES_MADE = 3;
 const TAG = 4;
-const HEADER = 5;
-const SLOT_FIELDS = 4; // generation, state, length, first page
+const POOL_EPOCH = 5; // bumped by every compaction: readers then adopt the new page buffer
+const TENANT_HANDLES = 6; // the limits
+const TENANT_PAGES = 7;
+const TABLE_WARNED = 8; // minute of the last "tenant table full" warning
+const HEADER = 9;
+const SLOT_FIELDS = 5; // generation, state, length, first page, tenant entry
 const SLOT_BASE = HEADER;
 const SLOT_FREE_BASE = SLOT_BASE + MAX_SLOTS * SLOT_FIELDS;
 const PAGE_NEXT_BASE = SLOT_FREE_BASE + MAX_SLOTS;
 const PAGE_FREE_BASE = PAGE_NEXT_BASE + MAX_PAGES;
-const CONTROL_INTS = PAGE_FREE_BASE + MAX_PAGES;
+const TENANT_FIELDS = 3; // after used and key:
+const TENANT_HANDLES_HELD = 2;
+const TENANT_PAGES_HELD = 3;
+const TENANT_WARNED = 4; // minute of the last warning
+const TENANT_BASE = PAGE_FREE_BASE + MAX_PAGES;
+const CONTROL_INTS = TENANT_BASE + TenantTable.ints(MAX_TENANTS, TENANT_FIELDS);
 
 const FREE = 0;
 const OPEN = 1;
@@ -39,8 +56,35 @@ const NO_PAGE = -1;
 
 export interface SnapshotMemory {
   control: SharedArrayBuffer;
+  /** Replaced by compact(); readers get the new one through their receivePool. */
   pages: SharedArrayBuffer;
 }
+
+/** What one tenant may hold. */
+export interface TenantLimits {
+  handles: number;
+  /** Snapshot bytes (whole pages). */
+  bytes: number;
+}
+
+export const DEFAULT_TENANT_LIMITS: TenantLimits = { handles: 1024, bytes: 4 * 1024 * 1024 };
+
+/** A new page buffer from compact(), as a reader receives it. */
+export interface PoolMessage {
+  epoch: number;
+  pages: SharedArrayBuffer;
+}
+
+export type OpenResult =
+  | { handle: number }
+  /** `tenant`: this tenant holds its share; `table`: the table (or the tenant table) is full. */
+  | { refused: 'tenant' | 'table'; held: number };
+
+export type PutResult =
+  | 'kept'
+  | 'not-ours' // not a live handle of this store: nothing kept
+  | 'tenant' // the handle's tenant holds its share of pages
+  | 'pool'; // the pool is at its cap
 
 /** A store copied for another process (structured-cloneable). */
 export interface SnapshotDump {
@@ -55,14 +99,17 @@ export type SnapshotRead =
 
 export class SnapshotStore {
   private readonly ctl: Int32Array;
-  private readonly pages: SharedArrayBuffer;
+  private readonly tenants: TenantTable;
   private bytes: Uint8Array;
+  private epoch: number;
 
   /** Allocates the shared memory; pass `memory` to every reader thread. */
-  static allocate(): SnapshotMemory {
+  static allocate(limits: TenantLimits = DEFAULT_TENANT_LIMITS): SnapshotMemory {
     const control = new SharedArrayBuffer(CONTROL_INTS * 4);
-    const pages = new SharedArrayBuffer(INITIAL_PAGES * PAGE, { maxByteLength: MAX_PAGES * PAGE });
+    const pages = newPool(INITIAL_PAGES);
     const ctl = new Int32Array(control);
+    ctl[TENANT_HANDLES] = limits.handles;
+    ctl[TENANT_PAGES] = Math.ceil(limits.bytes / PAGE);
     for (let i = 0; i < MAX_SLOTS; i++) ctl[SLOT_FREE_BASE + i] = MAX_SLOTS - 1 - i;
     ctl[SLOT_FREE_TOP] = MAX_SLOTS;
     for (let i = 0; i < INITIAL_PAGES; i++) ctl[PAGE_FREE_BASE + i] = INITIAL_PAGES - 1 - i;
@@ -83,28 +130,43 @@ export class SnapshotStore {
     };
   }
 
-  /** Replaces the content of `memory` (not yet in use) with a predecessor's dump. */
+  /** Replaces the content of `memory` (not yet in use) with a predecessor's dump; the limits stay ours. */
   static load(memory: SnapshotMemory, dump: SnapshotDump): void {
     const pages = Buffer.from(dump.pages, 'base64');
     if (memory.pages.byteLength < pages.length) memory.pages.grow(pages.length);
     new Uint8Array(memory.pages).set(pages);
+    const ctl = new Int32Array(memory.control);
+    const handleLimit = ctl[TENANT_HANDLES]!;
+    const pageLimit = ctl[TENANT_PAGES]!;
     new Uint8Array(memory.control).set(Buffer.from(dump.control, 'base64'));
-    // A lock the predecessor held at the moment of the copy means nothing here.
-    Atomics.store(new Int32Array(memory.control), LOCK, 0);
+    ctl[TENANT_HANDLES] = handleLimit;
+    ctl[TENANT_PAGES] = pageLimit;
+    // A lock the predecessor held at the moment of the copy means nothing here; nor does its pool epoch.
+    ctl[POOL_EPOCH] = 0;
+    Atomics.store(ctl, LOCK, 0);
   }
 
-  constructor(memory: SnapshotMemory) {
+  /** `receivePool` hands a reader thread the newest page buffer compact() published (see PoolMessage). */
+  constructor(
+    private readonly memory: SnapshotMemory,
+    private readonly receivePool?: () => PoolMessage | undefined,
+  ) {
     this.ctl = new Int32Array(memory.control);
-    this.pages = memory.pages;
+    this.tenants = new TenantTable(this.ctl, TENANT_BASE, MAX_TENANTS, TENANT_FIELDS, TENANT_HANDLES_HELD);
     this.bytes = new Uint8Array(memory.pages);
+    this.epoch = Atomics.load(this.ctl, POOL_EPOCH);
   }
 
-  /** A new handle, or undefined when every slot is in use (the caller answers ENFILE). */
-  open(): number | undefined {
+  /** A new handle counted against `tenant`, or why not. */
+  open(tenant: number): OpenResult {
     this.lock();
     try {
+      const entry = this.tenants.find(tenant, true);
+      if (entry < 0) return { refused: 'table', held: 0 };
+      const held = this.ctl[entry + TENANT_HANDLES_HELD]!;
+      if (held >= this.ctl[TENANT_HANDLES]!) return { refused: 'tenant', held };
       const top = this.ctl[SLOT_FREE_TOP]!;
-      if (top === 0) return undefined;
+      if (top === 0) return { refused: 'table', held };
       const slot = this.ctl[SLOT_FREE_BASE + top - 1]!;
       this.ctl[SLOT_FREE_TOP] = top - 1;
       const base = SLOT_BASE + slot * SLOT_FIELDS;
@@ -113,22 +175,27 @@ export class SnapshotStore {
       this.ctl[base + 1] = OPEN;
       this.ctl[base + 2] = 0;
       this.ctl[base + 3] = NO_PAGE;
-      return this.ctl[TAG]! * HANDLE_LOW + ((generation << 16) | slot);
+      this.ctl[base + 4] = entry;
+      this.ctl[entry + TENANT_HANDLES_HELD] = held + 1;
+      return { handle: this.ctl[TAG]! * HANDLE_LOW + ((generation << 16) | slot) };
     } finally {
       this.unlock();
     }
   }
 
-  /** Stores `content` as the snapshot of `handle`, replacing an older one. False if the handle is not
-   * ours or the page pool is exhausted (the content is still served, just not kept for later offsets). */
-  put(handle: number, content: Uint8Array): boolean {
+  /** Stores `content` as the snapshot of `handle`, replacing an older one, if its tenant's share and the
+   * pool allow; otherwise the handle keeps no snapshot. */
+  put(handle: number, content: Uint8Array): PutResult {
     this.lock();
     try {
       const base = this.slotBase(handle);
-      if (base < 0) return false;
+      if (base < 0) return 'not-ours';
       this.releasePages(base);
       const needed = Math.ceil(content.length / PAGE);
-      if (!this.ensureFreePages(needed)) return false;
+      const entry = this.ctl[base + 4]!;
+      if (this.ctl[entry + TENANT_PAGES_HELD]! + needed > this.ctl[TENANT_PAGES]!) return 'tenant';
+      if (!this.ensureFreePages(needed)) return 'pool';
+      this.ctl[entry + TENANT_PAGES_HELD]! += needed;
       let previous = NO_PAGE;
       for (let i = needed - 1; i >= 0; i--) {
         const page = this.popPage();
@@ -140,7 +207,7 @@ export class SnapshotStore {
       this.ctl[base + 1] = FILLED;
       this.ctl[base + 2] = content.length;
       this.ctl[base + 3] = previous;
-      return true;
+      return 'kept';
     } finally {
       this.unlock();
     }
@@ -180,10 +247,70 @@ export class SnapshotStore {
       const base = this.slotBase(handle);
       if (base < 0) return;
       this.releasePages(base);
+      this.ctl[this.ctl[base + 4]! + TENANT_HANDLES_HELD]!--;
       this.ctl[base + 1] = FREE;
       const top = this.ctl[SLOT_FREE_TOP]!;
       this.ctl[SLOT_FREE_BASE + top] = (base - SLOT_BASE) / SLOT_FIELDS;
       this.ctl[SLOT_FREE_TOP] = top + 1;
+    } finally {
+      this.unlock();
+    }
+  }
+
+  /** True at most once per minute per tenant (and once for the tenant table): whether a refusal for
+   * `tenant` should be logged, across every thread sharing the store. */
+  claimWarning(tenant: number, minute = Math.floor(Date.now() / 60_000)): boolean {
+    this.lock();
+    try {
+      const entry = this.tenants.find(tenant, false);
+      const field = entry < 0 ? TABLE_WARNED : entry + TENANT_WARNED;
+      if (this.ctl[field] === minute) return false;
+      this.ctl[field] = minute;
+      return true;
+    } finally {
+      this.unlock();
+    }
+  }
+
+  /** Shrinks the page pool when at most a quarter of it is in use: the pages in use move, compacted, into
+   * a new buffer that `publish` hands to every reader thread (it is called under the lock, so no reader
+   * uses the old buffer once it sees the new epoch). The old buffer is freed once no thread refers to
+   * it. Returns whether it compacted. */
+  compact(publish: (message: PoolMessage) => void): boolean {
+    this.lock();
+    try {
+      const made = this.ctl[PAGES_MADE]!;
+      const inUse = made - this.ctl[PAGE_FREE_TOP]!;
+      if (made <= INITIAL_PAGES || inUse * 4 > made) return false;
+      let size = INITIAL_PAGES;
+      while (size < inUse * 2) size *= 2;
+      const pages = newPool(size);
+      const bytes = new Uint8Array(pages);
+      const next = new Int32Array(size).fill(NO_PAGE);
+      let moved = 0;
+      for (let slot = 0; slot < MAX_SLOTS; slot++) {
+        const base = SLOT_BASE + slot * SLOT_FIELDS;
+        let page = this.ctl[base + 3]!;
+        if (this.ctl[base + 1] === FREE || page === NO_PAGE) continue;
+        this.ctl[base + 3] = moved;
+        while (page !== NO_PAGE) {
+          bytes.set(this.bytes.subarray(page * PAGE, (page + 1) * PAGE), moved * PAGE);
+          page = this.ctl[PAGE_NEXT_BASE + page]!;
+          if (page !== NO_PAGE) next[moved] = moved + 1;
+          moved++;
+        }
+      }
+      this.ctl.set(next, PAGE_NEXT_BASE);
+      let top = 0;
+      for (let page = size - 1; page >= moved; page--) this.ctl[PAGE_FREE_BASE + top++] = page;
+      this.ctl[PAGE_FREE_TOP] = top;
+      this.ctl[PAGES_MADE] = size;
+      this.epoch = this.ctl[POOL_EPOCH]! + 1;
+      this.ctl[POOL_EPOCH] = this.epoch;
+      this.memory.pages = pages;
+      this.bytes = bytes;
+      publish({ epoch: this.epoch, pages });
+      return true;
     } finally {
       this.unlock();
     }
@@ -210,6 +337,7 @@ export class SnapshotStore {
 
   private releasePages(base: number): void {
     let page = this.ctl[base + 3]!;
+    if (page !== NO_PAGE) this.ctl[this.ctl[base + 4]! + TENANT_PAGES_HELD]! -= Math.ceil(this.ctl[base + 2]! / PAGE);
     while (page !== NO_PAGE) {
       const next = this.ctl[PAGE_NEXT_BASE + page]!;
       this.ctl[PAGE_FREE_BASE + this.ctl[PAGE_FREE_TOP]!] = page;
@@ -232,7 +360,7 @@ export class SnapshotStore {
       const made = this.ctl[PAGES_MADE]!;
       if (made >= MAX_PAGES) return false;
       const target = Math.min(MAX_PAGES, made * 2);
-      this.pages.grow(target * PAGE);
+      this.memory.pages.grow(target * PAGE);
       for (let page = target - 1; page >= made; page--) {
         this.ctl[PAGE_FREE_BASE + this.ctl[PAGE_FREE_TOP]!] = page;
         this.ctl[PAGE_FREE_TOP]!++;
@@ -240,16 +368,35 @@ export class SnapshotStore {
       this.ctl[PAGES_MADE] = target;
     }
     // A view made before another thread grew the buffer may not track the new length everywhere.
-    if (this.bytes.length !== this.pages.byteLength) this.bytes = new Uint8Array(this.pages);
+    if (this.bytes.length !== this.memory.pages.byteLength) this.bytes = new Uint8Array(this.memory.pages);
     return true;
   }
 
   private lock(): void {
     lockWord(this.ctl, LOCK);
-    if (this.bytes.length !== this.pages.byteLength) this.bytes = new Uint8Array(this.pages);
+    if (this.ctl[POOL_EPOCH] !== this.epoch && !this.adoptPool()) {
+      const published = this.ctl[POOL_EPOCH];
+      this.unlock();
+      throw new Error(`snapshot pool epoch ${published} was published but never received by this thread`);
+    }
+    if (this.bytes.length !== this.memory.pages.byteLength) this.bytes = new Uint8Array(this.memory.pages);
+  }
+
+  /** Another thread compacted the pool: its message carrying the new buffer is already queued for us. */
+  private adoptPool(): boolean {
+    const message = this.receivePool?.();
+    if (message === undefined || message.epoch !== this.ctl[POOL_EPOCH]) return false;
+    this.epoch = message.epoch;
+    this.memory.pages = message.pages;
+    this.bytes = new Uint8Array(message.pages);
+    return true;
   }
 
   private unlock(): void {
     unlockWord(this.ctl, LOCK);
   }
+}
+
+function newPool(pages: number): SharedArrayBuffer {
+  return new SharedArrayBuffer(pages * PAGE, { maxByteLength: MAX_PAGES * PAGE });
 }

@@ -1,5 +1,12 @@
 import { readdirSync } from 'node:fs';
-import { liveThreadOf, readInnermostPid, readPidNamespace, readProcessStat, readStartTime } from './process.js';
+import {
+  liveThreadOf,
+  namespaceInode,
+  readInnermostPid,
+  readPidNamespace,
+  readProcessStat,
+  readStartTime,
+} from './process.js';
 import { fail, ok, type Result } from './result.js';
 
 /** Who is reading, and whose cgroups describe what it should see. */
@@ -54,7 +61,7 @@ export class CallerResolver {
     if (namespace === undefined) {
       return fail(`process ${pid} has exited before its request was served; host values apply`);
     }
-    const pidNamespace = Number(/\[(\d+)\]/.exec(namespace)?.[1] ?? 0);
+    const pidNamespace = namespaceInode(namespace);
     if (namespace === this.daemonNamespace) {
       return ok({
         pid,

@@ -19,6 +19,11 @@ export function readPidNamespace(procRoot: string, pid: number | string): string
   }
 }
 
+/** The inode of a namespace link ("pid:[4026531836]" -> 4026531836); 0 if it is not one. */
+export function namespaceInode(link: string): number {
+  return Number(/\[(\d+)\]/.exec(link)?.[1] ?? 0);
+}
+
 /**
  * Start time of a process in clock ticks since boot: field 22 of
  * /proc/<pid>/stat. Fields are counted after the LAST ')' because the command

@@ -18,6 +18,9 @@ import { SERVED } from './registry.js';
 import type { ViewOptions } from './served-file.js';
 import { StaticTreeFileSystem, type DirNode, type FileNode } from '../fuse/static-tree.js';
 
+// Reader threads load this module: they find the tenants (containers) of requests here too.
+export { createTenancy } from './tenancy.js';
+
 /** Flags shared by the daemon's main thread and every reader (Int32Array over a SharedArrayBuffer). */
 export const ControlField = { VIRTUALIZE: 0 } as const;
 export const CONTROL_FIELDS = 1;

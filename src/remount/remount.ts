@@ -15,7 +15,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { MIRRORED_DIR, TREE_PATHS } from '../lxcfs/paths.js';
-import { FS_TYPE } from '../daemon/mountpoint.js';
+import { FS_TYPE, resolveMountpoint } from '../daemon/mountpoint.js';
 import { mountsAt, probeFile, readMountInfo, type MountInfoEntry } from '../fuse/mount.js';
 import type { Result } from '../host/result.js';
 import { findLxcfsNamespaces, type MountNamespace } from './namespaces.js';
@@ -115,14 +115,13 @@ export async function remount(options: RemountOptions): Promise<RemountReport> {
   return { ...report, device: live.value.device, namespaces, summary: summarize(namespaces) };
 }
 
-/** The mountpoint as mountinfo spells it. Only the parent is resolved: resolving the mountpoint
- * itself would stat a possibly dead FUSE root. */
+/** The mountpoint as mountinfo spells it (resolved like the daemon resolves it); as given if that fails,
+ * so that the report names what the user typed. */
 export function canonicalMountpoint(mountpoint: string): string {
-  const absolute = path.resolve(mountpoint);
   try {
-    return path.join(fs.realpathSync(path.dirname(absolute)), path.basename(absolute));
+    return resolveMountpoint(mountpoint);
   } catch {
-    return absolute;
+    return path.resolve(mountpoint);
   }
 }
 

@@ -1,6 +1,7 @@
 // Starting the daemon against everything that can already be at the mountpoint, and bad input:
 // each failure is one line on stderr, a non-zero exit, and nothing left mounted or half-done.
 
+import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -129,5 +130,54 @@ describe('what is already at the mountpoint', () => {
     expect(fs.readFileSync(path.join(mnt, 'sys/devices/system/cpu/online'), 'utf8')).toBe(fs.readFileSync('/sys/devices/system/cpu/online', 'utf8'));
     expect((await daemon.stop()).code).toBe(0);
     expect(isMounted(mnt)).toBe(false);
+  }, 30_000);
+});
+
+describe('a mountpoint given through a symlink', () => {
+  function mountsOn(point: string): number {
+    return fs.readFileSync('/proc/self/mountinfo', 'utf8').split('\n').filter((l) => l.split(' ')[4] === point).length;
+  }
+
+  it('serves on the directory the symlink named at start, refuses a second daemon there alike, and unmounts it at stop', async () => {
+    const { dir, mnt, pid } = layout();
+    fs.mkdirSync(mnt);
+    const link = path.join(dir, 'link');
+    fs.symlinkSync(mnt, link);
+    const first = await startDaemon(cleanup, ['-p', pid, link], mnt);
+    expect(mountsOn(mnt)).toBe(1);
+    // The same refusal, at once, whether the second daemon is given the directory or a symlink to it.
+    const direct = startExpectingFailure(['-p', path.join(dir, 'direct.pid'), mnt]);
+    const throughLink = startExpectingFailure(['-p', path.join(dir, 'link.pid'), link]);
+    expectOneLineError(direct, /already served by a running lxcfs/);
+    expectOneLineError(throughLink, /already served by a running lxcfs/);
+    expect(mountsOn(mnt)).toBe(1);
+    // remount finds the daemon through the symlink too (looking only at a namespace of ours: other
+    // processes' mounts on this host are not this test's business).
+    const namespace = spawn('unshare', ['--mount', '--propagation', 'slave', 'sleep', '60'], { stdio: 'ignore' });
+    cleanup.own(namespace);
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    const remount = run(LXCFS_TS, ['remount', '--mountpoint', link, '--dry-run', '--timeout', '5', '--pid', String(namespace.pid)], { timeout: 30_000 });
+    expect(remount.status, remount.stdout + remount.stderr).toBe(0);
+    // Pointing the symlink elsewhere after start changes nothing: stop unmounts where we mounted.
+    const elsewhere = path.join(dir, 'elsewhere');
+    fs.mkdirSync(elsewhere);
+    expect(run('mount', ['-t', 'tmpfs', 'bystander', elsewhere]).status).toBe(0);
+    fs.rmSync(link);
+    fs.symlinkSync(elsewhere, link);
+    expect((await first.stop()).code).toBe(0);
+    expect(mountsOn(mnt)).toBe(0);
+    expect(mountsOn(elsewhere)).toBe(1);
+  }, 60_000);
+
+  it('unmounts at stop when a parent directory is the symlink', async () => {
+    const { dir, pid } = layout();
+    const real = path.join(dir, 'real');
+    fs.mkdirSync(path.join(real, 'mnt'), { recursive: true });
+    fs.symlinkSync(real, path.join(dir, 'alias'));
+    const daemon = await startDaemon(cleanup, ['-p', pid, path.join(dir, 'alias/mnt')], path.join(real, 'mnt'));
+    expect(mountsOn(path.join(real, 'mnt'))).toBe(1);
+    expect(fs.readFileSync(path.join(dir, 'alias/mnt/proc/uptime'), 'utf8')).toMatch(/^\d+\.\d\d /);
+    expect((await daemon.stop()).code).toBe(0);
+    expect(mountsOn(path.join(real, 'mnt'))).toBe(0);
   }, 30_000);
 });

@@ -22,6 +22,12 @@ function readAll(store: SnapshotStore, handle: number, chunk: number): Buffer | 
   }
 }
 
+function opened(store: SnapshotStore, tenant = 1): number {
+  const result = store.open(tenant);
+  if (!('handle' in result)) throw new Error(`open refused: ${result.refused}`);
+  return result.handle;
+}
+
 function same(actual: Buffer | string, expected: Uint8Array): boolean {
   return typeof actual !== 'string' && actual.equals(expected);
 }
@@ -29,12 +35,12 @@ function same(actual: Buffer | string, expected: Uint8Array): boolean {
 describe('SnapshotStore', () => {
   it('keeps each handle\'s content apart and serves it in any chunk size', () => {
     const store = new SnapshotStore(SnapshotStore.allocate());
-    const a = store.open()!;
-    const b = store.open()!;
+    const a = opened(store);
+    const b = opened(store);
     const contentA = bytes(10_000, 1);
     const contentB = bytes(5, 2);
-    expect(store.put(a, contentA)).toBe(true);
-    expect(store.put(b, contentB)).toBe(true);
+    expect(store.put(a, contentA)).toBe('kept');
+    expect(store.put(b, contentB)).toBe('kept');
     for (const chunk of [1, 7, 4096, 4097, 65536]) {
       expect(same(readAll(store, a, chunk), contentA), `chunk ${chunk}`).toBe(true);
       expect(same(readAll(store, b, chunk), contentB), `chunk ${chunk}`).toBe(true);
@@ -46,14 +52,14 @@ describe('SnapshotStore', () => {
   it('answers "none" before the first put, after release, and for stale or foreign handles', () => {
     const memory = SnapshotStore.allocate();
     const store = new SnapshotStore(memory);
-    const handle = store.open()!;
+    const handle = opened(store);
     expect(store.read(handle, 5, 10, new Uint8Array(10), 0).kind).toBe('none');
     store.put(handle, bytes(100, 3));
     store.release(handle);
     expect(store.read(handle, 5, 10, new Uint8Array(10), 0).kind).toBe('none');
-    const reused = store.open()!;
+    const reused = opened(store);
     expect(reused).not.toBe(handle); // same slot, new generation
-    expect(store.put(handle, bytes(10, 1))).toBe(false);
+    expect(store.put(handle, bytes(10, 1))).toBe('not-ours');
     const foreign = new SnapshotStore(SnapshotStore.allocate());
     expect(foreign.read(reused, 0, 10, new Uint8Array(10), 0).kind).toBe('none');
     store.release(handle); // a second release of a stale handle is harmless
@@ -63,7 +69,7 @@ describe('SnapshotStore', () => {
   it('hands every open handle and snapshot to a successor through dump and load', () => {
     const memory = SnapshotStore.allocate();
     const store = new SnapshotStore(memory);
-    const handles = Array.from({ length: 30 }, () => store.open()!);
+    const handles = Array.from({ length: 30 }, () => opened(store));
     handles.forEach((h, i) => store.put(h, bytes(5000 + i * 300, i)));
     store.release(handles[3]!);
     const successorMemory = SnapshotStore.allocate();
@@ -73,7 +79,7 @@ describe('SnapshotStore', () => {
       if (i === 3) expect(successor.read(h, 1, 10, new Uint8Array(10), 0).kind).toBe('none');
       else expect(same(readAll(successor, h, 777), bytes(5000 + i * 300, i))).toBe(true);
     });
-    const fresh = successor.open()!;
+    const fresh = opened(successor);
     expect(handles).not.toContain(fresh);
     expect(successor.usage().handles).toBe(30);
   });
@@ -81,8 +87,8 @@ describe('SnapshotStore', () => {
   it('grows the page pool on demand and returns every page on release', () => {
     const store = new SnapshotStore(SnapshotStore.allocate());
     const before = store.usage().pagesMade;
-    const handles = Array.from({ length: 40 }, () => store.open()!);
-    handles.forEach((h, i) => expect(store.put(h, bytes(64 * 1024, i))).toBe(true));
+    const handles = Array.from({ length: 40 }, () => opened(store));
+    handles.forEach((h, i) => expect(store.put(h, bytes(64 * 1024, i))).toBe('kept'));
     expect(store.usage().pagesMade).toBeGreaterThan(before);
     handles.forEach((h, i) => expect(same(readAll(store, h, 3000), bytes(64 * 1024, i))).toBe(true));
     handles.forEach((h) => store.release(h));
@@ -97,7 +103,7 @@ describe('SnapshotStore', () => {
         const store = new SnapshotStore(workerData.memory);
         let bad = 0;
         for (let i = 0; i < 2000; i++) {
-          const h = store.open();
+          const h = store.open(workerData.seed).handle;
           const length = 1 + ((i * 7919 + workerData.seed * 104729) % 20000);
           const content = new Uint8Array(length).fill((i + workerData.seed) & 0xff);
           store.put(h, content);
@@ -122,5 +128,44 @@ describe('SnapshotStore', () => {
     );
     expect(results).toEqual([0, 0, 0, 0]);
     expect(new SnapshotStore(memory).usage()).toMatchObject({ handles: 0, pagesInUse: 0 });
+  });
+
+  it('refuses a tenant beyond its share of handles and pages, and no one else; gives the share back on release', () => {
+    const store = new SnapshotStore(SnapshotStore.allocate({ handles: 3, bytes: 2 * 4096 }));
+    const hog = [1, 2, 3].map(() => opened(store, 7));
+    expect(store.open(7)).toEqual({ refused: 'tenant', held: 3 });
+    expect(store.put(hog[0]!, bytes(4097, 1))).toBe('kept'); // two pages: the whole share
+    expect(store.put(hog[1]!, bytes(1, 1))).toBe('tenant');
+    const other = opened(store, 8);
+    expect(store.put(other, bytes(8192, 2))).toBe('kept');
+    store.release(hog[0]!);
+    expect(store.put(hog[1]!, bytes(1, 1))).toBe('kept');
+    expect('handle' in store.open(7)).toBe(true);
+    // Tenant keys are 32-bit patterns: a pid namespace inode above 2^31 is its own tenant.
+    expect('handle' in store.open(4026531836)).toBe(true);
+  });
+
+  it('says to warn once per tenant per minute', () => {
+    const store = new SnapshotStore(SnapshotStore.allocate());
+    opened(store, 5);
+    expect([store.claimWarning(5, 100), store.claimWarning(5, 100), store.claimWarning(6, 100), store.claimWarning(5, 101)]).toEqual([true, false, true, true]);
+  });
+
+  it('compacts a mostly free pool into a small one that every store sharing it adopts, snapshots intact', () => {
+    const memory = SnapshotStore.allocate({ handles: 1024, bytes: 64 << 20 });
+    const messages: Array<{ epoch: number; pages: SharedArrayBuffer }> = [];
+    const main = new SnapshotStore(memory);
+    const reader = new SnapshotStore({ ...memory }, () => messages.at(-1));
+    const handles = Array.from({ length: 200 }, (_, i) => opened(reader, i % 3));
+    handles.forEach((h, i) => reader.put(h, bytes(20_000 + i, i)));
+    const grown = reader.usage().pagesMade;
+    handles.slice(10).forEach((h) => reader.release(h));
+    expect(main.compact((message) => messages.push(message))).toBe(true);
+    expect(main.usage().pagesMade).toBeLessThanOrEqual(grown / 4);
+    expect(memory.pages.byteLength).toBe(main.usage().pagesMade * 4096);
+    handles.slice(0, 10).forEach((h, i) => expect(same(readAll(reader, h, 3000), bytes(20_000 + i, i))).toBe(true));
+    expect(main.compact((message) => messages.push(message))).toBe(false); // nothing more to give back
+    handles.slice(0, 10).forEach((h) => reader.release(h));
+    expect(reader.usage()).toMatchObject({ handles: 0, pagesInUse: 0 });
   });
 });
