@@ -1,10 +1,11 @@
 // Finding the mount namespaces that hold lxcfs mounts, without any container runtime: every process's
 // /proc/PID/ns/mnt names its namespace, and one /proc/PID/mountinfo per namespace lists its mounts
-// (dead FUSE mounts included). Nothing here touches a FUSE path.
+// (dead FUSE mounts included). Each table is read once, whatever its size. Nothing here touches a FUSE
+// path or any path inside a container.
 
 import type { Result } from '../host/result.js';
 import fs from 'node:fs';
-import { readMountInfo } from '../fuse/mount.js';
+import { readMountInfo, type MountInfoEntry } from '../fuse/mount.js';
 import { FS_TYPE } from '../daemon/mountpoint.js';
 
 export interface MountNamespace {
@@ -15,8 +16,9 @@ export interface MountNamespace {
   /** A process in the namespace, our way in through /proc/PID: the init of a pid namespace if one is
    * in it (a container's pid 1), else the lowest pid. */
   pid: number;
+  /** Its lxcfs mounts that nothing is mounted over, as its mount table listed them. */
+  lxcfsMounts: MountInfoEntry[];
 }
-
 
 function namespaceOf(pid: number | 'self'): string | undefined {
   try {
@@ -38,9 +40,9 @@ function allPids(): number[] {
     .map(Number);
 }
 
-/** Whether the process is pid 1 of its pid namespace. The remount runs umount in the pid namespace of
- * the chosen process, so that it is the one whose procfs the container has on /proc; a process that
- * merely shares the mount namespace (such as the unshare(1) that made it) may be in another. */
+/** Whether the process is pid 1 of its pid namespace: the container's init is the process a person
+ * recognizes in the report, rather than one that merely shares its mount namespace (such as the
+ * unshare(1) that made it). */
 function isPidNamespaceInit(pid: number): boolean {
   try {
     const nspid = /^NSpid:\s*(.*)$/m.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1];
@@ -50,12 +52,19 @@ function isPidNamespaceInit(pid: number): boolean {
   }
 }
 
-function hasLxcfsMount(pid: number): boolean | undefined {
+/** The lxcfs mounts in the process's mount table that are not hidden by a mount stacked on the same
+ * mountpoint (undefined: the table cannot be read). */
+function uncoveredLxcfsMounts(pid: number): MountInfoEntry[] | undefined {
+  let entries: MountInfoEntry[];
   try {
-    return readMountInfo(`/proc/${pid}/mountinfo`).some((entry) => entry.fsType === FS_TYPE);
+    entries = readMountInfo(`/proc/${pid}/mountinfo`);
   } catch {
     return undefined;
   }
+  const lxcfs = entries.filter((entry) => entry.fsType === FS_TYPE);
+  if (lxcfs.length === 0) return lxcfs;
+  const stackedOn = new Set(entries.map((entry) => `${entry.parentId} ${entry.mountPoint}`));
+  return lxcfs.filter((entry) => !stackedOn.has(`${entry.mountId} ${entry.mountPoint}`));
 }
 
 /** The namespaces, other than ours and the host's (pid 1's), whose mount table lists a fuse.lxcfs mount.
@@ -79,9 +88,9 @@ export function findLxcfsNamespaces(pids?: number[]): Result<MountNamespace[]> {
   for (const [id, group] of members) {
     const inits = group.filter(isPidNamespaceInit);
     for (const pid of [...inits.sort((a, b) => a - b), ...group.sort((a, b) => a - b)]) {
-      const lists = hasLxcfsMount(pid);
-      if (lists === undefined) continue;
-      if (lists) namespaces.push({ id, inode: inodeOf(id), pid });
+      const lxcfsMounts = uncoveredLxcfsMounts(pid);
+      if (lxcfsMounts === undefined) continue;
+      if (lxcfsMounts.length > 0) namespaces.push({ id, inode: inodeOf(id), pid, lxcfsMounts });
       break;
     }
   }
