@@ -40,6 +40,9 @@
 //     pid namespace, in its own memory, cpu, cpuacct and cpuset cgroups (different limits); it reads every
 //     file of both daemons in turn on command. One container alone, then all round-robin, the same number
 //     of samples each; p50/p99 per file, p99 growth, RSS, and a MemTotal check in three containers.
+//  5d. webhook (scripts/bench-webhook.mjs): `lxcfs-ts webhook` on a free port, AdmissionReviews of a
+//     3-container pod over kept-alive HTTPS from 1 client, then 8 concurrent client threads; p50/p99
+//     per review and reviews per second.
 //  6. prints the tables, writes raw JSON (--json PATH, default a temp file) and an SVG chart
 //     of per-file latency next to it.
 //  Cleanup (finally, SIGINT, SIGTERM): kills our clients, removes our cgroups, stops the two
@@ -54,6 +57,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { benchWebhook, formatWebhook } from './bench-webhook.mjs';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const ROOT = path.resolve(HERE, '..');
@@ -74,6 +78,7 @@ const USAGE = `usage: node scripts/bench.mjs [options]
   --no-sampler-cost  skip the loadavg sampler cost phase (fresh daemons with -l, 20 cgroups x 50 threads)
   --containers N     simulated containers of the scale phase (default 200, quick 20)
   --no-scale         skip the scale phase
+  --no-webhook       skip the webhook phase (scripts/bench-webhook.mjs: AdmissionReviews with 1 and 8 clients)
   --cfs              start both daemons with --enable-cfs
   --no-samples       leave the per-iteration samples out of the JSON
   -h, --help         this text`;
@@ -85,6 +90,7 @@ try {
       quick: { type: 'boolean', default: false },
       containers: { type: 'string' },
       'no-scale': { type: 'boolean', default: false },
+      'no-webhook': { type: 'boolean', default: false },
       json: { type: 'string' },
       targets: { type: 'string', default: 'ts,lxcfs,host' },
       iters: { type: 'string' },
@@ -152,6 +158,8 @@ const CFG = {
   // settling after the last processes are gone, idle baseline (last: both daemons warm)
   samplerTimes: Q ? { settle: 10, baseline: 10, warmup: 10, window: 10, rewarm: 8 } : { settle: 10, baseline: 10, warmup: 35, window: 25, rewarm: 30 },
   cfs: opts.cfs,
+  webhook: !opts['no-webhook'],
+  webhookReviews: Q ? 400 : 8000,
   mountTimeoutMs: 20000,
   sampleMs: 250,
 };
@@ -1133,6 +1141,10 @@ function printReport(R) {
     }
     L.push(`  p99 growth (median over files): lxcfs-ts ${fmtX(sc.overall_p99_growth.ts)}, lxcfs ${fmtX(sc.overall_p99_growth.lxcfs)}; RSS max during the ${sc.containers}-container run: lxcfs-ts ${fmtMB(sc.rss_max.ts)}, lxcfs ${fmtMB(sc.rss_max.lxcfs)}`);
   }
+  if (R.webhook) {
+    L.push('');
+    L.push(formatWebhook(R.webhook));
+  }
   if (R.targets?.length) {
     L.push('');
     L.push('Targets (issue 8)');
@@ -1500,6 +1512,10 @@ async function main() {
   if (CFG.samplerCost && CFG.loadavg && has('ts') && has('lxcfs')) {
     step(`loadavg sampler cost: ${CFG.samplerCgroups} cgroups x ${CFG.samplerThreads} threads, fresh daemons with -l`);
     R.sampler = await phaseSamplerCost(lxcfsBin);
+  }
+  if (CFG.webhook) {
+    step(`webhook: ${CFG.webhookReviews} AdmissionReviews with 1 client, then with 8`);
+    R.webhook = await benchWebhook({ reviews: CFG.webhookReviews });
   }
   R.daemon_logs = Object.fromEntries(state.daemons.map((d) => [d.id, (readText(d.log) || '').slice(0, 8192)]));
   R.cost.series = series;

@@ -11,7 +11,7 @@ fi
 
 # Debian packages: lxcfs is the reference peer of the differential tests; the rest are the real
 # clients the tests read our files with.
-packages=(lxcfs procps util-linux python3 coreutils)
+packages=(lxcfs procps util-linux python3 coreutils openssl)
 missing=()
 for p in "${packages[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then

@@ -4,11 +4,12 @@
 import fs from 'node:fs';
 import { Command, Option } from 'commander';
 import { pino } from 'pino';
-import { CONFIG_ENV_VAR, CONFIG_OPTIONS, resolveConfig } from './daemon/config.js';
+import { checkHostRoots, CONFIG_ENV_VAR, CONFIG_OPTIONS, resolveConfig } from './daemon/config.js';
 import { runDaemon } from './daemon/daemon.js';
 import { showCommand } from './daemon/show.js';
 import { upgradeCommand } from './daemon/upgrade.js';
 import { remountCommand } from './remount/command.js';
+import { webhookCommand } from './webhook/command.js';
 
 const VERSION = (JSON.parse(fs.readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;
 
@@ -40,6 +41,7 @@ program.action(async (mountpoint: string | undefined, cliOptions: Record<string,
   let resolved;
   try {
     resolved = resolveConfig({ cli: given, mountpoint, configPath: configPath as string | undefined, env: process.env });
+    checkHostRoots(resolved);
   } catch (err) {
     fail((err as Error).message);
   }
@@ -62,6 +64,7 @@ program.action(async (mountpoint: string | undefined, cliOptions: Record<string,
 program.addCommand(showCommand());
 program.addCommand(upgradeCommand());
 program.addCommand(remountCommand());
+program.addCommand(webhookCommand());
 
 try {
   await program.parseAsync(process.argv);

@@ -84,18 +84,13 @@ export function createActivityViews(host: Host, options: ActivityViewOptions, lo
   if (options.enableLoadavg) {
     const table = new SharedTable(options.loadavgTable ?? allocateLoadavgTable(16));
     const hierarchy = loadavgHierarchy(host.layout);
-    let warnedFull = false;
     views['proc/loadavg'] = (caller) => {
-      const pid = cgroupPidOf(caller);
-      if (!pid.ok) return fallback('loadavg', caller, pid.error);
-      const cgroup = hierarchy === undefined ? fail('no cpu (v1) or cgroup2 hierarchy is mounted') : cgroupOfProcessIn(hierarchy, procRoot, pid.value);
+      const who = host.callers.resolve(caller.pid);
+      if (!who.ok) return fallback('loadavg', caller, who.error);
+      const pid = who.value.cgroupPid;
+      const cgroup = hierarchy === undefined ? fail('no cpu (v1) or cgroup2 hierarchy is mounted') : cgroupOfProcessIn(hierarchy, procRoot, pid);
       if (!cgroup.ok) return fallback('loadavg', caller, cgroup.error);
-      const values = readLoadavg(table, cgroup.value.directory, pid.value, Date.now());
-      if (values === undefined) {
-        if (!warnedFull) log.warn({ cgroup: cgroup.value.path }, 'loadavg: cannot track one more cgroup (table full or path too long); such containers see the host loadavg');
-        warnedFull = true;
-        return fallback('loadavg', caller, 'the loadavg table is full');
-      }
+      const values = readLoadavg(table, cgroup.value.directory, pid, Date.now(), who.value.pidNamespace);
       return Buffer.from(renderLoadavg(values), 'latin1');
     };
   }

@@ -1,5 +1,5 @@
 // The daemon's effective configuration: defaults < config file < environment < command line.
-import { readFileSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import ini from 'ini';
 
@@ -179,6 +179,35 @@ export function resolveConfig(input: ResolveConfigInput): ResolvedConfig {
   return configFile === undefined ? { config, sources } : { config, sources, configFile: configFile.path };
 }
 
+/** Where a value came from, worded like the errors of each source. */
+function originOf(option: ConfigOption, source: ConfigSource, configFile: string | undefined): string {
+  switch (source) {
+    case 'cli':
+      return `option --${option.long}`;
+    case 'env':
+      return `environment ${option.envVar}`;
+    case 'file':
+      return `config file ${configFile}: key "${option.fileKey}"`;
+    case 'default':
+      return `default --${option.long}`;
+  }
+}
+
+/** The host trees the daemon reads must be directories: a mistyped root would otherwise start a daemon
+ * whose every file falls back to what it can read, without a word. */
+export function checkHostRoots({ config, sources, configFile }: ResolvedConfig): void {
+  for (const key of ['procRoot', 'cgroupRoot'] as const) {
+    let problem: string | undefined;
+    try {
+      if (!statSync(config[key]).isDirectory()) problem = 'is not a directory';
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      problem = code === 'ENOENT' || code === 'ENOTDIR' ? 'does not exist' : `cannot be read: ${(err as Error).message}`;
+    }
+    if (problem !== undefined) throw new ConfigError(`${originOf(OPTION_BY_KEY.get(key)!, sources[key], configFile)}: ${config[key]} ${problem}`);
+  }
+}
+
 function loadConfigFile(input: ResolveConfigInput, cwd: string): { path: string; text: string } | undefined {
   let explicitPath: string | undefined;
   let origin: string;
@@ -226,6 +255,17 @@ function parseConfigFile(file: string, text: string): Layer {
       throw new ConfigError(`${where}: unknown section [${header[1]}]; only [${CONFIG_SECTION}] is allowed`);
     }
   }
+
+  // ini keeps the last of two assignments of a key without a word: the operator meant one of them.
+  const firstLine = new Map<string, number>();
+  text.split(/\r?\n/).forEach((line, index) => {
+    const trimmed = line.trim();
+    if (trimmed === '' || trimmed.startsWith(';') || trimmed.startsWith('#') || SECTION_HEADER.test(line)) return;
+    const key = trimmed.split('=', 1)[0]!.trim();
+    const first = firstLine.get(key);
+    if (first !== undefined) throw new ConfigError(`${where}: key "${key}" is set twice (lines ${first} and ${index + 1}); keep one`);
+    firstLine.set(key, index + 1);
+  });
 
   const parsed = ini.parse(text) as Record<string, unknown>;
   const layer: Layer = new Map();

@@ -3,7 +3,6 @@
 // the main thread: consecutive reads of one container may be served by different reader threads.
 
 import fs from 'node:fs';
-import type { Logger } from 'pino';
 import type { Caller as RequestCaller } from '../fuse/filesystem.js';
 import {
   CLOCK_TICKS_PER_SECOND,
@@ -49,9 +48,11 @@ export interface CpuViewOptions {
   cpuState: CpuStateMemory;
 }
 
-/** Containers whose /proc/stat is read at the same time; records of removed cgroups are dropped, and
- * beyond this a container's stat falls back to stateless numbers. */
+/** Cgroups whose /proc/stat state is kept; records of removed cgroups are dropped, and beyond this the
+ * least recently read give way (see SharedTable). */
 const CPU_STATE_CAPACITY = 2048;
+/** Records one container (pid namespace) may hold. */
+export const CPU_STATE_SHARE = 64;
 /** How often the records of removed cgroups are dropped (lxcfs: 10 s). */
 const SWEEP_INTERVAL_SECONDS = 10;
 const SWEEP_KEY = '#sweep';
@@ -67,18 +68,18 @@ export function possibleCpuCount(sysRoot = '/sys'): number {
   return 64;
 }
 
-/** The shared state of the CPU views; call once in the main thread and hand it to every reader. */
-export function allocateCpuState(cpus = possibleCpuCount()): CpuStateMemory {
+/** The shared state of the CPU views; call once in the main thread and hand it to every reader. `store`:
+ * a file to write it through to (see SharedTable). */
+export function allocateCpuState(cpus = possibleCpuCount(), store?: number): CpuStateMemory {
   const fields = Math.max(cpuViewFieldCount(cpus), cgroup2ViewFieldCount(cpus), 1);
-  return { table: SharedTable.allocate(CPU_STATE_CAPACITY, fields), cpus };
+  return { table: SharedTable.allocate(CPU_STATE_CAPACITY, fields, { share: CPU_STATE_SHARE, store }), cpus };
 }
 
 type Fallback = (file: string, caller: RequestCaller, error: string) => undefined;
 
-export function createCpuViews(host: Host, options: CpuViewOptions, log: Logger, fallback: Fallback): Record<string, View> {
+export function createCpuViews(host: Host, options: CpuViewOptions, fallback: Fallback): Record<string, View> {
   const state = new SharedTable(options.cpuState.table);
   const stateCpus = options.cpuState.cpus;
-  let warnedFull = false;
 
   /** The container's visible CPUs, or why they cannot be known. */
   function cpusOf(who: Caller, hostStat?: string): VisibleCpus | string {
@@ -108,7 +109,7 @@ export function createCpuViews(host: Host, options: CpuViewOptions, log: Logger,
 
   /** Drops, at most every 10 s, the records of cgroups that no longer exist. */
   function sweep(now: number): void {
-    const due = state.update(SWEEP_KEY, (fields) => {
+    const due = state.update(SWEEP_KEY, 0, (fields) => {
       if (now - fields[0]! < SWEEP_INTERVAL_SECONDS && now >= fields[0]!) return false;
       fields[0] = now;
       return true;
@@ -121,15 +122,6 @@ export function createCpuViews(host: Host, options: CpuViewOptions, log: Logger,
     if (gone.size > 0) state.sweep((key) => !gone.has(key));
   }
 
-  function stateful(key: string, advance: (record: Float64Array, created: boolean) => string): string | undefined {
-    const text = state.update(key, advance);
-    if (text === undefined && !warnedFull) {
-      warnedFull = true;
-      log.warn({ capacity: CPU_STATE_CAPACITY, key }, '/proc/stat: no room for more per-cgroup CPU state; such containers get stateless numbers');
-    }
-    return text;
-  }
-
   /** Seconds since boot, from the host's /proc/uptime. */
   function hostNow(): number | undefined {
     const uptime = host.readProcFile('uptime');
@@ -137,13 +129,13 @@ export function createCpuViews(host: Host, options: CpuViewOptions, log: Logger,
   }
 
   /** v1 with cpuacct: lxcfs's numbers, and with the CFS view lxcfs's stateful CPU view. */
-  function statFromCpuacct(usage: CpuUsage & { version: 1 }, cpus: VisibleCpus, hostStat: HostStat): string {
+  function statFromCpuacct(usage: CpuUsage & { version: 1 }, who: Caller, cpus: VisibleCpus, hostStat: HostStat): string {
     const ticks = usage.perCpu.map((cpu) => ({ user: ticksFromNs(cpu.userNs), system: ticksFromNs(cpu.systemNs) }));
     if (!cpus.cfsView) return renderStatFromCpuacct(hostStat, cpus, ticks);
-    const text = stateful(`v1:${usage.cgroup.directory}`, (record, created) => advanceCpuView(record, stateCpus, created, hostStat, cpus, ticks));
+    const text = state.update(`v1:${usage.cgroup.directory}`, who.pidNamespace, (record, created) => advanceCpuView(record, stateCpus, created, hostStat, cpus, ticks));
     const now = hostNow();
     if (now !== undefined) sweep(now);
-    return text ?? renderStatFromHostLines(hostStat, cpus);
+    return text;
   }
 
   /** cgroup2: the model of advanceCgroup2View, over the CPUs shown (physical numbers, or 0.. with the CFS view). */
@@ -163,7 +155,7 @@ export function createCpuViews(host: Host, options: CpuViewOptions, log: Logger,
       niceUsec: usage.stat.niceUsec,
     };
     const advance = (record: Float64Array, created: boolean): string => advanceCgroup2View(record, stateCpus, created, hostStat, labels, sample);
-    const text = stateful(`v2:${usage.cgroup.directory}`, advance) ?? advance(new Float64Array(cgroup2ViewFieldCount(stateCpus)), true);
+    const text = state.update(`v2:${usage.cgroup.directory}`, who.pidNamespace, advance);
     sweep(now);
     return ok(text);
   }
@@ -190,7 +182,7 @@ export function createCpuViews(host: Host, options: CpuViewOptions, log: Logger,
         if (cpuAccountingHierarchy(host)?.version === 2) return fallback('stat', caller, usage.error);
         return Buffer.from(renderStatFromHostLines(hostStat, cpus), 'latin1');
       }
-      if (usage.value.version === 1) return Buffer.from(statFromCpuacct(usage.value, cpus, hostStat), 'latin1');
+      if (usage.value.version === 1) return Buffer.from(statFromCpuacct(usage.value, who.value, cpus, hostStat), 'latin1');
       const text = statFromCpuStat(usage.value, who.value, cpus, hostStat);
       return text.ok ? Buffer.from(text.value, 'latin1') : fallback('stat', caller, text.error);
     },
@@ -203,7 +195,7 @@ export function createCpuViews(host: Host, options: CpuViewOptions, log: Logger,
       const initStart = who.value.initStartTime === undefined ? undefined : who.value.initStartTime / CLOCK_TICKS_PER_SECOND;
       if (initStart === undefined) return fallback('uptime', caller, `the init (${who.value.initPid}) of the reader's pid namespace has exited`);
       // lxcfs: no accounting, or a removed cgroup, count as no CPU time.
-      const cgroup = cpuAccountingCgroupOf(host, who.value.initPid);
+      const cgroup = cpuAccountingCgroupOf(host, who.value.inDaemonNamespace ? who.value.initPid : who.value.cgroupPid);
       const busyNs = cgroup.ok ? readCpuTimeNs(cgroup.value) : cgroup;
       return Buffer.from(renderUptime({ now, initStart, busy: busyNs.ok ? busyNs.value / 1e9 : 0 }));
     },

@@ -28,8 +28,10 @@ export const LoadavgField = {
   SAMPLES: 7,
 } as const;
 export const LOADAVG_FIELDS = 8;
-/** Cgroups tracked at once; a reader of a cgroup beyond that gets the host's file. */
+/** Cgroups tracked at once; beyond that the least recently read give way (see SharedTable). */
 export const LOADAVG_CAPACITY = 4096;
+/** Cgroups one container (pid namespace) may have tracked. */
+export const LOADAVG_SHARE = 64;
 /** A cgroup nobody has read for this long is no longer sampled (its next read starts again from 0). */
 export const FORGET_AFTER_MS = 3600_000;
 /** A pass yields to the event loop after this much work. */
@@ -37,17 +39,18 @@ const SLICE_MS = 10;
 /** Descriptors kept for other uses (FUSE, log, config, children) when budgeting the sampler's. */
 const RESERVED_FILES = 1024;
 
-export function allocateLoadavgTable(capacity = LOADAVG_CAPACITY): SharedTableMemory {
-  return SharedTable.allocate(capacity, LOADAVG_FIELDS);
+/** `store`: a file to write the table through to (see SharedTable). */
+export function allocateLoadavgTable(capacity = LOADAVG_CAPACITY, store?: number): SharedTableMemory {
+  return SharedTable.allocate(capacity, LOADAVG_FIELDS, { share: Math.min(LOADAVG_SHARE, capacity), store });
 }
 
 /**
  * The reader side: the current values of the cgroup at `directory`, registering it for sampling if it is
- * new (lxcfs shows a new cgroup as `0.00 0.00 0.00 0/1 <pid>`, `pid` being whose cgroup it is). Undefined
- * when the table is full or the path too long.
+ * new (lxcfs shows a new cgroup as `0.00 0.00 0.00 0/1 <pid>`, `pid` being whose cgroup it is), charged
+ * to `owner` (the reader's container).
  */
-export function readLoadavg(table: SharedTable, directory: string, pid: number, nowMs: number): LoadavgValues | undefined {
-  return table.update(directory, (fields, created) => {
+export function readLoadavg(table: SharedTable, directory: string, pid: number, nowMs: number, owner = 0): LoadavgValues {
+  return table.update(directory, owner, (fields, created) => {
     if (created) {
       fields[LoadavgField.TOTAL] = 1;
       fields[LoadavgField.LAST] = pid;

@@ -62,8 +62,9 @@ const FILES: Record<string, VirtualFile> = {
 /** Paths of every file we serve, relative to the mountpoint (for tests and tools). */
 export const SERVED_FILES = Object.keys(FILES);
 
-/** The tree's options from the daemon's configuration (shared by the daemon and `show`). */
-export function treeOptionsFrom(config: DaemonConfig, control: SharedArrayBuffer): TreeOptions {
+/** The tree's options from the daemon's configuration (shared by the daemon and `show`); `stores`: files
+ * to write the per-cgroup state through to (state-files.ts). */
+export function treeOptionsFrom(config: DaemonConfig, control: SharedArrayBuffer, stores: { cpu?: number; loadavg?: number } = {}): TreeOptions {
   return {
     procRoot: config.procRoot,
     sysRoot: '/sys',
@@ -71,10 +72,10 @@ export function treeOptionsFrom(config: DaemonConfig, control: SharedArrayBuffer
     disableSwap: config.disableSwap,
     disableZswap: config.disableZswap,
     enableCfs: config.enableCfs,
-    cpuState: allocateCpuState(),
+    cpuState: allocateCpuState(undefined, stores.cpu),
     enableLoadavg: config.enableLoadavg,
     // Updated by the serving process's main thread (loadavg-sampler.ts), read by every reader.
-    loadavgTable: config.enableLoadavg ? allocateLoadavgTable() : undefined,
+    loadavgTable: config.enableLoadavg ? allocateLoadavgTable(undefined, stores.loadavg) : undefined,
     control,
   };
 }
@@ -124,11 +125,6 @@ export function buildTree(options: TreeOptions, views: Record<string, View>): Di
           return (virtualize ? view(caller, hostText) : undefined) ?? slabinfoHeader(content);
         }
         return (virtualize ? view(caller, hostText) : undefined) ?? readHostOnce();
-      },
-      // lxcfs reports the host file's size (procfs and sysfs stat sizes are meaningless).
-      size() {
-        const host = readHost();
-        return typeof host === 'number' ? 0 : host.length;
       },
     };
     dirs.get(path.dirname(filePath))!.children.set(path.basename(filePath), node as TreeNode);

@@ -9,6 +9,8 @@ import { SnapshotStore, type SnapshotDump } from '../fuse/snapshots.js';
 import type { DaemonConfig } from './config.js';
 import { ControlField, CONTROL_FIELDS, treeOptionsFrom } from './lxcfs-tree.js';
 import { startLoadavgSampler, type LoadavgSampler } from './loadavg-sampler.js';
+import { SharedTable } from './shared-table.js';
+import { inheritedStateFile } from './state-files.js';
 
 export const FUSE_FD = 3;
 
@@ -46,7 +48,7 @@ async function serve(start: Extract<SupervisorMessage, { type: 'start' }>): Prom
   const control = new SharedArrayBuffer(CONTROL_FIELDS * 4);
   const flags = new Int32Array(control);
   Atomics.store(flags, ControlField.VIRTUALIZE, start.virtualize ? 1 : 0);
-  const treeOptions = treeOptionsFrom(config, control);
+  const treeOptions = treeOptionsFrom(config, control, { cpu: inheritedStateFile('cpu'), loadavg: inheritedStateFile('loadavg') });
   const server = new FuseServer({
     fd: FUSE_FD,
     mountPoint: config.mountpoint,
@@ -91,15 +93,20 @@ async function serve(start: Extract<SupervisorMessage, { type: 'start' }>): Prom
   });
 
   const begin = async (resend: boolean): Promise<void> => {
+    // Continue the predecessor's per-cgroup state (it wrote every change before answering), then sample
+    // and read: nothing of ours has touched the tables before this point.
+    const restored = {
+      cpu: new SharedTable(treeOptions.cpuState.table).restore(),
+      loadavg: treeOptions.loadavgTable === undefined ? 0 : new SharedTable(treeOptions.loadavgTable).restore(),
+    };
+    if (!stopping) loadavg = startLoadavgSampler(treeOptions, log);
     const resent = server.release({ resend });
     const init = await server.initialized();
     send({ type: 'serving', init, resent });
-    log.debug({ resend, resent }, 'reading');
+    log.debug({ resend, resent, restored }, 'reading');
   };
 
   await server.prepare();
-  // Off the request path: the readers only look up the table this thread updates every 5 s.
-  if (!stopping) loadavg = startLoadavgSampler(treeOptions, log);
   send({ type: 'ready' });
   if (!start.waitForGo) await begin(start.resend);
 }

@@ -1,84 +1,132 @@
 // Per-cgroup state that every reader thread (and the main thread) must see the same way: a fixed-size
-// open-addressing hash table in SharedArrayBuffers, keyed by a string (a cgroup path), each record a few
-// float64 fields, guarded by one short spinlock. The keys are stored too, so a sampler can walk them.
+// open-addressing hash table in SharedArrayBuffers, keyed by a string (a cgroup directory, up to 8 KiB:
+// beyond any cgroup path the kernel shows), each record a few float64 fields, guarded by one short
+// spinlock. Keys are stored and compared in full, so a sampler can walk them; the hash only places them,
+// seeded at random so that nobody can choose cgroup names that pile up on one slot.
 //
 // Why shared: two consecutive reads of /proc/stat by `top` may be served by different reader threads,
 // and counters that must only grow (or a load average history) cannot live in one thread's memory.
+//
+// Never full: each record belongs to the container (an owner number) whose read created it. An owner
+// holding its share evicts its own least recently used record; a full table evicts the least recently
+// used record of the owner holding the most. So a container that reads from thousands of cgroups costs
+// only itself its history, and every reader always gets a record.
+//
+// Optionally written through to a file (`store`, a descriptor of a tmpfs file the supervisor holds):
+// every change of a record reaches the file before the value computed from it is returned, so a
+// successor serving process that restores the file continues exactly where its predecessor stopped.
 
+import { randomInt } from 'node:crypto';
+import fs from 'node:fs';
 import { lockWord, unlockWord } from '../util/spinlock.js';
 
 const LOCK = 0;
 const COUNT = 1;
-const HEADER_INTS = 2;
-const KEY_BYTES = 512;
+const DELETED_COUNT = 2;
+const SEED = 3;
+const CONTROL_INTS = 4;
+
 const EMPTY = 0;
 const USED = 1;
 const DELETED = 2;
 
+// A record: state, key length, key hash (int32; 4 bytes spare), last use (ms), owner, fields (float64),
+// key bytes.
+const KEY_OFFSET_WORDS = 2;
+const LAST_USE_OFFSET = 24;
+const OWNER_OFFSET = 32;
+const FIELDS_OFFSET = 40;
+const KEY_BYTES = 8192;
+
+/** The file starts with the table's layout; a file of another layout is not restored. */
+const FILE_MAGIC = 0x4c585453; // "LXTS"
+const FILE_VERSION = 1;
+const FILE_HEADER_BYTES = 64;
+
 export interface SharedTableMemory {
   control: SharedArrayBuffer;
-  keys: SharedArrayBuffer;
-  fields: SharedArrayBuffer;
+  records: SharedArrayBuffer;
   capacity: number;
   fieldCount: number;
+  /** Records one owner may hold. */
+  share: number;
+  /** Descriptor of the file the table is written through to, if any. */
+  store?: number;
 }
 
 export class SharedTable {
   private readonly control: Int32Array;
-  private readonly keyBytes: Uint8Array;
-  private readonly values: Float64Array;
+  private readonly bytes: Uint8Array;
+  private readonly ints: Int32Array;
+  private readonly floats: Float64Array;
   private readonly capacity: number;
+  private readonly recordBytes: number;
+  private readonly share: number;
+  private readonly store: number | undefined;
   readonly fieldCount: number;
   private readonly encoder = new TextEncoder();
   private readonly decoder = new TextDecoder();
 
-  /** `capacity` records of `fieldCount` float64 fields each. */
-  static allocate(capacity: number, fieldCount: number): SharedTableMemory {
+  /** `capacity` records of `fieldCount` float64 fields each; `share` records at most per owner. */
+  static allocate(capacity: number, fieldCount: number, options: { share?: number; store?: number } = {}): SharedTableMemory {
+    const control = new SharedArrayBuffer(CONTROL_INTS * 4);
+    new Int32Array(control)[SEED] = randomInt(2 ** 31);
     return {
-      // header, then per slot: state, key length
-      control: new SharedArrayBuffer((HEADER_INTS + capacity * 2) * 4),
-      keys: new SharedArrayBuffer(capacity * KEY_BYTES),
-      fields: new SharedArrayBuffer(capacity * fieldCount * 8),
+      control,
+      // Pages nobody touches (key space beyond short paths, unused slots) are never backed by memory.
+      records: new SharedArrayBuffer(capacity * recordSize(fieldCount)),
       capacity,
       fieldCount,
+      share: Math.min(capacity, options.share ?? capacity),
+      store: options.store,
     };
   }
 
   constructor(memory: SharedTableMemory) {
     this.control = new Int32Array(memory.control);
-    this.keyBytes = new Uint8Array(memory.keys);
-    this.values = new Float64Array(memory.fields);
+    this.bytes = new Uint8Array(memory.records);
+    this.ints = new Int32Array(memory.records);
+    this.floats = new Float64Array(memory.records);
     this.capacity = memory.capacity;
     this.fieldCount = memory.fieldCount;
+    this.recordBytes = recordSize(memory.fieldCount);
+    this.share = memory.share;
+    this.store = memory.store;
   }
 
-  /** Runs `fn` on the record of `key` under the lock, creating it (all fields 0, `created` true) if it
-   * does not exist. Returns undefined when the key is too long or the table is full. */
-  update<T>(key: string, fn: (fields: Float64Array, created: boolean) => T): T | undefined {
+  /**
+   * Runs `fn` on the record of `key` under the lock, creating it for `owner` (all fields 0, `created`
+   * true) if it does not exist, evicting another record if need be. A key longer than any cgroup path
+   * gets a fresh record each time.
+   */
+  update<T>(key: string, owner: number, fn: (fields: Float64Array, created: boolean) => T): T {
     const encoded = this.encoder.encode(key);
-    if (encoded.length > KEY_BYTES) return undefined;
+    if (encoded.length > KEY_BYTES) return fn(new Float64Array(this.fieldCount), true);
     this.lock();
     try {
-      let slot = this.find(encoded);
-      let created = false;
-      if (slot < 0) {
-        slot = this.insert(encoded);
-        if (slot < 0) return undefined;
-        created = true;
-      }
-      return fn(this.values.subarray(slot * this.fieldCount, (slot + 1) * this.fieldCount), created);
+      const hash = this.hashOf(encoded);
+      let slot = this.find(encoded, hash);
+      const created = slot < 0;
+      if (created) slot = this.insert(encoded, hash, owner);
+      this.floats[this.base(slot) / 8 + LAST_USE_OFFSET / 8] = Date.now();
+      const result = fn(this.fieldsOf(slot), created);
+      this.persist(slot);
+      return result;
     } finally {
       this.unlock();
     }
   }
 
-  /** Runs `fn` on the record of `key` under the lock if it exists. */
+  /** Runs `fn` on the record of `key` under the lock if it exists (what `fn` changes is kept). */
   read<T>(key: string, fn: (fields: Float64Array) => T): T | undefined {
     const encoded = this.encoder.encode(key);
     this.lock();
     try {
-      const slot = this.find(encoded);
-      return slot < 0 ? undefined : fn(this.values.subarray(slot * this.fieldCount, (slot + 1) * this.fieldCount));
+      const slot = this.find(encoded, this.hashOf(encoded));
+      if (slot < 0) return undefined;
+      const result = fn(this.fieldsOf(slot));
+      this.persist(slot);
+      return result;
     } finally {
       this.unlock();
     }
@@ -89,14 +137,8 @@ export class SharedTable {
     this.lock();
     try {
       for (let slot = 0; slot < this.capacity; slot++) {
-        if (this.control[HEADER_INTS + slot * 2] !== USED) continue;
-        const length = this.control[HEADER_INTS + slot * 2 + 1]!;
-        // TextDecoder refuses views of shared memory: copy the key out first.
-        const key = this.decoder.decode(this.keyBytes.slice(slot * KEY_BYTES, slot * KEY_BYTES + length));
-        if (!fn(key, this.values.subarray(slot * this.fieldCount, (slot + 1) * this.fieldCount))) {
-          this.control[HEADER_INTS + slot * 2] = DELETED;
-          this.control[COUNT]!--;
-        }
+        if (this.stateOf(slot) !== USED) continue;
+        if (!fn(this.keyOf(slot), this.fieldsOf(slot))) this.remove(slot);
       }
     } finally {
       this.unlock();
@@ -107,45 +149,190 @@ export class SharedTable {
     return Atomics.load(this.control, COUNT);
   }
 
-  private hash(key: Uint8Array): number {
-    // FNV-1a, 32 bits: enough to spread a few thousand cgroup paths.
-    let h = 0x811c9dc5;
-    for (const byte of key) h = Math.imul(h ^ byte, 0x01000193);
-    return (h >>> 0) % this.capacity;
+  /** Loads what the store holds (written by a predecessor); the number of records restored. */
+  restore(): number {
+    if (this.store === undefined) return 0;
+    this.lock();
+    try {
+      const header = Buffer.alloc(FILE_HEADER_BYTES);
+      const layout = this.fileLayout();
+      const read = fs.readSync(this.store, header, 0, FILE_HEADER_BYTES, 0);
+      if (read < FILE_HEADER_BYTES || !header.subarray(0, layout.length).equals(layout)) {
+        // Nothing yet, or another version's layout: start over, and say so in the file (with our seed).
+        fs.ftruncateSync(this.store, 0);
+        const fresh = Buffer.alloc(FILE_HEADER_BYTES);
+        layout.copy(fresh);
+        fresh.writeInt32LE(this.control[SEED]!, layout.length);
+        fs.writeSync(this.store, fresh, 0, FILE_HEADER_BYTES, 0);
+        return 0;
+      }
+      // The records sit where the predecessor's seed put them.
+      this.control[SEED] = header.readInt32LE(layout.length);
+      // Slot by slot, only what was written (through a scratch buffer: copying the file's holes into
+      // the table would back every page with memory), up to the end of the file.
+      const end = fs.fstatSync(this.store).size;
+      const scratch = Buffer.alloc(this.recordBytes);
+      const ints = new Int32Array(scratch.buffer, scratch.byteOffset, 2);
+      let count = 0;
+      let deleted = 0;
+      for (let slot = 0; slot < this.capacity && FILE_HEADER_BYTES + this.base(slot) < end; slot++) {
+        const at = this.base(slot);
+        if (fs.readSync(this.store, scratch, 0, FIELDS_OFFSET, FILE_HEADER_BYTES + at) < 4 || ints[0] === EMPTY) continue;
+        const used = FIELDS_OFFSET + this.fieldCount * 8 + ints[1]!;
+        if (ints[0] === USED && ints[1]! >= 0 && ints[1]! <= KEY_BYTES && fs.readSync(this.store, scratch, FIELDS_OFFSET, used - FIELDS_OFFSET, FILE_HEADER_BYTES + at + FIELDS_OFFSET) === used - FIELDS_OFFSET) {
+          this.bytes.set(scratch.subarray(0, used), at);
+          count++;
+        } else {
+          this.ints[at / 4] = DELETED;
+          deleted++;
+        }
+      }
+      this.control[COUNT] = count;
+      this.control[DELETED_COUNT] = deleted;
+      return count;
+    } finally {
+      this.unlock();
+    }
   }
 
-  private matches(slot: number, key: Uint8Array): boolean {
-    if (this.control[HEADER_INTS + slot * 2 + 1] !== key.length) return false;
-    const base = slot * KEY_BYTES;
-    for (let i = 0; i < key.length; i++) if (this.keyBytes[base + i] !== key[i]) return false;
+  /** The layout part of the file header; room for the seed follows it. */
+  private fileLayout(): Buffer {
+    const layout = Buffer.alloc(20);
+    for (const [i, value] of [FILE_MAGIC, FILE_VERSION, this.capacity, this.fieldCount, this.recordBytes].entries()) layout.writeUInt32LE(value, i * 4);
+    return layout;
+  }
+
+  private base(slot: number): number {
+    return slot * this.recordBytes;
+  }
+
+  private stateOf(slot: number): number {
+    return this.ints[this.base(slot) / 4]!;
+  }
+
+  private fieldsOf(slot: number): Float64Array {
+    const start = (this.base(slot) + FIELDS_OFFSET) / 8;
+    return this.floats.subarray(start, start + this.fieldCount);
+  }
+
+  private keyOf(slot: number): string {
+    const start = this.base(slot) + FIELDS_OFFSET + this.fieldCount * 8;
+    // TextDecoder refuses views of shared memory: copy the key out first.
+    return this.decoder.decode(this.bytes.slice(start, start + this.ints[this.base(slot) / 4 + 1]!));
+  }
+
+  private ownerOf(slot: number): number {
+    return this.floats[(this.base(slot) + OWNER_OFFSET) / 8]!;
+  }
+
+  private lastUseOf(slot: number): number {
+    return this.floats[(this.base(slot) + LAST_USE_OFFSET) / 8]!;
+  }
+
+  /** FNV-1a from a random seed: spreads keys, and nobody knows which names would collide. */
+  private hashOf(key: Uint8Array): number {
+    let h = 0x811c9dc5 ^ this.control[SEED]!;
+    for (const byte of key) h = Math.imul(h ^ byte, 0x01000193);
+    return h >>> 0;
+  }
+
+  private matches(slot: number, key: Uint8Array, hash: number): boolean {
+    const at = this.base(slot);
+    if (this.ints[at / 4 + KEY_OFFSET_WORDS]! >>> 0 !== hash || this.ints[at / 4 + 1] !== key.length) return false;
+    const start = at + FIELDS_OFFSET + this.fieldCount * 8;
+    for (let i = 0; i < key.length; i++) if (this.bytes[start + i] !== key[i]) return false;
     return true;
   }
 
-  private find(key: Uint8Array): number {
-    let slot = this.hash(key);
+  private find(key: Uint8Array, hash: number): number {
+    let slot = hash % this.capacity;
     for (let probes = 0; probes < this.capacity; probes++) {
-      const state = this.control[HEADER_INTS + slot * 2];
+      const state = this.stateOf(slot);
       if (state === EMPTY) return -1;
-      if (state === USED && this.matches(slot, key)) return slot;
+      if (state === USED && this.matches(slot, key, hash)) return slot;
       slot = (slot + 1) % this.capacity;
     }
     return -1;
   }
 
-  private insert(key: Uint8Array): number {
-    let slot = this.hash(key);
-    for (let probes = 0; probes < this.capacity; probes++) {
-      if (this.control[HEADER_INTS + slot * 2] !== USED) {
-        this.control[HEADER_INTS + slot * 2] = USED;
-        this.control[HEADER_INTS + slot * 2 + 1] = key.length;
-        this.keyBytes.set(key, slot * KEY_BYTES);
-        this.values.fill(0, slot * this.fieldCount, (slot + 1) * this.fieldCount);
-        this.control[COUNT]!++;
-        return slot;
+  private insert(key: Uint8Array, hash: number, owner: number): number {
+    this.makeRoom(owner);
+    // Tombstones lengthen every search; past a quarter of the table, lay the records out again.
+    if (this.control[DELETED_COUNT]! > this.capacity / 4) this.rehash();
+    let slot = hash % this.capacity;
+    while (this.stateOf(slot) === USED) slot = (slot + 1) % this.capacity;
+    if (this.stateOf(slot) === DELETED) this.control[DELETED_COUNT]!--;
+    this.write(slot, key, hash, owner);
+    this.control[COUNT]!++;
+    return slot;
+  }
+
+  /** Bytes of the record in use: header, fields and the key itself. */
+  private usedBytes(slot: number): number {
+    return FIELDS_OFFSET + this.fieldCount * 8 + this.ints[this.base(slot) / 4 + 1]!;
+  }
+
+  private write(slot: number, key: Uint8Array, hash: number, owner: number): void {
+    const at = this.base(slot);
+    this.bytes.fill(0, at, at + FIELDS_OFFSET + this.fieldCount * 8);
+    this.ints[at / 4] = USED;
+    this.ints[at / 4 + 1] = key.length;
+    this.ints[at / 4 + KEY_OFFSET_WORDS] = hash | 0;
+    this.floats[(at + OWNER_OFFSET) / 8] = owner;
+    this.bytes.set(key, at + FIELDS_OFFSET + this.fieldCount * 8);
+  }
+
+  /** Frees a slot if `owner` holds its share or the table is full. */
+  private makeRoom(owner: number): void {
+    const held = new Map<number, { count: number; oldest: number }>();
+    for (let slot = 0; slot < this.capacity; slot++) {
+      if (this.stateOf(slot) !== USED) continue;
+      const who = this.ownerOf(slot);
+      const entry = held.get(who);
+      if (entry === undefined) held.set(who, { count: 1, oldest: slot });
+      else {
+        entry.count++;
+        if (this.lastUseOf(slot) < this.lastUseOf(entry.oldest)) entry.oldest = slot;
       }
-      slot = (slot + 1) % this.capacity;
     }
-    return -1;
+    const own = held.get(owner);
+    if (own !== undefined && own.count >= this.share) return this.remove(own.oldest);
+    if (this.control[COUNT]! < this.capacity) return;
+    let largest: { count: number; oldest: number } | undefined;
+    for (const entry of held.values()) {
+      if (largest === undefined || entry.count > largest.count || (entry.count === largest.count && this.lastUseOf(entry.oldest) < this.lastUseOf(largest.oldest))) largest = entry;
+    }
+    this.remove(largest!.oldest);
+  }
+
+  private remove(slot: number): void {
+    this.ints[this.base(slot) / 4] = DELETED;
+    this.control[COUNT]!--;
+    this.control[DELETED_COUNT]!++;
+    this.persist(slot);
+  }
+
+  private rehash(): void {
+    const kept: Uint8Array[] = [];
+    for (let slot = 0; slot < this.capacity; slot++) {
+      if (this.stateOf(slot) === USED) kept.push(this.bytes.slice(this.base(slot), this.base(slot) + this.usedBytes(slot)));
+      this.ints[this.base(slot) / 4] = EMPTY;
+    }
+    for (const record of kept) {
+      let slot = (new Int32Array(record.buffer, 0, KEY_OFFSET_WORDS + 1)[KEY_OFFSET_WORDS]! >>> 0) % this.capacity;
+      while (this.stateOf(slot) === USED) slot = (slot + 1) % this.capacity;
+      this.bytes.set(record, this.base(slot));
+    }
+    this.control[DELETED_COUNT] = 0;
+    for (let slot = 0; slot < this.capacity; slot++) this.persist(slot);
+  }
+
+  /** Writes a slot to the store: the whole record if used, else its state. */
+  private persist(slot: number): void {
+    if (this.store === undefined) return;
+    const at = this.base(slot);
+    const length = this.stateOf(slot) === USED ? this.usedBytes(slot) : 4;
+    fs.writeSync(this.store, this.bytes, at, length, FILE_HEADER_BYTES + at);
   }
 
   private lock(): void {
@@ -156,3 +343,8 @@ export class SharedTable {
     unlockWord(this.control, LOCK);
   }
 }
+
+function recordSize(fieldCount: number): number {
+  return FIELDS_OFFSET + fieldCount * 8 + KEY_BYTES;
+}
+

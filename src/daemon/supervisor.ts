@@ -15,6 +15,7 @@ import type { InitInfo } from '../fuse/session.js';
 import type { DaemonConfig } from './config.js';
 import type { UpgradeOutcome } from './control.js';
 import { FUSE_FD, type ServerMessage, type SupervisorMessage } from './server-process.js';
+import { openStateFile, STATE_FDS } from './state-files.js';
 
 const SERVER_SCRIPT = new URL('./server-process.js', import.meta.url);
 // Generous: under software emulation (the v2 test guest) a Node process with its threads takes seconds.
@@ -41,11 +42,14 @@ export class ServerSupervisor extends EventEmitter<SupervisorEvents> {
   private stopping = false;
   private upgrading = false;
   private recentCrashes: number[] = [];
+  /** The per-cgroup state every serving process inherits and continues (state-files.ts). */
+  private readonly stateFiles: Array<number | undefined>;
 
   constructor(
     private readonly options: { config: DaemonConfig; fd: number; log: Logger },
   ) {
     super();
+    this.stateFiles = Object.keys(STATE_FDS).map(() => openStateFile(options.log));
   }
 
   get negotiated(): InitInfo | undefined {
@@ -136,7 +140,7 @@ export class ServerSupervisor extends EventEmitter<SupervisorEvents> {
     // hosts notice.
     const node = [process.execPath, '--disable-sigusr1', '--max-semi-space-size=1', SERVER_SCRIPT.pathname];
     const child = spawn('/bin/sh', ['-c', 'trap "" USR1; exec "$0" "$@"', ...node], {
-      stdio: ['ignore', 'inherit', 'inherit', fd, 'ipc'],
+      stdio: ['ignore', 'inherit', 'inherit', fd, 'ipc', ...this.stateFiles.map((file) => file ?? 'ignore')],
       env,
     });
     if (child.stdio.length <= FUSE_FD) throw new Error('the serving process did not get the FUSE fd');

@@ -69,7 +69,7 @@ export function createViews(options: ViewOptions, log: Logger): Record<string, V
       if (!memory.ok) return fallback('swaps', caller, memory.error);
       return Buffer.from(renderSwaps(hostMeminfo, memory.value, options));
     },
-    ...createCpuViews(host, options, log, fallback),
+    ...createCpuViews(host, options, fallback),
     ...createActivityViews(host, options, log),
   };
 }

@@ -12,8 +12,6 @@ export interface FileNode {
   ino: number;
   /** The whole content for this caller, or an errno. */
   render(caller: Caller): Uint8Array | number;
-  /** What stat(2) reports as the size (readers never depend on it: files are direct-I/O). */
-  size(): number;
 }
 
 export interface DirNode {
@@ -29,8 +27,8 @@ export type TreeNode = FileNode | DirNode;
 export interface TreeTimeouts {
   /** How long the kernel may cache names and directory attributes: the shape never changes. */
   staticMs: number;
-  /** How long the kernel may cache a file's attributes (its size follows the host file), and anything
-   * about mirrored host nodes (CPUs can come and go). */
+  /** How long the kernel may cache a file's attributes, and anything about mirrored host nodes (CPUs
+   * can come and go). */
   fileAttrMs: number;
 }
 
@@ -168,7 +166,9 @@ export class StaticTreeFileSystem implements FileSystem {
     const attr: NodeAttr =
       node.kind === 'dir'
         ? { ino: node.ino, kind: 'dir', perm: DIR_PERM, size: 0, nlink: 2 + countDirs(node) }
-        : { ino: node.ino, kind: 'file', perm: FILE_PERM, size: node.size(), nlink: 1 };
+        // Size 0, as procfs: the kernel then never fills the page cache, which every reader of the inode
+        // shares, with one caller's content (mmap faults past the end instead; read() is direct I/O).
+        : { ino: node.ino, kind: 'file', perm: FILE_PERM, size: 0, nlink: 1 };
     return { attr, attrTtlMs: node.kind === 'dir' ? this.timeouts.staticMs : this.timeouts.fileAttrMs };
   }
 }

@@ -1,5 +1,5 @@
 import { readdirSync } from 'node:fs';
-import { readInnermostPid, readPidNamespace, readStartTime } from './process.js';
+import { liveThreadOf, readInnermostPid, readPidNamespace, readProcessStat, readStartTime } from './process.js';
 import { fail, ok, type Result } from './result.js';
 
 /** Who is reading, and whose cgroups describe what it should see. */
@@ -10,15 +10,20 @@ export interface Caller {
   readonly initPid: number;
   /** When that init started, in clock ticks since boot (undefined if its /proc entry is unreadable). */
   readonly initStartTime: number | undefined;
-  /** Whose cgroups to use: the caller itself in the daemon's namespace, else its namespace's init (lxcfs rule). */
+  /** Whose cgroups to use: the caller itself in the daemon's namespace, else its namespace's init (lxcfs
+   * rule), or a live thread of that init when its main thread has exited. */
   readonly cgroupPid: number;
   readonly inDaemonNamespace: boolean;
+  /** Inode of the caller's pid namespace: which container a per-cgroup record is charged to. */
+  readonly pidNamespace: number;
 }
 
 interface NamespaceInit {
   readonly pid: number;
   /** Identifies the process together with pid: a recycled pid has another start time. */
   readonly startTime: number;
+  /** Its main thread has exited (pthread_exit) while other threads live on. */
+  readonly zombieLeader: boolean;
 }
 
 /** Enough for every container on a large host; the oldest entries go first beyond it. */
@@ -49,20 +54,25 @@ export class CallerResolver {
     if (namespace === undefined) {
       return fail(`process ${pid} has exited before its request was served; host values apply`);
     }
+    const pidNamespace = Number(/\[(\d+)\]/.exec(namespace)?.[1] ?? 0);
     if (namespace === this.daemonNamespace) {
-      return ok({ pid, initPid: 1, initStartTime: this.daemonInitStartTime, cgroupPid: pid, inDaemonNamespace: true });
+      return ok({ pid, initPid: 1, initStartTime: this.daemonInitStartTime, cgroupPid: pid, inDaemonNamespace: true, pidNamespace });
     }
     const init = this.initOf(namespace);
     if (init === undefined) {
       return fail(`no init process found for the pid namespace ${namespace} of process ${pid}; host values apply`);
     }
-    return ok({ pid, initPid: init.pid, initStartTime: init.startTime, cgroupPid: init.pid, inDaemonNamespace: false });
+    // The kernel shows an exited main thread in the root cgroup: its live threads tell the truth.
+    const cgroupPid = init.zombieLeader ? liveThreadOf(this.procRoot, init.pid) : init.pid;
+    if (cgroupPid === undefined) return fail(`the init ${init.pid} of the pid namespace of process ${pid} is exiting; host values apply`);
+    return ok({ pid, initPid: init.pid, initStartTime: init.startTime, cgroupPid, inDaemonNamespace: false, pidNamespace });
   }
 
   private initOf(namespace: string): NamespaceInit | undefined {
     const cached = this.initsByNamespace.get(namespace);
     if (cached !== undefined) {
-      if (readStartTime(this.procRoot, cached.pid) === cached.startTime) return cached;
+      const stat = readProcessStat(this.procRoot, cached.pid);
+      if (stat?.startTime === cached.startTime) return { ...cached, zombieLeader: stat.state === 'Z' };
       this.initsByNamespace.delete(namespace); // the init exited; its pid may belong to someone else now
     }
     const found = this.scanForInit(namespace);
@@ -89,8 +99,8 @@ export class CallerResolver {
       if (readPidNamespace(this.procRoot, entry) !== namespace) continue;
       const pid = Number(entry);
       if (readInnermostPid(this.procRoot, pid) !== 1) continue;
-      const startTime = readStartTime(this.procRoot, pid);
-      if (startTime !== undefined) return { pid, startTime };
+      const stat = readProcessStat(this.procRoot, pid);
+      if (stat !== undefined) return { pid, startTime: stat.startTime, zombieLeader: stat.state === 'Z' };
     }
     return undefined;
   }

@@ -1,4 +1,4 @@
-import { readlinkSync } from 'node:fs';
+import { readdirSync, readlinkSync } from 'node:fs';
 import { readRenderedFile, readTextFile } from './files.js';
 
 export type ProcessId = number | 'self';
@@ -25,11 +25,37 @@ export function readPidNamespace(procRoot: string, pid: ProcessId | string): str
  * name (field 2) may itself contain spaces and parentheses.
  */
 export function readStartTime(procRoot: string, pid: ProcessId): number | undefined {
+  return readProcessStat(procRoot, pid)?.startTime;
+}
+
+/** The state letter (field 3: R, S, D, Z, ...) and start time of /proc/<pid>/stat. */
+export function readProcessStat(procRoot: string, pid: ProcessId): { state: string; startTime: number } | undefined {
   const stat = readRenderedFile(`${procRoot}/${pid}/stat`, { singleRecord: true });
   if (stat === undefined) return undefined;
   const fieldsAfterName = stat.slice(stat.lastIndexOf(')') + 1).trim().split(' ');
   const startTime = Number(fieldsAfterName[22 - 3]); // fieldsAfterName[0] is field 3
-  return Number.isInteger(startTime) ? startTime : undefined;
+  return Number.isInteger(startTime) ? { state: fieldsAfterName[0]!, startTime } : undefined;
+}
+
+/**
+ * A thread of process `pid` that has not exited, other than its main thread; undefined when there is
+ * none. A process whose main thread called pthread_exit lives on in its other threads, while the kernel
+ * shows the exited main thread (a zombie) in the root cgroup.
+ */
+export function liveThreadOf(procRoot: string, pid: number): number | undefined {
+  let tids: string[];
+  try {
+    tids = readdirSync(`${procRoot}/${pid}/task`);
+  } catch {
+    return undefined;
+  }
+  for (const tid of tids) {
+    if (Number(tid) === pid) continue;
+    // /proc/<tid> is there for every thread, though not listed.
+    const state = readProcessStat(procRoot, Number(tid))?.state;
+    if (state !== undefined && state !== 'Z' && state !== 'X') return Number(tid);
+  }
+  return undefined;
 }
 
 /**

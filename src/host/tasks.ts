@@ -138,10 +138,14 @@ export function threadListPath(directory: string, version: 1 | 2): string {
 
 /**
  * Thread ids of the cgroup itself (not its descendants), in the kernel's order (sorted for v1 `tasks`);
- * undefined when the cgroup is gone. `files` keeps the descriptor for the next read.
+ * undefined when the cgroup is gone. On cgroup2, `files` keeps the descriptor for the next read.
  */
 export function readThreadIds(directory: string, version: 1 | 2, files?: HeldFiles): number[] | undefined {
-  if (files !== undefined) return files.ids(threadListPath(directory, version));
+  // cgroup v1 builds a pid list per cgroup and pid namespace and hands it to every reader that reads
+  // from offset 0 through an already open file, for as long as anyone read it within the last second: a
+  // kept descriptor would see the list another process's open made, however old. Only an open builds a
+  // fresh one. cgroup2 walks the live threads on every read from offset 0.
+  if (files !== undefined && version === 2) return files.ids(threadListPath(directory, version));
   const text = readTextFile(threadListPath(directory, version));
   return text === undefined ? undefined : parseIds(Buffer.from(text, 'latin1'), text.length);
 }

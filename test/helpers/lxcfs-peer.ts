@@ -17,9 +17,9 @@ export async function startLxcfs(cleanup: Cleanup, args: string[] = []): Promise
   const dir = cleanup.tempDir('lxcfs-peer-');
   const mountPoint = path.join(dir, 'mnt');
   const probe = run('lxcfs', ['--version']);
-  // 5.0.3 prints its version, quoted, on stderr.
-  const version = (probe.stdout + probe.stderr).trim().replace(/"/g, '');
-  if (!version) throw new Error('Debian lxcfs is not installed (bash scripts/test.sh installs it)');
+  // 5.0.3 prints its version, quoted, on stderr; a missing binary leaves both streams null.
+  const version = `${probe.stdout ?? ''}${probe.stderr ?? ''}`.trim().replace(/"/g, '');
+  if (probe.error || !version) throw new Error('Debian lxcfs is not installed (bash scripts/test.sh installs it)');
   fs.mkdirSync(mountPoint);
   const child = spawn('lxcfs', [...args, '-p', path.join(dir, 'lxcfs.pid'), mountPoint], { stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';

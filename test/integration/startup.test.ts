@@ -50,6 +50,18 @@ describe('bad input', () => {
     expect(fs.existsSync(mnt) || fs.existsSync(pid)).toBe(false);
   });
 
+  it('rejects a config key set twice, and a --proc-root or --cgroup-root that does not exist', () => {
+    const { dir, mnt, pid } = layout();
+    const conf = path.join(dir, 'twice.conf');
+    fs.writeFileSync(conf, '[lxcfs-ts]\nenable_cfs = true\nenable_cfs = false\n');
+    expectOneLineError(startExpectingFailure(['--config', conf, '-p', pid, mnt]), /key "enable_cfs" is set twice \(lines 2 and 3\)/);
+    const missing = path.join(dir, 'no-such-root');
+    expectOneLineError(startExpectingFailure(['--proc-root', missing, '-p', pid, mnt]), new RegExp(`^lxcfs-ts: option --proc-root: ${missing} does not exist$`));
+    expectOneLineError(startExpectingFailure(['-p', pid, mnt], { LXCFS_TS_CGROUP_ROOT: missing }), new RegExp(`^lxcfs-ts: environment LXCFS_TS_CGROUP_ROOT: ${missing} does not exist$`));
+    expectOneLineError(startExpectingFailure(['--cgroup-root', conf, '-p', pid, mnt]), /option --cgroup-root: .* is not a directory$/);
+    expect(fs.existsSync(mnt) || fs.existsSync(pid)).toBe(false);
+  });
+
   it('rejects a mountpoint whose parent is missing, or that is a regular file', () => {
     const { dir, pid } = layout();
     expectOneLineError(startExpectingFailure(['-p', pid, path.join(dir, 'no/such/mnt')]), /parent .* does not exist/);

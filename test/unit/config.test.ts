@@ -278,6 +278,11 @@ describe('config file contents', () => {
     );
   });
 
+  it('rejects a key set twice, naming both lines', () => {
+    const file = writeConfig('[lxcfs-ts]\nreaders = 3\n; a comment\nreaders = 4\n');
+    expect(configErrorOf(() => resolve({ configPath: file }))).toBe(`config file ${file}: key "readers" is set twice (lines 2 and 4); keep one`);
+  });
+
   it('rejects the camelCase spelling of a key', () => {
     const file = writeConfig('[lxcfs-ts]\nenableCfs = true\n');
     expect(configErrorOf(() => resolve({ configPath: file }))).toContain('unknown key "enableCfs"');

@@ -9,7 +9,7 @@ import { SnapshotStore } from '../../src/fuse/snapshots.js';
 
 function makeSession(onInit?: (info: InitInfo) => void) {
   const children = new Map<string, DirNode['children'] extends Map<string, infer N> ? N : never>();
-  for (let i = 0; i < 50; i++) children.set(`file-with-a-longish-name-${i}`, { kind: 'file', ino: 10 + i, render: () => Buffer.from(`content ${i}\n`), size: () => 0 });
+  for (let i = 0; i < 50; i++) children.set(`file-with-a-longish-name-${i}`, { kind: 'file', ino: 10 + i, render: () => Buffer.from(`content ${i}\n`) });
   const root: DirNode = { kind: 'dir', ino: 1, children };
   const conn = new Int32Array(new SharedArrayBuffer(CONN_FIELDS * 4));
   const session = new Session(new StaticTreeFileSystem(root, { staticMs: 1500, fileAttrMs: 250 }), new SnapshotStore(SnapshotStore.allocate()), {
@@ -136,7 +136,7 @@ describe('framing', () => {
   });
 
   it('turns a throwing filesystem into EIO for that request only', () => {
-    const fs = new StaticTreeFileSystem({ kind: 'dir', ino: 1, children: new Map([['boom', { kind: 'file', ino: 2, render: () => { throw new Error('bug'); }, size: () => 0 }]]) }, { staticMs: 1, fileAttrMs: 1 });
+    const fs = new StaticTreeFileSystem({ kind: 'dir', ino: 1, children: new Map([['boom', { kind: 'file', ino: 2, render: () => { throw new Error('bug'); } }]]) }, { staticMs: 1, fileAttrMs: 1 });
     const errors: unknown[] = [];
     const session = new Session(fs, new SnapshotStore(SnapshotStore.allocate()), { stopName: 'x', conn: new Int32Array(new SharedArrayBuffer(CONN_FIELDS * 4)), onHandlerError: (_op, _node, err) => errors.push(err) });
     const open = call(session, request(Op.OPEN, 2, Buffer.alloc(8)));

@@ -1,5 +1,6 @@
 // The shared per-cgroup table, alone and from several threads at once.
 
+import fs from 'node:fs';
 import { Worker } from 'node:worker_threads';
 import { describe, expect, it } from 'vitest';
 import { SharedTable } from '../../src/daemon/shared-table.js';
@@ -7,10 +8,10 @@ import { SharedTable } from '../../src/daemon/shared-table.js';
 describe('SharedTable', () => {
   it('creates records zeroed, finds them again, and deletes them on sweep', () => {
     const table = new SharedTable(SharedTable.allocate(8, 3));
-    expect(table.update('/a', (f, created) => ((f[0] = 7), created))).toBe(true);
-    expect(table.update('/a', (f, created) => [f[0], f[1], created])).toEqual([7, 0, false]);
+    expect(table.update('/a', 1, (f, created) => ((f[0] = 7), created))).toBe(true);
+    expect(table.update('/a', 1, (f, created) => [f[0], f[1], created])).toEqual([7, 0, false]);
     expect(table.read('/missing', () => 1)).toBeUndefined();
-    table.update('/b', (f) => (f[2] = 2));
+    table.update('/b', 1, (f) => (f[2] = 2));
     const seen: string[] = [];
     table.sweep((key) => (seen.push(key), key !== '/a'));
     expect(seen.sort()).toEqual(['/a', '/b']);
@@ -19,14 +20,60 @@ describe('SharedTable', () => {
     expect(table.size).toBe(1);
   });
 
-  it('refuses keys that do not fit and inserts beyond a full table', () => {
+  it('takes keys as long as a cgroup path can be, and gives a key beyond that a fresh record each time', () => {
     const table = new SharedTable(SharedTable.allocate(4, 1));
-    expect(table.update('x'.repeat(513), () => 1)).toBeUndefined();
-    for (const key of ['/1', '/2', '/3', '/4']) expect(table.update(key, () => 1)).toBe(1);
-    expect(table.update('/5', () => 1)).toBeUndefined();
-    table.sweep((key) => key !== '/2');
-    expect(table.update('/5', (_f, created) => created)).toBe(true);
-    expect(table.read('/4', () => 'found')).toBe('found');
+    const long = '/' + 'x'.repeat(4200);
+    table.update(long, 1, (f) => (f[0] = 5));
+    expect(table.update(long, 1, (f) => f[0])).toBe(5);
+    const keys: string[] = [];
+    table.sweep((key) => (keys.push(key), true));
+    expect(keys).toEqual([long]);
+    const huge = '/' + 'y'.repeat(9000);
+    table.update(huge, 1, (f) => (f[0] = 5));
+    expect(table.update(huge, 1, (f, created) => [f[0], created])).toEqual([0, true]);
+  });
+
+  it('never refuses a record: an owner over its share loses its own least recently used, a full table the largest owner\'s', async () => {
+    const table = new SharedTable(SharedTable.allocate(8, 1, { share: 3 }));
+    const tick = (): Promise<void> => new Promise((resolve) => setTimeout(resolve, 2));
+    for (const key of ['/h1', '/h2', '/h3', '/h4', '/h5']) {
+      table.update(key, 666, (f) => (f[0] = 1));
+      await tick();
+    }
+    const held = (): string[] => {
+      const keys: string[] = [];
+      table.sweep((key) => (keys.push(key), true));
+      return keys.sort();
+    };
+    expect(held()).toEqual(['/h3', '/h4', '/h5']);
+    for (const owner of [1, 2, 3, 4, 5]) {
+      table.update(`/c${owner}`, owner, (f) => (f[0] = owner));
+      await tick();
+    }
+    // 8 records: the hog's 3 and 5 others. One more container: the hog, largest, gives way.
+    table.update('/c6', 6, (f) => (f[0] = 6));
+    expect(held()).toEqual(['/c1', '/c2', '/c3', '/c4', '/c5', '/c6', '/h4', '/h5']);
+    for (const owner of [1, 2, 3, 4, 5, 6]) expect(table.read(`/c${owner}`, (f) => f[0])).toBe(owner);
+  });
+
+  it('writes every change through to its store, and a new table restores it (slots, keys, fields)', () => {
+    const store = fs.openSync('/dev/shm', fs.constants.O_RDWR | 0o20200000, 0o600);
+    try {
+      const first = new SharedTable(SharedTable.allocate(16, 2, { store }));
+      expect(first.restore()).toBe(0);
+      for (let i = 0; i < 12; i++) first.update(`/cg/${i}`, 1, (f) => ((f[0] = i), (f[1] = i * 2)));
+      first.sweep((key) => key !== '/cg/3');
+      first.read('/cg/4', (f) => (f[1] = 99));
+      const second = new SharedTable(SharedTable.allocate(16, 2, { store }));
+      expect(second.restore()).toBe(11);
+      expect(second.read('/cg/3', () => 1)).toBeUndefined();
+      expect(second.read('/cg/4', (f) => [f[0], f[1]])).toEqual([4, 99]);
+      expect(second.update('/cg/11', 1, (f, created) => [f[0], f[1], created])).toEqual([11, 22, false]);
+      // Another layout (a new version's) is not restored.
+      expect(new SharedTable(SharedTable.allocate(16, 3, { store })).restore()).toBe(0);
+    } finally {
+      fs.closeSync(store);
+    }
   });
 
   it('keeps counters exact when four threads update the same keys', async () => {
@@ -36,7 +83,7 @@ describe('SharedTable', () => {
       const { workerData, parentPort } = require('node:worker_threads');
       import(workerData.url).then(({ SharedTable }) => {
         const table = new SharedTable(workerData.memory);
-        for (let i = 0; i < 5000; i++) table.update('/cg/' + (i % 10), (f) => { f[0] += 1; });
+        for (let i = 0; i < 5000; i++) table.update('/cg/' + (i % 10), 1, (f) => { f[0] += 1; });
         parentPort.postMessage('done');
       });`;
     await Promise.all(

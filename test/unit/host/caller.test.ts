@@ -27,13 +27,13 @@ describe('CallerResolver', () => {
   it('a caller in the daemon pid namespace uses its own cgroups; its init is pid 1', () => {
     tree.addProcess({ pid: 1, pidNamespace: HOST_PID_NAMESPACE, cgroup: hybridProcCgroup(), comm: 'systemd', startTime: 7 });
     const resolver = new CallerResolver(tree.roots.procRoot);
-    expect(resolver.resolve(300)).toEqual({ ok: true, value: { pid: 300, initPid: 1, initStartTime: 7, cgroupPid: 300, inDaemonNamespace: true } });
+    expect(resolver.resolve(300)).toEqual({ ok: true, value: { pid: 300, initPid: 1, initStartTime: 7, cgroupPid: 300, inDaemonNamespace: true, pidNamespace: HOST_PID_NAMESPACE } });
     expect(resolver.resolve(DAEMON_PID)).toMatchObject({ ok: true, value: { cgroupPid: DAEMON_PID } });
   });
 
   it('a caller in another pid namespace uses the init of that namespace, found by NSpid, not by parent', () => {
     const resolver = new CallerResolver(tree.roots.procRoot);
-    const init = { initPid: 1000, initStartTime: 2000, cgroupPid: 1000, inDaemonNamespace: false };
+    const init = { initPid: 1000, initStartTime: 2000, cgroupPid: 1000, inDaemonNamespace: false, pidNamespace: CONTAINER_NS };
     expect(resolver.resolve(1500)).toEqual({ ok: true, value: { pid: 1500, ...init } });
     expect(resolver.resolve(1001)).toEqual({ ok: true, value: { pid: 1001, ...init } });
     expect(resolver.resolve(1000)).toEqual({ ok: true, value: { pid: 1000, ...init } });

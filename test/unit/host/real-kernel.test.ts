@@ -137,7 +137,7 @@ describe.skipIf(!runnable)('real kernel (cgroup v1, root)', () => {
 
     for (const caller of [init!, entered!]) {
       const resolved = host.callers.resolve(caller);
-      expect(resolved).toEqual({ ok: true, value: { pid: caller, initPid: init, initStartTime: expect.any(Number), cgroupPid: init, inDaemonNamespace: false } });
+      expect(resolved).toEqual({ ok: true, value: { pid: caller, initPid: init, initStartTime: expect.any(Number), cgroupPid: init, inDaemonNamespace: false, pidNamespace: expect.any(Number) } });
     }
     // the entered process sits in this test's cgroup, yet the container's 128 MiB applies
     const facts = host.memoryFacts(init!);

@@ -31,24 +31,32 @@ describe('thread lists', () => {
 describe('HeldFiles', () => {
   it('re-reads a kept file from offset 0, closes what a pass did not use, and holds no more than its budget', () => {
     tree = HostTree.create();
-    tree.cgroup('cpu', '/a', { tasks: '1\n2\n' });
-    tree.cgroup('cpu', '/b', { tasks: '3\n' });
+    tree.cgroup('cpu', '/a', { 'cgroup.threads': '1\n2\n' });
+    tree.cgroup('cpu', '/b', { 'cgroup.threads': '3\n' });
     const files = new HeldFiles(1);
     const a = `${tree.roots.cgroupRoot}/cpu/a`;
     const b = `${tree.roots.cgroupRoot}/cpu/b`;
-    expect(readThreadIds(a, 1, files)).toEqual([1, 2]);
-    expect(readThreadIds(b, 1, files)).toEqual([3]); // over budget: read and closed at once
+    expect(readThreadIds(a, 2, files)).toEqual([1, 2]);
+    expect(readThreadIds(b, 2, files)).toEqual([3]); // over budget: read and closed at once
     expect(files.size).toBe(1);
-    tree.write('sys/fs/cgroup/cpu/a/tasks', '4\n5\n6\n');
-    expect(readThreadIds(a, 1, files)).toEqual([4, 5, 6]);
+    tree.write('sys/fs/cgroup/cpu/a/cgroup.threads', '4\n5\n6\n');
+    expect(readThreadIds(a, 2, files)).toEqual([4, 5, 6]);
     files.sweep();
     expect(files.size).toBe(1); // used since the last sweep
     files.sweep();
     expect(files.size).toBe(0);
-    expect(readThreadIds(`${tree.roots.cgroupRoot}/cpu/gone`, 1, files)).toBeUndefined();
-    tree.write('sys/fs/cgroup/cpu/a/tasks', `${Array.from({ length: 20000 }, (_, i) => i + 1).join('\n')}\n`);
-    expect(readThreadIds(a, 1, files)?.length).toBe(20000); // bigger than the buffer: read again, whole
+    expect(readThreadIds(`${tree.roots.cgroupRoot}/cpu/gone`, 2, files)).toBeUndefined();
+    tree.write('sys/fs/cgroup/cpu/a/cgroup.threads', `${Array.from({ length: 20000 }, (_, i) => i + 1).join('\n')}\n`);
+    expect(readThreadIds(a, 2, files)?.length).toBe(20000); // bigger than the buffer: read again, whole
     files.close();
+    expect(files.size).toBe(0);
+  });
+
+  it('never keeps a cgroup v1 tasks file open: only an open makes the kernel build a fresh list', () => {
+    tree = HostTree.create();
+    tree.cgroup('cpu', '/a', { tasks: '1\n2\n' });
+    const files = new HeldFiles(8);
+    expect(readThreadIds(`${tree.roots.cgroupRoot}/cpu/a`, 1, files)).toEqual([1, 2]);
     expect(files.size).toBe(0);
   });
 });
