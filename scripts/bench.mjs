@@ -59,6 +59,16 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { benchWebhook, formatWebhook } from './bench-webhook.mjs';
 
+/** The daemon's list of served files; the bench is run after `npm run build` (as `npm run bench` does). */
+async function servedFiles() {
+  try {
+    return (await import('../dist/lxcfs/paths.js')).SERVED_FILES;
+  } catch (err) {
+    console.error(`bench: cannot load the list of served files from dist/lxcfs/paths.js (${err.message}): run \`npm run build\` first, or \`npm run bench\``);
+    process.exit(2);
+  }
+}
+
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const ROOT = path.resolve(HERE, '..');
 const CLI = path.join(ROOT, 'bin', 'lxcfs-ts');
@@ -164,16 +174,11 @@ const CFG = {
   sampleMs: 250,
 };
 
-const FILES = [
-  ['meminfo', 'proc/meminfo'],
-  ['cpuinfo', 'proc/cpuinfo'],
-  ['stat', 'proc/stat'],
-  ['uptime', 'proc/uptime'],
-  ['loadavg', 'proc/loadavg'],
-  ['swaps', 'proc/swaps'],
-  ['diskstats', 'proc/diskstats'],
-  ['online', 'sys/devices/system/cpu/online'],
-];
+// The served files, from the daemon's own table (src/lxcfs/paths.ts, built into dist/), keyed by their
+// base name. Not measured: slabinfo (a header on both daemons unless a v1 cgroup has kmem slabinfo) and
+// pressure/* (Debian's lxcfs 5.0.3 passes them through from the host).
+const UNMEASURED = new Set(['proc/slabinfo', 'proc/pressure/cpu', 'proc/pressure/io', 'proc/pressure/memory']);
+const FILES = (await servedFiles()).filter((file) => !UNMEASURED.has(file)).map((file) => [path.basename(file), file]);
 // The protocol's own cost: a file both daemons pass through from the host with no view (one host read),
 // measured with the others but kept out of the ratios.
 const FLOOR_FILE = ['floor', 'sys/devices/system/cpu/kernel_max'];

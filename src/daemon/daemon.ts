@@ -11,7 +11,7 @@ import { detachLxcfsMounts, FS_SOURCE, FS_TYPE, prepareMountpoint } from './moun
 import { acquirePidFile } from './pidfile.js';
 import { controlSocketPath, listenForControl } from './control.js';
 import { ServerSupervisor } from './supervisor.js';
-import { BlkioAccounting } from './blkio-accounting.js';
+import { BlkioAccounting } from '../lxcfs/blkio-accounting.js';
 import { detectCgroupLayout } from '../host/cgroup-layout.js';
 
 /** Flags that are accepted for compatibility but whose feature has not landed yet. */

@@ -7,9 +7,9 @@ import { FuseServer } from '../fuse/server.js';
 import type { InitInfo } from '../fuse/session.js';
 import { SnapshotStore, type SnapshotDump } from '../fuse/snapshots.js';
 import type { DaemonConfig } from './config.js';
-import { ControlField, CONTROL_FIELDS, treeOptionsFrom } from './lxcfs-tree.js';
-import { startLoadavgSampler, type LoadavgSampler } from './loadavg-sampler.js';
-import { SharedTable } from './shared-table.js';
+import { ControlField, CONTROL_FIELDS, treeOptionsFrom } from '../lxcfs/tree.js';
+import { startLoadavgSampler, type LoadavgSampler } from '../lxcfs/loadavg-sampler.js';
+import { SharedTable } from '../lxcfs/shared-table.js';
 import { inheritedStateFile } from './state-files.js';
 
 export const FUSE_FD = 3;
@@ -53,7 +53,7 @@ async function serve(start: Extract<SupervisorMessage, { type: 'start' }>): Prom
     fd: FUSE_FD,
     mountPoint: config.mountpoint,
     readers: config.readers,
-    fsModule: new URL('./lxcfs-tree.js', import.meta.url).href,
+    fsModule: new URL('../lxcfs/tree.js', import.meta.url).href,
     fsOptions: treeOptions,
     logLevel: config.logLevel,
     initialized: start.initialized,

@@ -7,8 +7,9 @@ import { Command } from 'commander';
 import { Errno } from '../fuse/abi.js';
 import { CONFIG_ENV_VAR, resolveConfig } from './config.js';
 import { pino } from 'pino';
-import { buildTree, CONTROL_FIELDS, ControlField, SERVED_FILES, treeOptionsFrom } from './lxcfs-tree.js';
-import { createViews } from './views.js';
+import { bindFiles } from '../lxcfs/bind.js';
+import { SERVED_FILES } from '../lxcfs/paths.js';
+import { buildTree, CONTROL_FIELDS, ControlField, treeOptionsFrom } from '../lxcfs/tree.js';
 import type { DirNode, FileNode } from '../fuse/static-tree.js';
 
 /** Accepts `meminfo`, `proc/meminfo`, `/proc/meminfo`, `online`, `pressure/cpu`, ... */
@@ -40,7 +41,7 @@ export function showCommand(): Command {
       Atomics.store(new Int32Array(control), ControlField.VIRTUALIZE, 1);
       const treeOptions = treeOptionsFrom(config, control);
       const log = pino({ level: config.logLevel }, pino.destination(2));
-      const content = findFile(buildTree(treeOptions, createViews(treeOptions, log)), file).render({ pid, uid: 0, gid: 0 });
+      const content = findFile(buildTree(treeOptions, bindFiles(treeOptions, log)), file).render({ pid, uid: 0, gid: 0 });
       if (typeof content === 'number') {
         const why = Object.entries(Errno).find(([, code]) => code === content)?.[0] ?? `errno ${content}`;
         throw new ShowError(`cannot render ${file} for process ${pid}: ${why}`);

@@ -25,7 +25,9 @@ export function openStateFile(log: Logger): number | undefined {
       // Not there, not writable, or a filesystem without O_TMPFILE: try the next.
     }
   }
-  log.warn('cannot create a state file (O_TMPFILE in /dev/shm, /run or the temp dir): /proc/stat counters and load averages restart from zero when the serving process is replaced');
+  log.warn(
+    'cannot create a state file (O_TMPFILE in /dev/shm, /run or the temp dir): /proc/stat counters and load averages restart from zero when the serving process is replaced',
+  );
   return undefined;
 }
 

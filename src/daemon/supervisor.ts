@@ -90,7 +90,7 @@ export class ServerSupervisor extends EventEmitter<SupervisorEvents> {
         successor.child.kill('SIGKILL');
         const why = `the new serving process did not get ready: ${(err as Error).message}; the old one keeps serving`;
         log.error(why);
-        throw new Error(why);
+        throw new Error(why, { cause: err });
       }
       // From here on the old process must not be restarted when it exits.
       this.current = undefined;

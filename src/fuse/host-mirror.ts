@@ -5,7 +5,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { Errno } from './abi.js';
-import type { NodeAttr, NodeKind } from './filesystem.js';
+import type { Caller, NodeAttr, NodeKind } from './filesystem.js';
 
 /** Mirrored ids live far above hand-assigned ones and stay exact as JS numbers (< 2^53). */
 const MIRROR_ID_BASE = 2 ** 45;
@@ -18,6 +18,26 @@ export interface MirroredNode {
   hostPath: string;
   kind: NodeKind;
   mirror: HostMirror;
+}
+
+/**
+ * How one caller sees a mirrored tree: the entries of its top directory that are per caller (shown under
+ * the caller's own names, or hidden), files added to those entries, and file contents rewritten.
+ */
+export interface MirrorShape {
+  /** Whether an entry of the top directory is per caller (listed only as a view says). */
+  isShaped(hostName: string): boolean;
+  /** Files every shaped entry has in a view, where the host lacks them. */
+  readonly addedFiles: readonly string[];
+  /** This caller's view, or undefined: the host's tree as it is. */
+  viewFor(caller: Caller): MirrorView | undefined;
+}
+
+export interface MirrorView {
+  /** The shaped entries the caller sees: its name → the host's name. */
+  readonly entries: ReadonlyMap<string, string>;
+  /** A file's content for the caller; `relative` is its path below the mirrored root. */
+  rewrite(relative: string, host: Buffer): Buffer;
 }
 
 function fnv1a(text: string, seed: number): number {
@@ -46,6 +66,7 @@ export class HostMirror {
   constructor(
     readonly rootIno: number,
     readonly hostRoot: string,
+    readonly shape?: MirrorShape,
   ) {}
 
   /** The id a host path below the root always gets. */
@@ -65,15 +86,18 @@ export class HostMirror {
     return ino >= MIRROR_ID_BASE;
   }
 
-  /** The child `name` of a host directory, or an errno. */
-  child(dirHostPath: string, name: string): MirroredNode | number {
+  /** The child `name` of a host directory as `caller` sees it (`'any'`: as some caller may), or an errno. */
+  child(dirHostPath: string, name: string, caller: Caller | 'any'): MirroredNode | number {
     if (name.includes('/') || name === '.' || name === '..') return Errno.ENOENT;
     const hostPath = path.join(dirHostPath, name);
     let stat: fs.Stats;
     try {
       stat = fs.lstatSync(hostPath);
     } catch (err) {
-      return errnoOf(err);
+      if (!this.isAdded(hostPath) || !this.addsFor(caller)) return errnoOf(err);
+      const node: MirroredNode = { ino: this.idOf(hostPath), hostPath, kind: 'file', mirror: this };
+      this.byIno.set(node.ino, node);
+      return node;
     }
     const kind = kindOf(stat);
     if (!kind) return Errno.ENOENT;
@@ -90,17 +114,21 @@ export class HostMirror {
     return this.byIno.get(ino);
   }
 
-  /** Names in a host directory, sorted, without `.` and `..`. */
-  list(dirHostPath: string): Array<{ name: string; node: MirroredNode }> | number {
+  /** Names in a host directory as `caller` sees them (see child), sorted, without `.` and `..`. */
+  list(dirHostPath: string, caller: Caller | 'any'): Array<{ name: string; node: MirroredNode }> | number {
     let names: string[];
     try {
       names = fs.readdirSync(dirHostPath).sort();
     } catch (err) {
       return errnoOf(err);
     }
+    if (this.shape && this.isShapedEntry(dirHostPath) && this.addsFor(caller)) {
+      for (const added of this.shape.addedFiles) if (!names.includes(added)) names.push(added);
+      names.sort();
+    }
     const entries: Array<{ name: string; node: MirroredNode }> = [];
     for (const name of names) {
-      const node = this.child(dirHostPath, name);
+      const node = this.child(dirHostPath, name, caller);
       if (typeof node !== 'number') entries.push({ name, node });
     }
     return entries;
@@ -113,7 +141,8 @@ export class HostMirror {
     try {
       stat = fs.lstatSync(node.hostPath);
     } catch (err) {
-      return errnoOf(err);
+      if (!this.isAdded(node.hostPath)) return errnoOf(err);
+      return { ino: node.ino, kind: 'file', perm: 0o444, size: 0, nlink: 1 };
     }
     const perm = stat.mode & 0o555;
     if (node.kind === 'dir') return { ino: node.ino, kind: 'dir', perm, size: 0, nlink: 2 };
@@ -124,12 +153,16 @@ export class HostMirror {
     return { ino: node.ino, kind: 'file', perm, size: typeof content === 'number' ? 0 : content.length, nlink: 1 };
   }
 
-  read(node: MirroredNode): Buffer | number {
+  /** A file's content as `view` shows it (the host's without one). */
+  read(node: MirroredNode, view?: MirrorView): Buffer | number {
+    let content: Buffer;
     try {
-      return fs.readFileSync(node.hostPath);
+      content = fs.readFileSync(node.hostPath);
     } catch (err) {
-      return errnoOf(err);
+      if (!view || !this.isAdded(node.hostPath)) return errnoOf(err);
+      content = Buffer.alloc(0);
     }
+    return view ? view.rewrite(path.relative(this.hostRoot, node.hostPath), content) : content;
   }
 
   readlink(node: MirroredNode): Buffer {
@@ -140,9 +173,24 @@ export class HostMirror {
     }
   }
 
+  /** Whether a host directory is a shaped entry of the top directory. */
+  private isShapedEntry(dirHostPath: string): boolean {
+    return path.dirname(dirHostPath) === this.hostRoot && !!this.shape?.isShaped(path.basename(dirHostPath));
+  }
+
+  /** Whether a host path is a file the shape adds to a shaped entry. */
+  private isAdded(hostPath: string): boolean {
+    return !!this.shape?.addedFiles.includes(path.basename(hostPath)) && this.isShapedEntry(path.dirname(hostPath));
+  }
+
+  /** Whether added files exist for a caller: only in its view. */
+  private addsFor(caller: Caller | 'any'): boolean {
+    return caller === 'any' || this.shape?.viewFor(caller) !== undefined;
+  }
+
   private walk(dir: string, depth: number): void {
     if (depth > MAX_DEPTH) return;
-    const entries = this.list(dir);
+    const entries = this.list(dir, 'any');
     if (typeof entries === 'number') return;
     for (const { node } of entries) if (node.kind === 'dir') this.walk(node.hostPath, depth + 1);
   }

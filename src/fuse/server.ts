@@ -74,7 +74,7 @@ export class FuseServer extends EventEmitter<ServerEvents> {
         fsOptions: this.options.fsOptions,
         snapshots: this.snapshots,
         conn,
-        go: this.go.buffer as SharedArrayBuffer,
+        go: this.go.buffer,
         stopName: this.stopName,
         logLevel: this.options.logLevel,
       };

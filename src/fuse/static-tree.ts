@@ -5,7 +5,7 @@
 
 import { Errno, O_ACCMODE, O_RDONLY, W_OK, X_OK } from './abi.js';
 import type { CachedAttr, Caller, DirEntry, Entry, FileSystem, NodeAttr } from './filesystem.js';
-import { HostMirror, type MirroredNode } from './host-mirror.js';
+import { HostMirror, type MirroredNode, type MirrorShape } from './host-mirror.js';
 
 export interface FileNode {
   kind: 'file';
@@ -20,6 +20,8 @@ export interface DirNode {
   children: Map<string, TreeNode>;
   /** Mirror this host directory: its entries appear below `children`, which win on a name clash. */
   mirrorOf?: string;
+  /** How each caller sees the mirrored tree (the host's tree as it is without one). */
+  mirrorShape?: MirrorShape;
 }
 
 export type TreeNode = FileNode | DirNode;
@@ -52,19 +54,27 @@ export class StaticTreeFileSystem implements FileSystem {
     this.nodes.set(node.ino, node);
     this.parents.set(node.ino, parent);
     if (node.kind !== 'dir') return;
-    if (node.mirrorOf) this.mirrors.push(new HostMirror(node.ino, node.mirrorOf));
+    if (node.mirrorOf) this.mirrors.push(new HostMirror(node.ino, node.mirrorOf, node.mirrorShape));
     for (const child of node.children.values()) this.index(child, node.ino);
   }
 
-  lookup(parent: number, name: string): Entry | number {
+  lookup(parent: number, name: string, caller: Caller): Entry | number {
     const node = this.resolve(parent);
     if (!node) return Errno.ENOENT;
     if (node.kind !== 'dir') return Errno.ENOTDIR;
-    const child = 'mirror' in node ? node.mirror.child(node.hostPath, name) : this.staticChild(node, name);
+    const child = 'mirror' in node ? node.mirror.child(node.hostPath, name, caller) : this.staticChild(node, name, caller);
     if (typeof child === 'number') return child;
     const attr = this.cachedAttr(child);
     if (typeof attr === 'number') return attr;
-    return { ...attr, entryTtlMs: 'mirror' in child ? this.timeouts.fileAttrMs : this.timeouts.staticMs };
+    return { ...attr, entryTtlMs: this.entryTtlMs(node, name, child) };
+  }
+
+  /** Names a shape shows per caller (shaped entries, added files) are never cached: the kernel asks
+   * again on every path walk, with the walker's pid. */
+  private entryTtlMs(dir: DirNode | MirroredNode, name: string, child: TreeNode | MirroredNode): number {
+    if (!('mirror' in child)) return this.timeouts.staticMs;
+    const perCaller = 'mirror' in dir ? child.mirror.shape?.addedFiles.includes(name) : dir.mirrorShape?.isShaped(name);
+    return perCaller ? 0 : this.timeouts.fileAttrMs;
   }
 
   getattr(ino: number): CachedAttr | number {
@@ -72,7 +82,7 @@ export class StaticTreeFileSystem implements FileSystem {
     return node ? this.cachedAttr(node) : Errno.ENOENT;
   }
 
-  readdir(ino: number): DirEntry[] | number {
+  readdir(ino: number, caller: Caller): DirEntry[] | number {
     const node = this.resolve(ino);
     if (!node) return Errno.ENOENT;
     if (node.kind !== 'dir') return Errno.ENOTDIR;
@@ -89,10 +99,18 @@ export class StaticTreeFileSystem implements FileSystem {
     }
     const mirrored = this.mirroredDir(node);
     if (mirrored) {
-      const host = mirrored.mirror.list(mirrored.hostPath);
+      const host = mirrored.mirror.list(mirrored.hostPath, caller);
       if (typeof host === 'number') return host;
+      const shape = 'mirror' in node ? undefined : node.mirrorShape;
+      const view = shape?.viewFor(caller);
       // Overridden names are listed once (lxcfs 5.0 listed `online` twice).
-      for (const { name, node: child } of host) if (!names.has(name)) entries.push({ name, ino: child.ino, kind: child.kind });
+      for (const { name, node: child } of host) {
+        if (!names.has(name) && !(view && shape!.isShaped(name))) entries.push({ name, ino: child.ino, kind: child.kind });
+      }
+      for (const [name, hostName] of view?.entries ?? []) {
+        const child = mirrored.mirror.child(mirrored.hostPath, hostName, caller);
+        if (typeof child !== 'number') entries.push({ name, ino: child.ino, kind: child.kind });
+      }
     }
     return entries;
   }
@@ -115,7 +133,7 @@ export class StaticTreeFileSystem implements FileSystem {
     const node = this.resolve(ino);
     if (!node) return Errno.ENOENT;
     if (node.kind === 'dir') return Errno.EISDIR;
-    if ('mirror' in node) return node.kind === 'file' ? node.mirror.read(node) : Errno.EINVAL;
+    if ('mirror' in node) return node.kind === 'file' ? node.mirror.read(node, node.mirror.shape?.viewFor(caller)) : Errno.EINVAL;
     return node.render(caller);
   }
 
@@ -143,12 +161,14 @@ export class StaticTreeFileSystem implements FileSystem {
     return undefined;
   }
 
-  private staticChild(dir: DirNode, name: string): TreeNode | MirroredNode | number {
+  private staticChild(dir: DirNode, name: string, caller: Caller): TreeNode | MirroredNode | number {
     const child = dir.children.get(name);
     if (child) return child;
     const mirrored = this.mirroredDir(dir);
     if (!mirrored) return Errno.ENOENT;
-    return mirrored.mirror.child(mirrored.hostPath, name);
+    const view = dir.mirrorShape?.isShaped(name) ? dir.mirrorShape.viewFor(caller) : undefined;
+    const hostName = view ? view.entries.get(name) : name;
+    return hostName === undefined ? Errno.ENOENT : mirrored.mirror.child(mirrored.hostPath, hostName, caller);
   }
 
   /** The host directory a directory node shows, if it mirrors one. */

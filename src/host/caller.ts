@@ -56,7 +56,14 @@ export class CallerResolver {
     }
     const pidNamespace = Number(/\[(\d+)\]/.exec(namespace)?.[1] ?? 0);
     if (namespace === this.daemonNamespace) {
-      return ok({ pid, initPid: 1, initStartTime: this.daemonInitStartTime, cgroupPid: pid, inDaemonNamespace: true, pidNamespace });
+      return ok({
+        pid,
+        initPid: 1,
+        initStartTime: this.daemonInitStartTime,
+        cgroupPid: pid,
+        inDaemonNamespace: true,
+        pidNamespace,
+      });
     }
     const init = this.initOf(namespace);
     if (init === undefined) {
@@ -64,8 +71,16 @@ export class CallerResolver {
     }
     // The kernel shows an exited main thread in the root cgroup: its live threads tell the truth.
     const cgroupPid = init.zombieLeader ? liveThreadOf(this.procRoot, init.pid) : init.pid;
-    if (cgroupPid === undefined) return fail(`the init ${init.pid} of the pid namespace of process ${pid} is exiting; host values apply`);
-    return ok({ pid, initPid: init.pid, initStartTime: init.startTime, cgroupPid, inDaemonNamespace: false, pidNamespace });
+    if (cgroupPid === undefined)
+      return fail(`the init ${init.pid} of the pid namespace of process ${pid} is exiting; host values apply`);
+    return ok({
+      pid,
+      initPid: init.pid,
+      initStartTime: init.startTime,
+      cgroupPid,
+      inDaemonNamespace: false,
+      pidNamespace,
+    });
   }
 
   private initOf(namespace: string): NamespaceInit | undefined {

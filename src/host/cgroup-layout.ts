@@ -81,6 +81,12 @@ export function findHierarchy(layout: CgroupLayout, controller: string): CgroupH
   return layout.hierarchies.find((h) => h.controllers.includes(controller));
 }
 
+/** The v1 hierarchy of `controller`, if the host has one (not the cgroup2 tree that may hold it instead). */
+export function findV1Hierarchy(layout: CgroupLayout, controller: string): CgroupHierarchy | undefined {
+  const hierarchy = findHierarchy(layout, controller);
+  return hierarchy?.version === 1 ? hierarchy : undefined;
+}
+
 interface MountinfoEntry {
   readonly root: string;
   readonly mountPoint: string;

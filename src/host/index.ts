@@ -18,7 +18,8 @@ export {
   type CgroupLocation,
   type ProcCgroupLine,
 } from './cgroup-location.js';
-export { parseMemoryStat, type CgroupReader, type MemoryStat } from './cgroup-reader.js';
+export { parseMemoryStat } from './cgroup-files.js';
+export type { CgroupReader, CpuUsage, MemoryStat } from './cgroup-reader.js';
 export { CgroupV1Reader } from './cgroup-v1.js';
 export { CgroupV2Reader } from './cgroup-v2.js';
 export {

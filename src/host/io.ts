@@ -7,13 +7,13 @@
 //
 // Since Linux 6.10, blk-throttle counts a device's I/O only once some throttle rule has been configured
 // on that device (in any cgroup): until then the v1 counters stay 0 and the device is not even listed.
-// accountedDevices() tells which devices are counted; src/daemon/blkio-accounting.ts logs the others
+// accountedDevices() tells which devices are counted; src/lxcfs/blkio-accounting.ts logs the others
 // and, with --enable-blkio-accounting, switches counting on.
 
 import { join } from 'node:path';
 import fs from 'node:fs';
 import type { CgroupLocation } from './cgroup-location.js';
-import { readCgroupFile } from './cgroup-reader.js';
+import { readCgroupFile } from './cgroup-files.js';
 import { readTextFile } from './files.js';
 import { fail, ok, type Result } from './result.js';
 
@@ -93,7 +93,7 @@ export function parseRwstat(text: string): Rwstat {
     const value = Number(fields[2]);
     if (!Number.isFinite(value)) continue;
     let ops = stat.get(fields[0]!);
-    if (ops === undefined) stat.set(fields[0]!, (ops = new Map()));
+    if (ops === undefined) stat.set(fields[0]!, (ops = new Map<string, number>()));
     ops.set(fields[1]!, value);
   }
   return stat;

@@ -1,30 +1,8 @@
 import type { CgroupLocation } from './cgroup-location.js';
-import type { CgroupReader } from './cgroup-reader.js';
+import type { CgroupReader, MemoryCounters } from './cgroup-reader.js';
 import { ok, type Result } from './result.js';
 
-/** memory.stat counters the views use, in bytes, named independently of the cgroup version. */
-export interface MemoryCounters {
-  /** Page cache, tmpfs/shmem included. */
-  readonly cache: number;
-  readonly shmem: number;
-  readonly mapped: number;
-  readonly dirty: number;
-  readonly writeback: number;
-  readonly activeAnon: number;
-  readonly inactiveAnon: number;
-  readonly activeFile: number;
-  readonly inactiveFile: number;
-  readonly unevictable: number;
-  readonly anonHugePages: number;
-  readonly slab: number;
-  readonly slabReclaimable: number;
-  readonly slabUnreclaimable: number;
-  /** Compressed size of what zswap holds, and the uncompressed size it stands for. */
-  readonly zswap: number;
-  readonly zswapped: number;
-}
-
-export type MemoryStatKeys = { readonly [Counter in keyof MemoryCounters]?: string };
+export type { MemoryCounters, MemoryStatKeys } from './cgroup-reader.js';
 
 export interface SwapFacts {
   /** v1 accounts RAM and swap together (memsw); v2 accounts swap alone. */

@@ -11,7 +11,7 @@
 
 import { findHierarchy, type CgroupLayout } from './cgroup-layout.js';
 import { cgroupOfProcessIn, isHierarchyTop } from './cgroup-location.js';
-import { readCgroupFile } from './cgroup-reader.js';
+import { readCgroupFile } from './cgroup-files.js';
 import type { ProcessId } from './process.js';
 import { fail, ok, type Result } from './result.js';
 

@@ -11,7 +11,7 @@ export type ProcessId = number | 'self';
  * even for root), readlink does not. `pid` may also be a /proc entry name, as
  * the scan has them. Undefined when the process is gone.
  */
-export function readPidNamespace(procRoot: string, pid: ProcessId | string): string | undefined {
+export function readPidNamespace(procRoot: string, pid: number | string): string | undefined {
   try {
     return readlinkSync(`${procRoot}/${pid}/ns/pid`);
   } catch {

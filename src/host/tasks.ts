@@ -23,7 +23,9 @@ import fs from 'node:fs';
 import { join } from 'node:path';
 import type { CgroupHierarchy, CgroupLayout } from './cgroup-layout.js';
 import { findHierarchy } from './cgroup-layout.js';
+import type { CgroupReader } from './cgroup-reader.js';
 import { readTextFile } from './files.js';
+import { readerOf } from './readers.js';
 
 /** The hierarchy whose cgroups key the load averages: lxcfs's cpu controller, else the cgroup2 one
  * (whose thread lists exist whichever controllers are enabled). */
@@ -130,23 +132,17 @@ function parseIds(buffer: Buffer, length: number): number[] {
   return ids;
 }
 
-/** The thread list file of a cgroup directory: `tasks` on v1, `cgroup.threads` on v2. */
-export function threadListPath(directory: string, version: 1 | 2): string {
-  // Concatenation, not path.join: this runs for every cgroup every pass, and join allocates much more.
-  return directory + (version === 1 ? '/tasks' : '/cgroup.threads');
-}
-
 /**
  * Thread ids of the cgroup itself (not its descendants), in the kernel's order (sorted for v1 `tasks`);
  * undefined when the cgroup is gone. On cgroup2, `files` keeps the descriptor for the next read.
  */
-export function readThreadIds(directory: string, version: 1 | 2, files?: HeldFiles): number[] | undefined {
+export function readThreadIds(directory: string, reader: CgroupReader, files?: HeldFiles): number[] | undefined {
   // cgroup v1 builds a pid list per cgroup and pid namespace and hands it to every reader that reads
   // from offset 0 through an already open file, for as long as anyone read it within the last second: a
   // kept descriptor would see the list another process's open made, however old. Only an open builds a
   // fresh one. cgroup2 walks the live threads on every read from offset 0.
-  if (files !== undefined && version === 2) return files.ids(threadListPath(directory, version));
-  const text = readTextFile(threadListPath(directory, version));
+  if (files !== undefined && reader.version === 2) return files.ids(reader.threadListPath(directory));
+  const text = readTextFile(reader.threadListPath(directory));
   return text === undefined ? undefined : parseIds(Buffer.from(text, 'latin1'), text.length);
 }
 
@@ -448,6 +444,7 @@ export class ThreadStateProbe {
  */
 export class CgroupUsage {
   private readonly mirrorRoot: string | undefined;
+  private readonly mirrorReader: CgroupReader | undefined;
   /** Per directory: the thread list its cpuacct mirror was checked against, how many reads ago, and the
    * mirror's counter (undefined: the mirror holds other threads, or there is none). */
   private readonly mirrors = new Map<string, { tids: readonly number[]; checks: number; usagePath: string | undefined }>();
@@ -459,6 +456,7 @@ export class CgroupUsage {
   ) {
     const cpuacct = hierarchy.version === 1 && !hierarchy.controllers.includes('cpuacct') ? findHierarchy(layout, 'cpuacct') : undefined;
     this.mirrorRoot = cpuacct?.version === 1 && cpuacct.mountRoot === hierarchy.mountRoot ? cpuacct.mountPoint : undefined;
+    this.mirrorReader = cpuacct === undefined ? undefined : readerOf(cpuacct);
   }
 
   /**
@@ -476,7 +474,7 @@ export class CgroupUsage {
     let known = this.mirrors.get(directory);
     if (known === undefined || known.checks >= 12 || !sameList(known.tids, tids)) {
       const mirror = this.mirrorRoot + directory.slice(this.hierarchy.mountPoint.length);
-      const mirrored = readThreadIds(mirror, 1, this.files);
+      const mirrored = readThreadIds(mirror, this.mirrorReader!, this.files);
       // Remembered either way: a cgroup without a mirror is not checked again before its list changes.
       known = { tids, checks: 0, usagePath: mirrored !== undefined && sameList(mirrored, tids) ? mirror + '/cpuacct.usage' : undefined };
       this.mirrors.set(directory, known);

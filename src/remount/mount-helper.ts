@@ -65,8 +65,28 @@ export interface HelperOutcome {
 
 /** System call numbers and open(2) flags that differ between architectures. */
 const ARCH: Record<string, Record<string, number>> = {
-  x64: { setns: 308, umount2: 166, openat: 257, close: 3, fchdir: 81, statx: 332, clock_gettime: 228, O_DIRECTORY: 0x10000, O_NOFOLLOW: 0x20000 },
-  arm64: { setns: 268, umount2: 39, openat: 56, close: 57, fchdir: 50, statx: 291, clock_gettime: 113, O_DIRECTORY: 0x4000, O_NOFOLLOW: 0x8000 },
+  x64: {
+    setns: 308,
+    umount2: 166,
+    openat: 257,
+    close: 3,
+    fchdir: 81,
+    statx: 332,
+    clock_gettime: 228,
+    O_DIRECTORY: 0x10000,
+    O_NOFOLLOW: 0x20000,
+  },
+  arm64: {
+    setns: 268,
+    umount2: 39,
+    openat: 56,
+    close: 57,
+    fchdir: 50,
+    statx: 291,
+    clock_gettime: 113,
+    O_DIRECTORY: 0x4000,
+    O_NOFOLLOW: 0x8000,
+  },
 };
 
 // Protocol: stdin holds NUL-terminated fields: mode, mountpoint, device, budget in ms, then three per
@@ -221,7 +241,8 @@ for my $t (@targets) {
 /** Runs the helper in the mount namespace open as `namespaceFd`. */
 export function runMountHelper(namespaceFd: number, request: HelperRequest): Promise<HelperOutcome> {
   const numbers = ARCH[process.arch];
-  if (!numbers) return Promise.resolve({ results: new Map(), fatal: `remount supports x64 and arm64 hosts, not ${process.arch}` });
+  if (!numbers)
+    return Promise.resolve({ results: new Map(), fatal: `remount supports x64 and arm64 hosts, not ${process.arch}` });
   const outcome: HelperOutcome = { results: new Map() };
   return new Promise((resolve) => {
     // A minimal environment: no PERL5LIB or PERL5OPT can add code to the helper.
@@ -251,13 +272,19 @@ export function runMountHelper(namespaceFd: number, request: HelperRequest): Pro
     });
     child.on('close', (status) => {
       clearTimeout(timer);
-      if (status !== 0 && !outcome.fatal) outcome.fatal = `the mount helper failed: ${stderr.trim().split('\n')[0] || `exit status ${status}`}`;
+      if (status !== 0 && !outcome.fatal)
+        outcome.fatal = `the mount helper failed: ${stderr.trim().split('\n')[0] || `exit status ${status}`}`;
       resolve(outcome);
     });
     child.stdin!.on('error', () => {
       // The helper exited before reading everything; its output says why.
     });
-    const fields = [request.mode, request.mountpoint, request.device, String(Math.max(0, Math.round(request.budgetMs)))];
+    const fields = [
+      request.mode,
+      request.mountpoint,
+      request.device,
+      String(Math.max(0, Math.round(request.budgetMs))),
+    ];
     for (const target of request.targets) fields.push(String(target.mountId), target.root, target.mountPoint);
     child.stdin!.end(fields.map((field) => field + '\0').join(''));
   });
@@ -281,7 +308,11 @@ function record(outcome: HelperOutcome, line: string): void {
       results.set(Number(id), { kind: 'failed', why: detail });
       break;
     case 'healed':
-      results.set(Number(id), { kind: 'healed', method: rest[0] === 'replaced' ? 'replaced' : 'stacked', mountId: Number(rest[1]) });
+      results.set(Number(id), {
+        kind: 'healed',
+        method: rest[0] === 'replaced' ? 'replaced' : 'stacked',
+        mountId: Number(rest[1]),
+      });
       break;
     case 'checked':
       outcome.checked = true;

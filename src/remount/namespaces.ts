@@ -79,7 +79,11 @@ export function findLxcfsNamespaces(pids?: number[]): Result<MountNamespace[]> {
       continue;
     }
     if (own.has(id)) {
-      if (pids) return { ok: false, error: `--pid ${pid}: the process is in the host's mount namespace, which remount never changes` };
+      if (pids)
+        return {
+          ok: false,
+          error: `--pid ${pid}: the process is in the host's mount namespace, which remount never changes`,
+        };
       continue;
     }
     members.set(id, [...(members.get(id) ?? []), pid]);

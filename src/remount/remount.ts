@@ -16,7 +16,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { SERVED_FILES } from '../daemon/lxcfs-tree.js';
+import { MIRRORED_DIR, TREE_PATHS } from '../lxcfs/paths.js';
 import { FS_TYPE } from '../daemon/mountpoint.js';
 import { mountsAt, probeFile, type MountInfoEntry } from '../fuse/mount.js';
 import type { Result } from '../host/result.js';
@@ -89,17 +89,11 @@ const PARALLEL_NAMESPACES = 4;
 const KILL_GRACE_MS = 2000;
 
 /** Every file and directory of the lxcfs tree as a mount root: "/", "/proc", "/proc/meminfo", ... */
-const TREE_PATHS = new Set(
-  SERVED_FILES.flatMap((file) => {
-    const parts = file.split('/');
-    return parts.map((_, i) => '/' + parts.slice(0, i + 1).join('/'));
-  }).concat('/'),
-);
-/** Below this directory the tree mirrors the host's, so any path may be a mount root. */
-const MIRRORED_DIR = '/sys/devices/system/cpu/';
+const MOUNT_ROOTS = new Set(TREE_PATHS.map((treePath) => '/' + treePath));
 
 function isInTree(root: string): boolean {
-  return TREE_PATHS.has(root) || root.startsWith(MIRRORED_DIR);
+  // Below the mirrored directory the tree shows the host's entries, so any path there may be a mount root.
+  return MOUNT_ROOTS.has(root) || root.startsWith(`/${MIRRORED_DIR}/`);
 }
 
 export function succeeded(report: RemountReport): boolean {
@@ -114,12 +108,18 @@ export async function remount(options: RemountOptions): Promise<RemountReport> {
     namespaces: [],
     summary: { namespaces: 0, rebound: 0, skipped: 0, failed: 0 },
   };
-  if (process.getuid?.() !== 0) return { ...report, error: 'remount must run as root: it changes mounts in other mount namespaces' };
+  if (process.getuid?.() !== 0)
+    return { ...report, error: 'remount must run as root: it changes mounts in other mount namespaces' };
   const live = await waitUntilServing(mountpoint, options.timeoutMs);
   if (!live.ok) return { ...report, error: live.error };
   const found = findLxcfsNamespaces(options.pids);
   if (!found.ok) return { ...report, device: live.value.device, error: found.error };
-  const context: HealContext = { live: live.value, mountpoint, options, probes: new ConnectionProbes(live.value.device) };
+  const context: HealContext = {
+    live: live.value,
+    mountpoint,
+    options,
+    probes: new ConnectionProbes(live.value.device),
+  };
   const namespaces = await mapLimited(found.value, PARALLEL_NAMESPACES, (ns) => healNamespace(ns, context));
   return { ...report, device: live.value.device, namespaces, summary: summarize(namespaces) };
 }
@@ -144,10 +144,14 @@ async function waitUntilServing(mountpoint: string, timeoutMs: number): Promise<
     if (top && top.fsType !== FS_TYPE) {
       found = `a ${top.fsType} filesystem, not ${FS_TYPE}`;
     } else if (top) {
-      const probe = await probeFile(path.join(mountpoint, 'proc/uptime'), Math.max(100, Math.min(PROBE_TIMEOUT_MS, deadline - Date.now())));
+      const probe = await probeFile(
+        path.join(mountpoint, 'proc/uptime'),
+        Math.max(100, Math.min(PROBE_TIMEOUT_MS, deadline - Date.now())),
+      );
       // The daemon may have replaced the mount while we probed: only trust an answer from the same one.
       if (probe.state === 'live' && mountsAt(mountpoint).at(-1)?.device === top.device) return { ok: true, value: top };
-      found = probe.state === 'dead' ? 'a dead lxcfs mount (its daemon is gone)' : 'an lxcfs mount that does not answer';
+      found =
+        probe.state === 'dead' ? 'a dead lxcfs mount (its daemon is gone)' : 'an lxcfs mount that does not answer';
     }
     if (Date.now() >= deadline) {
       return {
@@ -192,7 +196,10 @@ class ConnectionProbes {
       const result = outcome.results.get(entry.mountId);
       if (result?.kind === 'state') return { state: result.state };
       if (outcome.killed) return { state: 'hung' };
-      return { state: 'unknown', why: result?.kind === 'refused' ? result.why : outcome.fatal ?? 'the probe gave no answer' };
+      return {
+        state: 'unknown',
+        why: result?.kind === 'refused' ? result.why : (outcome.fatal ?? 'the probe gave no answer'),
+      };
     });
     this.states.set(entry.device, probe);
     const result = await probe;
@@ -235,11 +242,18 @@ async function healNamespace(ns: MountNamespace, context: HealContext): Promise<
   const report: NamespaceReport = { namespace: ns.id, pid: ns.pid, outcome: 'unchanged', mounts: [] };
   const namespaceFd = openNamespace(ns);
   if (namespaceFd === undefined) {
-    return { ...report, outcome: 'failed', reason: `process ${ns.pid} left ${ns.id} before it could be inspected`, fix: 'run remount again' };
+    return {
+      ...report,
+      outcome: 'failed',
+      reason: `process ${ns.pid} left ${ns.id} before it could be inspected`,
+      fix: 'run remount again',
+    };
   }
   try {
     const candidates = ns.lxcfsMounts.filter((entry) => isInTree(entry.root));
-    const probes = await Promise.all(candidates.map((entry) => context.probes.state(entry, namespaceFd, context.mountpoint)));
+    const probes = await Promise.all(
+      candidates.map((entry) => context.probes.state(entry, namespaceFd, context.mountpoint)),
+    );
     report.mounts = candidates.map((entry, i) => ({
       target: entry.mountPoint,
       root: entry.root,
@@ -251,7 +265,14 @@ async function healNamespace(ns: MountNamespace, context: HealContext): Promise<
     const dead = report.mounts.filter((mount) => mount.state === 'dead');
     const unreachable = report.mounts.filter((mount) => mount.state === 'unknown');
     if (unreachable.length > 0) {
-      return { ...report, ...leaveUntouched([...dead, ...unreachable], unreachableReason(unreachable.length, report.mounts.length), UNREACHABLE_FIX) };
+      return {
+        ...report,
+        ...leaveUntouched(
+          [...dead, ...unreachable],
+          unreachableReason(unreachable.length, report.mounts.length),
+          UNREACHABLE_FIX,
+        ),
+      };
     }
     if (dead.length === 0) return report;
 
@@ -278,7 +299,11 @@ function unreachableReason(count: number, of: number): string {
 }
 
 /** Marks every mount as left as it was; the ones without a reason of their own share the namespace's. */
-function leaveUntouched(mounts: MountReport[], reason: string, fix: string): Pick<NamespaceReport, 'outcome' | 'reason' | 'fix'> {
+function leaveUntouched(
+  mounts: MountReport[],
+  reason: string,
+  fix: string,
+): Pick<NamespaceReport, 'outcome' | 'reason' | 'fix'> {
   for (const mount of mounts) {
     mount.action = 'not-healable';
     mount.error ??= 'left as it was, with the rest of its namespace';
@@ -287,9 +312,18 @@ function leaveUntouched(mounts: MountReport[], reason: string, fix: string): Pic
 }
 
 /** Sets each dead mount's action from what the helper said, and returns the namespace's outcome. */
-function judge(dead: MountReport[], outcome: HelperOutcome, options: RemountOptions): Pick<NamespaceReport, 'outcome' | 'reason' | 'fix'> {
+function judge(
+  dead: MountReport[],
+  outcome: HelperOutcome,
+  options: RemountOptions,
+): Pick<NamespaceReport, 'outcome' | 'reason' | 'fix'> {
   const budget = `its time budget (--timeout ${seconds(options.timeoutMs)}) ran out`;
-  if (outcome.fatal) return leaveUntouched(dead, `${outcome.fatal}; nothing was changed`, 'restart the container to give it fresh mounts');
+  if (outcome.fatal)
+    return leaveUntouched(
+      dead,
+      `${outcome.fatal}; nothing was changed`,
+      'restart the container to give it fresh mounts',
+    );
   for (const mount of dead) {
     const result = outcome.results.get(mount.mountId);
     if (result?.kind === 'refused') mount.error = result.why;
@@ -297,7 +331,11 @@ function judge(dead: MountReport[], outcome: HelperOutcome, options: RemountOpti
   const refused = dead.filter((mount) => mount.error !== undefined).length;
   if (refused > 0) return leaveUntouched(dead, unreachableReason(refused, dead.length), UNREACHABLE_FIX);
   if (outcome.budgetRanOut === 'checking' || (outcome.killed && !outcome.checked)) {
-    return leaveUntouched(dead, `${budget} before all its dead mounts were checked; nothing was changed`, 'run remount again with a larger --timeout, or restart the container');
+    return leaveUntouched(
+      dead,
+      `${budget} before all its dead mounts were checked; nothing was changed`,
+      'run remount again with a larger --timeout, or restart the container',
+    );
   }
   if (options.dryRun) {
     for (const mount of dead) mount.action = 'would-rebind';
@@ -315,7 +353,11 @@ function judge(dead: MountReport[], outcome: HelperOutcome, options: RemountOpti
       stopped = 'not attempted after the failure above; left as it was (dead)';
     } else {
       mount.action = 'failed';
-      mount.error = stopped ?? (outcome.budgetRanOut || outcome.killed ? `not attempted: ${budget}; left as it was (dead)` : 'not attempted; left as it was (dead)');
+      mount.error =
+        stopped ??
+        (outcome.budgetRanOut || outcome.killed
+          ? `not attempted: ${budget}; left as it was (dead)`
+          : 'not attempted; left as it was (dead)');
     }
   }
   const failed = dead.filter((mount) => mount.action === 'failed').length;
@@ -323,7 +365,10 @@ function judge(dead: MountReport[], outcome: HelperOutcome, options: RemountOpti
   return {
     outcome: 'failed',
     reason: `${failed} of its ${dead.length} dead mounts were not healed`,
-    fix: outcome.budgetRanOut || outcome.killed ? 'run remount again (it continues where it stopped), with a larger --timeout' : 'run remount again, or restart the container',
+    fix:
+      outcome.budgetRanOut || outcome.killed
+        ? 'run remount again (it continues where it stopped), with a larger --timeout'
+        : 'run remount again, or restart the container',
   };
 }
 
@@ -341,7 +386,7 @@ function summarize(namespaces: NamespaceReport[]): RemountSummary {
 }
 
 async function mapLimited<T, R>(items: T[], limit: number, work: (item: T) => Promise<R>): Promise<R[]> {
-  const results: R[] = new Array(items.length);
+  const results = new Array<R>(items.length);
   let next = 0;
   const worker = async (): Promise<void> => {
     while (next < items.length) {

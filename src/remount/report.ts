@@ -11,8 +11,11 @@ function describeNamespace(ns: NamespaceReport): string[] {
   const head = `${ns.namespace} (pid ${ns.pid})`;
   const of = (action: MountReport['action']): MountReport[] => ns.mounts.filter((mount) => mount.action === action);
   const live = ns.mounts.filter((mount) => mount.state === 'live').length;
-  const unanswered = ns.mounts.filter((mount) => mount.state === 'hung').map((mount) => `  left alone, does not answer: ${mount.target}`);
-  const unhealed = (action: MountReport['action']): string[] => of(action).map((mount) => `  not healed: ${mount.target}: ${mount.error}`);
+  const unanswered = ns.mounts
+    .filter((mount) => mount.state === 'hung')
+    .map((mount) => `  left alone, does not answer: ${mount.target}`);
+  const unhealed = (action: MountReport['action']): string[] =>
+    of(action).map((mount) => `  not healed: ${mount.target}: ${mount.error}`);
   switch (ns.outcome) {
     case 'unchanged':
       return [`${head}: nothing to do (${live} live)`, ...unanswered];
@@ -29,7 +32,11 @@ function describeNamespace(ns: NamespaceReport): string[] {
       const stacked = of('rebound').filter((mount) => mount.method === 'stacked').length;
       return [
         `${head}: re-bound ${plural(rebound.length, 'mount')}${rebound.length ? ': ' + rebound.join(', ') : ''}`,
-        ...(stacked ? [`  ${stacked} of them on top of their dead mount, which could not be detached (Linux < 6.5, or a mount locked by a user namespace)`] : []),
+        ...(stacked
+          ? [
+              `  ${stacked} of them on top of their dead mount, which could not be detached (Linux < 6.5, or a mount locked by a user namespace)`,
+            ]
+          : []),
         ...(ns.outcome === 'failed' ? [`  ${ns.reason}; fix: ${ns.fix}`, ...unhealed('failed')] : []),
         ...unanswered,
       ];

@@ -1,5 +1,5 @@
 // /proc/loadavg for a container (lxcfs -l): the kernel's fixed-point load averages, computed by the
-// sampler (src/daemon/loadavg-sampler.ts) from the container's runnable and uninterruptible threads.
+// sampler (src/lxcfs/loadavg-sampler.ts) from the container's runnable and uninterruptible threads.
 
 /** 1.0 in fixed point: 11 bits of fraction, as the kernel's and lxcfs's FIXED_1. */
 export const FIXED_1 = 2048;

@@ -1,6 +1,6 @@
 // Which of the daemon's files a pod gets. The one place the webhook learns what the daemon serves.
 
-import { SERVED_FILES } from '../daemon/lxcfs-tree.js';
+import { SERVED_FILES } from '../lxcfs/paths.js';
 
 /** The /proc files runc accepts as bind-mount destinations (its checkProcMount allow-list). Any other
  * target under /proc (since runc 1.4: /proc/pressure/*, /proc/vmstat) makes it refuse to start the

@@ -49,7 +49,8 @@ export function answerReview(review: unknown, context: ReviewContext): ReviewRes
 
   const object = request.object;
   const metadataNamespace = isObject(object.metadata) ? object.metadata.namespace : undefined;
-  const namespace = String(request.namespace ?? metadataNamespace ?? '');
+  const givenNamespace = request.namespace ?? metadataNamespace;
+  const namespace = typeof givenNamespace === 'string' ? givenNamespace : '';
   const name = podName(object);
   const mutation = context.excludedNamespaces.has(namespace)
     ? leftAlone(`namespace ${namespace} is excluded (the webhook's own, or --exclude-namespace)`)

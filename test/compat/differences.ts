@@ -80,6 +80,14 @@ export const DIFFERENCES: readonly KnownDifference[] = [
     reason: 'lxcfs 6.0 reads the cpu cgroup (Kubernetes puts cpuset and cpu in different cgroups); 7.0 takes the minimum over ancestors, since a parent\'s quota binds the container too',
   },
   {
+    file: 'sys/devices/system/cpu',
+    field: 'present, possible, offline, cpuN entries, cpuN/online, topology masks and lists',
+    hosts: 'v1 and v2',
+    ours: 'as `online`: the container\'s CPUs only (offline empty), each cpuN online, masks and lists in the container\'s numbers',
+    lxcfs: 'the host\'s',
+    reason: 'getconf _NPROCESSORS_CONF, nproc --all, lscpu and runtimes read these, and saw the host\'s CPUs (lxcfs #731, #627)',
+  },
+  {
     file: 'stat',
     field: 'user, system, idle',
     hosts: 'v1',

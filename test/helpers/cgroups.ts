@@ -84,7 +84,7 @@ function removeCgroup(controller: string, dir: string): void {
       return;
     } catch (err) {
       // Exiting tasks can keep a cgroup busy for a moment.
-      if ((err as NodeJS.ErrnoException).code !== 'EBUSY' || attempt > 50) throw new Error(`cannot remove ${controller} cgroup ${dir}: ${(err as Error).message}`);
+      if ((err as NodeJS.ErrnoException).code !== 'EBUSY' || attempt > 50) throw new Error(`cannot remove ${controller} cgroup ${dir}: ${(err as Error).message}`, { cause: err });
       Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 20);
     }
   }

@@ -109,8 +109,8 @@ export async function startContainer(cleanup: Cleanup, options: ContainerOptions
     stdio: ['pipe', 'pipe', 'pipe'],
   });
   let output = '';
-  unshare.stdout!.on('data', (chunk: Buffer) => (output += chunk.toString()));
-  unshare.stderr!.on('data', (chunk: Buffer) => (output += chunk.toString()));
+  unshare.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
+  unshare.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));
   const exited = once(unshare, 'exit');
   let pid = 0;
   const stop = async (): Promise<void> => {
@@ -123,10 +123,10 @@ export async function startContainer(cleanup: Cleanup, options: ContainerOptions
   cleanup.add(stop);
   pid = await childOf(unshare.pid!);
   for (const cgroup of options.cgroups ?? []) fs.writeFileSync(path.join(cgroup, 'cgroup.procs'), String(pid));
-  unshare.stdin!.write('go\n');
+  unshare.stdin.write('go\n');
   await new Promise<void>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`container did not start within 10 s:\n${output}`)), 10_000);
-    unshare.stdout!.on('data', () => {
+    unshare.stdout.on('data', () => {
       if (output.includes('ready')) {
         clearTimeout(timer);
         resolve();

@@ -23,7 +23,7 @@ export async function startLxcfs(cleanup: Cleanup, args: string[] = []): Promise
   fs.mkdirSync(mountPoint);
   const child = spawn('lxcfs', [...args, '-p', path.join(dir, 'lxcfs.pid'), mountPoint], { stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';
-  child.stderr!.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+  child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
   cleanup.add(async () => {
     if (child.exitCode !== null || child.signalCode !== null) return;
     const exited = new Promise((resolve) => child.once('exit', resolve));

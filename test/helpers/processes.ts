@@ -107,8 +107,8 @@ export function spawnDaemon(cleanup: Cleanup, args: string[], mountPoint: string
   const child = spawn(command!, [...prefix, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
   cleanup.own(child);
   let output = '';
-  child.stdout!.on('data', (chunk: Buffer) => (output += chunk.toString()));
-  child.stderr!.on('data', (chunk: Buffer) => (output += chunk.toString()));
+  child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
+  child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
     child.on('exit', (code, signal) => resolve({ code, signal })),
   );
@@ -133,7 +133,7 @@ export function spawnDaemon(cleanup: Cleanup, args: string[], mountPoint: string
         resolve(daemon);
       }
     };
-    child.stdout!.on('data', check);
+    child.stdout.on('data', check);
     void exited.then(({ code, signal }) => {
       clearTimeout(timer);
       reject(new Error(`daemon exited with ${code ?? signal} before serving:\n${output}`));
@@ -152,7 +152,7 @@ export function upgradeDaemon(pidFile: string): Promise<void> {
   return new Promise((resolve, reject) => {
     const child = spawn(LXCFS_TS, ['upgrade', '-p', pidFile, '--timeout', String(60 * TIME_SCALE)], { stdio: ['ignore', 'ignore', 'pipe'] });
     let stderr = '';
-    child.stderr!.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
     child.on('exit', (code) => (code === 0 ? resolve() : reject(new Error(`lxcfs-ts upgrade -p ${pidFile} failed (${code}): ${stderr.trim()}`))));
   });
 }
@@ -168,7 +168,7 @@ export function startFixture(cleanup: Cleanup, mountPoint: string, mode: 'echo' 
   });
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error('fixture server did not start')), 15_000 * TIME_SCALE);
-    child.stdout!.on('data', (chunk: Buffer) => {
+    child.stdout.on('data', (chunk: Buffer) => {
       if (chunk.toString().includes('ready')) {
         clearTimeout(timer);
         resolve(child);

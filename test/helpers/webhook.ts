@@ -42,8 +42,8 @@ export function startWebhook(cleanup: Cleanup, args: string[], env: NodeJS.Proce
   const child = spawn(LXCFS_TS, ['webhook', ...args, '--listen', '127.0.0.1:0'], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
   cleanup.own(child);
   let output = '';
-  child.stdout!.on('data', (chunk: Buffer) => (output += chunk.toString()));
-  child.stderr!.on('data', (chunk: Buffer) => (output += chunk.toString()));
+  child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
+  child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));
   const logs = (): Json[] =>
     output
       .split('\n')
@@ -51,7 +51,7 @@ export function startWebhook(cleanup: Cleanup, args: string[], env: NodeJS.Proce
       .map((line) => JSON.parse(line) as Json);
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`webhook did not listen within ${30 * TIME_SCALE} s:\n${output}`)), 30_000 * TIME_SCALE);
-    child.stdout!.on('data', () => {
+    child.stdout.on('data', () => {
       const listening = logs().find((line) => line.msg === 'webhook listening');
       if (listening) {
         clearTimeout(timer);

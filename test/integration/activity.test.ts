@@ -112,7 +112,7 @@ describe('loadavg with -l', () => {
     for (let i = 1; i < ourSamples.length; i++) expect(ourSamples[i]!).toBeGreaterThan(ourSamples[i - 1]!);
     // The same number of samples: the same load within ±0.10 (the two samplers are not synchronised).
     for (let i = 0; i < Math.min(ourSamples.length, theirSamples.length); i++) {
-      expect(Math.abs(ourSamples[i]! - theirSamples[i]!), `sample ${i + 1}: ours ${ourSamples} lxcfs ${theirSamples}`).toBeLessThanOrEqual(0.1);
+      expect(Math.abs(ourSamples[i]! - theirSamples[i]!), `sample ${i + 1}: ours ${ourSamples.join(',')} lxcfs ${theirSamples.join(',')}`).toBeLessThanOrEqual(0.1);
     }
     // running/total: the two loops (and maybe the reader) of the container's threads.
     const last = ours.at(-1)!.split(' ');

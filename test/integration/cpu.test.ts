@@ -82,7 +82,7 @@ function busyShare(before: string, after: string): number {
 function statDifferences(ours: string, theirs: string, tolerance: number): string[] {
   const problems: string[] = [];
   const [a, b] = [cpuLines(ours), cpuLines(theirs)];
-  if ([...a.keys()].join() !== [...b.keys()].join()) problems.push(`cpu lines: ${[...a.keys()]} vs ${[...b.keys()]}`);
+  if ([...a.keys()].join() !== [...b.keys()].join()) problems.push(`cpu lines: ${[...a.keys()].join(',')} vs ${[...b.keys()].join(',')}`);
   for (const [label, values] of a) {
     values.forEach((value, column) => {
       const other = b.get(label)?.[column];
@@ -90,7 +90,7 @@ function statDifferences(ours: string, theirs: string, tolerance: number): strin
     });
   }
   const rest = (text: string) => text.split('\n').filter((l) => l && !l.startsWith('cpu')).map((l) => (l.startsWith('btime') ? l : l.split(' ')[0]));
-  if (rest(ours).join() !== rest(theirs).join()) problems.push(`other lines: ${rest(ours)} vs ${rest(theirs)}`);
+  if (rest(ours).join() !== rest(theirs).join()) problems.push(`other lines: ${rest(ours).join(',')} vs ${rest(theirs).join(',')}`);
   return problems;
 }
 

@@ -5,7 +5,7 @@ import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { SERVED_FILES } from '../../src/daemon/lxcfs-tree.js';
+import { SERVED_FILES } from '../../src/lxcfs/paths.js';
 import { Cleanup, isMounted, run, startDaemon, type Daemon } from '../helpers/processes.js';
 
 const cleanup = new Cleanup();
@@ -57,8 +57,10 @@ describe('the tree', () => {
     expect(listing).toEqual(['.', '..', ...fs.readdirSync(host).sort()]);
     expect(new Set(listing).size).toBe(listing.length);
     const tree = (root: string) => run('find', [root]).stdout.split('\n').filter(Boolean).map((p) => p.slice(root.length)).sort();
-    expect(tree(ours)).toEqual(tree(host));
-    for (const file of ['possible', 'present', 'kernel_max', 'cpu0/topology/core_id', 'cpu1/topology/thread_siblings_list']) {
+    // The test runs in a cgroup with every CPU: each cpuN has an `online`, also where the host's has none.
+    const onlineFiles = fs.readdirSync(host).filter((name) => /^cpu\d+$/.test(name)).map((cpu) => `/${cpu}/online`);
+    expect(tree(ours)).toEqual([...new Set([...tree(host), ...onlineFiles])].sort());
+    for (const file of ['kernel_max', 'cpu0/topology/core_id', 'cpu1/topology/thread_siblings_list']) {
       expect(fs.readFileSync(path.join(ours, file), 'utf8'), file).toBe(fs.readFileSync(path.join(host, file), 'utf8'));
       expect(fs.statSync(path.join(ours, file)).size, file).toBe(fs.readFileSync(path.join(host, file)).length);
     }
@@ -71,11 +73,11 @@ describe('the tree', () => {
   });
 
   it('reports st_size 0 for rendered files, as procfs does, and the host size for mirrored ones', () => {
-    for (const file of ['proc/cpuinfo', 'proc/meminfo', 'proc/swaps', 'sys/devices/system/cpu/online']) {
+    for (const file of ['proc/cpuinfo', 'proc/meminfo', 'proc/swaps', 'sys/devices/system/cpu/online', 'sys/devices/system/cpu/possible']) {
       expect(fs.statSync(path.join(mnt, file)).size, file).toBe(0);
       expect(fs.readFileSync(path.join(mnt, file)).length, file).toBeGreaterThan(0);
     }
-    expect(fs.statSync(path.join(mnt, 'sys/devices/system/cpu/possible')).size).toBe(fs.readFileSync('/sys/devices/system/cpu/possible').length);
+    expect(fs.statSync(path.join(mnt, 'sys/devices/system/cpu/kernel_max')).size).toBe(fs.readFileSync('/sys/devices/system/cpu/kernel_max').length);
   });
 
   it('mounts as fuse.lxcfs from source lxcfs with allow_other, like lxcfs', () => {
@@ -143,8 +145,8 @@ print(bad)
           cleanup.own(child);
           let out = '';
           let err = '';
-          child.stdout.on('data', (c: Buffer) => (out += c));
-          child.stderr.on('data', (c: Buffer) => (err += c));
+          child.stdout.on('data', (c: Buffer) => (out += c.toString()));
+          child.stderr.on('data', (c: Buffer) => (err += c.toString()));
           child.on('exit', (code) => (code === 0 ? resolve(out.trim()) : reject(new Error(err))));
         }),
       ),

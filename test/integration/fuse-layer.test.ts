@@ -54,8 +54,8 @@ print('ok', me)
           cleanup.own(child);
           let out = '';
           let err = '';
-          child.stdout.on('data', (c: Buffer) => (out += c));
-          child.stderr.on('data', (c: Buffer) => (err += c));
+          child.stdout.on('data', (c: Buffer) => (out += c.toString()));
+          child.stderr.on('data', (c: Buffer) => (err += c.toString()));
           child.on('exit', (code) => (code === 0 ? resolve(out) : reject(new Error(err))));
         }),
     );

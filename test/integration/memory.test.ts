@@ -52,7 +52,7 @@ function unexplainedDifferences(ours: string, theirs: string, toleranceKb: numbe
   const b = parseMeminfo(theirs);
   const exact = new Set(['MemTotal', 'SwapTotal', 'Buffers', 'SwapCached']);
   const problems: string[] = [];
-  if ([...a.keys()].join() !== [...b.keys()].join()) problems.push(`line keys differ: ${[...a.keys()]} vs ${[...b.keys()]}`);
+  if ([...a.keys()].join() !== [...b.keys()].join()) problems.push(`line keys differ: ${[...a.keys()].join(',')} vs ${[...b.keys()].join(',')}`);
   for (const [key, value] of a) {
     if (exempt.has(key)) continue;
     const other = b.get(key);

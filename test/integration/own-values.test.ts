@@ -61,7 +61,14 @@ describe('loadavg thread lists on cgroup v1', () => {
   it('stay current while another process re-reads the same tasks file every 20 ms through an open descriptor', async () => {
     const cpu = createCgroup(cleanup, 'cpu', 'lxcfs-ts-truth-tasks');
     // Keeps the kernel's pid list of the cgroup alive, as monitoring agents do.
-    const watcher = spawn('python3', ['-c', `import os, time\nfd = os.open(${JSON.stringify(cpu.dir + '/tasks')}, os.O_RDONLY)\nwhile True:\n    os.pread(fd, 1 << 16, 0)\n    time.sleep(0.02)`], { stdio: 'ignore' });
+    const watcher = spawn(
+      'python3',
+      [
+        '-c',
+        `import os, time\nfd = os.open(${JSON.stringify(cpu.dir + '/tasks')}, os.O_RDONLY)\nwhile True:\n    os.pread(fd, 1 << 16, 0)\n    time.sleep(0.02)`,
+      ],
+      { stdio: 'ignore' },
+    );
     cleanup.own(watcher);
     // One runnable thread at almost every moment, each a new process living 0.3 s.
     const script = `
@@ -123,17 +130,29 @@ describe('read paths', () => {
     const small = memoryCgroup('lxcfs-ts-truth-128m', 128 << 20);
     const tries = 1000;
     const results = await Promise.all(
-      [[big, 262144], [small, 131072]].map(async ([cgroup, own]) =>
-        JSON.parse(await inNamespace([cgroup as TestCgroup], ['python3', '-c', READ_PATHS, path.join(mnt, 'proc/meminfo'), String(own), String(tries)])) as {
-          counts: Record<string, { own: number; other: number; nothing: number }>;
-          others: number[];
-        },
+      (
+        [
+          [big, 262144],
+          [small, 131072],
+        ] as const
+      ).map(
+        async ([cgroup, own]) =>
+          JSON.parse(
+            await inNamespace(
+              [cgroup],
+              ['python3', '-c', READ_PATHS, path.join(mnt, 'proc/meminfo'), String(own), String(tries)],
+            ),
+          ) as {
+            counts: Record<string, { own: number; other: number; nothing: number }>;
+            others: number[];
+          },
       ),
     );
     for (const result of results) {
       const summary = JSON.stringify(result);
       expect(result.others, summary).toEqual([]);
-      for (const name of ['read', 'pread', 'readv', 'O_DIRECT']) expect(result.counts[name]!.own, `${name}: ${summary}`).toBe(tries);
+      for (const name of ['read', 'pread', 'readv', 'O_DIRECT'])
+        expect(result.counts[name]!.own, `${name}: ${summary}`).toBe(tries);
       // Size 0: the page-cache paths (a reader that maps what stat says; sendfile) get nothing, never a
       // page another container filled.
       expect(result.counts.mmap!.nothing, summary).toBe(tries);
@@ -165,9 +184,18 @@ ctypes.CDLL(None).pthread_exit(None)
 `;
 
 describe('an init whose main thread has exited', () => {
-  it('still gets its container\'s values (the cgroups of its live threads)', async () => {
+  it("still gets its container's values (the cgroups of its live threads)", async () => {
     const memory = memoryCgroup('lxcfs-ts-truth-zombie', 256 << 20);
-    const launcher = spawn('sh', ['-c', `echo $$ > ${memory.dir}/cgroup.procs && exec unshare --pid --fork --kill-child python3 -c "$1"`, 'sh', ZOMBIE_LEADER_INIT], { stdio: 'ignore' });
+    const launcher = spawn(
+      'sh',
+      [
+        '-c',
+        `echo $$ > ${memory.dir}/cgroup.procs && exec unshare --pid --fork --kill-child python3 -c "$1"`,
+        'sh',
+        ZOMBIE_LEADER_INIT,
+      ],
+      { stdio: 'ignore' },
+    );
     cleanup.own(launcher);
     let init = 0;
     let thread = 0;
@@ -177,7 +205,10 @@ describe('an init whose main thread has exited', () => {
       if (!children) continue;
       init = Number(children.split(' ')[0]);
       const state = /^State:\s+(\S)/m.exec(fs.readFileSync(`/proc/${init}/status`, 'utf8'))?.[1];
-      const tids = fs.readdirSync(`/proc/${init}/task`).map(Number).filter((tid) => tid !== init);
+      const tids = fs
+        .readdirSync(`/proc/${init}/task`)
+        .map(Number)
+        .filter((tid) => tid !== init);
       if (state === 'Z' && tids.length === 1) thread = tids[0]!;
     }
     expect(thread, 'the init became a zombie leader with one live thread').toBeGreaterThan(0);
@@ -186,7 +217,9 @@ describe('an init whose main thread has exited', () => {
     expect(fs.readFileSync(`/proc/${thread}/cgroup`, 'utf8')).toContain(`:memory:${memory.path}\n`);
     const readings = [];
     for (let i = 0; i < 20; i++) {
-      const cat = spawnSync('nsenter', ['-t', String(thread), '-p', '--', 'cat', path.join(mnt, 'proc/meminfo')], { encoding: 'utf8' });
+      const cat = spawnSync('nsenter', ['-t', String(thread), '-p', '--', 'cat', path.join(mnt, 'proc/meminfo')], {
+        encoding: 'utf8',
+      });
       readings.push(memTotalKb(cat.stdout));
     }
     expect(new Set(readings)).toEqual(new Set([262144]));
@@ -195,19 +228,29 @@ describe('an init whose main thread has exited', () => {
 });
 
 describe('the per-cgroup loadavg table', () => {
-  it('never shows a new container, or one with a long cgroup path, the host\'s loadavg after 4,200 other cgroups were read', async () => {
+  it("never shows a new container, or one with a long cgroup path, the host's loadavg after 4,200 other cgroups were read", async () => {
     const parent = createCgroup(cleanup, 'cpu', 'lxcfs-ts-truth-fill');
     const count = 4200;
     for (let i = 0; i < count; i++) parent.child(`c${i}`);
     // One process in the daemon's pid namespace: it is read as whatever cgroup it is in.
-    const fill = run('python3', ['-c', `
+    const fill = run(
+      'python3',
+      [
+        '-c',
+        `
 import os, sys
 base, loadavg, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
 for i in range(n):
     with open(f'{base}/c{i}/cgroup.procs', 'w') as f: f.write(str(os.getpid()))
     with open(loadavg) as f: f.read()
 with open(f'{base}/cgroup.procs', 'w') as f: f.write(str(os.getpid()))
-print('filled')`, parent.dir, path.join(mnt, 'proc/loadavg'), String(count)], { timeout: 120_000 });
+print('filled')`,
+        parent.dir,
+        path.join(mnt, 'proc/loadavg'),
+        String(count),
+      ],
+      { timeout: 120_000 },
+    );
     expect(fill.stdout + fill.stderr).toContain('filled');
     const fresh = createCgroup(cleanup, 'cpu', 'lxcfs-ts-truth-new');
     // 3 levels of 200 characters: beyond the 512-byte keys the table used to take.

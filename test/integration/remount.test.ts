@@ -25,7 +25,13 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mountsAt, probeFile, readMountInfo, type MountInfoEntry } from '../../src/fuse/mount.js';
 import type { NamespaceReport, RemountReport } from '../../src/remount/remount.js';
 import { createCgroup } from '../helpers/cgroups.js';
-import { lxcfsFileBinds, makeSharedDirectory, startContainer, type Container, type ContainerOptions } from '../helpers/container.js';
+import {
+  lxcfsFileBinds,
+  makeSharedDirectory,
+  startContainer,
+  type Container,
+  type ContainerOptions,
+} from '../helpers/container.js';
 import { Cleanup, killDaemonHard, LXCFS_TS, run, startDaemon, type Daemon } from '../helpers/processes.js';
 
 // meminfo last, as a user's list of -v flags may have it: the reader test watches the file that waits
@@ -65,13 +71,23 @@ let userns: { pid: number; container: Container };
 /** Host-only FIFO the "fifo" container points at, and a writer that finishes once someone opens it. */
 let fifoWriter: ChildProcess;
 
-function remountCli(args: string[], env: NodeJS.ProcessEnv = {}): { status: number | null; stdout: string; stderr: string; ms: number } {
+function remountCli(
+  args: string[],
+  env: NodeJS.ProcessEnv = {},
+): { status: number | null; stdout: string; stderr: string; ms: number } {
   const started = performance.now();
-  const result = spawnSync(LXCFS_TS, ['remount', ...args], { encoding: 'utf8', timeout: 120_000, env: { ...process.env, LC_ALL: 'C', ...env } });
+  const result = spawnSync(LXCFS_TS, ['remount', ...args], {
+    encoding: 'utf8',
+    timeout: 120_000,
+    env: { ...process.env, LC_ALL: 'C', ...env },
+  });
   return { status: result.status, stdout: result.stdout, stderr: result.stderr, ms: performance.now() - started };
 }
 
-function remountJson(args: string[], env?: NodeJS.ProcessEnv): { status: number | null; report: RemountReport; ms: number } {
+function remountJson(
+  args: string[],
+  env?: NodeJS.ProcessEnv,
+): { status: number | null; report: RemountReport; ms: number } {
   const result = remountCli([...args, '--json'], env);
   expect(result.stdout, result.stderr).not.toBe('');
   return { status: result.status, report: JSON.parse(result.stdout) as RemountReport, ms: result.ms };
@@ -114,7 +130,9 @@ function mountInfo(pid: number): MountInfoEntry[] {
 
 /** The mount a path inside shows: the last one stacked at that mountpoint. */
 function topMount(pid: number, target: string): MountInfoEntry | undefined {
-  return mountInfo(pid).filter((entry) => entry.mountPoint === target).at(-1);
+  return mountInfo(pid)
+    .filter((entry) => entry.mountPoint === target)
+    .at(-1);
 }
 
 function mountTable(pid: number): string {
@@ -123,7 +141,11 @@ function mountTable(pid: number): string {
 
 /** Runs a command inside the mount and pid namespaces of `pid` (tests only: it runs the container's sh). */
 function inside(pid: number, script: string): { status: number | null; stdout: string; stderr: string } {
-  return spawnSync('nsenter', ['-t', String(pid), '-m', '-p', '--', 'sh', '-c', script], { encoding: 'utf8', timeout: 10_000, env: { ...process.env, LC_ALL: 'C' } });
+  return spawnSync('nsenter', ['-t', String(pid), '-m', '-p', '--', 'sh', '-c', script], {
+    encoding: 'utf8',
+    timeout: 10_000,
+    env: { ...process.env, LC_ALL: 'C' },
+  });
 }
 
 /** Each line's first word (unless a number) and field count: what stays put between two reads. */
@@ -149,7 +171,11 @@ function expectOwnMemoryLimit(pid: number): void {
 }
 
 function expectServedByLiveMount(pid: number, file: string): void {
-  expect(topMount(pid, '/' + file), `/${file} in pid ${pid}`).toMatchObject({ fsType: 'fuse.lxcfs', root: '/' + file, device: liveDevice() });
+  expect(topMount(pid, '/' + file), `/${file} in pid ${pid}`).toMatchObject({
+    fsType: 'fuse.lxcfs',
+    root: '/' + file,
+    device: liveDevice(),
+  });
 }
 
 function expectDead(pid: number, file: string): void {
@@ -164,8 +190,11 @@ class MemTotalReader {
 
   constructor(private readonly container: Container) {
     // One process, no fork per read, so that it really reads every 0.05 s on a loaded machine.
-    const loop = '$| = 1; until (-e "/run/stop-reader") { if (open(my $f, "<", "/proc/meminfo")) { print scalar <$f> } else { print "$!\\n" } select(undef, undef, undef, 0.05) }';
-    this.child = spawn('nsenter', ['-t', String(container.pid), '-m', '-p', '--', 'perl', '-e', loop], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const loop =
+      '$| = 1; until (-e "/run/stop-reader") { if (open(my $f, "<", "/proc/meminfo")) { print scalar <$f> } else { print "$!\\n" } select(undef, undef, undef, 0.05) }';
+    this.child = spawn('nsenter', ['-t', String(container.pid), '-m', '-p', '--', 'perl', '-e', loop], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     cleanup.own(this.child);
     this.child.stdout!.on('data', (chunk: Buffer) => (this.output += chunk.toString()));
   }
@@ -175,7 +204,13 @@ class MemTotalReader {
     fs.writeFileSync(`/proc/${this.container.pid}/root/run/stop-reader`, '');
     if (this.child.exitCode === null) await once(this.child, 'exit');
     const lines = this.output.split('\n').filter(Boolean);
-    const reads = { own: [] as string[], host: [] as string[], down: [] as string[], other: [] as string[], last: lines.at(-1) ?? '' };
+    const reads = {
+      own: [] as string[],
+      host: [] as string[],
+      down: [] as string[],
+      other: [] as string[],
+      last: lines.at(-1) ?? '',
+    };
     for (const line of lines) {
       if (OWN_MEMTOTAL.test(line)) reads.own.push(line);
       else if (line === HOST_MEMTOTAL) reads.host.push(line);
@@ -189,7 +224,9 @@ class MemTotalReader {
 let readers: MemTotalReader[] = [];
 
 async function startOne(name: string, options: ContainerOptions): Promise<Container> {
-  const [memory, cpu, cpuacct, cpuset] = ['memory', 'cpu', 'cpuacct', 'cpuset'].map((controller) => createCgroup(cleanup, controller, `lxcfs-ts-remount-${process.pid}-${name}`));
+  const [memory, cpu, cpuacct, cpuset] = ['memory', 'cpu', 'cpuacct', 'cpuset'].map((controller) =>
+    createCgroup(cleanup, controller, `lxcfs-ts-remount-${process.pid}-${name}`),
+  );
   memory!.write('memory.limit_in_bytes', MEMORY_LIMIT);
   cpu!.write('cpu.cfs_quota_us', 50_000);
   cpuset!.write('cpuset.cpus', '0');
@@ -201,7 +238,11 @@ async function startOne(name: string, options: ContainerOptions): Promise<Contai
 function srvBind(dirs: string[]): string[] {
   return [
     'mount -t tmpfs -o size=1m lxcfs-ts-test /srv',
-    ...dirs.flatMap((name) => [`mkdir /srv/${name}`, `touch /srv/${name}/meminfo`, `mount --bind ${LXCFS_INSIDE}/proc/meminfo /srv/${name}/meminfo`]),
+    ...dirs.flatMap((name) => [
+      `mkdir /srv/${name}`,
+      `touch /srv/${name}/meminfo`,
+      `mount --bind ${LXCFS_INSIDE}/proc/meminfo /srv/${name}/meminfo`,
+    ]),
   ];
 }
 
@@ -228,7 +269,9 @@ beforeAll(async () => {
     inside: ['unshare --user --map-root-user --mount --propagation unchanged sleep infinity &'],
   });
   for (let attempt = 0; ; attempt++) {
-    const children = fs.readFileSync(`/proc/${usernsContainer.pid}/task/${usernsContainer.pid}/children`, 'utf8').trim();
+    const children = fs
+      .readFileSync(`/proc/${usernsContainer.pid}/task/${usernsContainer.pid}/children`, 'utf8')
+      .trim();
     const pid = Number(children.split(' ')[0]);
     if (pid && fs.readlinkSync(`/proc/${pid}/ns/user`) !== fs.readlinkSync('/proc/self/ns/user')) {
       userns = { pid, container: usernsContainer };
@@ -289,10 +332,15 @@ describe('after kill -9 and a restart', { timeout: 120_000 }, () => {
     };
     // A fake meminfo where remount could look for the live mount.
     mountIn(hiddenSource, ['-t', 'tmpfs', '-o', 'size=1m', 'fake', '/mnt']);
-    expect(inside(hiddenSource.pid, `mkdir -p ${LXCFS_INSIDE}/proc && echo 'MemTotal: 1 kB' > ${LXCFS_INSIDE}/proc/meminfo`).status).toBe(0);
+    expect(
+      inside(hiddenSource.pid, `mkdir -p ${LXCFS_INSIDE}/proc && echo 'MemTotal: 1 kB' > ${LXCFS_INSIDE}/proc/meminfo`)
+        .status,
+    ).toBe(0);
     // The dead mount's path, as its mount table lists it, now leads to the mask.
     mountIn(masked, ['-t', 'tmpfs', '-o', 'size=1m', 'cover', '/srv/lx']);
-    expect(inside(masked.pid, 'ln -s ../secret/meminfo /srv/lx/meminfo && wc -c < /srv/lx/meminfo').stdout.trim()).toBe('0');
+    expect(inside(masked.pid, 'ln -s ../secret/meminfo /srv/lx/meminfo && wc -c < /srv/lx/meminfo').stdout.trim()).toBe(
+      '0',
+    );
     // ... and here to a path that exists only on the host.
     mountIn(fifo, ['-t', 'tmpfs', '-o', 'size=1m', 'cover', '/srv/x']);
     expect(inside(fifo.pid, `ln -s ${path.join(dir, 'host-only/fifo')} /srv/x/meminfo`).status).toBe(0);
@@ -304,8 +352,14 @@ describe('after kill -9 and a restart', { timeout: 120_000 }, () => {
     expect(fifoWriter.exitCode, 'someone opened the host-only FIFO').toBeNull();
     expect(result.status).toBe(1);
     const ns = reportFor(result.report, fifo.pid);
-    expect(ns).toMatchObject({ outcome: 'not-healable', reason: expect.stringContaining('can no longer be reached as its mount table listed them') });
-    expect(ns.mounts.find((mount) => mount.target === '/srv/x/meminfo')).toMatchObject({ action: 'not-healable', error: expect.stringMatching(/^the path now leads to another mount/) });
+    expect(ns).toMatchObject({
+      outcome: 'not-healable',
+      reason: expect.stringContaining('can no longer be reached as its mount table listed them'),
+    });
+    expect(ns.mounts.find((mount) => mount.target === '/srv/x/meminfo')).toMatchObject({
+      action: 'not-healable',
+      error: expect.stringMatching(/^the path now leads to another mount/),
+    });
   });
 
   it('remount --dry-run lists what it would re-bind and changes nothing', () => {
@@ -323,8 +377,12 @@ describe('after kill -9 and a restart', { timeout: 120_000 }, () => {
     expect(reportFor(report, userns.pid).outcome).toBe('would-heal');
     expect(reportFor(report, masked.pid).outcome).toBe('not-healable');
     const text = remountCli(['--mountpoint', mnt, '--dry-run', ...pidArgs(pids)]);
-    expect(text.stdout).toContain(`${namespaceOf(noDir.pid)} (pid ${noDir.pid}): would re-bind 8 mounts: ${FILES.map((file) => '/' + file).join(', ')}\n`);
-    expect(text.stdout).toMatch(/\nremount: 9 namespaces seen, 56 files would be re-bound, \d+ skipped, 10 failed \(dry run: nothing changed\)\n$/);
+    expect(text.stdout).toContain(
+      `${namespaceOf(noDir.pid)} (pid ${noDir.pid}): would re-bind 8 mounts: ${FILES.map((file) => '/' + file).join(', ')}\n`,
+    );
+    expect(text.stdout).toMatch(
+      /\nremount: 9 namespaces seen, 56 files would be re-bound, \d+ skipped, 10 failed \(dry run: nothing changed\)\n$/,
+    );
     expect(pids.map(mountTable)).toEqual(before);
     for (const container of withFiles()) expectDead(container.pid, '/proc/meminfo');
   });
@@ -333,19 +391,23 @@ describe('after kill -9 and a restart', { timeout: 120_000 }, () => {
     const { report } = remountJson(['--mountpoint', mnt, '--dry-run']);
     expect(report.namespaces.map((ns) => ns.namespace)).not.toContain(fs.readlinkSync('/proc/self/ns/mnt'));
     // Each is named by its init, not by the unshare(1) that shares its mount namespace.
-    for (const container of healable()) expect(reportFor(report, container.pid)).toMatchObject({ pid: container.pid, outcome: 'would-heal' });
+    for (const container of healable())
+      expect(reportFor(report, container.pid)).toMatchObject({ pid: container.pid, outcome: 'would-heal' });
   });
 
-  it("remount heals every container it safely can; readers go from ENOTCONN straight to their own values", async () => {
+  it('remount heals every container it safely can; readers go from ENOTCONN straight to their own values', async () => {
     const pids = [...all().map((container) => container.pid), userns.pid];
     const { status, report, ms } = remountJson(['--mountpoint', mnt, ...pidArgs(pids)]);
-    console.log(`remount healed ${report.summary.rebound} files in ${report.summary.namespaces} namespaces in ${Math.round(ms)} ms`);
+    console.log(
+      `remount healed ${report.summary.rebound} files in ${report.summary.namespaces} namespaces in ${Math.round(ms)} ms`,
+    );
     await sleep(500); // reads after the heal
     const reads = await Promise.all(readers.map((reader) => reader.stop()));
     expect(status, 'masked and fifo cannot be healed').toBe(1);
     for (const container of healable()) {
       expect(reportFor(report, container.pid).outcome).toBe('healed');
-      for (const mount of reportFor(report, container.pid).mounts.filter((m) => m.state === 'dead')) expect(mount).toMatchObject({ action: 'rebound', method: 'replaced' });
+      for (const mount of reportFor(report, container.pid).mounts.filter((m) => m.state === 'dead'))
+        expect(mount).toMatchObject({ action: 'rebound', method: 'replaced' });
       for (const file of FILES) {
         expectServedByLiveMount(container.pid, file);
         expectReadsCorrectly(container, file);
@@ -364,12 +426,16 @@ describe('after kill -9 and a restart', { timeout: 120_000 }, () => {
 
     // Where the kernel locks the dead mount, the live file is put on top of it.
     expect(reportFor(report, userns.pid).outcome).toBe('healed');
-    for (const mount of reportFor(report, userns.pid).mounts.filter((m) => m.state === 'dead')) expect(mount).toMatchObject({ action: 'rebound', method: 'stacked' });
+    for (const mount of reportFor(report, userns.pid).mounts.filter((m) => m.state === 'dead'))
+      expect(mount).toMatchObject({ action: 'rebound', method: 'stacked' });
     for (const file of FILES) expectServedByLiveMount(userns.pid, file);
     expectOwnMemoryLimit(userns.pid);
 
     // The mask is where it was, and the masked container's mounts are untouched.
-    expect(reportFor(report, masked.pid)).toMatchObject({ outcome: 'not-healable', reason: expect.stringContaining('nothing was changed') });
+    expect(reportFor(report, masked.pid)).toMatchObject({
+      outcome: 'not-healable',
+      reason: expect.stringContaining('nothing was changed'),
+    });
     expect(topMount(masked.pid, '/srv/secret/meminfo')).toMatchObject({ root: '/null' });
     expect(inside(masked.pid, 'wc -c < /srv/secret/meminfo').stdout.trim()).toBe('0');
     for (const file of FILES) expectDead(masked.pid, '/' + file);
@@ -382,7 +448,9 @@ describe('after kill -9 and a restart', { timeout: 120_000 }, () => {
     const before = pids.map(mountTable);
     const healed = remountCli(['--mountpoint', mnt, ...pidArgs(pids)]);
     expect(healed.status, healed.stderr).toBe(0);
-    expect(healed.stdout).toMatch(/\nremount: 6 namespaces seen, 0 files re-bound, \d+ skipped, 0 failed; nothing changed\n$/);
+    expect(healed.stdout).toMatch(
+      /\nremount: 6 namespaces seen, 0 files re-bound, \d+ skipped, 0 failed; nothing changed\n$/,
+    );
     expect(healed.stdout).toContain(`${namespaceOf(noDir.pid)} (pid ${noDir.pid}): nothing to do (8 live)\n`);
     expect(pids.map(mountTable)).toEqual(before);
   });
@@ -400,8 +468,14 @@ describe("the daemon's configuration", { timeout: 60_000 }, () => {
     expect(fromEnv).toMatchObject({ status: 0, report: { mountpoint: mnt } });
     const config = path.join(dir, 'lxcfs-ts.conf');
     fs.writeFileSync(config, `[lxcfs-ts]\nmountpoint = ${mnt}\n`);
-    expect(remountJson(['--timeout', '2', '--pid', String(pid)], { LXCFS_TS_CONFIG: config })).toMatchObject({ status: 0, report: { mountpoint: mnt } });
-    expect(remountJson(['--timeout', '2', '--config', config, '--pid', String(pid)])).toMatchObject({ status: 0, report: { mountpoint: mnt } });
+    expect(remountJson(['--timeout', '2', '--pid', String(pid)], { LXCFS_TS_CONFIG: config })).toMatchObject({
+      status: 0,
+      report: { mountpoint: mnt },
+    });
+    expect(remountJson(['--timeout', '2', '--config', config, '--pid', String(pid)])).toMatchObject({
+      status: 0,
+      report: { mountpoint: mnt },
+    });
   });
 
   it('refuses a bad configuration in one line, as the daemon does', () => {
@@ -419,7 +493,10 @@ describe('a container with thousands of mounts', () => {
   let big: Container;
   let small: Container;
   /** Mount points of the big container's lxcfs binds. */
-  const targets = (): string[] => mountInfo(big.pid).filter((entry) => entry.mountPoint.startsWith('/srv/t/')).map((entry) => entry.mountPoint);
+  const targets = (): string[] =>
+    mountInfo(big.pid)
+      .filter((entry) => entry.mountPoint.startsWith('/srv/t/'))
+      .map((entry) => entry.mountPoint);
 
   beforeAll(async () => {
     // mount(2) straight from perl: 70,000 mount(8) runs would take minutes.
@@ -432,7 +509,10 @@ describe('a container with thousands of mounts', () => {
     ].join('\n');
     const propagated = [{ source: path.join(dir, 'shared'), target: '/mnt' }];
     big = await startOne('big', { propagated, inside: ['mount -t tmpfs -o size=64m lxcfs-ts-test /srv'] });
-    const made = spawnSync('nsenter', ['-t', String(big.pid), '-m', '--', 'perl', '-e', makeMounts], { encoding: 'utf8', timeout: 240_000 });
+    const made = spawnSync('nsenter', ['-t', String(big.pid), '-m', '--', 'perl', '-e', makeMounts], {
+      encoding: 'utf8',
+      timeout: 240_000,
+    });
     expect(made.status, made.stderr).toBe(0);
     small = await startOne('small', { propagated });
     expect(targets()).toHaveLength(DEAD_BINDS);
@@ -457,23 +537,30 @@ describe('a container with thousands of mounts', () => {
       for (const mount of unhealed) expect(mount.error).toBe('left as it was, with the rest of its namespace');
     } else {
       expect(ns.reason).toBe(`${unhealed.length} of its ${DEAD_BINDS + FILES.length} dead mounts were not healed`);
-      for (const mount of unhealed) expect(mount.error, mount.target).toBe(`not attempted: ${budget}; left as it was (dead)`);
+      for (const mount of unhealed)
+        expect(mount.error, mount.target).toBe(`not attempted: ${budget}; left as it was (dead)`);
     }
     // Every target still shows an lxcfs mount: re-bound ones the live one, the others still the dead one.
     const table = mountInfo(big.pid);
-    const tops = new Map(table.filter((entry) => entry.mountPoint.startsWith('/srv/t/')).map((entry) => [entry.mountPoint, entry]));
+    const tops = new Map(
+      table.filter((entry) => entry.mountPoint.startsWith('/srv/t/')).map((entry) => [entry.mountPoint, entry]),
+    );
     expect(tops.size).toBe(DEAD_BINDS);
     for (const [target, top] of tops) expect(top.fsType, target).toBe('fuse.lxcfs');
     const rebound = new Set(ns.mounts.filter((mount) => mount.action === 'rebound').map((mount) => mount.target));
     for (const [target, top] of tops) expect(top.device === liveDevice(), target).toBe(rebound.has(target));
     // The text report names every one of them.
     const text = remountCli(['--mountpoint', mnt, '--dry-run', '--pid', String(big.pid)]).stdout;
-    expect(text).toContain(`would re-bind ${unhealed.length} mounts: ${unhealed.map((mount) => mount.target).join(', ')}\n`);
+    expect(text).toContain(
+      `would re-bind ${unhealed.length} mounts: ${unhealed.map((mount) => mount.target).join(', ')}\n`,
+    );
   }, 120_000);
 
   it('a long enough budget heals the rest', () => {
     const { status, report, ms } = remountJson(['--mountpoint', mnt, '--timeout', '120', '--pid', String(big.pid)]);
-    console.log(`remount healed ${report.summary.rebound} targets in one namespace with ${DEAD_BINDS + OTHER_MOUNTS} mounts in ${Math.round(ms)} ms`);
+    console.log(
+      `remount healed ${report.summary.rebound} targets in one namespace with ${DEAD_BINDS + OTHER_MOUNTS} mounts in ${Math.round(ms)} ms`,
+    );
     const ns = reportFor(report, big.pid);
     expect(status, JSON.stringify({ ...ns, mounts: ns.mounts.slice(0, 3) })).toBe(0);
     expect(reportFor(report, big.pid).outcome).toBe('healed');
@@ -481,7 +568,8 @@ describe('a container with thousands of mounts', () => {
     const table = mountInfo(big.pid).filter((entry) => entry.mountPoint.startsWith('/srv/t/'));
     expect(table).toHaveLength(DEAD_BINDS);
     for (const entry of table) expect(entry.device, entry.mountPoint).toBe(live);
-    for (const target of ['/srv/t/1', `/srv/t/${DEAD_BINDS}`]) expect(inside(big.pid, `head -n1 ${target}`).stdout.trim()).toMatch(OWN_MEMTOTAL);
+    for (const target of ['/srv/t/1', `/srv/t/${DEAD_BINDS}`])
+      expect(inside(big.pid, `head -n1 ${target}`).stdout.trim()).toMatch(OWN_MEMTOTAL);
   }, 300_000);
 });
 
@@ -496,14 +584,26 @@ describe('migrating a host from lxcfs', () => {
     cleanup.add(() => {
       if (lxcfs.exitCode === null && lxcfs.signalCode === null) lxcfs.kill('SIGKILL');
     });
-    for (let waited = 0; !(mountsAt(mountpoint).length > 0 && (await probeFile(path.join(mountpoint, 'proc/uptime'), 2000)).state === 'live'); waited += 50) {
+    for (
+      let waited = 0;
+      !(
+        mountsAt(mountpoint).length > 0 &&
+        (await probeFile(path.join(mountpoint, 'proc/uptime'), 2000)).state === 'live'
+      );
+      waited += 50
+    ) {
       expect(lxcfs.exitCode, 'Debian lxcfs exited: is it installed? (bash scripts/test.sh installs it)').toBeNull();
       expect(waited, 'lxcfs did not mount within 15 s').toBeLessThan(15_000);
       await sleep(50);
     }
     const lxcfsDevice = mountsAt(mountpoint).at(-1)!.device;
-    const container = await startContainer(cleanup, { binds: lxcfsFileBinds(mountpoint, FILES), propagated: [{ source: shared, target: '/mnt' }], trapped: true });
-    for (const file of FILES) expect(topMount(container.pid, '/' + file), file).toMatchObject({ fsType: 'fuse.lxcfs', device: lxcfsDevice });
+    const container = await startContainer(cleanup, {
+      binds: lxcfsFileBinds(mountpoint, FILES),
+      propagated: [{ source: shared, target: '/mnt' }],
+      trapped: true,
+    });
+    for (const file of FILES)
+      expect(topMount(container.pid, '/' + file), file).toMatchObject({ fsType: 'fuse.lxcfs', device: lxcfsDevice });
 
     // systemctl stop lxcfs
     lxcfs.kill('SIGTERM');
@@ -515,7 +615,12 @@ describe('migrating a host from lxcfs', () => {
     expect(status).toBe(0);
     expect(report.summary).toEqual({ namespaces: 1, rebound: 8, skipped: 1, failed: 0 });
     const device = mountsAt(mountpoint).at(-1)!.device;
-    for (const file of FILES) expect(topMount(container.pid, '/' + file), file).toMatchObject({ fsType: 'fuse.lxcfs', root: '/' + file, device });
+    for (const file of FILES)
+      expect(topMount(container.pid, '/' + file), file).toMatchObject({
+        fsType: 'fuse.lxcfs',
+        root: '/' + file,
+        device,
+      });
     expect(container.trapRuns()).toEqual([]);
   });
 });
@@ -531,7 +636,9 @@ describe('errors', () => {
   });
 
   it('refuses a bad --timeout or --pid with a usage error', () => {
-    expect(remountCli(['--timeout', 'soon']).stderr).toMatch(/--timeout <s>' argument 'soon' is invalid. expected a positive number of seconds/);
+    expect(remountCli(['--timeout', 'soon']).stderr).toMatch(
+      /--timeout <s>' argument 'soon' is invalid. expected a positive number of seconds/,
+    );
     expect(remountCli(['--pid', '0']).stderr).toMatch(/expected a process id/);
   });
 });

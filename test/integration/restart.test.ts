@@ -100,8 +100,8 @@ describe('upgrades and crashes of the serving process', () => {
         new Promise((resolve, reject) => {
           let out = '';
           let err = '';
-          child.stdout!.on('data', (c: Buffer) => (out += c));
-          child.stderr!.on('data', (c: Buffer) => (err += c));
+          child.stdout.on('data', (c: Buffer) => (out += c.toString()));
+          child.stderr.on('data', (c: Buffer) => (err += c.toString()));
           child.on('exit', (code) => (code === 0 ? resolve(out) : reject(new Error(`reader ${i} failed: ${err}`))));
         }),
       );
@@ -124,7 +124,7 @@ describe('upgrades and crashes of the serving process', () => {
     }
     fs.writeFileSync(stopFile, '');
     // A reader whose request was lost hangs in the kernel: fail in bounded time, not at the test timeout.
-    const finished = await Promise.race([Promise.all(readers), new Promise<undefined>((resolve) => setTimeout(resolve, 15_000))]);
+    const finished = await Promise.race([Promise.all(readers), new Promise<undefined>((resolve) => setTimeout(() => resolve(undefined), 15_000))]);
     if (!finished) throw new Error('readers still blocked 15 s after being told to stop: a request was lost');
     const results = finished.map((out) => JSON.parse(out) as { reads: number; failures: number; slowest: number; examples: string[] });
 

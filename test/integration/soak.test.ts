@@ -11,9 +11,26 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { createCgroup, type TestCgroup } from '../helpers/cgroups.js';
 import { lxcfsFileBinds, makeSharedDirectory, startContainer, type Container } from '../helpers/container.js';
-import { Cleanup, LXCFS_TS, killDaemonHard, run, startDaemon, upgradeDaemon, type Daemon } from '../helpers/processes.js';
+import {
+  Cleanup,
+  LXCFS_TS,
+  killDaemonHard,
+  run,
+  startDaemon,
+  upgradeDaemon,
+  type Daemon,
+} from '../helpers/processes.js';
 
-const FILES = ['proc/meminfo', 'proc/cpuinfo', 'proc/stat', 'proc/uptime', 'proc/loadavg', 'proc/swaps', 'proc/diskstats', 'sys/devices/system/cpu/online'];
+const FILES = [
+  'proc/meminfo',
+  'proc/cpuinfo',
+  'proc/stat',
+  'proc/uptime',
+  'proc/loadavg',
+  'proc/swaps',
+  'proc/diskstats',
+  'sys/devices/system/cpu/online',
+];
 const CONTAINERS = 8;
 
 // Inside a container: reads every file until /run/stop appears; checks each value against its own
@@ -92,7 +109,14 @@ beforeAll(async () => {
   }
   // Load in two containers, throttled to 0.2 CPU: the load average climbs, the host barely notices.
   for (const { container, cpu } of [containers[0]!, containers[2]!]) {
-    const busy = spawn('sh', ['-c', `echo $$ > ${cpu.dir}/cgroup.procs && exec nsenter -t ${container.pid} -m -p -- sh -c 'while :; do :; done'`], { stdio: 'ignore' });
+    const busy = spawn(
+      'sh',
+      [
+        '-c',
+        `echo $$ > ${cpu.dir}/cgroup.procs && exec nsenter -t ${container.pid} -m -p -- sh -c 'while :; do :; done'`,
+      ],
+      { stdio: 'ignore' },
+    );
     cleanup.own(busy);
   }
 }, 120_000);
@@ -116,7 +140,11 @@ async function waitForLog(pattern: RegExp, count: number): Promise<void> {
 
 it('8 containers read only their own values through 3 upgrades, 2 serving-process crashes and a whole-daemon crash + restart + remount', async () => {
   const readers: Array<Promise<string>> = containers.map(({ container, memKb, cpus }) => {
-    const child: ChildProcess = spawn('nsenter', ['-t', String(container.pid), '-m', '-p', '--', 'python3', '-c', READER, String(memKb), String(cpus), ...FILES], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child: ChildProcess = spawn(
+      'nsenter',
+      ['-t', String(container.pid), '-m', '-p', '--', 'python3', '-c', READER, String(memKb), String(cpus), ...FILES],
+      { stdio: ['ignore', 'pipe', 'pipe'] },
+    );
     cleanup.own(child);
     let out = '';
     child.stdout!.on('data', (chunk: Buffer) => (out += chunk.toString()));
@@ -125,7 +153,14 @@ it('8 containers read only their own values through 3 upgrades, 2 serving-proces
   });
   // The ninth process: keeps every container's v1 pid list alive, as monitoring agents do.
   const tasks = containers.map(({ cpu }) => JSON.stringify(cpu.dir + '/tasks')).join(', ');
-  const watcher = spawn('python3', ['-c', `import os, time\nfds = [os.open(p, os.O_RDONLY) for p in [${tasks}]]\nwhile True:\n    for fd in fds: os.pread(fd, 1 << 16, 0)\n    time.sleep(0.02)`], { stdio: 'ignore' });
+  const watcher = spawn(
+    'python3',
+    [
+      '-c',
+      `import os, time\nfds = [os.open(p, os.O_RDONLY) for p in [${tasks}]]\nwhile True:\n    for fd in fds: os.pread(fd, 1 << 16, 0)\n    time.sleep(0.02)`,
+    ],
+    { stdio: 'ignore' },
+  );
   cleanup.own(watcher);
 
   await sleep(12_000); // two load samples
@@ -144,24 +179,49 @@ it('8 containers read only their own values through 3 upgrades, 2 serving-proces
   await sleep(1000);
   daemon = await startDaemon(cleanup, ['--enable-cfs', '-l', '-p', pidFile, mnt], mnt);
   const remountStarted = monotonicSeconds();
-  const remount = run(LXCFS_TS, ['remount', '--mountpoint', mnt, ...containers.flatMap(({ container }) => ['--pid', String(container.pid)])], { timeout: 60_000 });
+  const remount = run(
+    LXCFS_TS,
+    ['remount', '--mountpoint', mnt, ...containers.flatMap(({ container }) => ['--pid', String(container.pid)])],
+    { timeout: 60_000 },
+  );
   const remountEnded = monotonicSeconds();
   expect(remount.status, remount.stdout + remount.stderr).toBe(0);
   await sleep(6000);
 
   for (const { container } of containers) fs.writeFileSync(`/proc/${container.pid}/root/run/stop`, '');
   type Event = [at: number, what: string];
-  const summaries = (await Promise.all(readers)).map((out) => JSON.parse(out) as { reads: number; errors: number; wrong: Event[]; backwards: Event[]; examples: string[] });
+  const summaries = (await Promise.all(readers)).map(
+    (out) =>
+      JSON.parse(out) as { reads: number; errors: number; wrong: Event[]; backwards: Event[]; examples: string[] },
+  );
   watcher.kill('SIGKILL');
   const duringRemount = ([at]: Event): boolean => at >= remountStarted && at <= remountEnded;
   for (const [i, summary] of summaries.entries()) {
     const text = `container ${i}: ${summary.reads} reads, ${summary.errors} errors`;
     expect(summary.reads, text).toBeGreaterThan(1000);
     // Outside remount's own run: through upgrades and serving-process crashes, nothing wrong at all.
-    expect(summary.wrong.filter((event) => !duringRemount(event)).map(([, what]) => what).join('; '), text).toBe('');
-    expect(summary.backwards.filter((event) => !duringRemount(event)).map(([, what]) => what).join('; '), text).toBe('');
+    expect(
+      summary.wrong
+        .filter((event) => !duringRemount(event))
+        .map(([, what]) => what)
+        .join('; '),
+      text,
+    ).toBe('');
+    expect(
+      summary.backwards
+        .filter((event) => !duringRemount(event))
+        .map(([, what]) => what)
+        .join('; '),
+      text,
+    ).toBe('');
     // While remount re-binds the files: never the host's file either.
-    expect(summary.wrong.filter(duringRemount).map(([, what]) => what).join('; '), `${text}, while remount ran (${(remountEnded - remountStarted).toFixed(2)} s)`).toBe('');
+    expect(
+      summary.wrong
+        .filter(duringRemount)
+        .map(([, what]) => what)
+        .join('; '),
+      `${text}, while remount ran (${(remountEnded - remountStarted).toFixed(2)} s)`,
+    ).toBe('');
     // Errors only while the whole daemon was down (ENOTCONN), never before its crash.
     expect(summary.errors, text).toBeGreaterThan(0);
     for (const example of summary.examples) expect(example, text).toMatch(/Transport endpoint is not connected/);

@@ -22,10 +22,15 @@ beforeAll(async () => {
   daemon = await startDaemon(cleanup, ['--enable-cfs', '-l', '-p', path.join(dir, 'pid'), mnt], mnt);
   const [cpu, cpuacct] = createCgroups(cleanup, ['cpu', 'cpuacct'], 'lxcfs-ts-truth-handover');
   cpu!.write('cpu.cfs_quota_us', 100_000); // one CPU
-  container = await startContainer(cleanup, { cgroups: [cpu!.dir, cpuacct!.dir], binds: lxcfsFileBinds(mnt, ['proc/stat', 'proc/loadavg']) });
+  container = await startContainer(cleanup, {
+    cgroups: [cpu!.dir, cpuacct!.dir],
+    binds: lxcfsFileBinds(mnt, ['proc/stat', 'proc/loadavg']),
+  });
   // Keeps one thread runnable: the counters move and the load average climbs.
   const join = `echo $$ > ${cpu!.dir}/cgroup.procs && echo $$ > ${cpuacct!.dir}/cgroup.procs`;
-  const busy = spawn('sh', ['-c', `${join} && exec nsenter -t ${container.pid} -m -p -- sh -c 'while :; do :; done'`], { stdio: 'ignore' });
+  const busy = spawn('sh', ['-c', `${join} && exec nsenter -t ${container.pid} -m -p -- sh -c 'while :; do :; done'`], {
+    stdio: 'ignore',
+  });
   cleanup.own(busy);
 }, 60_000);
 
@@ -57,9 +62,15 @@ async function waitForLog(pattern: RegExp, count: number): Promise<void> {
 }
 
 function expectContinued(before: Reading, after: Reading, what: string): void {
-  for (let i = 0; i < 4; i++) expect(after.cpu[i]!, `${what}: field ${i} of the cpu line went from ${before.cpu.join(' ')} to ${after.cpu.join(' ')}`).toBeGreaterThanOrEqual(before.cpu[i]!);
+  for (let i = 0; i < 4; i++)
+    expect(
+      after.cpu[i]!,
+      `${what}: field ${i} of the cpu line went from ${before.cpu.join(' ')} to ${after.cpu.join(' ')}`,
+    ).toBeGreaterThanOrEqual(before.cpu[i]!);
   // At most a sample's decay (5 s of e^(-5/60)) below, never back to 0.00.
-  expect(after.load1, `${what}: load1 went from ${before.load1} to ${after.load1}`).toBeGreaterThanOrEqual(Math.floor(before.load1 * 0.9 * 100) / 100);
+  expect(after.load1, `${what}: load1 went from ${before.load1} to ${after.load1}`).toBeGreaterThanOrEqual(
+    Math.floor(before.load1 * 0.9 * 100) / 100,
+  );
 }
 
 it('continues /proc/stat counters and load averages across 2 graceful upgrades and 2 kill -9 of the serving process', async () => {

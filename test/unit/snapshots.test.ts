@@ -2,7 +2,7 @@
 
 import { Worker } from 'node:worker_threads';
 import { describe, expect, it } from 'vitest';
-import { SnapshotStore } from '../../src/fuse/snapshots.js';
+import { SnapshotStore, type SnapshotDump } from '../../src/fuse/snapshots.js';
 
 function bytes(length: number, seed: number): Uint8Array {
   const out = new Uint8Array(length);
@@ -67,7 +67,7 @@ describe('SnapshotStore', () => {
     handles.forEach((h, i) => store.put(h, bytes(5000 + i * 300, i)));
     store.release(handles[3]!);
     const successorMemory = SnapshotStore.allocate();
-    SnapshotStore.load(successorMemory, JSON.parse(JSON.stringify(SnapshotStore.dump(memory))));
+    SnapshotStore.load(successorMemory, JSON.parse(JSON.stringify(SnapshotStore.dump(memory))) as SnapshotDump);
     const successor = new SnapshotStore(successorMemory);
     handles.forEach((h, i) => {
       if (i === 3) expect(successor.read(h, 1, 10, new Uint8Array(10), 0).kind).toBe('none');

@@ -75,7 +75,7 @@ describe('loadavg with -l', () => {
     expect(loads(mine)[0]).toBeGreaterThanOrEqual(0.08);
     expect(loads(mine)[0]).toBeLessThanOrEqual(0.24);
     const n = Math.min(loads(mine).length, loads(theirs).length);
-    for (let i = 0; i < n; i++) expect(Math.abs(loads(mine)[i]! - loads(theirs)[i]!), `${mine} | ${theirs}`).toBeLessThanOrEqual(0.1);
+    for (let i = 0; i < n; i++) expect(Math.abs(loads(mine)[i]! - loads(theirs)[i]!), `${mine.join(',')} | ${theirs.join(',')}`).toBeLessThanOrEqual(0.1);
   });
 });
 

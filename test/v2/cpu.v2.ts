@@ -110,7 +110,7 @@ describe('issue 9\'s cgroup2 checks', () => {
     expect(out).toBe('0\n1\n1\n');
   });
 
-  it('shows a container that spun for 2 s idle clearly below its uptime and ≥ 1 s busy; an idle one no busy time while the host spins', async () => {
+  it('shows a container that spun for 2 s idle clearly below its uptime and ≥ 1 s busy; an idle one no busy time while the host spins', () => {
     const busy = makeCgroup(cleanup, { 'cpuset.cpus': '1' });
     const spun = inContainer(busy, ours, `${SPIN} sleep 2; kill $!; cat /proc/uptime; head -1 /proc/stat`).trim().split('\n');
     const [uptime, idle] = spun[0]!.split(' ').map(Number) as [number, number];

@@ -44,7 +44,7 @@ it('loses no read over 3 graceful upgrades, and logs what a crash would cost wit
         const child = spawn('python3', ['-c', READER, stop, path.join(mnt, 'proc/meminfo'), path.join(mnt, 'proc/stat')], { stdio: ['ignore', 'pipe', 'inherit'] });
         cleanup.own(child);
         let out = '';
-        child.stdout.on('data', (chunk: Buffer) => (out += chunk));
+        child.stdout.on('data', (chunk: Buffer) => (out += chunk.toString()));
         child.on('exit', (code) => (code === 0 ? resolve(out) : reject(new Error(`reader exited with ${code}`))));
       }),
   );

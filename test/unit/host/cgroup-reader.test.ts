@@ -2,7 +2,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import type { CgroupLocation } from '../../../src/host/cgroup-location.js';
-import { parseMemoryStat } from '../../../src/host/cgroup-reader.js';
+import { parseMemoryStat } from '../../../src/host/cgroup-files.js';
 import { Host } from '../../../src/host/host.js';
 import {
   HostTree,

@@ -1,18 +1,11 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { rmSync } from 'node:fs';
 import type { CgroupLocation } from '../../../src/host/cgroup-location.js';
-import {
-  canUseCfsView,
-  cpuAccountingCgroupOf,
-  readCpuacctPerCpu,
-  readCpuLimits,
-  readCpuQuota,
-  readCpuset,
-  readCpuStat,
-  readCpuTimeNs,
-  readCpuUsage,
-} from '../../../src/host/cpu.js';
+import { readCpuacctPerCpu } from '../../../src/host/cgroup-v1.js';
+import { readCpuStat } from '../../../src/host/cgroup-v2.js';
+import { canUseCfsView } from '../../../src/host/cpu.js';
 import { Host } from '../../../src/host/host.js';
+import { readerOf } from '../../../src/host/readers.js';
 import { cpuacctFiles, DAEMON_PID, HostTree, hybridHost, unifiedHost, v1CpuFiles, v2CpuFiles } from '../../fixtures/host-tree.js';
 import { HOST_PID_NAMESPACE, HYBRID_MOUNTINFO, hybridProcCgroup, unifiedProcCgroup } from '../../fixtures/proc-text.js';
 
@@ -21,6 +14,10 @@ afterEach(() => {
   tree?.remove();
   tree = undefined;
 });
+
+const readCpuset = (cgroup: CgroupLocation) => readerOf(cgroup.hierarchy).cpuset(cgroup);
+const readCpuQuota = (cgroup: CgroupLocation) => readerOf(cgroup.hierarchy).cpuQuota(cgroup);
+const readCpuTimeNs = (cgroup: CgroupLocation) => readerOf(cgroup.hierarchy).cpuTimeNs(cgroup);
 
 function cgroupOf(host: Host, pid: number, controller: string): CgroupLocation {
   const location = host.cgroupOf(pid, controller);
@@ -75,9 +72,9 @@ describe('cgroup v1', () => {
 
   it('reads the quota at the cpu cgroup, not at the cpuset cgroup\'s path (lxcfs 5.0 did)', () => {
     const host = v1Host();
-    expect(readCpuLimits(host, 501, true)).toEqual({ ok: true, value: { cpuset: '3', quota: 1.5, cfsView: true } });
-    expect(readCpuLimits(host, 501, false)).toEqual({ ok: true, value: { cpuset: '3', quota: undefined, cfsView: false } });
-    expect(canUseCfsView(host)).toBe(true);
+    expect(host.cpuLimits(501, true)).toEqual({ ok: true, value: { cpuset: '3', quota: 1.5, cfsView: true } });
+    expect(host.cpuLimits(501, false)).toEqual({ ok: true, value: { cpuset: '3', quota: undefined, cfsView: false } });
+    expect(canUseCfsView(host.layout)).toBe(true);
   });
 
   it('reads per-CPU time from cpuacct.usage_all, or usage_percpu as both user and system', () => {
@@ -96,9 +93,9 @@ describe('cgroup v1', () => {
   it('accounts CPU time in cpuacct, never in the controller-less cgroup2 of the hybrid host', () => {
     const host = v1Host();
     tree!.cgroup('unified', '/', v2CpuFiles({ userUsec: 5, systemUsec: 5 }));
-    expect(cpuAccountingCgroupOf(host, 500)).toMatchObject({ ok: true, value: { path: '/lxc/c1', hierarchy: { version: 1 } } });
-    expect(readCpuUsage(host, 500)).toMatchObject({ ok: true, value: { version: 1 } });
-    expect(readCpuUsage(host, 502)).toMatchObject({ ok: false, error: expect.stringMatching(/cpuacct\.usage_all nor cpuacct\.usage_percpu/) });
+    expect(host.cpuAccountingCgroupOf(500)).toMatchObject({ ok: true, value: { path: '/lxc/c1', hierarchy: { version: 1 } } });
+    expect(host.cpuUsage(500)).toMatchObject({ ok: true, value: { kind: 'per-cpu' } });
+    expect(host.cpuUsage(502)).toMatchObject({ ok: false, error: expect.stringMatching(/cpuacct\.usage_all nor cpuacct\.usage_percpu/) });
   });
 
   it('cannot use the CFS view without a cpuacct hierarchy (lxcfs), so the quota is not even read', () => {
@@ -108,8 +105,8 @@ describe('cgroup v1', () => {
     tree.cgroup('cpuset', '/', { 'cpuset.cpus': '0-1\n' });
     tree.cgroup('cpu', '/', v1CpuFiles({ quota: 50000 }));
     const host = new Host(tree.roots);
-    expect(canUseCfsView(host)).toBe(false);
-    expect(readCpuLimits(host, DAEMON_PID, true)).toEqual({ ok: true, value: { cpuset: '0-1', quota: undefined, cfsView: false } });
+    expect(canUseCfsView(host.layout)).toBe(false);
+    expect(host.cpuLimits(DAEMON_PID, true)).toEqual({ ok: true, value: { cpuset: '0-1', quota: undefined, cfsView: false } });
   });
 });
 
@@ -140,13 +137,13 @@ describe('cgroup v2', () => {
     expect(readCpuQuota(cgroupOf(host, 601, 'cpu'))).toBe(0.5);
     tree!.write('sys/fs/cgroup/machine.slice/cpu.max', 'max 100000\n');
     expect(readCpuQuota(cgroupOf(host, 600, 'cpu'))).toBeUndefined();
-    expect(canUseCfsView(host)).toBe(true);
+    expect(canUseCfsView(host.layout)).toBe(true);
   });
 
   it('reads cpu.stat of the cgroup2 cgroup, whatever controllers it has', () => {
     const host = v2Host();
     expect(readCpuStat(cgroupOf(host, 600, 'cpu'))).toEqual({ ok: true, value: { usageUsec: 5_000_000, userUsec: 4_000_000, systemUsec: 1_000_000, niceUsec: 500_000 } });
-    expect(readCpuUsage(host, 600)).toMatchObject({ ok: true, value: { version: 2, cgroup: { path: '/machine.slice/c1' } } });
+    expect(host.cpuUsage(600)).toMatchObject({ ok: true, value: { kind: 'totals', cgroup: { path: '/machine.slice/c1' } } });
     expect(readCpuTimeNs(cgroupOf(host, 600, 'cpu'))).toEqual({ ok: true, value: 5e9 });
   });
 });

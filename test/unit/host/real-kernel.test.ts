@@ -101,8 +101,8 @@ describe.skipIf(!runnable)('real kernel (cgroup v1, root)', () => {
     writeFileSync(join(testDir, 'cgroup.procs'), String(pid));
     const before = meminfoOf();
     expect(valueOf(before, 'MemTotal')).toBe(262144);
-    allocator.stdin!.write('go\n');
-    await once(allocator.stdout!, 'data');
+    allocator.stdin.write('go\n');
+    await once(allocator.stdout, 'data');
     const after = meminfoOf();
     expect(valueOf(after, 'MemTotal')).toBe(262144);
     expect(valueOf(after, 'MemFree')).toBeLessThanOrEqual(valueOf(before, 'MemFree') - 32768);

@@ -2,9 +2,14 @@
 
 import fs from 'node:fs';
 import { afterEach, describe, expect, it } from 'vitest';
+import { CgroupV1Reader } from '../../../src/host/cgroup-v1.js';
+import { CgroupV2Reader } from '../../../src/host/cgroup-v2.js';
 import { HeldFiles, readThreadIds, ThreadStateProbe, childCgroupDirectories, openFileLimit } from '../../../src/host/tasks.js';
 import { HostTree } from '../../fixtures/host-tree.js';
 import { writeThread } from '../../fixtures/activity.js';
+
+const V1 = new CgroupV1Reader();
+const V2 = new CgroupV2Reader();
 
 let tree: HostTree;
 afterEach(() => tree?.remove());
@@ -16,9 +21,9 @@ describe('thread lists', () => {
     tree.cgroup('unified', '/b', { 'cgroup.threads': '5\n' });
     tree.cgroup('cpu', '/a/child');
     const dir = `${tree.roots.cgroupRoot}/cpu/a`;
-    expect(readThreadIds(dir, 1)).toEqual([12, 7, 123456]);
-    expect(readThreadIds(`${tree.roots.cgroupRoot}/unified/b`, 2)).toEqual([5]);
-    expect(readThreadIds(`${tree.roots.cgroupRoot}/cpu/gone`, 1)).toBeUndefined();
+    expect(readThreadIds(dir, V1)).toEqual([12, 7, 123456]);
+    expect(readThreadIds(`${tree.roots.cgroupRoot}/unified/b`, V2)).toEqual([5]);
+    expect(readThreadIds(`${tree.roots.cgroupRoot}/cpu/gone`, V1)).toBeUndefined();
     expect(childCgroupDirectories(dir)).toEqual([`${dir}/child`]);
     expect(childCgroupDirectories(`${dir}/gone`)).toEqual([]);
   });
@@ -36,18 +41,18 @@ describe('HeldFiles', () => {
     const files = new HeldFiles(1);
     const a = `${tree.roots.cgroupRoot}/cpu/a`;
     const b = `${tree.roots.cgroupRoot}/cpu/b`;
-    expect(readThreadIds(a, 2, files)).toEqual([1, 2]);
-    expect(readThreadIds(b, 2, files)).toEqual([3]); // over budget: read and closed at once
+    expect(readThreadIds(a, V2, files)).toEqual([1, 2]);
+    expect(readThreadIds(b, V2, files)).toEqual([3]); // over budget: read and closed at once
     expect(files.size).toBe(1);
     tree.write('sys/fs/cgroup/cpu/a/cgroup.threads', '4\n5\n6\n');
-    expect(readThreadIds(a, 2, files)).toEqual([4, 5, 6]);
+    expect(readThreadIds(a, V2, files)).toEqual([4, 5, 6]);
     files.sweep();
     expect(files.size).toBe(1); // used since the last sweep
     files.sweep();
     expect(files.size).toBe(0);
-    expect(readThreadIds(`${tree.roots.cgroupRoot}/cpu/gone`, 2, files)).toBeUndefined();
+    expect(readThreadIds(`${tree.roots.cgroupRoot}/cpu/gone`, V2, files)).toBeUndefined();
     tree.write('sys/fs/cgroup/cpu/a/cgroup.threads', `${Array.from({ length: 20000 }, (_, i) => i + 1).join('\n')}\n`);
-    expect(readThreadIds(a, 2, files)?.length).toBe(20000); // bigger than the buffer: read again, whole
+    expect(readThreadIds(a, V2, files)?.length).toBe(20000); // bigger than the buffer: read again, whole
     files.close();
     expect(files.size).toBe(0);
   });
@@ -56,7 +61,7 @@ describe('HeldFiles', () => {
     tree = HostTree.create();
     tree.cgroup('cpu', '/a', { tasks: '1\n2\n' });
     const files = new HeldFiles(8);
-    expect(readThreadIds(`${tree.roots.cgroupRoot}/cpu/a`, 1, files)).toEqual([1, 2]);
+    expect(readThreadIds(`${tree.roots.cgroupRoot}/cpu/a`, V1, files)).toEqual([1, 2]);
     expect(files.size).toBe(0);
   });
 });

@@ -9,6 +9,8 @@
 
 import type { Logger } from 'pino';
 import fs from 'node:fs';
+import type { CgroupReader } from '../host/cgroup-reader.js';
+import { readerOf } from '../host/readers.js';
 import { detectCgroupLayout, type CgroupHierarchy, type CgroupLayout } from '../host/cgroup-layout.js';
 import { CgroupUsage, childCgroupDirectories, HeldFiles, loadavgHierarchy, openFileLimit, readThreadIds, sameList, ThreadStateProbe, type ProbeCounters } from '../host/tasks.js';
 import { nextLoads, SAMPLE_SECONDS, type LoadavgValues } from '../views/loadavg.js';
@@ -138,6 +140,8 @@ export class LoadavgSampler {
   /** Thread lists and CPU counters of the sampled cgroups, kept open between passes. */
   private readonly files: HeldFiles;
   private readonly usage: CgroupUsage | undefined;
+  /** Reads the thread lists of options.hierarchy. */
+  private readonly reader: CgroupReader;
   /** What is known of each cgroup directory sampled in the last pass. */
   private directories = new Map<string, DirectoryInfo>();
   private nextDirectoryId = 1;
@@ -160,6 +164,7 @@ export class LoadavgSampler {
     const maxOpenFiles = options.maxOpenFiles ?? Math.floor(budget / 2);
     this.files = new HeldFiles(Math.floor(budget / 8));
     this.probe = new ThreadStateProbe(options.procRoot, maxOpenFiles);
+    this.reader = readerOf(options.hierarchy);
     this.usage = options.layout === undefined ? undefined : new CgroupUsage(options.hierarchy, options.layout, this.files);
   }
 
@@ -287,7 +292,7 @@ export class LoadavgSampler {
       usage: undefined, tids: undefined, slots: undefined, running: 0, total: 0, last: 0,
     };
     this.directories.set(directory, info);
-    const tids = readThreadIds(directory, this.options.hierarchy.version, this.files);
+    const tids = readThreadIds(directory, this.reader, this.files);
     // A directory without a thread list is either gone (then it has no children either) or not a cgroup.
     if (tids === undefined) return { gone: true, running: 0, total: 0, last: 0, children: childCgroupDirectories(directory) };
     // The CPU time counter before any thread's state: if it has not moved by the next pass, no thread

@@ -3,7 +3,7 @@
 import fs from 'node:fs';
 import { Worker } from 'node:worker_threads';
 import { describe, expect, it } from 'vitest';
-import { SharedTable } from '../../src/daemon/shared-table.js';
+import { SharedTable } from '../../../src/lxcfs/shared-table.js';
 
 describe('SharedTable', () => {
   it('creates records zeroed, finds them again, and deletes them on sweep', () => {
@@ -33,7 +33,7 @@ describe('SharedTable', () => {
     expect(table.update(huge, 1, (f, created) => [f[0], created])).toEqual([0, true]);
   });
 
-  it('never refuses a record: an owner over its share loses its own least recently used, a full table the largest owner\'s', async () => {
+  it("never refuses a record: an owner over its share loses its own least recently used, a full table the largest owner's", async () => {
     const table = new SharedTable(SharedTable.allocate(8, 1, { share: 3 }));
     const tick = (): Promise<void> => new Promise((resolve) => setTimeout(resolve, 2));
     for (const key of ['/h1', '/h2', '/h3', '/h4', '/h5']) {
@@ -78,7 +78,7 @@ describe('SharedTable', () => {
 
   it('keeps counters exact when four threads update the same keys', async () => {
     const memory = SharedTable.allocate(64, 1);
-    const url = new URL('../../dist/daemon/shared-table.js', import.meta.url).href;
+    const url = new URL('../../../dist/lxcfs/shared-table.js', import.meta.url).href;
     const source = `
       const { workerData, parentPort } = require('node:worker_threads');
       import(workerData.url).then(({ SharedTable }) => {

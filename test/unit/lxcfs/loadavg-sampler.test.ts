@@ -4,8 +4,8 @@
 import fs from 'node:fs';
 import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
-import { allocateLoadavgTable, LoadavgField, LoadavgSampler, readLoadavg } from '../../../src/daemon/loadavg-sampler.js';
-import { SharedTable } from '../../../src/daemon/shared-table.js';
+import { allocateLoadavgTable, LoadavgField, LoadavgSampler, readLoadavg } from '../../../src/lxcfs/loadavg-sampler.js';
+import { SharedTable } from '../../../src/lxcfs/shared-table.js';
 import { detectCgroupLayout } from '../../../src/host/cgroup-layout.js';
 import { loadavgHierarchy } from '../../../src/host/tasks.js';
 import { renderLoadavg } from '../../../src/views/loadavg.js';
@@ -30,7 +30,7 @@ function setUp(host: HostTree, now: () => number = Date.now): { table: SharedTab
   return { table: new SharedTable(memory), sampler, dir: (path) => hierarchy.mountPoint + path };
 }
 
-const read = (table: SharedTable, dir: string, pid = 1): string => renderLoadavg(readLoadavg(table, dir, pid, Date.now())!);
+const read = (table: SharedTable, dir: string, pid = 1): string => renderLoadavg(readLoadavg(table, dir, pid, Date.now()));
 
 describe('LoadavgSampler', () => {
   it('shows 0.00 0.00 0.00 0/1 <pid> before the first sample, then the kernel\'s sequence for 2 R threads', async () => {

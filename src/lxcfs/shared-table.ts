@@ -68,7 +68,11 @@ export class SharedTable {
   private readonly decoder = new TextDecoder();
 
   /** `capacity` records of `fieldCount` float64 fields each; `share` records at most per owner. */
-  static allocate(capacity: number, fieldCount: number, options: { share?: number; store?: number } = {}): SharedTableMemory {
+  static allocate(
+    capacity: number,
+    fieldCount: number,
+    options: { share?: number; store?: number } = {},
+  ): SharedTableMemory {
     const control = new SharedArrayBuffer(CONTROL_INTS * 4);
     new Int32Array(control)[SEED] = randomInt(2 ** 31);
     return {
@@ -177,9 +181,22 @@ export class SharedTable {
       let deleted = 0;
       for (let slot = 0; slot < this.capacity && FILE_HEADER_BYTES + this.base(slot) < end; slot++) {
         const at = this.base(slot);
-        if (fs.readSync(this.store, scratch, 0, FIELDS_OFFSET, FILE_HEADER_BYTES + at) < 4 || ints[0] === EMPTY) continue;
+        if (fs.readSync(this.store, scratch, 0, FIELDS_OFFSET, FILE_HEADER_BYTES + at) < 4 || ints[0] === EMPTY)
+          continue;
         const used = FIELDS_OFFSET + this.fieldCount * 8 + ints[1]!;
-        if (ints[0] === USED && ints[1]! >= 0 && ints[1]! <= KEY_BYTES && fs.readSync(this.store, scratch, FIELDS_OFFSET, used - FIELDS_OFFSET, FILE_HEADER_BYTES + at + FIELDS_OFFSET) === used - FIELDS_OFFSET) {
+        if (
+          ints[0] === USED &&
+          ints[1]! >= 0 &&
+          ints[1]! <= KEY_BYTES &&
+          fs.readSync(
+            this.store,
+            scratch,
+            FIELDS_OFFSET,
+            used - FIELDS_OFFSET,
+            FILE_HEADER_BYTES + at + FIELDS_OFFSET,
+          ) ===
+            used - FIELDS_OFFSET
+        ) {
           this.bytes.set(scratch.subarray(0, used), at);
           count++;
         } else {
@@ -198,7 +215,8 @@ export class SharedTable {
   /** The layout part of the file header; room for the seed follows it. */
   private fileLayout(): Buffer {
     const layout = Buffer.alloc(20);
-    for (const [i, value] of [FILE_MAGIC, FILE_VERSION, this.capacity, this.fieldCount, this.recordBytes].entries()) layout.writeUInt32LE(value, i * 4);
+    for (const [i, value] of [FILE_MAGIC, FILE_VERSION, this.capacity, this.fieldCount, this.recordBytes].entries())
+      layout.writeUInt32LE(value, i * 4);
     return layout;
   }
 
@@ -300,7 +318,12 @@ export class SharedTable {
     if (this.control[COUNT]! < this.capacity) return;
     let largest: { count: number; oldest: number } | undefined;
     for (const entry of held.values()) {
-      if (largest === undefined || entry.count > largest.count || (entry.count === largest.count && this.lastUseOf(entry.oldest) < this.lastUseOf(largest.oldest))) largest = entry;
+      if (
+        largest === undefined ||
+        entry.count > largest.count ||
+        (entry.count === largest.count && this.lastUseOf(entry.oldest) < this.lastUseOf(largest.oldest))
+      )
+        largest = entry;
     }
     this.remove(largest!.oldest);
   }
@@ -315,7 +338,8 @@ export class SharedTable {
   private rehash(): void {
     const kept: Uint8Array[] = [];
     for (let slot = 0; slot < this.capacity; slot++) {
-      if (this.stateOf(slot) === USED) kept.push(this.bytes.slice(this.base(slot), this.base(slot) + this.usedBytes(slot)));
+      if (this.stateOf(slot) === USED)
+        kept.push(this.bytes.slice(this.base(slot), this.base(slot) + this.usedBytes(slot)));
       this.ints[this.base(slot) / 4] = EMPTY;
     }
     for (const record of kept) {
@@ -347,4 +371,3 @@ export class SharedTable {
 function recordSize(fieldCount: number): number {
   return FIELDS_OFFSET + fieldCount * 8 + KEY_BYTES;
 }
-

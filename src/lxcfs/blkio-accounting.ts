@@ -14,8 +14,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import type { Logger } from 'pino';
-import type { CgroupLayout } from '../host/cgroup-layout.js';
-import { findHierarchy } from '../host/cgroup-layout.js';
+import { findV1Hierarchy, type CgroupLayout } from '../host/cgroup-layout.js';
 import { accountedDevices, listDisks, type Disk } from '../host/io.js';
 import { readTextFile } from '../host/files.js';
 
@@ -50,8 +49,7 @@ export class BlkioAccounting {
   private created = false;
 
   constructor(private readonly options: BlkioAccountingOptions) {
-    const hierarchy = findHierarchy(options.layout, 'blkio');
-    this.rootDirectory = hierarchy?.version === 1 ? hierarchy.mountPoint : undefined;
+    this.rootDirectory = findV1Hierarchy(options.layout, 'blkio')?.mountPoint;
   }
 
   private get ruleDirectory(): string | undefined {

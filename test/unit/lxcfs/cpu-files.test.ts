@@ -4,11 +4,12 @@
 import { rmSync } from 'node:fs';
 import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
-import { allocateCpuState, type CpuStateMemory } from '../../src/daemon/cpu-views.js';
-import { SharedTable } from '../../src/daemon/shared-table.js';
-import { createViews, type View } from '../../src/daemon/views.js';
-import { cpuacctFiles, HostTree, hostUptime, hybridHost, unifiedHost, v1CpuFiles, v2CpuFiles } from '../fixtures/host-tree.js';
-import { HOST_PID_NAMESPACE, hostProcStat, hybridProcCgroup, unifiedProcCgroup, x86Cpuinfo, type StatColumns } from '../fixtures/proc-text.js';
+import { bindFiles, type Views } from '../../../src/lxcfs/bind.js';
+import { allocateCpuState, type CpuStateMemory } from '../../../src/lxcfs/cpu-state.js';
+import type { ServedPath } from '../../../src/lxcfs/paths.js';
+import { SharedTable } from '../../../src/lxcfs/shared-table.js';
+import { cpuacctFiles, HostTree, hostUptime, hybridHost, unifiedHost, v1CpuFiles, v2CpuFiles } from '../../fixtures/host-tree.js';
+import { HOST_PID_NAMESPACE, hostProcStat, hybridProcCgroup, unifiedProcCgroup, x86Cpuinfo, type StatColumns } from '../../fixtures/proc-text.js';
 
 const CONTAINER_NS = 4026532700;
 const INIT = 3000;
@@ -28,16 +29,16 @@ function hostStatAt(seconds: number, cpus = 2): string {
 }
 
 interface Reader {
-  read(file: string, pid: number): string | undefined;
+  read(file: ServedPath, pid: number): string | undefined;
 }
 
 /** A view instance over the fixture, as one reader thread has it. */
 function reader(options: { enableCfs?: boolean; cpuState: CpuStateMemory }): Reader {
-  const views: Record<string, View> = createViews(
+  const views: Views = bindFiles(
     { procRoot: tree!.roots.procRoot, cgroupRoot: tree!.roots.cgroupRoot, disableSwap: false, disableZswap: false, enableCfs: options.enableCfs ?? false, cpuState: options.cpuState },
     silent,
   );
-  const hostFile: Record<string, string> = { 'sys/devices/system/cpu/online': 'sys/online' };
+  const hostFile: Partial<Record<ServedPath, string>> = { 'sys/devices/system/cpu/online': 'sys/online' };
   return {
     read(file, pid) {
       const content = tree!.read(hostFile[file] ?? file);
@@ -126,7 +127,7 @@ describe('cgroup2 container: a 2-CPU cpuset, a quota of 0.5 CPU', () => {
   it('serves the host file to readers it cannot place', () => {
     setUp();
     const a = reader({ cpuState: allocateCpuState(4) });
-    for (const file of ['proc/stat', 'proc/cpuinfo', 'proc/uptime', 'sys/devices/system/cpu/online']) expect(a.read(file, 0), file).toBeUndefined();
+    for (const file of ['proc/stat', 'proc/cpuinfo', 'proc/uptime', 'sys/devices/system/cpu/online'] as const) expect(a.read(file, 0), file).toBeUndefined();
     tree!.removeProcess(MEMBER);
     expect(a.read('proc/stat', MEMBER)).toBeUndefined();
   });

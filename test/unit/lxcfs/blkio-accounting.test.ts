@@ -3,7 +3,7 @@
 import fs from 'node:fs';
 import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
-import { ACCOUNTING_CGROUP, BlkioAccounting, NO_OP_READ_BPS } from '../../../src/daemon/blkio-accounting.js';
+import { ACCOUNTING_CGROUP, BlkioAccounting, NO_OP_READ_BPS } from '../../../src/lxcfs/blkio-accounting.js';
 import { detectCgroupLayout } from '../../../src/host/cgroup-layout.js';
 import { rwstat } from '../../fixtures/activity.js';
 import { hybridHost, unifiedHost, type HostTree } from '../../fixtures/host-tree.js';

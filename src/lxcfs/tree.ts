@@ -1,0 +1,124 @@
+// The lxcfs tree: its directories and files under their stable node ids (paths.ts), each file rendered
+// by its bound view (bind.ts) or else its fallback (registry.ts). This module is loaded in every FUSE
+// reader thread (see createFileSystem).
+
+import path from 'node:path';
+import { errnoOf } from '../fuse/host-mirror.js';
+import { readRenderedBytes } from '../host/files.js';
+import type { Logger } from 'pino';
+import type { FileSystem } from '../fuse/filesystem.js';
+import { Host } from '../host/host.js';
+import type { MirrorShape } from '../fuse/host-mirror.js';
+import { bindFiles, type Views } from './bind.js';
+import { cpuDirectoryShape } from './cpu-directory.js';
+import { allocateCpuState } from './cpu-state.js';
+import { allocateLoadavgTable } from './loadavg-sampler.js';
+import { MIRRORED_DIR, nodeIdOf, SERVED_FILES, TREE_DIRECTORIES } from './paths.js';
+import { SERVED } from './registry.js';
+import type { ViewOptions } from './served-file.js';
+import { StaticTreeFileSystem, type DirNode, type FileNode } from '../fuse/static-tree.js';
+
+/** Flags shared by the daemon's main thread and every reader (Int32Array over a SharedArrayBuffer). */
+export const ControlField = { VIRTUALIZE: 0 } as const;
+export const CONTROL_FIELDS = 1;
+
+export interface TreeOptions extends ViewOptions {
+  sysRoot: string;
+  /** ControlField values, written by the main thread (SIGUSR2 toggles VIRTUALIZE). */
+  control: SharedArrayBuffer;
+}
+
+/** The settings of the daemon's configuration that shape the tree. */
+export type TreeSettings = Pick<
+  ViewOptions,
+  'procRoot' | 'cgroupRoot' | 'disableSwap' | 'disableZswap' | 'enableCfs'
+> & { enableLoadavg: boolean };
+
+/** The tree's options from the daemon's configuration (shared by the daemon and `show`); allocates the
+ * state shared by every reader thread. `stores`: files to write the per-cgroup state through to
+ * (state-files.ts). */
+export function treeOptionsFrom(
+  config: TreeSettings,
+  control: SharedArrayBuffer,
+  stores: { cpu?: number; loadavg?: number } = {},
+): TreeOptions {
+  return {
+    procRoot: config.procRoot,
+    sysRoot: '/sys',
+    cgroupRoot: config.cgroupRoot,
+    disableSwap: config.disableSwap,
+    disableZswap: config.disableZswap,
+    enableCfs: config.enableCfs,
+    cpuState: allocateCpuState(undefined, stores.cpu),
+    enableLoadavg: config.enableLoadavg,
+    // Updated by the serving process's main thread (loadavg-sampler.ts), read by every reader.
+    loadavgTable: config.enableLoadavg ? allocateLoadavgTable(undefined, stores.loadavg) : undefined,
+    control,
+  };
+}
+
+/** The parent directory of a tree path ('' is the root). */
+function parentOf(treePath: string): string {
+  return path.dirname(treePath).replace(/^\.$/, '');
+}
+
+/** Whether views are on (SIGUSR2 turns them off). */
+export function virtualizing(control: SharedArrayBuffer): () => boolean {
+  const fields = new Int32Array(control);
+  return () => Atomics.load(fields, ControlField.VIRTUALIZE) !== 0;
+}
+
+/** The tree; `cpuShape` shapes the mirrored cpu directory per caller (shown as the host has it without). */
+export function buildTree(options: TreeOptions, views: Views, cpuShape?: MirrorShape): DirNode {
+  const isVirtualizing = virtualizing(options.control);
+  const dirs = new Map<string, DirNode>();
+  for (const dirPath of TREE_DIRECTORIES) {
+    const dir: DirNode = { kind: 'dir', ino: nodeIdOf(dirPath), children: new Map() };
+    // Everything else in the host's cpu directory is shown read-only, its CPUs as the caller sees them.
+    if (dirPath === MIRRORED_DIR) {
+      dir.mirrorOf = path.join(options.sysRoot, 'devices/system/cpu');
+      dir.mirrorShape = cpuShape;
+    }
+    if (dirPath !== '') dirs.get(parentOf(dirPath))!.children.set(path.basename(dirPath), dir);
+    dirs.set(dirPath, dir);
+  }
+  for (const filePath of SERVED_FILES) {
+    const file = SERVED[filePath];
+    const [top, ...rest] = filePath.split('/');
+    const hostPath = path.join(top === 'proc' ? options.procRoot : options.sysRoot, ...rest);
+    const readOptions = { singleRecord: !file.recordwise };
+    const readHost = (): Buffer | number => {
+      const content = readRenderedBytes(hostPath, readOptions);
+      return typeof content === 'string' ? errnoOf({ code: content }) : content;
+    };
+    const view = views[filePath];
+    const node: FileNode = {
+      kind: 'file',
+      ino: nodeIdOf(filePath),
+      render(caller) {
+        // Read the host file only when needed: online, swaps and loadavg (-l) views never are.
+        let host: Buffer | number | undefined;
+        const readHostOnce = (): Buffer | number => (host ??= readHost());
+        const hostText = (): string | undefined => {
+          const content = readHostOnce();
+          return typeof content === 'number' ? undefined : content.toString('latin1');
+        };
+        const virtualize = view !== undefined && isVirtualizing();
+        const rendered = virtualize ? view(caller, hostText) : undefined;
+        if (rendered !== undefined) return rendered;
+        const content = readHostOnce();
+        return typeof content === 'number' || file.fallback === undefined ? content : file.fallback.from(content);
+      },
+    };
+    dirs.get(parentOf(filePath))!.children.set(path.basename(filePath), node);
+  }
+  return dirs.get('')!;
+}
+
+export function createFileSystem(options: unknown, log: Logger): FileSystem {
+  const treeOptions = options as TreeOptions;
+  const host = new Host({ procRoot: treeOptions.procRoot, cgroupRoot: treeOptions.cgroupRoot });
+  const cpuShape = cpuDirectoryShape({ host, options: treeOptions, log }, virtualizing(treeOptions.control));
+  const tree = buildTree(treeOptions, bindFiles(treeOptions, log, host), cpuShape);
+  return new StaticTreeFileSystem(tree, { staticMs: 24 * 3600_000, fileAttrMs: 1000 });
+}
