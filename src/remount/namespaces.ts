@@ -20,9 +20,9 @@ export interface MountNamespace {
   lxcfsMounts: MountInfoEntry[];
 }
 
-function namespaceOf(pid: number | 'self'): string | undefined {
+function namespaceOf(proc: string, pid: number | 'self'): string | undefined {
   try {
-    return fs.readlinkSync(`/proc/${pid}/ns/mnt`);
+    return fs.readlinkSync(`${proc}/${pid}/ns/mnt`);
   } catch {
     // The process exited, or it is not ours to inspect (e.g. pid 1 of a sandbox).
     return undefined;
@@ -33,9 +33,9 @@ function inodeOf(id: string): number {
   return Number(/\[(\d+)\]/.exec(id)?.[1]);
 }
 
-function allPids(): number[] {
+function allPids(proc: string): number[] {
   return fs
-    .readdirSync('/proc')
+    .readdirSync(proc)
     .filter((name) => /^\d+$/.test(name))
     .map(Number);
 }
@@ -43,9 +43,9 @@ function allPids(): number[] {
 /** Whether the process is pid 1 of its pid namespace: the container's init is the process a person
  * recognizes in the report, rather than one that merely shares its mount namespace (such as the
  * unshare(1) that made it). */
-function isPidNamespaceInit(pid: number): boolean {
+function isPidNamespaceInit(proc: string, pid: number): boolean {
   try {
-    const nspid = /^NSpid:\s*(.*)$/m.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1];
+    const nspid = /^NSpid:\s*(.*)$/m.exec(fs.readFileSync(`${proc}/${pid}/status`, 'utf8'))?.[1];
     return nspid?.trim().split(/\s+/).at(-1) === '1';
   } catch {
     return false;
@@ -54,10 +54,10 @@ function isPidNamespaceInit(pid: number): boolean {
 
 /** The lxcfs mounts in the process's mount table that are not hidden by a mount stacked on the same
  * mountpoint (undefined: the table cannot be read). */
-function uncoveredLxcfsMounts(pid: number): MountInfoEntry[] | undefined {
+function uncoveredLxcfsMounts(proc: string, pid: number): MountInfoEntry[] | undefined {
   let entries: MountInfoEntry[];
   try {
-    entries = readMountInfo(`/proc/${pid}/mountinfo`);
+    entries = readMountInfo(`${proc}/${pid}/mountinfo`);
   } catch {
     return undefined;
   }
@@ -67,13 +67,37 @@ function uncoveredLxcfsMounts(pid: number): MountInfoEntry[] | undefined {
   return lxcfs.filter((entry) => !stackedOn.has(`${entry.mountId} ${entry.mountPoint}`));
 }
 
-/** The namespaces, other than ours and the host's (pid 1's), whose mount table lists a fuse.lxcfs mount.
- * With `pids`, only the namespaces of those processes are considered. */
-export function findLxcfsNamespaces(pids?: number[]): Result<MountNamespace[]> {
-  const own = new Set([namespaceOf('self'), namespaceOf(1)].filter((id): id is string => id !== undefined));
+/** PF_KTHREAD in the flags of /proc/PID/stat: set by the kernel alone, so no process can pose as one. */
+const PF_KTHREAD = 0x00200000;
+
+/** Whether pid 2 is kthreadd, the kernel's thread spawner, which never leaves the initial namespaces;
+ * in a pid namespace of its own, pid 2 is some process of the container. */
+function isKthreadd(proc: string): boolean {
+  try {
+    const stat = fs.readFileSync(`${proc}/2/stat`, 'utf8');
+    // The fields after "(comm)": state, ppid, pgrp, session, tty_nr, tpgid, flags.
+    const flags = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[6]);
+    return (flags & PF_KTHREAD) !== 0;
+  } catch {
+    return false;
+  }
+}
+
+/** The host's mount namespace: pid 1's, or, where that cannot be read (a hostPID container may not read
+ * pid 1's namespace links), kthreadd's. */
+function hostNamespaces(proc: string): (string | undefined)[] {
+  return [namespaceOf(proc, 1), isKthreadd(proc) ? namespaceOf(proc, 2) : undefined];
+}
+
+/** The namespaces, other than ours and the host's, whose mount table lists a fuse.lxcfs mount. With
+ * `pids`, only the namespaces of those processes are considered. `proc`: where procfs is mounted. */
+export function findLxcfsNamespaces(pids?: number[], proc = '/proc'): Result<MountNamespace[]> {
+  const own = new Set(
+    [namespaceOf(proc, 'self'), ...hostNamespaces(proc)].filter((id): id is string => id !== undefined),
+  );
   const members = new Map<string, number[]>();
-  for (const pid of pids ?? allPids()) {
-    const id = namespaceOf(pid);
+  for (const pid of pids ?? allPids(proc)) {
+    const id = namespaceOf(proc, pid);
     if (id === undefined) {
       if (pids) return { ok: false, error: `--pid ${pid}: no such process, or its namespace cannot be read` };
       continue;
@@ -90,9 +114,9 @@ export function findLxcfsNamespaces(pids?: number[]): Result<MountNamespace[]> {
   }
   const namespaces: MountNamespace[] = [];
   for (const [id, group] of members) {
-    const inits = group.filter(isPidNamespaceInit);
+    const inits = group.filter((pid) => isPidNamespaceInit(proc, pid));
     for (const pid of [...inits.sort((a, b) => a - b), ...group.sort((a, b) => a - b)]) {
-      const lxcfsMounts = uncoveredLxcfsMounts(pid);
+      const lxcfsMounts = uncoveredLxcfsMounts(proc, pid);
       if (lxcfsMounts === undefined) continue;
       if (lxcfsMounts.length > 0) namespaces.push({ id, inode: inodeOf(id), pid, lxcfsMounts });
       break;
