@@ -1,6 +1,6 @@
 #!/bin/bash
 # Builds lxcfs-ts's container image without a registry or a Dockerfile: a Debian root filesystem from
-# Debian's mirror (scripts/debian-rootfs.sh: util-linux with `mount -N`, nsenter, coreutils) plus the
+# Debian's mirror (scripts/debian-rootfs.sh: perl-base for remount's helper, coreutils) plus the
 # package installed under /opt/lxcfs-ts by scripts/install.sh (it brings its pinned Node.js runtime),
 # imported with `docker import`. This is the image deploy/kubernetes/ runs.
 set -euo pipefail

@@ -23,6 +23,7 @@ const program = new Command('lxcfs-ts')
   .argument('[mountpoint]', 'where to mount (default /var/lib/lxcfs)')
   .option('--config <file>', `config file (ini, section [lxcfs-ts]; default /etc/lxcfs-ts.conf if present, or $${CONFIG_ENV_VAR})`)
   .addOption(new Option('-s', 'ignored (lxcfs compatibility)').hideHelp())
+  .addOption(new Option('--enable-cgroup', 'ignored with a warning (lxcfs 6.0 compatibility): no /cgroup tree is served').hideHelp())
   .enablePositionalOptions()
   .showHelpAfterError(false)
   .allowExcessArguments(false);
@@ -35,7 +36,7 @@ for (const option of CONFIG_OPTIONS) {
 }
 
 program.action(async (mountpoint: string | undefined, cliOptions: Record<string, unknown>) => {
-  const { config: configPath, s: _ignored, ...given } = cliOptions;
+  const { config: configPath, s: _ignored, enableCgroup, ...given } = cliOptions;
   let resolved;
   try {
     resolved = resolveConfig({ cli: given, mountpoint, configPath: configPath as string | undefined, env: process.env });
@@ -47,6 +48,8 @@ program.action(async (mountpoint: string | undefined, cliOptions: Record<string,
   process.title = 'lxcfs-ts';
   const log = createLogger({ level: config.logLevel, format: config.logFormat }, { pid: process.pid });
   log.info({ config, sources: resolved.sources, configFile: resolved.configFile, version: VERSION }, 'effective configuration');
+  // lxcfs 6.0 unit files pass it; lxcfs 7.0 removed the tree as well.
+  if (enableCgroup) log.warn('--enable-cgroup is ignored: lxcfs-ts serves no /cgroup tree (lxcfs 7.0 removed it too)');
   let status: number;
   try {
     status = await runDaemon(config, log);

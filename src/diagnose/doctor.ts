@@ -16,7 +16,7 @@ import { mountsAt, probeFile, readMountInfo, FUSECTL_DIR, type MountInfoEntry } 
 import { detectCgroupLayout, findHierarchy, type CgroupLayout } from '../host/cgroup-layout.js';
 import { accountedDevices, listDisks } from '../host/io.js';
 import { readTextFile } from '../host/files.js';
-import { canonicalMountpoint, isCovered } from '../remount/remount.js';
+import { canonicalMountpoint } from '../remount/remount.js';
 
 export type Level = 'ok' | 'warn' | 'fail';
 
@@ -561,4 +561,9 @@ export function formatDoctor(report: DoctorReport): string {
   );
   lines.push(`doctor: ${counts.join(', ')}`);
   return lines.join('\n') + '\n';
+}
+
+/** A mount is hidden when another one is stacked on the same mountpoint on top of it. */
+function isCovered(entry: MountInfoEntry, entries: MountInfoEntry[]): boolean {
+  return entries.some((other) => other.parentId === entry.mountId && other.mountPoint === entry.mountPoint);
 }

@@ -10,12 +10,12 @@ import { FS_TYPE } from '../daemon/mountpoint.js';
 import { createRenderer } from '../daemon/show.js';
 import { mountsAt, probeFile, readMountInfo, type MountInfoEntry } from '../fuse/mount.js';
 import { findLxcfsNamespaces } from '../remount/namespaces.js';
-import { canonicalMountpoint, ConnectionProbes, isInTree } from '../remount/remount.js';
+import { canonicalMountpoint, ConnectionProbes, isInTree, openNamespace } from '../remount/remount.js';
 import { containerIdFromProcCgroup, type ContainerId } from './container-id.js';
 
 /** alive: answers; dead: its daemon is gone (needs `lxcfs-ts remount`); hung: does not answer;
  * shadowed: another mount covers it, so the container does not read it at all. */
-export type BindState = 'alive' | 'dead' | 'hung' | 'shadowed';
+export type BindState = 'alive' | 'dead' | 'hung' | 'shadowed' | 'unknown';
 
 export interface BoundFile {
   /** Where it is mounted inside the container. */
@@ -25,6 +25,8 @@ export interface BoundFile {
   state: BindState;
   /** For shadowed: the filesystem type on top. */
   shadowedBy?: string;
+  /** For unknown: why the probe could not tell (the mount moved or is out of reach). */
+  why?: string;
   /** Its FUSE connection, "major:minor": another daemon's, or an old one, when not the host mount's. */
   device: string;
 }
@@ -159,15 +161,25 @@ export async function runStatus(config: DaemonConfig, log: Logger, probeTimeoutM
     const ours = entries.filter(
       (entry) => entry.fsType === FS_TYPE && isInTree(entry.root) && coverOf(entry)?.fsType !== FS_TYPE,
     );
-    const files = await Promise.all(
-      ours.map(async (entry): Promise<BoundFile> => {
-        const base = { target: entry.mountPoint, source: entry.root, device: entry.device };
-        const cover = coverOf(entry);
-        if (cover) return { ...base, state: 'shadowed', shadowedBy: cover.fsType };
-        const state = await probes.state(entry, ns.pid);
-        return { ...base, state: state === 'live' ? 'alive' : state };
-      }),
-    );
+    // Probed from inside the namespace through its verified mount IDs, as remount does: never by a path
+    // on the host that the container chose.
+    const namespaceFd = openNamespace(ns);
+    if (namespaceFd === undefined) continue; // it exited since the scan
+    let files: BoundFile[];
+    try {
+      files = await Promise.all(
+        ours.map(async (entry): Promise<BoundFile> => {
+          const base = { target: entry.mountPoint, source: entry.root, device: entry.device };
+          const cover = coverOf(entry);
+          if (cover) return { ...base, state: 'shadowed', shadowedBy: cover.fsType };
+          const { state, why } = await probes.state(entry, namespaceFd, mountpoint);
+          if (state === 'unknown') return { ...base, state, why: why ?? 'the probe gave no answer' };
+          return { ...base, state: state === 'live' ? 'alive' : state };
+        }),
+      );
+    } finally {
+      fs.closeSync(namespaceFd);
+    }
     const cgroupText = readCgroupText(ns.pid) ?? '';
     const status: ContainerStatus = { namespace: ns.id, pid: ns.pid, files };
     const container = containerIdFromProcCgroup(cgroupText);
@@ -204,12 +216,12 @@ export function formatStatus(report: StatusReport): string {
       const other =
         file.state === 'alive' && file.device !== report.device ? `, from another lxcfs mount (${file.device})` : '';
       lines.push(
-        `    ${file.state.padEnd(8)} ${file.target}${source}${other}${file.shadowedBy ? `, covered by a mount of type ${file.shadowedBy}` : ''}`,
+        `    ${file.state.padEnd(8)} ${file.target}${source}${other}${file.shadowedBy ? `, covered by a mount of type ${file.shadowedBy}` : ''}${file.why ? `: ${file.why}` : ''}`,
       );
     }
     if (c.advice) lines.push(`    → ${c.advice}`);
   }
-  const counts = (['alive', 'dead', 'hung', 'shadowed'] as const).map(
+  const counts = (['alive', 'dead', 'hung', 'shadowed', 'unknown'] as const).map(
     (state) => `${report.containers.flatMap((c) => c.files).filter((f) => f.state === state).length} ${state}`,
   );
   lines.push(

@@ -1,4 +1,5 @@
-// The remount report as text for a person: one block per namespace, then one summary line.
+// The remount report as text for a person: one block per namespace, then one summary line. Every target
+// that was not healed is named, with the reason.
 
 import type { MountReport, NamespaceReport, RemountReport } from './remount.js';
 
@@ -10,32 +11,34 @@ function describeNamespace(ns: NamespaceReport): string[] {
   const head = `${ns.namespace} (pid ${ns.pid})`;
   const of = (action: MountReport['action']): MountReport[] => ns.mounts.filter((mount) => mount.action === action);
   const live = ns.mounts.filter((mount) => mount.state === 'live').length;
-  const hung = ns.mounts.filter((mount) => mount.state === 'hung').map((mount) => `  left alone, does not answer: ${mount.target}`);
+  const unanswered = ns.mounts
+    .filter((mount) => mount.state === 'hung')
+    .map((mount) => `  left alone, does not answer: ${mount.target}`);
+  const unhealed = (action: MountReport['action']): string[] =>
+    of(action).map((mount) => `  not healed: ${mount.target}: ${mount.error}`);
   switch (ns.outcome) {
     case 'unchanged':
-      return [`${head}: nothing to do (${live} live)`, ...hung];
-    case 'not-healable': {
-      const targets = of('not-healable').map((mount) => mount.target);
-      return [
-        `${head}: not healable: ${ns.reason}; left untouched: ${targets.join(', ')}`,
-        `  fix: ${ns.fix}`,
-        ...hung,
-      ];
+      return [`${head}: nothing to do (${live} live)`, ...unanswered];
+    case 'not-healable':
+      return [`${head}: not healable: ${ns.reason}`, `  fix: ${ns.fix}`, ...unhealed('not-healable'), ...unanswered];
+    case 'would-heal': {
+      const planned = of('would-rebind').map((mount) => mount.target);
+      return [`${head}: would re-bind ${plural(planned.length, 'mount')}: ${planned.join(', ')}`, ...unanswered];
     }
-    case 'would-heal':
-      return [
-        `${head}: would re-bind ${plural(of('would-rebind').length, 'mount')} from ${ns.lxcfsDir} with:`,
-        ...ns.commands!.map((command) => `  ${command}`),
-        ...hung,
-      ];
     case 'healed':
     case 'failed': {
       if (ns.mounts.length === 0) return [`${head}: failed: ${ns.reason}; ${ns.fix}`];
-      const rebound = of('rebound');
+      const rebound = of('rebound').map((mount) => mount.target);
+      const stacked = of('rebound').filter((mount) => mount.method === 'stacked').length;
       return [
-        `${head}: re-bound ${plural(rebound.length, 'mount')} from ${ns.lxcfsDir}${rebound.length ? ': ' + rebound.map((mount) => mount.target).join(', ') : ''}`,
-        ...of('failed').map((mount) => `  failed: ${mount.target}: ${mount.error}`),
-        ...hung,
+        `${head}: re-bound ${plural(rebound.length, 'mount')}${rebound.length ? ': ' + rebound.join(', ') : ''}`,
+        ...(stacked
+          ? [
+              `  ${stacked} of them on top of their dead mount, which could not be detached (Linux < 6.5, or a mount locked by a user namespace)`,
+            ]
+          : []),
+        ...(ns.outcome === 'failed' ? [`  ${ns.reason}; fix: ${ns.fix}`, ...unhealed('failed')] : []),
+        ...unanswered,
       ];
     }
   }

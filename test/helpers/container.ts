@@ -31,6 +31,8 @@ export interface ContainerOptions {
   cgroups?: string[];
   /** Plants booby-trapped /usr/bin/mount and /usr/bin/umount that log each run (see trapRuns). */
   trapped?: boolean;
+  /** Shell lines run inside once it has its own root (before the traps), e.g. to make mounts of its own. */
+  inside?: string[];
 }
 
 export interface Container {
@@ -74,7 +76,7 @@ function containerScript(root: string, options: ContainerOptions): string {
     lines.push(`mount --rbind ${shellQuote(bind.source)} ${inside(bind.target)}`, `mount --make-rslave ${inside(bind.target)}`);
   }
   // As runc does: the new root becomes /, and the old one (the host's tree) is detached.
-  lines.push(`cd ${inside('/')}`, 'pivot_root . .', 'umount -l .', 'cd /');
+  lines.push(`cd ${inside('/')}`, 'pivot_root . .', 'umount -l .', 'cd /', ...(options.inside ?? []));
   if (options.trapped) {
     lines.push(
       `printf '#!/bin/sh\\necho "$0 $*" >> ${TRAP_LOG}\\nexit 1\\n' > ${TRAP_SCRIPT}`,
