@@ -187,7 +187,7 @@ describe('the DaemonSet, run by Docker as a kubelet would', () => {
     const healed = postStart([APP, DISTROLESS, 'looping-app']);
     await waitUntilServing();
     for (const name of [APP, DISTROLESS, 'looping-app']) {
-      expect(healed, name).toContain(`(pid ${docker.pid(name)}): re-bound 8 mounts from /var/lib/lxcfs-ts/lxcfs`);
+      expect(healed, name).toContain(`(pid ${docker.pid(name)}): re-bound 8 mounts: `);
       expect(docker.ok(['exec', name, 'cat', '/proc/meminfo']), name).toMatch(
         new RegExp(`^MemTotal:\\s+${MEMORY_KB} kB$`, 'm'),
       );

@@ -222,8 +222,10 @@ it('8 containers read only their own values through 3 upgrades, 2 serving-proces
         .join('; '),
       `${text}, while remount ran (${(remountEnded - remountStarted).toFixed(2)} s)`,
     ).toBe('');
-    // Errors only while the whole daemon was down (ENOTCONN), never before its crash.
+    // Errors only while the whole daemon was down: ENOTCONN on the dead mount, or ECONNABORTED for a read
+    // that was waiting when the restarted daemon aborted the dead connection.
     expect(summary.errors, text).toBeGreaterThan(0);
-    for (const example of summary.examples) expect(example, text).toMatch(/Transport endpoint is not connected/);
+    for (const example of summary.examples)
+      expect(example, text).toMatch(/Transport endpoint is not connected|Software caused connection abort/);
   }
 }, 300_000);
