@@ -1,7 +1,6 @@
 #!/bin/bash
 # Installs lxcfs-ts to a fixed prefix (npm pack + npm install -g --prefix: nothing is fetched at boot)
-# and its systemd unit, then enables and starts it; --uninstall removes both. --from-root installs a
-# tree staged earlier with --root instead of running npm again.
+# and its systemd unit, then enables and starts it; --uninstall removes both.
 set -euo pipefail
 
 usage() {
@@ -12,8 +11,6 @@ usage: scripts/install.sh [options]
   --package FILE     install this npm pack tarball (default: npm pack this checkout, which builds it)
   --offline          take the package's dependencies from the npm cache only (no network)
   --root DIR         stage everything below DIR (packaging, tests); the unit names the final paths
-  --from-root DIR    copy the package a previous `install.sh --package FILE --root DIR` staged below DIR
-                     (same --prefix) instead of running npm; FILE must be the same tarball (checked)
   --no-start         do not run systemctl (no daemon-reload, enable, start, stop)
   --uninstall        stop and disable the service, remove the unit and the installed package
 EOF
@@ -28,7 +25,6 @@ prefix=/opt/lxcfs-ts
 mountpoint=/var/lib/lxcfs
 package_file=
 root=
-from_root=
 start=1
 offline=0
 action=install
@@ -38,7 +34,6 @@ while [ $# -gt 0 ]; do
     --mountpoint) mountpoint=${2:?--mountpoint needs a directory}; shift 2 ;;
     --package) package_file=${2:?--package needs a file}; shift 2 ;;
     --root) root=${2:?--root needs a directory}; shift 2 ;;
-    --from-root) from_root=${2:?--from-root needs a directory}; shift 2 ;;
     --no-start) start=0; shift ;;
     --offline) offline=1; shift ;;
     --uninstall) action=uninstall; shift ;;
@@ -52,7 +47,6 @@ for path in "$prefix" "$mountpoint"; do
   [[ $path == /* && $path != *[[:space:]\|\'\"\\%\$]* ]] || die "$path: expected an absolute path without spaces, quotes, |, \\, % or \$"
 done
 [ -z "$root" ] || [[ $root == /* ]] || die "--root $root: expected an absolute path"
-[ -z "$from_root" ] || [[ $from_root == /* ]] || die "--from-root $from_root: expected an absolute path"
 
 package_dir=$prefix/lib/node_modules/lxcfs-ts
 bin_dir=$prefix/bin
@@ -71,8 +65,8 @@ if [ "$action" = uninstall ]; then
   systemctl_if_starting disable --now lxcfs-ts.service || true
   rm -f "$unit"
   systemctl_if_starting daemon-reload
-  # What npm install -g (or --from-root) put there: the package and its command. Plain rm, no npm: a
-  # host installed with --from-root may have none.
+  # What npm install -g put there: the package (its runtime inside) and its two commands. Plain rm, no
+  # npm: a host given the staged tree by a package (--root) may have none.
   rm -rf "$root$package_dir"
   rm -f "$root$bin_dir/lxcfs-ts" "$root$bin_dir/lxcfs-ts-remount"
   # Only directories that are now empty; whatever else lives under the prefix stays.
@@ -83,14 +77,10 @@ if [ "$action" = uninstall ]; then
   exit 0
 fi
 
-# Without the tarball there is nothing to check a staged tree against.
-[ -z "$from_root" ] || [ -n "$package_file" ] || die "--from-root needs --package FILE, the tarball the tree was staged from"
-[ -n "$from_root" ] || command -v npm >/dev/null ||
-  die "npm is not on PATH; it installs the package (lxcfs-ts then runs on the Node.js the package pins)"
+command -v npm >/dev/null || die "npm is not on PATH; it installs the package (lxcfs-ts then runs on the Node.js the package pins)"
 
 work=$(mktemp -d)
-incoming=
-trap 'rm -rf "$work" ${incoming:+"$incoming"}' EXIT
+trap 'rm -rf "$work"' EXIT
 if [ -z "$package_file" ]; then
   checkout=$(dirname "$(dirname "$(readlink -f "$0")")")
   echo "building the package from $checkout (npm pack)"
@@ -99,6 +89,7 @@ if [ -z "$package_file" ]; then
 fi
 [ -f "$package_file" ] || die "$package_file: no such package file"
 
+mkdir -p "$root$prefix"
 # --ignore-scripts: the tarball holds the built code; its prepare script would need the dev tools. The
 # pinned Node.js runtime comes with it (an optional dependency, for linux-x64). Dependencies already in
 # the npm cache are taken from there without asking the registry; without network, a missing one fails
@@ -109,29 +100,8 @@ npm_network=(--prefer-offline --fetch-retries=1 --fetch-retry-mintimeout=2000 --
 # runtime again takes long on a small machine.
 package_sum=$(sha256sum "$package_file" | cut -d' ' -f1)
 installed_from=$root$package_dir/.installed-from-sha256
-if [ -n "$from_root" ]; then
-  staged=$from_root$package_dir
-  [ -f "$staged/.installed-from-sha256" ] && [ -x "$from_root$bin_dir/lxcfs-ts" ] ||
-    die "--from-root $from_root: nothing staged in $from_root$prefix; stage it first: install.sh --package $package_file --root $from_root --no-start"
-  [ "$(cat "$staged/.installed-from-sha256")" = "$package_sum" ] ||
-    die "--from-root $from_root: $staged was staged from another tarball than $package_file; stage it again"
-fi
-mkdir -p "$root$prefix"
 if [ -f "$installed_from" ] && [ "$(cat "$installed_from")" = "$package_sum" ] && [ -x "$root$bin_dir/lxcfs-ts" ]; then
   echo "$(basename "$package_file") is already installed in $root$prefix"
-elif [ -n "$from_root" ]; then
-  echo "installing lxcfs-ts staged in $from_root$prefix (from $(basename "$package_file")) to $root$prefix (a copy, no npm)"
-  # Copied beside the old package and swapped in by two renames: a serving process the daemon starts
-  # meanwhile finds a whole package, the old one or the new.
-  incoming=$root$prefix/lib/node_modules/.lxcfs-ts-incoming
-  replaced=$root$prefix/lib/node_modules/.lxcfs-ts-replaced
-  rm -rf "$incoming" "$replaced"
-  mkdir -p "$root$prefix/lib/node_modules" "$root$bin_dir"
-  cp -a "$staged" "$incoming"
-  [ ! -e "$root$package_dir" ] || mv "$root$package_dir" "$replaced"
-  mv "$incoming" "$root$package_dir"
-  rm -rf "$replaced"
-  cp -a --remove-destination "$from_root$bin_dir/lxcfs-ts" "$root$bin_dir/lxcfs-ts"
 else
   echo "installing $(basename "$package_file") and its dependencies to $root$prefix (npm install$([ "$offline" = 0 ] || echo ' --offline'))"
   npm_log=$work/npm.log

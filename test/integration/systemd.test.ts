@@ -1,9 +1,9 @@
 // The installer and the systemd unit: scripts/install.sh stages a real install below a temporary root
 // (nothing is started), the unit passes systemd-analyze verify, the remount wrapper runs the installed
-// package, ExecStopPost detaches a dead mount with fusermount, fusermount3 or neither, --from-root installs
-// the staged tree elsewhere without npm, and --uninstall removes what was installed.
+// package, ExecStopPost detaches a dead mount with fusermount, fusermount3 or neither, and --uninstall
+// removes what was installed.
 
-import { spawnSync, type SpawnSyncReturns } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -19,7 +19,6 @@ let dir: string;
 let root: string;
 let mountpoint: string;
 let unitText: string;
-let tarball: string;
 
 /** The unit's directives, each with every value it is given. */
 function directives(text: string): Map<string, string[]> {
@@ -46,7 +45,7 @@ beforeAll(() => {
   mountpoint = path.join(dir, 'mnt');
   const packed = run('npm', ['pack', '--ignore-scripts', '--silent', '--pack-destination', dir], { timeout: 60_000 });
   expect(packed.status, packed.stderr).toBe(0);
-  tarball = path.join(dir, packed.stdout.trim().split('\n').at(-1)!);
+  const tarball = path.join(dir, packed.stdout.trim().split('\n').at(-1)!);
   const installed = run(INSTALL, ['--package', tarball, '--root', root, '--mountpoint', mountpoint, '--no-start'], { timeout: 120_000 });
   expect(installed.status, installed.stderr).toBe(0);
   unitText = fs.readFileSync(path.join(root, 'etc/systemd/system/lxcfs-ts.service'), 'utf8');
@@ -171,45 +170,6 @@ describe("the unit's ExecStopPost", () => {
   it('does nothing when nothing is mounted', () => {
     stopPost(pathWith('nothing-mounted', ['grep'], { fusermount: record('fusermount', 'exit 1'), umount: record('umount', 'exit 1') }));
     expect(log()).toBe('');
-  });
-});
-
-describe('scripts/install.sh --from-root DIR', () => {
-  /** install.sh ARGS with an npm first on PATH that records that it ran and fails. */
-  function installWithoutNpm(args: string[]): SpawnSyncReturns<string> {
-    const bin = fs.mkdtempSync(path.join(dir, 'no-npm-'));
-    fs.writeFileSync(path.join(bin, 'npm'), `#!/bin/sh\necho "npm $*" >> ${path.join(dir, 'npm-ran')}\nexit 1\n`, { mode: 0o755 });
-    return spawnSync(INSTALL, args, { encoding: 'utf8', timeout: 60_000, env: { ...process.env, LC_ALL: 'C', PATH: `${bin}:${process.env.PATH}` } });
-  }
-
-  it('copies the tree staged with --root to another root, without npm, and it runs there', () => {
-    const target = path.join(dir, 'target');
-    const result = installWithoutNpm(['--package', tarball, '--from-root', root, '--root', target, '--mountpoint', mountpoint, '--no-start']);
-    expect(result.status, result.stderr).toBe(0);
-    expect(result.stdout).toMatch(new RegExp(`^installing lxcfs-ts staged in ${root}${PREFIX} \\(from lxcfs-ts-[\\d.]+\\.tgz\\) to ${target}${PREFIX} \\(a copy, no npm\\)$`, 'm'));
-    expect(fs.existsSync(path.join(dir, 'npm-ran'))).toBe(false);
-    expect(fs.readlinkSync(path.join(target, PREFIX, 'bin/lxcfs-ts'))).toBe('../lib/node_modules/lxcfs-ts/bin/lxcfs-ts');
-    expect(fs.readlinkSync(path.join(target, PREFIX, 'bin/lxcfs-ts-remount'))).toBe('../lib/node_modules/lxcfs-ts/scripts/lxcfs-ts-remount');
-    expect(fs.readFileSync(path.join(target, PACKAGE, '.installed-from-sha256'), 'utf8')).toBe(fs.readFileSync(path.join(root, PACKAGE, '.installed-from-sha256'), 'utf8'));
-    const version = (JSON.parse(fs.readFileSync(path.join(REPO, 'package.json'), 'utf8')) as { version: string }).version;
-    expect(run(path.join(target, PREFIX, 'bin/lxcfs-ts'), ['--version']).stdout.trim()).toBe(version);
-    expect(fs.readFileSync(path.join(target, 'etc/systemd/system/lxcfs-ts.service'), 'utf8')).toBe(unitText);
-    expect(fs.readdirSync(path.join(target, PREFIX, 'lib/node_modules'))).toEqual(['lxcfs-ts']);
-  });
-
-  it('refuses a tree staged from another tarball, or none, with one line saying what to do, and installs nothing', () => {
-    const other = path.join(dir, 'other.tgz');
-    fs.writeFileSync(other, 'not the staged tarball');
-    const target = path.join(dir, 'refused');
-    const mismatch = installWithoutNpm(['--package', other, '--from-root', root, '--root', target, '--no-start']);
-    expect({ status: mismatch.status, stderr: mismatch.stderr }).toEqual({
-      status: 1,
-      stderr: `install.sh: --from-root ${root}: ${root}${PACKAGE} was staged from another tarball than ${other}; stage it again\n`,
-    });
-    const nothing = installWithoutNpm(['--package', tarball, '--from-root', path.join(dir, 'empty'), '--root', target, '--no-start']);
-    expect(nothing.status).toBe(1);
-    expect(nothing.stderr).toMatch(/^install\.sh: --from-root .*\/empty: nothing staged in .*; stage it first: install\.sh --package .* --root .*\/empty --no-start\n$/);
-    expect(fs.existsSync(target)).toBe(false);
   });
 });
 

@@ -1,8 +1,7 @@
 // The installed service under a real systemd (pid 1 of the sdvm guest), one step after another as an
-// operator meets them: install.sh with the packed tarball (npm fails without network; the install copies
-// the tree npm staged from it on the host, install.sh --from-root), start through READY=1,
-// the journal, a memory-limited container reading through reload and kills of the serving process, a
-// kill -9 of the main process that systemd must recover from alone, stop, a move of the mountpoint,
+// operator meets them: install.sh with the packed tarball (npm without network fails; the install finds
+// the prefix npm staged on the host, unpacked as a package would be), start through READY=1, the journal, a memory-limited container reading through reload and kills of the serving process, a
+// kill -9 of the main process that systemd must recover from alone, a move of the mountpoint, stop,
 // and uninstall. Each step relies on the ones before it.
 
 import { spawn, spawnSync, type SpawnSyncReturns } from 'node:child_process';
@@ -15,8 +14,9 @@ import { lxcfsFileBinds, startContainer, type Container } from '../helpers/conta
 import { Cleanup, REPO } from '../helpers/processes.js';
 
 const PACKAGE = process.env.SDVM_PACKAGE!;
-// The tarball installed on the host with install.sh --root STAGE --no-start (scripts/sdvm/test-systemd.sh).
-const STAGE = process.env.SDVM_STAGE!;
+// PACKAGE installed on the host with install.sh --root STAGE --no-start (npm, the pinned runtime): the
+// prefix below STAGE as one tar file (scripts/sdvm/test-systemd.sh).
+const PREFIX_TAR = process.env.SDVM_PREFIX_TAR!;
 const INSTALL = path.join(REPO, 'scripts/install.sh');
 const UNIT_FILE = '/etc/systemd/system/lxcfs-ts.service';
 const MOUNTPOINT = '/var/lib/lxcfs';
@@ -51,6 +51,13 @@ function journal(...filters: string[]): string[] {
   return sh('journalctl', ['--no-pager', '-o', 'cat', ...filters])
     .stdout.split('\n')
     .filter(Boolean);
+}
+
+/** For a command that failed: its output and the unit's last journal lines. */
+function whyFailed(result: SpawnSyncReturns<string>): string {
+  if (result.status === 0) return '';
+  const lines = journal('-u', 'lxcfs-ts', '-n', '40').join('\n');
+  return `${result.stdout}${result.stderr}\n--- journalctl -u lxcfs-ts -n 40:\n${lines}`;
 }
 
 /** The serving process: the node process running server-process.js in the unit's cgroup. */
@@ -145,18 +152,24 @@ describe('lxcfs-ts.service under systemd', () => {
     expect(fs.existsSync(UNIT_FILE)).toBe(false);
   });
 
-  it('installs the tarball staged on the host (install.sh --from-root); the unit passes systemd-analyze verify and reaches active through READY=1', () => {
+  it('installs the packed tarball (its prefix staged on the host, unpacked here); the unit passes systemd-analyze verify and reaches active through READY=1', () => {
     // Under software emulation a start (node, the probe of a dead mount, the remount helper entering
     // containers) can pass systemd's default 90 s start timeout; the guest allows more.
     const dropIn = '/etc/systemd/system/lxcfs-ts.service.d/sdvm-emulation.conf';
     fs.mkdirSync(path.dirname(dropIn), { recursive: true });
     fs.writeFileSync(dropIn, '[Service]\nTimeoutStartSec=600\n');
     cleanup.add(() => fs.rmSync(path.dirname(dropIn), { recursive: true, force: true }));
-    const started = Date.now();
-    const result = sh(INSTALL, ['--package', PACKAGE, '--from-root', STAGE], { timeout: 1_200_000 });
-    console.log(`install.sh --from-root: ${Math.round((Date.now() - started) / 1000)} s in the guest`);
-    expect(result.status, result.stdout + result.stderr).toBe(0);
-    expect(result.stdout).toMatch(/^installing lxcfs-ts staged in .* to \/opt\/lxcfs-ts \(a copy, no npm\)$/m);
+    // What a package built from `install.sh --root` brings: the installed prefix, nothing else.
+    let started = Date.now();
+    const unpacked = sh('tar', ['-C', '/', '-xf', PREFIX_TAR]);
+    expect(unpacked.status, unpacked.stderr).toBe(0);
+    console.log(`unpacking the staged prefix: ${Math.round((Date.now() - started) / 1000)} s in the guest`);
+    started = Date.now();
+    const result = sh(INSTALL, ['--package', PACKAGE], { timeout: 1_200_000 });
+    console.log(`install.sh --package: ${Math.round((Date.now() - started) / 1000)} s in the guest`);
+    expect(result.status, whyFailed(result)).toBe(0);
+    // install.sh checks that what is there was installed from this very tarball, and runs no npm.
+    expect(result.stdout).toMatch(/^lxcfs-ts-[\d.]+\.tgz is already installed in \/opt\/lxcfs-ts$/m);
     expect(result.stdout).toMatch(/^enabled and started lxcfs-ts\.service$/m);
 
     const verified = sh('systemd-analyze', ['verify', UNIT_FILE]);
@@ -219,7 +232,7 @@ describe('lxcfs-ts.service under systemd', () => {
 
     const beforeReload = servingPid();
     const reload = sh('systemctl', ['reload', 'lxcfs-ts.service']);
-    expect(reload.status, reload.stderr).toBe(0);
+    expect(reload.status, whyFailed(reload)).toBe(0);
     // The reload returned only once the new serving process served.
     expect(servingPid()).not.toBe(beforeReload);
     expect(journal('-u', 'lxcfs-ts').some((line) => line.startsWith('upgraded the serving process'))).toBe(true);
@@ -280,33 +293,31 @@ describe('lxcfs-ts.service under systemd', () => {
     expect(journal('-t', 'lxcfs-ts', '-p', 'err').length).toBeGreaterThan(0);
   });
 
-  it('systemctl stop leaves no mount, no pid file and no control socket', () => {
-    const stop = sh('systemctl', ['stop', 'lxcfs-ts.service']);
-    expect(stop.status, stop.stderr).toBe(0);
-    expect(show('ActiveState')).toBe('inactive');
-    // Neither the daemon's mount nor the dead one of the crashed daemon below it.
-    expect(fuseMountsAt(MOUNTPOINT)).toEqual([]);
-    expect(fs.existsSync(PID_FILE)).toBe(false);
-    expect(fs.existsSync('/run/lxcfs-ts.sock')).toBe(false);
-    const start = sh('systemctl', ['start', 'lxcfs-ts.service']);
-    expect(start.status, start.stderr).toBe(0);
-    expect(fuseMountsAt(MOUNTPOINT)).toEqual(['fuse.lxcfs']);
-  });
-
-  it('install.sh --mountpoint on the running service moves the mount', () => {
+  it('install.sh --mountpoint on the running service moves the mount, and leaves none at the old one', () => {
     const result = sh(INSTALL, ['--package', PACKAGE, '--mountpoint', MOVED], { timeout: 1_200_000 });
-    expect(result.status, result.stdout + result.stderr).toBe(0);
+    expect(result.status, whyFailed(result)).toBe(0);
     expect(result.stdout).toMatch(
       new RegExp(`^restarted lxcfs-ts\\.service: it now serves ${MOVED} instead of ${MOUNTPOINT}$`, 'm'),
     );
     expect(show('ActiveState')).toBe('active');
     expect(fuseMountsAt(MOVED)).toEqual(['fuse.lxcfs']);
+    // Neither the daemon's mount nor the dead one of the crashed daemon below it: the restart's stop
+    // detached both.
     expect(fuseMountsAt(MOUNTPOINT)).toEqual([]);
+  });
+
+  it('systemctl stop leaves no mount, no pid file and no control socket', () => {
+    const stop = sh('systemctl', ['stop', 'lxcfs-ts.service']);
+    expect(stop.status, whyFailed(stop)).toBe(0);
+    expect(show('ActiveState')).toBe('inactive');
+    expect(fuseMountsAt(MOVED)).toEqual([]);
+    expect(fs.existsSync(PID_FILE)).toBe(false);
+    expect(fs.existsSync('/run/lxcfs-ts.sock')).toBe(false);
   });
 
   it('install.sh --uninstall leaves nothing behind', () => {
     const result = sh(INSTALL, ['--uninstall']);
-    expect(result.status, result.stdout + result.stderr).toBe(0);
+    expect(result.status, whyFailed(result)).toBe(0);
     expect(fuseMountsAt(MOVED)).toEqual([]);
     expect(fuseMountsAt(MOUNTPOINT)).toEqual([]);
     for (const leftover of [
