@@ -11,7 +11,8 @@ export default function setup(): void {
     );
   }
   if (!process.env.SDVM_PACKAGE) throw new Error('SDVM_PACKAGE (the npm pack tarball to install) is not set');
-  if (!process.env.SDVM_PREFIX_TAR) throw new Error('SDVM_PREFIX_TAR (the prefix install.sh --root staged, as a tar) is not set');
+  if (!process.env.SDVM_PREFIX_TAR)
+    throw new Error('SDVM_PREFIX_TAR (the prefix install.sh --root staged, as a tar) is not set');
   const systemd = spawnSync('systemctl', ['--version'], { encoding: 'utf8' }).stdout.split('\n')[0];
   console.log(
     `systemd guest: Linux ${os.release()}, ${systemd}, ${os.cpus().length} CPUs, ${Math.round(os.totalmem() / 2 ** 20)} MiB`,
