@@ -4,7 +4,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Cleanup, run, startFixture } from '../helpers/processes.js';
+import { Cleanup, run, startFixture, TIME_SCALE } from '../helpers/processes.js';
 
 const cleanup = new Cleanup();
 let mnt: string;
@@ -13,12 +13,12 @@ beforeAll(async () => {
   mnt = path.join(cleanup.tempDir(), 'mnt');
   fs.mkdirSync(mnt);
   await startFixture(cleanup, mnt, 'echo');
-}, 30_000);
+}, 30_000 * TIME_SCALE);
 
 afterAll(() => cleanup.run());
 
 function python(script: string, ...args: string[]): string {
-  const result = run('python3', ['-c', script, ...args], { timeout: 60_000 });
+  const result = run('python3', ['-c', script, ...args], { timeout: 60_000 * TIME_SCALE });
   if (result.status !== 0) throw new Error(`python failed (${result.status}): ${result.stderr}`);
   return result.stdout;
 }
@@ -63,7 +63,7 @@ print('ok', me)
     const pids = outputs.map((o) => o.trim().split(' ')[1]);
     expect(outputs.every((o) => o.startsWith('ok '))).toBe(true);
     expect(pids[0]).not.toBe(pids[1]);
-  }, 60_000);
+  }, 60_000 * TIME_SCALE);
 
   it('passes the thread id of a reading thread, and the uid', () => {
     const out = python(`
@@ -132,7 +132,7 @@ with Pool(4) as p:
     print(all(p.map(check, range(4))))
 `, path.join(mnt, 'changing'));
     expect(out.trim()).toBe('True');
-  }, 60_000);
+  }, 60_000 * TIME_SCALE);
 
   it('follows lxcfs offset rules: EOF before the first read, EINVAL past the end, slices after', () => {
     const out = python(`
