@@ -25,12 +25,15 @@ function python(script: string, ...args: string[]): string {
 
 describe('caller identity', () => {
   it('shows each of two concurrent readers its own content, never another reader\'s snapshot', async () => {
-    // Each process reads the file 300 times in uneven chunks and checks that every line names its own pid.
+    // Each process reads the file 300 times in uneven chunks and checks that every line names its own pid;
+    // where everything runs several times slower (the v2 guest emulates its CPUs), proportionally fewer
+    // times: still thousands of reads from the two processes interleaved.
+    const rounds = Math.round(300 / TIME_SCALE);
     const script = `
 import os, sys
 path = sys.argv[1]
 me = os.getpid()
-for round in range(300):
+for round in range(int(sys.argv[2])):
     fd = os.open(path, os.O_RDONLY)
     chunks = []
     size = 1000 + round * 37
@@ -50,7 +53,7 @@ print('ok', me)
     const readers = [0, 1].map(
       () =>
         new Promise<string>((resolve, reject) => {
-          const child = spawn('python3', ['-c', script, path.join(mnt, 'whoami')], { stdio: ['ignore', 'pipe', 'pipe'] });
+          const child = spawn('python3', ['-c', script, path.join(mnt, 'whoami'), String(rounds)], { stdio: ['ignore', 'pipe', 'pipe'] });
           cleanup.own(child);
           let out = '';
           let err = '';
@@ -109,12 +112,13 @@ print(len(whole), len(chunked), whole == chunked, hashlib.sha256(whole).hexdiges
   });
 
   it('never tears a file whose every rendering differs, with many readers across reader threads', () => {
-    // 4 processes × 200 chunked reads of a file whose length and content change at every rendering.
+    // 4 processes × 200 chunked reads of a file whose length and content change at every rendering
+    // (proportionally fewer where everything runs slower, as above).
     const out = python(`
 import os, sys
 from multiprocessing import Pool
 def check(n):
-    for i in range(200):
+    for i in range(int(sys.argv[2])):
         fd = os.open(sys.argv[1], os.O_RDONLY)
         parts = []
         while True:
@@ -130,7 +134,7 @@ def check(n):
     return True
 with Pool(4) as p:
     print(all(p.map(check, range(4))))
-`, path.join(mnt, 'changing'));
+`, path.join(mnt, 'changing'), String(Math.round(200 / TIME_SCALE)));
     expect(out.trim()).toBe('True');
   }, 60_000 * TIME_SCALE);
 
