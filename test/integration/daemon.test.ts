@@ -150,7 +150,8 @@ print(bad)
           let err = '';
           child.stdout.on('data', (c: Buffer) => (out += c.toString()));
           child.stderr.on('data', (c: Buffer) => (err += c.toString()));
-          child.on('exit', (code) => (code === 0 ? resolve(out.trim()) : reject(new Error(err))));
+          // 'close', not 'exit': a process can exit before its last output has been read from the pipe.
+          child.on('close', (code) => (code === 0 ? resolve(out.trim()) : reject(new Error(err))));
         }),
       ),
     );

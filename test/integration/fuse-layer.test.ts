@@ -59,7 +59,8 @@ print('ok', me)
           let err = '';
           child.stdout.on('data', (c: Buffer) => (out += c.toString()));
           child.stderr.on('data', (c: Buffer) => (err += c.toString()));
-          child.on('exit', (code) => (code === 0 ? resolve(out) : reject(new Error(err))));
+          // 'close', not 'exit': a process can exit before its last output has been read from the pipe.
+          child.on('close', (code) => (code === 0 ? resolve(out) : reject(new Error(err))));
         }),
     );
     const outputs = await Promise.all(readers);

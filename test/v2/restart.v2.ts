@@ -47,7 +47,8 @@ it('loses no read over a graceful upgrade, and logs what a crash would cost with
         cleanup.own(child);
         let out = '';
         child.stdout.on('data', (chunk: Buffer) => (out += chunk.toString()));
-        child.on('exit', (code) => (code === 0 ? resolve(out) : reject(new Error(`reader exited with ${code}`))));
+        // 'close', not 'exit': a process can exit before its last output has been read from the pipe.
+        child.on('close', (code) => (code === 0 ? resolve(out) : reject(new Error(`reader exited with ${code}`))));
       }),
   );
   await upgradeDaemon(path.join(dir, 'pid'));
