@@ -8,8 +8,10 @@ import path from 'node:path';
 import { abortConnection, detachMount, mountsAt, probeFile } from '../../src/fuse/mount.js';
 
 export const REPO = path.resolve(import.meta.dirname, '../..');
-/** Stretches waits where everything runs slower: the v2 guest is software-emulated (TEST_TIME_SCALE=4). */
+/** Stretches waits where everything runs slower: the v2 guest is software-emulated (TEST_TIME_SCALE=6). */
 export const TIME_SCALE = Number(process.env.TEST_TIME_SCALE ?? '1') || 1;
+/** True inside the v2 guest (scripts/v2vm), which re-runs some host test files to prove them on its kernel. */
+export const IN_V2_GUEST = process.env.V2VM_GUEST === '1';
 /** The lxcfs-ts command, as users run it (it starts the built code in dist/). */
 export const LXCFS_TS = path.join(REPO, 'bin/lxcfs-ts');
 

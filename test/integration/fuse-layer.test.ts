@@ -4,7 +4,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Cleanup, run, startFixture } from '../helpers/processes.js';
+import { Cleanup, run, startFixture, TIME_SCALE } from '../helpers/processes.js';
 
 const cleanup = new Cleanup();
 let mnt: string;
@@ -13,24 +13,27 @@ beforeAll(async () => {
   mnt = path.join(cleanup.tempDir(), 'mnt');
   fs.mkdirSync(mnt);
   await startFixture(cleanup, mnt, 'echo');
-}, 30_000);
+}, 30_000 * TIME_SCALE);
 
 afterAll(() => cleanup.run());
 
 function python(script: string, ...args: string[]): string {
-  const result = run('python3', ['-c', script, ...args], { timeout: 60_000 });
+  const result = run('python3', ['-c', script, ...args], { timeout: 60_000 * TIME_SCALE });
   if (result.status !== 0) throw new Error(`python failed (${result.status}): ${result.stderr}`);
   return result.stdout;
 }
 
 describe('caller identity', () => {
   it('shows each of two concurrent readers its own content, never another reader\'s snapshot', async () => {
-    // Each process reads the file 300 times in uneven chunks and checks that every line names its own pid.
+    // Each process reads the file 300 times in uneven chunks and checks that every line names its own pid;
+    // where everything runs several times slower (the v2 guest emulates its CPUs), proportionally fewer
+    // times: still thousands of reads from the two processes interleaved.
+    const rounds = Math.round(300 / TIME_SCALE);
     const script = `
 import os, sys
 path = sys.argv[1]
 me = os.getpid()
-for round in range(300):
+for round in range(int(sys.argv[2])):
     fd = os.open(path, os.O_RDONLY)
     chunks = []
     size = 1000 + round * 37
@@ -50,20 +53,21 @@ print('ok', me)
     const readers = [0, 1].map(
       () =>
         new Promise<string>((resolve, reject) => {
-          const child = spawn('python3', ['-c', script, path.join(mnt, 'whoami')], { stdio: ['ignore', 'pipe', 'pipe'] });
+          const child = spawn('python3', ['-c', script, path.join(mnt, 'whoami'), String(rounds)], { stdio: ['ignore', 'pipe', 'pipe'] });
           cleanup.own(child);
           let out = '';
           let err = '';
           child.stdout.on('data', (c: Buffer) => (out += c.toString()));
           child.stderr.on('data', (c: Buffer) => (err += c.toString()));
-          child.on('exit', (code) => (code === 0 ? resolve(out) : reject(new Error(err))));
+          // 'close', not 'exit': a process can exit before its last output has been read from the pipe.
+          child.on('close', (code) => (code === 0 ? resolve(out) : reject(new Error(err))));
         }),
     );
     const outputs = await Promise.all(readers);
     const pids = outputs.map((o) => o.trim().split(' ')[1]);
     expect(outputs.every((o) => o.startsWith('ok '))).toBe(true);
     expect(pids[0]).not.toBe(pids[1]);
-  }, 60_000);
+  }, 60_000 * TIME_SCALE);
 
   it('passes the thread id of a reading thread, and the uid', () => {
     const out = python(`
@@ -109,12 +113,13 @@ print(len(whole), len(chunked), whole == chunked, hashlib.sha256(whole).hexdiges
   });
 
   it('never tears a file whose every rendering differs, with many readers across reader threads', () => {
-    // 4 processes × 200 chunked reads of a file whose length and content change at every rendering.
+    // 4 processes × 200 chunked reads of a file whose length and content change at every rendering
+    // (proportionally fewer where everything runs slower, as above).
     const out = python(`
 import os, sys
 from multiprocessing import Pool
 def check(n):
-    for i in range(200):
+    for i in range(int(sys.argv[2])):
         fd = os.open(sys.argv[1], os.O_RDONLY)
         parts = []
         while True:
@@ -130,9 +135,9 @@ def check(n):
     return True
 with Pool(4) as p:
     print(all(p.map(check, range(4))))
-`, path.join(mnt, 'changing'));
+`, path.join(mnt, 'changing'), String(Math.round(200 / TIME_SCALE)));
     expect(out.trim()).toBe('True');
-  }, 60_000);
+  }, 60_000 * TIME_SCALE);
 
   it('follows lxcfs offset rules: EOF before the first read, EINVAL past the end, slices after', () => {
     const out = python(`

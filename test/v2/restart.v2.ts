@@ -1,5 +1,7 @@
-// Graceful upgrades on a kernel without FUSE_NOTIFY_RESEND (6.1, FUSE 7.38): the in-band handoff
+// A graceful upgrade on a kernel without FUSE_NOTIFY_RESEND (6.1, FUSE 7.38): the in-band handoff
 // needs no RESEND, so readers lose nothing; and the daemon says at start what a crash would cost here.
+// One upgrade is the kernel-facing proof: a second one hands the same connection over the same way
+// (the host suite chains five), and under emulation each costs about a minute.
 
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
@@ -29,7 +31,7 @@ while not os.path.exists(stop):
 print(reads, failures)
 `;
 
-it('loses no read over 3 graceful upgrades, and logs what a crash would cost without RESEND', async () => {
+it('loses no read over a graceful upgrade, and logs what a crash would cost without RESEND', async () => {
   const dir = cleanup.tempDir();
   const mnt = path.join(dir, 'mnt');
   const daemon = await startDaemon(cleanup, ['-p', path.join(dir, 'pid'), mnt], mnt);
@@ -45,16 +47,15 @@ it('loses no read over 3 graceful upgrades, and logs what a crash would cost wit
         cleanup.own(child);
         let out = '';
         child.stdout.on('data', (chunk: Buffer) => (out += chunk.toString()));
-        child.on('exit', (code) => (code === 0 ? resolve(out) : reject(new Error(`reader exited with ${code}`))));
+        // 'close', not 'exit': a process can exit before its last output has been read from the pipe.
+        child.on('close', (code) => (code === 0 ? resolve(out) : reject(new Error(`reader exited with ${code}`))));
       }),
   );
-  for (let round = 1; round <= 3; round++) {
-    await upgradeDaemon(path.join(dir, 'pid'));
-    const deadline = Date.now() + 30_000 * TIME_SCALE;
-    while ((daemon.output().match(/"msg":"upgraded the serving process"/g) ?? []).length < round) {
-      if (Date.now() > deadline) throw new Error(`upgrade ${round} did not finish:\n${daemon.output().slice(-2000)}`);
-      await new Promise((resolve) => setTimeout(resolve, 50));
-    }
+  await upgradeDaemon(path.join(dir, 'pid'));
+  const deadline = Date.now() + 30_000 * TIME_SCALE;
+  while (!/"msg":"upgraded the serving process"/.test(daemon.output())) {
+    if (Date.now() > deadline) throw new Error(`the upgrade did not finish:\n${daemon.output().slice(-2000)}`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
   }
   fs.writeFileSync(stop, '');
   const results = (await Promise.all(readers)).map((out) => out.trim().split(' ').map(Number));
