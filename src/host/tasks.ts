@@ -359,6 +359,9 @@ export class ThreadStateProbe {
   }
 }
 
+/** CPU counters are one seq_file record: a short read is the whole file. */
+const ONE_RECORD = { singleRecord: true } as const;
+
 /**
  * The CPU time counter of a cgroup and its descendants, as text (compared, never computed with): v2
  * cpu.stat usage_usec; v1 cpuacct.usage when cpuacct shares the hierarchy, else that of the cpuacct
@@ -389,10 +392,10 @@ export class CgroupUsage {
    */
   read(directory: string, tids: readonly number[]): string | undefined {
     if (this.hierarchy.version === 2) {
-      const stat = this.files.text(directory + '/cpu.stat');
+      const stat = this.files.text(directory + '/cpu.stat', ONE_RECORD);
       return stat === undefined ? undefined : /^usage_usec (\d+)$/m.exec(stat)?.[1];
     }
-    if (this.mirrorRoot === undefined) return this.files.text(directory + '/cpuacct.usage')?.trim();
+    if (this.mirrorRoot === undefined) return this.files.text(directory + '/cpuacct.usage', ONE_RECORD)?.trim();
     if (!directory.startsWith(this.hierarchy.mountPoint)) return undefined;
     let known = this.mirrors.get(directory);
     if (known === undefined || known.checks >= 12 || !sameList(known.tids, tids)) {
@@ -404,7 +407,7 @@ export class CgroupUsage {
     } else {
       known.checks++;
     }
-    return known.usagePath === undefined ? undefined : this.files.text(known.usagePath)?.trim();
+    return known.usagePath === undefined ? undefined : this.files.text(known.usagePath, ONE_RECORD)?.trim();
   }
 
   /** Forgets mirrors of directories no longer sampled. */
