@@ -96,12 +96,10 @@ export const FOPEN_CACHE_DIR = 1 << 3;
 export const FOPEN_NOFLUSH = 1 << 5;
 
 export const NotifyCode = {
-  INVAL_INODE: 2,
-  INVAL_ENTRY: 3,
   RESEND: 7,
 } as const;
 
-export const ROOT_ID = 1n;
+export const ROOT_ID = 1;
 
 export const S_IFDIR = 0o040000;
 export const S_IFREG = 0o100000;
@@ -129,17 +127,6 @@ export const Errno = {
   EPROTO: 71,
 } as const;
 
-export const IN_HEADER_SIZE = 40;
-export const OUT_HEADER_SIZE = 16;
-export const ATTR_SIZE = 88;
-export const ENTRY_OUT_SIZE = 128;
-export const ATTR_OUT_SIZE = 104;
-export const OPEN_OUT_SIZE = 16;
-export const INIT_OUT_SIZE = 64;
-export const STATFS_OUT_SIZE = 80;
-export const DIRENT_HEADER_SIZE = 24;
-export const DIRENTPLUS_HEADER_SIZE = ENTRY_OUT_SIZE + DIRENT_HEADER_SIZE;
-
 /** max_write we announce: the kernel's minimum, which keeps the read buffer requirement at 8 KiB. */
 export const MAX_WRITE = 4096;
 /** Largest READ the kernel will send us: max_pages × 4 KiB. */
@@ -154,3 +141,218 @@ export const O_RDONLY = 0;
 /** access(2) mask bits. */
 export const W_OK = 2;
 export const X_OK = 1;
+
+// Struct codecs: one per kernel struct we read or write, with the sizes and offsets of
+// include/uapi/linux/fuse.h. Nothing outside this file knows an offset. Request bodies follow the
+// 40-byte in-header, so their readers take the whole request; replies are written at `at` (a reply body
+// starts after the 16-byte out-header; an entry or dirent may sit further in). Fields we do not set are 0.
+
+const TWO_32 = 0x1_0000_0000;
+
+/** u64 fields as numbers: node ids, handles, offsets and sizes stay far below 2^53. */
+function readU64(buf: Buffer, at: number): number {
+  return buf.readUInt32LE(at) + buf.readUInt32LE(at + 4) * TWO_32;
+}
+
+function writeU64(buf: Buffer, at: number, value: number): void {
+  buf.writeUInt32LE(value % TWO_32, at);
+  buf.writeUInt32LE(Math.floor(value / TWO_32), at + 4);
+}
+
+/** A cache lifetime as the kernel takes it: whole seconds (u64) and the nanoseconds beyond (u32). */
+function writeValidity(buf: Buffer, secondsAt: number, nanosAt: number, ms: number): void {
+  writeU64(buf, secondsAt, Math.floor(ms / 1000));
+  buf.writeUInt32LE((ms % 1000) * 1_000_000, nanosAt);
+}
+
+function align8(n: number): number {
+  return (n + 7) & ~7;
+}
+
+/** fuse_in_header (40 bytes): the start of every request; uid, gid and pid are the caller's. */
+export const InHeader = {
+  SIZE: 40,
+  opcode: (req: Buffer): number => req.readUInt32LE(4),
+  nodeid: (req: Buffer): number => readU64(req, 16),
+  uid: (req: Buffer): number => req.readUInt32LE(24),
+  gid: (req: Buffer): number => req.readUInt32LE(28),
+  pid: (req: Buffer): number => req.readUInt32LE(32),
+} as const;
+
+const BODY = InHeader.SIZE;
+
+/** fuse_out_header (16 bytes): the start of every reply and notification. */
+export const OutHeader = {
+  SIZE: 16,
+  /** Completes the reply to `req` in `out`: its length, the negated errno, and `unique` copied byte for
+   * byte (a resent request has bit 63 set, past a number's precision). */
+  write(out: Buffer, length: number, errno: number, req: Buffer): void {
+    out.writeUInt32LE(length, 0);
+    out.writeInt32LE(-errno, 4);
+    req.copy(out, 8, 8, 16);
+  },
+  /** A notification without payload: unique 0, and the notify code where a reply has its error. */
+  notification(code: number): Buffer {
+    const buf = Buffer.alloc(OutHeader.SIZE);
+    buf.writeUInt32LE(OutHeader.SIZE, 0);
+    buf.writeInt32LE(code, 4);
+    return buf;
+  },
+} as const;
+
+/** The body of LOOKUP: a NUL-terminated name, the NUL counted in the request's length `n`. */
+export const LookupIn = {
+  name: (req: Buffer, n: number): string => req.toString('utf8', BODY, n - 1),
+  nameBytes: (n: number): number => n - 1 - BODY,
+} as const;
+
+/** fuse_init_in (64 bytes since 7.36; 16 before, without flags2). */
+export const InitIn = {
+  major: (req: Buffer): number => req.readUInt32LE(BODY),
+  minor: (req: Buffer): number => req.readUInt32LE(BODY + 4),
+  maxReadahead: (req: Buffer): number => req.readUInt32LE(BODY + 8),
+  flags: (req: Buffer): number => req.readUInt32LE(BODY + 12),
+  /** 0 when the request of length `n` ends before it (a kernel older than 7.36). */
+  flags2: (req: Buffer, n: number): number => (n >= BODY + 20 ? req.readUInt32LE(BODY + 16) : 0),
+} as const;
+
+export interface InitReply {
+  major: number;
+  minor?: number;
+  maxReadahead?: number;
+  flags?: number;
+  maxWrite?: number;
+  /** Timestamp granularity in nanoseconds. */
+  timeGran?: number;
+  maxPages?: number;
+}
+
+/** fuse_init_out (64 bytes since 7.23). flags2, and with it REQUEST_TIMEOUT, is always 0. */
+export const InitOut = {
+  SIZE: 64,
+  write(buf: Buffer, at: number, reply: InitReply): void {
+    buf.fill(0, at, at + InitOut.SIZE);
+    buf.writeUInt32LE(reply.major, at);
+    buf.writeUInt32LE(reply.minor ?? 0, at + 4);
+    buf.writeUInt32LE(reply.maxReadahead ?? 0, at + 8);
+    buf.writeUInt32LE((reply.flags ?? 0) >>> 0, at + 12);
+    buf.writeUInt32LE(reply.maxWrite ?? 0, at + 20);
+    buf.writeUInt32LE(reply.timeGran ?? 0, at + 24);
+    buf.writeUInt16LE(reply.maxPages ?? 0, at + 28);
+  },
+} as const;
+
+export interface AttrFields {
+  ino: number;
+  size: number;
+  /** File type and permission bits. */
+  mode: number;
+  nlink: number;
+  blksize: number;
+  /** atime, mtime and ctime alike. */
+  timeMs: number;
+}
+
+/** fuse_attr (88 bytes). */
+export const Attr = {
+  SIZE: 88,
+  write(buf: Buffer, at: number, attr: AttrFields): void {
+    buf.fill(0, at, at + Attr.SIZE);
+    writeU64(buf, at, attr.ino);
+    writeU64(buf, at + 8, attr.size);
+    const seconds = Math.floor(attr.timeMs / 1000);
+    const nanos = (attr.timeMs % 1000) * 1_000_000;
+    for (const field of [24, 32, 40]) writeU64(buf, at + field, seconds); // atime, mtime, ctime
+    for (const field of [48, 52, 56]) buf.writeUInt32LE(nanos, at + field);
+    buf.writeUInt32LE(attr.mode, at + 60);
+    buf.writeUInt32LE(attr.nlink, at + 64);
+    buf.writeUInt32LE(attr.blksize, at + 80);
+  },
+} as const;
+
+/** fuse_entry_out (128 bytes): the answer to LOOKUP, and the first part of a READDIRPLUS record. */
+export const EntryOut = {
+  SIZE: 128,
+  write(buf: Buffer, at: number, entryValidMs: number, attrValidMs: number, attr: AttrFields): void {
+    writeU64(buf, at, attr.ino); // nodeid: our node ids are the inode numbers
+    writeU64(buf, at + 8, 0); // generation
+    writeValidity(buf, at + 16, at + 32, entryValidMs);
+    writeValidity(buf, at + 24, at + 36, attrValidMs);
+    Attr.write(buf, at + 40, attr);
+  },
+} as const;
+
+/** fuse_attr_out (104 bytes): the answer to GETATTR. */
+export const AttrOut = {
+  SIZE: 104,
+  write(buf: Buffer, at: number, attrValidMs: number, attr: AttrFields): void {
+    writeValidity(buf, at, at + 8, attrValidMs);
+    buf.writeUInt32LE(0, at + 12);
+    Attr.write(buf, at + 16, attr);
+  },
+} as const;
+
+/** fuse_open_in (8 bytes), the body of OPEN and OPENDIR. */
+export const OpenIn = {
+  /** open(2) flags. */
+  flags: (req: Buffer): number => req.readUInt32LE(BODY),
+} as const;
+
+/** fuse_open_out (16 bytes). */
+export const OpenOut = {
+  SIZE: 16,
+  write(buf: Buffer, at: number, fh: number, openFlags: number): void {
+    writeU64(buf, at, fh);
+    buf.writeUInt32LE(openFlags, at + 8);
+    buf.writeUInt32LE(0, at + 12);
+  },
+} as const;
+
+/** fuse_read_in (40 bytes), the body of READ, READDIR and READDIRPLUS. */
+export const ReadIn = {
+  fh: (req: Buffer): number => readU64(req, BODY),
+  offset: (req: Buffer): number => readU64(req, BODY + 8),
+  size: (req: Buffer): number => req.readUInt32LE(BODY + 16),
+} as const;
+
+/** fuse_release_in (24 bytes), the body of RELEASE and RELEASEDIR. */
+export const ReleaseIn = {
+  fh: (req: Buffer): number => readU64(req, BODY),
+} as const;
+
+/** fuse_access_in (8 bytes). */
+export const AccessIn = {
+  /** access(2) mask. */
+  mask: (req: Buffer): number => req.readUInt32LE(BODY),
+} as const;
+
+/** fuse_statfs_out (80 bytes, one fuse_kstatfs): block and file counts 0. */
+export const StatfsOut = {
+  SIZE: 80,
+  write(buf: Buffer, at: number, fields: { bsize: number; namelen: number; frsize: number }): void {
+    buf.fill(0, at, at + StatfsOut.SIZE);
+    buf.writeUInt32LE(fields.bsize, at + 40);
+    buf.writeUInt32LE(fields.namelen, at + 44);
+    buf.writeUInt32LE(fields.frsize, at + 48);
+  },
+} as const;
+
+/** fuse_dirent: 24 bytes, the name without NUL, zero padding to a multiple of 8. */
+export const Dirent = {
+  recordLength: (nameBytes: number): number => align8(24 + nameBytes),
+  /** `off`: where the next READDIR resumes after this record; `type`: a DT_* value. */
+  write(buf: Buffer, at: number, ino: number, off: number, type: number, name: string): void {
+    const nameBytes = buf.write(name, at + 24);
+    writeU64(buf, at, ino);
+    writeU64(buf, at + 8, off);
+    buf.writeUInt32LE(nameBytes, at + 16);
+    buf.writeUInt32LE(type, at + 20);
+    buf.fill(0, at + 24 + nameBytes, at + Dirent.recordLength(nameBytes));
+  },
+} as const;
+
+/** fuse_direntplus: a fuse_entry_out, then a fuse_dirent. */
+export const DirentPlus = {
+  recordLength: (nameBytes: number): number => align8(EntryOut.SIZE + 24 + nameBytes),
+  DIRENT_AT: EntryOut.SIZE,
+} as const;

@@ -4,7 +4,7 @@
 
 import fs from 'node:fs';
 import { parentPort, workerData } from 'node:worker_threads';
-import { READ_BUFFER_SIZE } from './abi.js';
+import { InHeader, READ_BUFFER_SIZE } from './abi.js';
 import { FairQueue, type FairQueueMemory } from './fair-queue.js';
 import type { Caller, Tenancy, TenancyFactory } from './filesystem.js';
 import { READER_EXITS, type ReaderExit, type ReaderMessage } from './thread-messages.js';
@@ -41,9 +41,9 @@ function intake(): { reason: ReaderExit; detail?: string } {
       if (code === 'ECONNABORTED') return { reason: 'aborted' };
       return { reason: 'error', detail: `read from /dev/fuse failed: ${code ?? String(err)}` };
     }
-    caller.uid = request.readUInt32LE(24);
-    caller.gid = request.readUInt32LE(28);
-    caller.pid = request.readUInt32LE(32);
+    caller.uid = InHeader.uid(request);
+    caller.gid = InHeader.gid(request);
+    caller.pid = InHeader.pid(request);
     // A reader answers the stop request like any other; nothing after it is ours to take.
     const stop = isStopRequest(request, n, data.stopName);
     if (!queue.put(tenancy?.keyOf(caller) ?? 0, request, n)) return { reason: queue.closedFor() ?? 'sentinel' };

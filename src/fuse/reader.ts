@@ -5,7 +5,7 @@
 
 import fs from 'node:fs';
 import { parentPort, receiveMessageOnPort, workerData, type MessagePort } from 'node:worker_threads';
-import { OP_NAMES, READ_BUFFER_SIZE } from './abi.js';
+import { InHeader, OP_NAMES, READ_BUFFER_SIZE } from './abi.js';
 import { FairQueue, type FairQueueMemory } from './fair-queue.js';
 import type { FileSystemFactory, Tenancy, TenancyFactory } from './filesystem.js';
 import { Session } from './session.js';
@@ -87,7 +87,7 @@ function serve(): { reason: ReaderExit } {
     stats?.begin(request);
     const length = session.handle(request, queue.length(slot), reply);
     stats?.end(session.lastError);
-    const opcode = request.readUInt32LE(4);
+    const opcode = InHeader.opcode(request);
     queue.done(slot);
     if (length > 0) {
       try {

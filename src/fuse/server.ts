@@ -9,7 +9,7 @@ import { EventEmitter } from 'node:events';
 import fs from 'node:fs';
 import path from 'node:path';
 import { MessageChannel, Worker, type MessagePort } from 'node:worker_threads';
-import { NotifyCode, OUT_HEADER_SIZE } from './abi.js';
+import { NotifyCode, OutHeader } from './abi.js';
 import type { ReaderData } from './reader.js';
 import { READER_EXITS, type ReaderExit, type ReaderMessage } from './thread-messages.js';
 import { CONN_FIELDS, type InitInfo } from './session.js';
@@ -184,11 +184,8 @@ export class FuseServer extends EventEmitter<ServerEvents> {
   release(options: { resend?: boolean } = {}): boolean {
     let resent = true;
     if (options.resend) {
-      const notify = Buffer.alloc(OUT_HEADER_SIZE);
-      notify.writeUInt32LE(OUT_HEADER_SIZE, 0);
-      notify.writeInt32LE(NotifyCode.RESEND, 4); // unique 0: a notification
       try {
-        fs.writeSync(this.options.fd, notify);
+        fs.writeSync(this.options.fd, OutHeader.notification(NotifyCode.RESEND));
       } catch {
         resent = false; // EINVAL: a kernel without FUSE_NOTIFY_RESEND
       }

@@ -2,13 +2,14 @@
 // No I/O here, so it is unit-testable with plain buffers; reader.ts moves bytes to and from /dev/fuse.
 
 import {
-  ATTR_OUT_SIZE,
-  DIRENT_HEADER_SIZE,
-  DIRENTPLUS_HEADER_SIZE,
+  AccessIn,
+  AttrOut,
+  Dirent,
+  DirentPlus,
   DT_DIR,
   DT_LNK,
   DT_REG,
-  ENTRY_OUT_SIZE,
+  EntryOut,
   Errno,
   FOPEN_CACHE_DIR,
   FOPEN_DIRECT_IO,
@@ -17,26 +18,34 @@ import {
   FUSE_KERNEL_VERSION,
   FUSE_MAX_MINOR,
   FUSE_MIN_MINOR,
-  IN_HEADER_SIZE,
-  INIT_OUT_SIZE,
+  InHeader,
   InitFlag,
+  InitIn,
+  InitOut,
+  LookupIn,
   MAX_PAGES,
   MAX_WRITE,
   Op,
-  OUT_HEADER_SIZE,
+  OpenIn,
+  OpenOut,
+  OutHeader,
+  ReadIn,
+  ReleaseIn,
+  ROOT_ID,
   S_IFDIR,
   S_IFLNK,
   S_IFREG,
-  STATFS_OUT_SIZE,
+  StatfsOut,
   WANTED_INIT_FLAGS,
+  type AttrFields,
 } from './abi.js';
-import type { Caller, CachedAttr, DirEntry, Entry, FileSystem, NodeAttr, NodeKind } from './filesystem.js';
+import type { Caller, DirEntry, FileSystem, NodeAttr, NodeKind } from './filesystem.js';
 import type { SnapshotStore } from './snapshots.js';
 
 const ENOMEM = 12;
 const ENFILE = 23;
 const EMFILE = 24;
-const TWO_32 = 0x1_0000_0000;
+const REPLY_BODY = OutHeader.SIZE;
 
 /** Negotiated connection facts, shared by all readers (Int32Array over a SharedArrayBuffer). */
 export const ConnField = { INITIALIZED: 0, MINOR: 1, FLAGS: 2, FLAGS2_OFFERED: 3, KERNEL_MINOR: 4 } as const;
@@ -96,11 +105,11 @@ export class Session {
 
   /** Handles the request in `req[0..n)`, writes the reply into `out`; returns its length (0: no reply). */
   handle(req: Buffer, n: number, out: Buffer): number {
-    const opcode = req.readUInt32LE(4);
-    const nodeid = req.readUInt32LE(16) + req.readUInt32LE(20) * TWO_32;
-    this.caller.uid = req.readUInt32LE(24);
-    this.caller.gid = req.readUInt32LE(28);
-    this.caller.pid = req.readUInt32LE(32);
+    const opcode = InHeader.opcode(req);
+    const nodeid = InHeader.nodeid(req);
+    this.caller.uid = InHeader.uid(req);
+    this.caller.gid = InHeader.gid(req);
+    this.caller.pid = InHeader.pid(req);
     this.error = 0;
     let length: number;
     try {
@@ -110,18 +119,14 @@ export class Session {
       this.options.onHandlerError?.(opcode, nodeid, err);
       length = this.fail(Errno.EIO);
     }
-    if (length > 0) {
-      out.writeUInt32LE(length, 0);
-      out.writeInt32LE(-this.error, 4);
-      req.copy(out, 8, 8, 16); // unique, byte for byte (bit 63 may be set by a resend)
-    }
+    if (length > 0) OutHeader.write(out, length, this.error, req);
     this.options.trace?.(opcode, nodeid, this.caller, this.error);
     return length;
   }
 
   private fail(errno: number): number {
     this.error = errno;
-    return OUT_HEADER_SIZE;
+    return OutHeader.SIZE;
   }
 
   private tenant(): number {
@@ -137,7 +142,6 @@ export class Session {
   }
 
   private dispatch(opcode: number, nodeid: number, req: Buffer, n: number, out: Buffer): number {
-    const body = IN_HEADER_SIZE;
     switch (opcode) {
       case Op.INIT:
         return this.init(req, n, out);
@@ -146,20 +150,19 @@ export class Session {
           this.stopReason = 'sentinel';
           return this.fail(Errno.ENOENT);
         }
-        const name = req.toString('utf8', body, n - 1);
-        const entry = this.fs.lookup(nodeid, name, this.caller);
+        const entry = this.fs.lookup(nodeid, LookupIn.name(req, n), this.caller);
         if (typeof entry === 'number') return this.fail(entry);
-        writeEntryOut(out, OUT_HEADER_SIZE, entry);
-        return OUT_HEADER_SIZE + ENTRY_OUT_SIZE;
+        EntryOut.write(out, REPLY_BODY, entry.entryTtlMs, entry.attrTtlMs, attrFields(entry.attr));
+        return REPLY_BODY + EntryOut.SIZE;
       }
       case Op.GETATTR: {
         const attr = this.fs.getattr(nodeid, this.caller);
         if (typeof attr === 'number') return this.fail(attr);
-        writeAttrOut(out, OUT_HEADER_SIZE, attr);
-        return OUT_HEADER_SIZE + ATTR_OUT_SIZE;
+        AttrOut.write(out, REPLY_BODY, attr.attrTtlMs, attrFields(attr.attr));
+        return REPLY_BODY + AttrOut.SIZE;
       }
       case Op.OPEN: {
-        const denied = this.fs.open(nodeid, req.readUInt32LE(body), this.caller);
+        const denied = this.fs.open(nodeid, OpenIn.flags(req), this.caller);
         if (denied !== 0) return this.fail(denied);
         const tenant = this.tenant();
         const opened = this.store.open(tenant);
@@ -176,8 +179,8 @@ export class Session {
       case Op.READ:
         return this.read(nodeid, req, out);
       case Op.RELEASE:
-        this.store.release(readU64(req, body));
-        return OUT_HEADER_SIZE;
+        this.store.release(ReleaseIn.fh(req));
+        return OutHeader.SIZE;
       case Op.OPENDIR: {
         const attr = this.fs.getattr(nodeid, this.caller);
         if (typeof attr === 'number') return this.fail(attr);
@@ -189,22 +192,19 @@ export class Session {
       case Op.READDIRPLUS:
         return this.readdir(nodeid, req, out, opcode === Op.READDIRPLUS);
       case Op.RELEASEDIR:
-        return OUT_HEADER_SIZE;
+        return OutHeader.SIZE;
       case Op.READLINK: {
         const target = this.fs.readlink(nodeid, this.caller);
         if (typeof target === 'number') return this.fail(target);
-        out.set(target, OUT_HEADER_SIZE);
-        return OUT_HEADER_SIZE + target.length;
+        out.set(target, REPLY_BODY);
+        return REPLY_BODY + target.length;
       }
       case Op.STATFS:
-        out.fill(0, OUT_HEADER_SIZE, OUT_HEADER_SIZE + STATFS_OUT_SIZE);
-        out.writeUInt32LE(4096, OUT_HEADER_SIZE + 40); // bsize
-        out.writeUInt32LE(255, OUT_HEADER_SIZE + 44); // namelen
-        out.writeUInt32LE(4096, OUT_HEADER_SIZE + 48); // frsize
-        return OUT_HEADER_SIZE + STATFS_OUT_SIZE;
+        StatfsOut.write(out, REPLY_BODY, { bsize: 4096, namelen: 255, frsize: 4096 });
+        return REPLY_BODY + StatfsOut.SIZE;
       case Op.ACCESS: {
-        const denied = this.fs.access(nodeid, req.readUInt32LE(body), this.caller);
-        return denied === 0 ? OUT_HEADER_SIZE : this.fail(denied);
+        const denied = this.fs.access(nodeid, AccessIn.mask(req), this.caller);
+        return denied === 0 ? OutHeader.SIZE : this.fail(denied);
       }
       case Op.FORGET:
       case Op.BATCH_FORGET:
@@ -212,7 +212,7 @@ export class Session {
         // Node ids are static (nothing to forget); handlers answer in microseconds (nothing to interrupt).
         return 0;
       case Op.DESTROY:
-        return OUT_HEADER_SIZE;
+        return OutHeader.SIZE;
       case Op.IOCTL:
         return this.fail(Errno.ENOTTY);
       case Op.WRITE:
@@ -241,19 +241,14 @@ export class Session {
   }
 
   private init(req: Buffer, n: number, out: Buffer): number {
-    const body = IN_HEADER_SIZE;
-    const major = req.readUInt32LE(body);
-    const kernelMinor = req.readUInt32LE(body + 4);
-    const maxReadahead = req.readUInt32LE(body + 8);
-    const offered = req.readUInt32LE(body + 12);
-    // flags2 exists from 7.36 on (a 64-byte init_in).
-    const flags2Offered = n >= body + 20 ? req.readUInt32LE(body + 16) : 0;
+    const major = InitIn.major(req);
+    const kernelMinor = InitIn.minor(req);
+    const flags2Offered = InitIn.flags2(req, n);
     const info: InitInfo = { kernelMajor: major, kernelMinor, minor: 0, flags: 0, flags2Offered };
     if (major > FUSE_KERNEL_VERSION) {
       // The kernel will ask again with our major.
-      out.fill(0, OUT_HEADER_SIZE, OUT_HEADER_SIZE + INIT_OUT_SIZE);
-      out.writeUInt32LE(FUSE_KERNEL_VERSION, OUT_HEADER_SIZE);
-      return OUT_HEADER_SIZE + INIT_OUT_SIZE;
+      InitOut.write(out, REPLY_BODY, { major: FUSE_KERNEL_VERSION });
+      return REPLY_BODY + InitOut.SIZE;
     }
     if (major < FUSE_KERNEL_VERSION || kernelMinor < FUSE_MIN_MINOR) {
       info.refused = `kernel FUSE protocol ${major}.${kernelMinor} is older than the ${FUSE_KERNEL_VERSION}.${FUSE_MIN_MINOR} we need (Linux 5.4 or later)`;
@@ -262,17 +257,16 @@ export class Session {
       return this.fail(Errno.EPROTO);
     }
     info.minor = Math.min(kernelMinor, FUSE_MAX_MINOR);
-    info.flags = offered & WANTED_INIT_FLAGS;
-    const o = OUT_HEADER_SIZE;
-    out.fill(0, o, o + INIT_OUT_SIZE);
-    out.writeUInt32LE(FUSE_KERNEL_VERSION, o);
-    out.writeUInt32LE(info.minor, o + 4);
-    out.writeUInt32LE(maxReadahead, o + 8);
-    out.writeUInt32LE(info.flags >>> 0, o + 12);
-    out.writeUInt32LE(MAX_WRITE, o + 20);
-    out.writeUInt32LE(1, o + 24); // time_gran: 1 ns
-    if (info.flags & InitFlag.MAX_PAGES) out.writeUInt16LE(MAX_PAGES, o + 28);
-    // flags2 stays 0: in particular never REQUEST_TIMEOUT.
+    info.flags = InitIn.flags(req) & WANTED_INIT_FLAGS;
+    InitOut.write(out, REPLY_BODY, {
+      major: FUSE_KERNEL_VERSION,
+      minor: info.minor,
+      maxReadahead: InitIn.maxReadahead(req),
+      flags: info.flags,
+      maxWrite: MAX_WRITE,
+      timeGran: 1,
+      maxPages: info.flags & InitFlag.MAX_PAGES ? MAX_PAGES : 0,
+    });
     const conn = this.options.conn;
     Atomics.store(conn, ConnField.MINOR, info.minor);
     Atomics.store(conn, ConnField.KERNEL_MINOR, kernelMinor);
@@ -280,17 +274,16 @@ export class Session {
     Atomics.store(conn, ConnField.FLAGS2_OFFERED, flags2Offered);
     Atomics.store(conn, ConnField.INITIALIZED, 1);
     this.options.onInit?.(info);
-    return o + INIT_OUT_SIZE;
+    return REPLY_BODY + InitOut.SIZE;
   }
 
   // lxcfs semantics: the content is rendered at offset 0 and kept per handle; later offsets are served
   // from that snapshot, so a file read in pieces is never torn. Offset past the snapshot: EINVAL;
   // offset > 0 with no snapshot: end of file.
   private read(nodeid: number, req: Buffer, out: Buffer): number {
-    const body = IN_HEADER_SIZE;
-    const handle = readU64(req, body);
-    const offset = readU64(req, body + 8);
-    const size = Math.min(req.readUInt32LE(body + 16), out.length - OUT_HEADER_SIZE);
+    const handle = ReadIn.fh(req);
+    const offset = ReadIn.offset(req);
+    const size = Math.min(ReadIn.size(req), out.length - REPLY_BODY);
     if (offset === 0) {
       const content = this.fs.read(nodeid, this.caller);
       if (typeof content === 'number') return this.fail(content);
@@ -302,22 +295,21 @@ export class Session {
         return this.refuse(kept === 'tenant' ? 'memory' : 'pool', this.tenant(), ENOMEM);
       }
       const length = Math.min(size, content.length);
-      out.set(content.subarray(0, length), OUT_HEADER_SIZE);
-      return OUT_HEADER_SIZE + length;
+      out.set(content.subarray(0, length), REPLY_BODY);
+      return REPLY_BODY + length;
     }
-    const result = this.store.read(handle, offset, size, out, OUT_HEADER_SIZE);
+    const result = this.store.read(handle, offset, size, out, REPLY_BODY);
     if (result.kind === 'past-end') return this.fail(Errno.EINVAL);
-    return OUT_HEADER_SIZE + (result.kind === 'data' ? result.length : 0);
+    return REPLY_BODY + (result.kind === 'data' ? result.length : 0);
   }
 
   private readdir(nodeid: number, req: Buffer, out: Buffer, plus: boolean): number {
-    const body = IN_HEADER_SIZE;
-    const offset = readU64(req, body + 8);
-    const size = Math.min(req.readUInt32LE(body + 16), out.length - OUT_HEADER_SIZE);
+    const offset = ReadIn.offset(req);
+    const size = Math.min(ReadIn.size(req), out.length - REPLY_BODY);
     const entries = this.fs.readdir(nodeid, this.caller);
     if (typeof entries === 'number') return this.fail(entries);
-    let at = OUT_HEADER_SIZE;
-    const end = OUT_HEADER_SIZE + size;
+    let at = REPLY_BODY;
+    const end = REPLY_BODY + size;
     for (let index = offset; index < entries.length; index++) {
       const written = plus
         ? this.writeDirentPlus(out, at, end, nodeid, entries[index]!, index + 1)
@@ -329,15 +321,16 @@ export class Session {
   }
 
   private writeDirentPlus(out: Buffer, at: number, end: number, dir: number, entry: DirEntry, next: number): number {
-    const recordLength = align8(DIRENTPLUS_HEADER_SIZE + Buffer.byteLength(entry.name));
+    const recordLength = DirentPlus.recordLength(Buffer.byteLength(entry.name));
     if (at + recordLength > end) return 0;
-    out.fill(0, at, at + ENTRY_OUT_SIZE);
+    out.fill(0, at, at + EntryOut.SIZE);
     // `.` and `..` carry no entry (nodeid 0): the kernel skips them. Every other entry counts as a lookup.
     if (entry.name !== '.' && entry.name !== '..') {
       const looked = this.fs.lookup(dir, entry.name, this.caller);
-      if (typeof looked !== 'number') writeEntryOut(out, at, looked);
+      if (typeof looked !== 'number')
+        EntryOut.write(out, at, looked.entryTtlMs, looked.attrTtlMs, attrFields(looked.attr));
     }
-    writeDirent(out, at + ENTRY_OUT_SIZE, end, entry, next);
+    Dirent.write(out, at + DirentPlus.DIRENT_AT, entry.ino, next, DIRENT_TYPE[entry.kind], entry.name);
     return recordLength;
   }
 }
@@ -345,85 +338,38 @@ export class Session {
 /** Whether the request in `req[0..n)` is the LOOKUP of `stopName` in the root that stops a reader. */
 export function isStopRequest(req: Buffer, n: number, stopName: string): boolean {
   return (
-    req.readUInt32LE(4) === Op.LOOKUP &&
-    req.readUInt32LE(16) === 1 &&
-    req.readUInt32LE(20) === 0 &&
-    n - 1 - IN_HEADER_SIZE === Buffer.byteLength(stopName) &&
-    req.toString('utf8', IN_HEADER_SIZE, n - 1) === stopName
+    InHeader.opcode(req) === Op.LOOKUP &&
+    InHeader.nodeid(req) === ROOT_ID &&
+    LookupIn.nameBytes(n) === Buffer.byteLength(stopName) &&
+    LookupIn.name(req, n) === stopName
   );
 }
 
 const FILE_TYPE: Record<NodeKind, number> = { dir: S_IFDIR, file: S_IFREG, symlink: S_IFLNK };
 const DIRENT_TYPE: Record<NodeKind, number> = { dir: DT_DIR, file: DT_REG, symlink: DT_LNK };
 
-function align8(n: number): number {
-  return (n + 7) & ~7;
+/** A node's attributes as fuse_attr carries them. Times are "now", like procfs and lxcfs. */
+function attrFields(attr: NodeAttr): AttrFields {
+  return {
+    ino: attr.ino,
+    size: attr.size,
+    mode: FILE_TYPE[attr.kind] | attr.perm,
+    nlink: attr.nlink,
+    blksize: 4096,
+    timeMs: Date.now(),
+  };
 }
 
-function readU64(buf: Buffer, at: number): number {
-  return buf.readUInt32LE(at) + buf.readUInt32LE(at + 4) * TWO_32;
+/** fuse_open_out as the whole reply; returns its length. */
+function writeOpenOut(out: Buffer, fh: number, openFlags: number): number {
+  OpenOut.write(out, REPLY_BODY, fh, openFlags);
+  return REPLY_BODY + OpenOut.SIZE;
 }
 
-function writeU64(buf: Buffer, at: number, value: number): void {
-  buf.writeUInt32LE(value % TWO_32, at);
-  buf.writeUInt32LE(Math.floor(value / TWO_32), at + 4);
-}
-
-function writeTtl(buf: Buffer, secondsAt: number, nanosAt: number, ms: number): void {
-  writeU64(buf, secondsAt, Math.floor(ms / 1000));
-  buf.writeUInt32LE((ms % 1000) * 1_000_000, nanosAt);
-}
-
-/** fuse_attr (88 bytes). Times are "now", like procfs and lxcfs. */
-function writeAttr(buf: Buffer, at: number, attr: NodeAttr): void {
-  buf.fill(0, at, at + 88);
-  writeU64(buf, at, attr.ino);
-  writeU64(buf, at + 8, attr.size);
-  const now = Date.now();
-  const seconds = Math.floor(now / 1000);
-  const nanos = (now % 1000) * 1_000_000;
-  for (const field of [24, 32, 40]) writeU64(buf, at + field, seconds);
-  for (const field of [48, 52, 56]) buf.writeUInt32LE(nanos, at + field);
-  buf.writeUInt32LE(FILE_TYPE[attr.kind] | attr.perm, at + 60);
-  buf.writeUInt32LE(attr.nlink, at + 64);
-  buf.writeUInt32LE(4096, at + 80); // blksize
-}
-
-/** fuse_entry_out (128 bytes). */
-function writeEntryOut(buf: Buffer, at: number, entry: Entry): void {
-  writeU64(buf, at, entry.attr.ino);
-  writeU64(buf, at + 8, 0); // generation
-  writeTtl(buf, at + 16, at + 32, entry.entryTtlMs);
-  writeTtl(buf, at + 24, at + 36, entry.attrTtlMs);
-  writeAttr(buf, at + 40, entry.attr);
-}
-
-/** fuse_attr_out (104 bytes). */
-function writeAttrOut(buf: Buffer, at: number, cached: CachedAttr): void {
-  writeTtl(buf, at, at + 8, cached.attrTtlMs);
-  buf.writeUInt32LE(0, at + 12);
-  writeAttr(buf, at + 16, cached.attr);
-}
-
-/** fuse_open_out (16 bytes); returns the reply length. */
-function writeOpenOut(buf: Buffer, handle: number, flags: number): number {
-  const at = OUT_HEADER_SIZE;
-  writeU64(buf, at, handle);
-  buf.writeUInt32LE(flags, at + 8);
-  buf.writeUInt32LE(0, at + 12);
-  return at + 16;
-}
-
-/** fuse_dirent; returns the record length, 0 if it does not fit before `end`. */
+/** A fuse_dirent record at `at`; its length, 0 if it does not fit before `end`. */
 function writeDirent(buf: Buffer, at: number, end: number, entry: DirEntry, next: number): number {
-  const nameLength = Buffer.byteLength(entry.name);
-  const recordLength = align8(DIRENT_HEADER_SIZE + nameLength);
+  const recordLength = Dirent.recordLength(Buffer.byteLength(entry.name));
   if (at + recordLength > end) return 0;
-  writeU64(buf, at, entry.ino);
-  writeU64(buf, at + 8, next);
-  buf.writeUInt32LE(nameLength, at + 16);
-  buf.writeUInt32LE(DIRENT_TYPE[entry.kind], at + 20);
-  buf.write(entry.name, at + 24);
-  buf.fill(0, at + 24 + nameLength, at + recordLength);
+  Dirent.write(buf, at, entry.ino, next, DIRENT_TYPE[entry.kind], entry.name);
   return recordLength;
 }

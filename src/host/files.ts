@@ -67,13 +67,26 @@ function readWhole(fd: number, singleRecord: boolean): number {
   }
 }
 
-/** Kernel files kept open (see above), at most `capacity`; beyond it the least recently used eighth is
- * closed at once. Each reader thread has its own (the module's `keptFiles`). */
+/** What a KeptFiles does with a new file when `capacity` files are open already. */
+export type WhenFull =
+  /** Closes the least recently used eighth at once, then keeps it. */
+  | 'evict-least-recently-used'
+  /** Reads it by path and closes it again; what stays open is what sweep() leaves. */
+  | 'read-through';
+
+/** Kernel files kept open (see above), at most `capacity`. Reads go to one scratch buffer per thread: a
+ * content is valid until the next read. Each reader thread has its own (the module's `keptFiles`); the
+ * loadavg sampler has one of its own, swept after every pass. */
 export class KeptFiles {
   private readonly files = new Map<string, OpenFile>();
   private clock = 0;
+  /** The clock at the last sweep: files not read since have a lastUse at or below it. */
+  private sweptAt = 0;
 
-  constructor(private readonly capacity = 2048) {}
+  constructor(
+    private readonly capacity = 2048,
+    private readonly whenFull: WhenFull = 'evict-least-recently-used',
+  ) {}
 
   /** How many files are open now. */
   get size(): number {
@@ -84,8 +97,8 @@ export class KeptFiles {
     return this.files.has(path);
   }
 
-  /** Length of the file's content in `scratch`, or the error code (`ENOENT`...) of opening or reading it. */
-  read(path: string, options: RenderedFileOptions): number | string {
+  /** Length of the file's content (see content()), or the error code (`ENOENT`...) of opening or reading it. */
+  read(path: string, options: RenderedFileOptions = {}): number | string {
     const singleRecord = options.singleRecord === true;
     const cached = this.files.get(path);
     if (cached !== undefined) {
@@ -112,13 +125,42 @@ export class KeptFiles {
       closeSync(fd);
       return codeOf(err);
     }
-    if (onKernelFilesystem(path)) {
-      if (this.files.size >= this.capacity) this.evictLeastRecentlyUsed();
+    if (this.mayKeep(path)) {
       this.files.set(path, { fd, lastUse: ++this.clock });
     } else {
       closeSync(fd);
     }
     return length;
+  }
+
+  /** The first `length` bytes of what the last read of this thread read (no copy). */
+  content(length: number): Buffer {
+    return scratch.subarray(0, length);
+  }
+
+  /** The file's text, or undefined when it cannot be read. */
+  text(path: string, options: RenderedFileOptions = {}): string | undefined {
+    const length = this.read(path, options);
+    return typeof length === 'number' ? scratch.toString('utf8', 0, length) : undefined;
+  }
+
+  /** Closes what was not read since the last sweep. */
+  sweep(): void {
+    for (const [path, file] of [...this.files]) if (file.lastUse <= this.sweptAt) this.close(path);
+    this.sweptAt = this.clock;
+  }
+
+  /** Closes every file. */
+  closeAll(): void {
+    for (const path of [...this.files.keys()]) this.close(path);
+  }
+
+  private mayKeep(path: string): boolean {
+    if (!onKernelFilesystem(path)) return false;
+    if (this.files.size < this.capacity) return true;
+    if (this.whenFull === 'read-through') return false;
+    this.evictLeastRecentlyUsed();
+    return true;
   }
 
   private close(path: string): void {
@@ -138,6 +180,7 @@ export class KeptFiles {
     const evicted = Math.max(1, Math.floor(this.capacity / 8));
     for (const [path] of byUse.slice(0, evicted)) this.close(path);
     this.clock = 0;
+    this.sweptAt = 0;
     for (const [, file] of byUse.slice(evicted)) file.lastUse = ++this.clock;
   }
 }
@@ -159,12 +202,11 @@ function codeOf(err: unknown): string {
 /** The text of a pseudo-file read on every request (see above), or undefined when it cannot be read.
  * `files`: whose kept fds to use (the thread's own unless a test brings a small one). */
 export function readRenderedFile(path: string, options: RenderedFileOptions = {}, files = keptFiles): string | undefined {
-  const length = files.read(path, options);
-  return typeof length === 'number' ? scratch.toString('utf8', 0, length) : undefined;
+  return files.text(path, options);
 }
 
 /** Like readRenderedFile, as bytes of its own, or the error code (`ENOENT`...) when it cannot be read. */
 export function readRenderedBytes(path: string, options: RenderedFileOptions = {}): Buffer | string {
   const length = keptFiles.read(path, options);
-  return typeof length === 'number' ? Buffer.from(scratch.subarray(0, length)) : length;
+  return typeof length === 'number' ? Buffer.from(keptFiles.content(length)) : length;
 }

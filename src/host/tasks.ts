@@ -24,93 +24,13 @@ import { join } from 'node:path';
 import type { CgroupHierarchy, CgroupLayout } from './cgroup-layout.js';
 import { findHierarchy } from './cgroup-layout.js';
 import type { CgroupReader } from './cgroup-reader.js';
-import { readTextFile } from './files.js';
+import { KeptFiles, readTextFile } from './files.js';
 import { readerOf } from './readers.js';
 
 /** The hierarchy whose cgroups key the load averages: lxcfs's cpu controller, else the cgroup2 one
  * (whose thread lists exist whichever controllers are enabled). */
 export function loadavgHierarchy(layout: CgroupLayout): CgroupHierarchy | undefined {
   return findHierarchy(layout, 'cpu') ?? layout.hierarchies.find((h) => h.version === 2);
-}
-
-/**
- * Small kernel files read again and again from offset 0 through descriptors kept open: cgroup thread
- * lists and CPU counters, every 5 s. A pread at offset 0 makes procfs and cgroupfs render the file
- * afresh; it saves the open and close, which for a v1 `tasks` file cost more than the read. (A v1 list
- * read through a kept descriptor may reuse one the kernel built for any reader of the same cgroup in the
- * last second; the sampler reads every 5 s.) Descriptors not used in a pass are closed by sweep().
- */
-export class HeldFiles {
-  private readonly fds = new Map<string, number>();
-  private readonly used = new Set<string>();
-  private buffer = Buffer.alloc(64 * 1024);
-
-  /** Beyond `maxHeld` descriptors, files are opened, read and closed each time. */
-  constructor(private readonly maxHeld = 4096) {}
-
-  get size(): number {
-    return this.fds.size;
-  }
-
-  /** Reads the whole file into this.content(); its length, or undefined when unreadable (gone). */
-  private load(path: string): number | undefined {
-    let fd = this.fds.get(path);
-    const held = fd !== undefined || this.fds.size < this.maxHeld;
-    if (fd === undefined) {
-      try {
-        fd = fs.openSync(path, 'r');
-      } catch {
-        return undefined;
-      }
-      if (held) this.fds.set(path, fd);
-    }
-    if (held) this.used.add(path);
-    try {
-      for (;;) {
-        const n = fs.readSync(fd, this.buffer, 0, this.buffer.length, 0);
-        if (n < this.buffer.length) return n;
-        this.buffer = Buffer.alloc(this.buffer.length * 2); // did not fit: read it again, whole
-      }
-    } catch {
-      if (held) this.drop(path);
-      return undefined;
-    } finally {
-      if (!held) fs.closeSync(fd);
-    }
-  }
-
-  text(path: string): string | undefined {
-    const n = this.load(path);
-    return n === undefined ? undefined : this.buffer.toString('latin1', 0, n);
-  }
-
-  /** The decimal numbers of the file, one per line (a thread list). */
-  ids(path: string): number[] | undefined {
-    const n = this.load(path);
-    return n === undefined ? undefined : parseIds(this.buffer, n);
-  }
-
-  /** Closes what was not read since the last sweep. */
-  sweep(): void {
-    for (const path of [...this.fds.keys()]) if (!this.used.has(path)) this.drop(path);
-    this.used.clear();
-  }
-
-  close(): void {
-    for (const path of [...this.fds.keys()]) this.drop(path);
-    this.used.clear();
-  }
-
-  private drop(path: string): void {
-    const fd = this.fds.get(path);
-    this.fds.delete(path);
-    if (fd === undefined) return;
-    try {
-      fs.closeSync(fd);
-    } catch {
-      // Already closed.
-    }
-  }
 }
 
 function parseIds(buffer: Buffer, length: number): number[] {
@@ -136,12 +56,15 @@ function parseIds(buffer: Buffer, length: number): number[] {
  * Thread ids of the cgroup itself (not its descendants), in the kernel's order (sorted for v1 `tasks`);
  * undefined when the cgroup is gone. On cgroup2, `files` keeps the descriptor for the next read.
  */
-export function readThreadIds(directory: string, reader: CgroupReader, files?: HeldFiles): number[] | undefined {
+export function readThreadIds(directory: string, reader: CgroupReader, files?: KeptFiles): number[] | undefined {
   // cgroup v1 builds a pid list per cgroup and pid namespace and hands it to every reader that reads
   // from offset 0 through an already open file, for as long as anyone read it within the last second: a
   // kept descriptor would see the list another process's open made, however old. Only an open builds a
   // fresh one. cgroup2 walks the live threads on every read from offset 0.
-  if (files !== undefined && reader.version === 2) return files.ids(reader.threadListPath(directory));
+  if (files !== undefined && reader.version === 2) {
+    const length = files.read(reader.threadListPath(directory));
+    return typeof length === 'number' ? parseIds(files.content(length), length) : undefined;
+  }
   const text = readTextFile(reader.threadListPath(directory));
   return text === undefined ? undefined : parseIds(Buffer.from(text, 'latin1'), text.length);
 }
@@ -436,6 +359,9 @@ export class ThreadStateProbe {
   }
 }
 
+/** CPU counters are one seq_file record: a short read is the whole file. */
+const ONE_RECORD = { singleRecord: true } as const;
+
 /**
  * The CPU time counter of a cgroup and its descendants, as text (compared, never computed with): v2
  * cpu.stat usage_usec; v1 cpuacct.usage when cpuacct shares the hierarchy, else that of the cpuacct
@@ -452,7 +378,7 @@ export class CgroupUsage {
   constructor(
     private readonly hierarchy: CgroupHierarchy,
     layout: CgroupLayout,
-    private readonly files: HeldFiles = new HeldFiles(),
+    private readonly files: KeptFiles,
   ) {
     const cpuacct = hierarchy.version === 1 && !hierarchy.controllers.includes('cpuacct') ? findHierarchy(layout, 'cpuacct') : undefined;
     this.mirrorRoot = cpuacct?.version === 1 && cpuacct.mountRoot === hierarchy.mountRoot ? cpuacct.mountPoint : undefined;
@@ -466,10 +392,10 @@ export class CgroupUsage {
    */
   read(directory: string, tids: readonly number[]): string | undefined {
     if (this.hierarchy.version === 2) {
-      const stat = this.files.text(directory + '/cpu.stat');
+      const stat = this.files.text(directory + '/cpu.stat', ONE_RECORD);
       return stat === undefined ? undefined : /^usage_usec (\d+)$/m.exec(stat)?.[1];
     }
-    if (this.mirrorRoot === undefined) return this.files.text(directory + '/cpuacct.usage')?.trim();
+    if (this.mirrorRoot === undefined) return this.files.text(directory + '/cpuacct.usage', ONE_RECORD)?.trim();
     if (!directory.startsWith(this.hierarchy.mountPoint)) return undefined;
     let known = this.mirrors.get(directory);
     if (known === undefined || known.checks >= 12 || !sameList(known.tids, tids)) {
@@ -481,7 +407,7 @@ export class CgroupUsage {
     } else {
       known.checks++;
     }
-    return known.usagePath === undefined ? undefined : this.files.text(known.usagePath)?.trim();
+    return known.usagePath === undefined ? undefined : this.files.text(known.usagePath, ONE_RECORD)?.trim();
   }
 
   /** Forgets mirrors of directories no longer sampled. */

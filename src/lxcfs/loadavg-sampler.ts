@@ -11,8 +11,9 @@ import type { Logger } from 'pino';
 import fs from 'node:fs';
 import type { CgroupReader } from '../host/cgroup-reader.js';
 import { readerOf } from '../host/readers.js';
+import { KeptFiles } from '../host/files.js';
 import { detectCgroupLayout, type CgroupHierarchy, type CgroupLayout } from '../host/cgroup-layout.js';
-import { CgroupUsage, childCgroupDirectories, HeldFiles, loadavgHierarchy, openFileLimit, readThreadIds, sameList, ThreadStateProbe, type ProbeCounters } from '../host/tasks.js';
+import { CgroupUsage, childCgroupDirectories, loadavgHierarchy, openFileLimit, readThreadIds, sameList, ThreadStateProbe, type ProbeCounters } from '../host/tasks.js';
 import { nextLoads, SAMPLE_SECONDS, type LoadavgValues } from '../views/loadavg.js';
 import { SharedTable, type SharedTableMemory } from './shared-table.js';
 
@@ -137,8 +138,10 @@ interface Counts {
 export class LoadavgSampler {
   private readonly table: SharedTable;
   private readonly probe: ThreadStateProbe;
-  /** Thread lists and CPU counters of the sampled cgroups, kept open between passes. */
-  private readonly files: HeldFiles;
+  /** Thread lists (cgroup2) and CPU counters of the sampled cgroups, re-read from offset 0 through
+   * descriptors kept open between passes: that saves the open and close, which for a thread list cost
+   * more than the read. Those a pass did not read are closed after it. */
+  private readonly files: KeptFiles;
   private readonly usage: CgroupUsage | undefined;
   /** Reads the thread lists of options.hierarchy. */
   private readonly reader: CgroupReader;
@@ -162,7 +165,7 @@ export class LoadavgSampler {
     // Half of what the limit leaves for the threads' descriptors, an eighth for the cgroups' files.
     const budget = Math.max(0, openFileLimit() - RESERVED_FILES);
     const maxOpenFiles = options.maxOpenFiles ?? Math.floor(budget / 2);
-    this.files = new HeldFiles(Math.floor(budget / 8));
+    this.files = new KeptFiles(Math.floor(budget / 8), 'read-through');
     this.probe = new ThreadStateProbe(options.procRoot, maxOpenFiles);
     this.reader = readerOf(options.hierarchy);
     this.usage = options.layout === undefined ? undefined : new CgroupUsage(options.hierarchy, options.layout, this.files);
@@ -189,7 +192,7 @@ export class LoadavgSampler {
     if (this.timer !== undefined) clearInterval(this.timer);
     this.timer = undefined;
     this.probe.close();
-    this.files.close();
+    this.files.closeAll();
   }
 
   /** One sample of every registered cgroup. */

@@ -173,3 +173,41 @@ describe('READDIR paging', () => {
     expect(names).toEqual(['.', '..', ...Array.from({ length: 50 }, (_, i) => `file-with-a-longish-name-${i}`)]);
   });
 });
+
+// Offsets as include/uapi/linux/fuse.h lays the structs out, written here by hand so that the codecs in
+// abi.ts are checked against the header, not against themselves.
+describe('reply layouts', () => {
+  it('fills fuse_attr_out, fuse_open_out and fuse_statfs_out at the kernel offsets', () => {
+    const { session } = makeSession();
+    const attr = call(session, request(Op.GETATTR, 12, Buffer.alloc(16))).out.subarray(16, 16 + 104);
+    expect(Number(attr.readBigUInt64LE(0))).toBe(0); // attr_valid 0.25 s: 0 s ...
+    expect(attr.readUInt32LE(8)).toBe(250_000_000); // ... and 250 ms
+    expect(Number(attr.readBigUInt64LE(16))).toBe(12); // ino
+    expect(attr.readBigUInt64LE(16 + 24)).toBe(attr.readBigUInt64LE(16 + 40)); // atime = ctime
+    expect(attr.readUInt32LE(16 + 60)).toBe(0o100444); // mode
+    expect(attr.readUInt32LE(16 + 64)).toBe(1); // nlink
+    expect(attr.readUInt32LE(16 + 80)).toBe(4096); // blksize
+    const open = call(session, request(Op.OPEN, 12, Buffer.alloc(8)));
+    expect(open.length).toBe(16 + 16);
+    expect(open.out.readUInt32LE(16 + 8)).toBe(0x21); // DIRECT_IO | NOFLUSH
+    const statfs = call(session, request(Op.STATFS, 1, Buffer.alloc(0))).out.subarray(16, 16 + 80);
+    expect([statfs.readUInt32LE(40), statfs.readUInt32LE(44), statfs.readUInt32LE(48)]).toEqual([4096, 255, 4096]);
+  });
+
+  it('writes READDIRPLUS records as an entry_out then a dirent, the name at 152', () => {
+    const { session } = makeSession();
+    const body = Buffer.alloc(40);
+    body.writeBigUInt64LE(2n, 8); // past `.` and `..`
+    body.writeUInt32LE(4096, 16);
+    const reply = call(session, request(Op.READDIRPLUS, 1, body));
+    const record = reply.out.subarray(16);
+    expect(Number(record.readBigUInt64LE(0))).toBe(10); // entry_out.nodeid
+    expect(record.readUInt32LE(40 + 60)).toBe(0o100444); // entry_out.attr.mode
+    expect(Number(record.readBigUInt64LE(128))).toBe(10); // dirent.ino
+    expect(Number(record.readBigUInt64LE(128 + 8))).toBe(3); // dirent.off
+    expect(record.readUInt32LE(128 + 16)).toBe('file-with-a-longish-name-0'.length);
+    expect(record.readUInt32LE(128 + 20)).toBe(8); // DT_REG
+    expect(record.toString('utf8', 152, 152 + 26)).toBe('file-with-a-longish-name-0');
+    expect(Number(record.readBigUInt64LE((152 + 26 + 7) & ~7))).toBe(11); // the next record
+  });
+});

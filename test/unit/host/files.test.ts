@@ -96,6 +96,22 @@ describe('readRenderedFile', () => {
     expect(files.size).toBeLessThanOrEqual(16);
   });
 
+  it('read-through: beyond its capacity reads by path; sweep() closes what was not read since the last sweep', () => {
+    const files = new KeptFiles(2, 'read-through');
+    const [a, b, c] = ['/proc/sys/kernel/ostype', '/proc/sys/kernel/osrelease', '/proc/sys/kernel/hostname'];
+    for (const file of [a, b, c]) expect(files.text(file)).toBe(fs.readFileSync(file, 'utf8'));
+    expect([a, b, c].map((file) => files.isOpen(file))).toEqual([true, true, false]);
+    expect(fdsOpenOn(c)).toBe(0);
+    files.sweep();
+    expect(files.size).toBe(2); // both read since the last sweep
+    files.text(a);
+    files.sweep();
+    expect([files.isOpen(a), files.isOpen(b)]).toEqual([true, false]);
+    expect(fdsOpenOn(b)).toBe(0);
+    files.closeAll();
+    expect(fdsOpenOn(a)).toBe(0);
+  });
+
   it('answers a missing file with its error code, also when it is often missing', () => {
     expect(readRenderedBytes('/proc/no-such-file')).toBe('ENOENT');
     expect(readRenderedBytes('/proc/no-such-file', { oftenMissing: true })).toBe('ENOENT');

@@ -1,10 +1,16 @@
-// Thread lists of cgroups and the R/D probe of the loadavg sampler, on fixture trees.
+// Thread lists of cgroups and the R/D probe of the loadavg sampler, on fixture trees (and one thread list
+// of a real cgroup2 cgroup, where the host has the unified hierarchy).
 
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
 import fs from 'node:fs';
 import { afterEach, describe, expect, it } from 'vitest';
 import { CgroupV1Reader } from '../../../src/host/cgroup-v1.js';
 import { CgroupV2Reader } from '../../../src/host/cgroup-v2.js';
-import { HeldFiles, readThreadIds, ThreadStateProbe, childCgroupDirectories, openFileLimit } from '../../../src/host/tasks.js';
+import { KeptFiles } from '../../../src/host/files.js';
+import { readThreadIds, ThreadStateProbe, childCgroupDirectories, openFileLimit } from '../../../src/host/tasks.js';
+import { createCgroup } from '../../helpers/cgroups.js';
+import { Cleanup } from '../../helpers/processes.js';
 import { HostTree } from '../../fixtures/host-tree.js';
 import { writeThread } from '../../fixtures/activity.js';
 
@@ -12,7 +18,11 @@ const V1 = new CgroupV1Reader();
 const V2 = new CgroupV2Reader();
 
 let tree: HostTree;
-afterEach(() => tree?.remove());
+const cleanup = new Cleanup();
+afterEach(async () => {
+  tree?.remove();
+  await cleanup.run();
+});
 
 describe('thread lists', () => {
   it('reads tasks (v1) and cgroup.threads (v2), and undefined for a removed cgroup', () => {
@@ -33,37 +43,45 @@ describe('thread lists', () => {
   });
 });
 
-describe('HeldFiles', () => {
-  it('re-reads a kept file from offset 0, closes what a pass did not use, and holds no more than its budget', () => {
+describe('thread lists through kept files', () => {
+  it('reads a list bigger than one read returns, and keeps no fixture file open', () => {
     tree = HostTree.create();
-    tree.cgroup('cpu', '/a', { 'cgroup.threads': '1\n2\n' });
-    tree.cgroup('cpu', '/b', { 'cgroup.threads': '3\n' });
-    const files = new HeldFiles(1);
-    const a = `${tree.roots.cgroupRoot}/cpu/a`;
-    const b = `${tree.roots.cgroupRoot}/cpu/b`;
-    expect(readThreadIds(a, V2, files)).toEqual([1, 2]);
-    expect(readThreadIds(b, V2, files)).toEqual([3]); // over budget: read and closed at once
-    expect(files.size).toBe(1);
-    tree.write('sys/fs/cgroup/cpu/a/cgroup.threads', '4\n5\n6\n');
-    expect(readThreadIds(a, V2, files)).toEqual([4, 5, 6]);
-    files.sweep();
-    expect(files.size).toBe(1); // used since the last sweep
-    files.sweep();
-    expect(files.size).toBe(0);
+    tree.cgroup('cpu', '/a', { 'cgroup.threads': `${Array.from({ length: 20000 }, (_, i) => i + 1).join('\n')}\n` });
+    const files = new KeptFiles(8, 'read-through');
+    expect(readThreadIds(`${tree.roots.cgroupRoot}/cpu/a`, V2, files)?.length).toBe(20000);
     expect(readThreadIds(`${tree.roots.cgroupRoot}/cpu/gone`, V2, files)).toBeUndefined();
-    tree.write('sys/fs/cgroup/cpu/a/cgroup.threads', `${Array.from({ length: 20000 }, (_, i) => i + 1).join('\n')}\n`);
-    expect(readThreadIds(a, V2, files)?.length).toBe(20000); // bigger than the buffer: read again, whole
-    files.close();
     expect(files.size).toBe(0);
   });
 
   it('never keeps a cgroup v1 tasks file open: only an open makes the kernel build a fresh list', () => {
     tree = HostTree.create();
     tree.cgroup('cpu', '/a', { tasks: '1\n2\n' });
-    const files = new HeldFiles(8);
+    const files = new KeptFiles(8, 'read-through');
     expect(readThreadIds(`${tree.roots.cgroupRoot}/cpu/a`, V1, files)).toEqual([1, 2]);
     expect(files.size).toBe(0);
   });
+
+  // cgroup.threads is a seq_file: one read returns about a page of it, whatever the buffer.
+  it.skipIf(!fs.existsSync('/sys/fs/cgroup/unified/cgroup.threads'))(
+    'lists every thread of a cgroup2 cgroup whose list is longer than a page',
+    async () => {
+      const cgroup = createCgroup(cleanup, 'unified', 'lxcfs-ts-abi-threads');
+      const child = spawn('python3', ['-c', 'import threading,time\nfor _ in range(1500): threading.Thread(target=time.sleep, args=(600,), daemon=True).start()\nprint("ready", flush=True)\ntime.sleep(600)'], {
+        stdio: ['ignore', 'pipe', 'inherit'],
+      });
+      cleanup.own(child);
+      await once(child.stdout, 'data');
+      cgroup.add(child.pid!);
+      const all = fs.readFileSync(`${cgroup.dir}/cgroup.threads`, 'latin1').trim().split('\n').map(Number);
+      expect(all.length).toBe(1501);
+      expect(all.join('\n').length).toBeGreaterThan(8192);
+      const files = new KeptFiles(8, 'read-through');
+      expect(readThreadIds(cgroup.dir, V2, files)).toEqual(all);
+      expect(files.size).toBe(1);
+      expect(readThreadIds(cgroup.dir, V2, files)).toEqual(all); // again from offset 0, through the kept descriptor
+    },
+    30_000,
+  );
 });
 
 describe('ThreadStateProbe', () => {
