@@ -161,6 +161,9 @@ export class ServerSupervisor extends EventEmitter<SupervisorEvents> {
     });
     if (child.stdio.length <= FUSE_FD) throw new Error('the serving process did not get the FUSE fd');
     const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+    // A message to a serving process that died meanwhile fails with EPIPE; its 'exit' restarts it, and
+    // an unhandled 'error' would end the daemon.
+    child.on('error', (err) => this.options.log.warn({ server: child.pid, err: err.message }, 'could not reach the serving process'));
     const server: Server = {
       child,
       exited,

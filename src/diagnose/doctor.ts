@@ -188,6 +188,9 @@ function checkControllers(layout: CgroupLayout): Check[] {
   const v2 = layout.hierarchies.find((h) => h.version === 2);
   const delegated =
     version === 2 && v2 ? (readTextFile(path.join(v2.mountPoint, 'cgroup.subtree_control')) ?? '').split(/\s+/) : [];
+  // Only a cgroup below the root has cgroup.type: then the top of the mount is a cgroup namespace's (as in
+  // a container), and a controller missing there was not handed down by the cgroups above it.
+  const nested = version === 2 && v2 !== undefined && fs.existsSync(path.join(v2.mountPoint, 'cgroup.type'));
   return CONTROLLER_USES[version].map(([controller, uses]): Check => {
     const name = `cgroup-${controller}`;
     const hierarchy = findHierarchy(layout, controller);
@@ -195,7 +198,9 @@ function checkControllers(layout: CgroupLayout): Check[] {
       const fix =
         version === 1
           ? `mount it: mkdir -p /sys/fs/cgroup/${controller} && mount -t cgroup -o ${controller} cgroup /sys/fs/cgroup/${controller}`
-          : `the kernel lacks it, or it is disabled on the command line (cgroup_disable=${controller})`;
+          : nested
+            ? `this is a cgroup namespace whose parent cgroup does not hand ${controller} down: enable it in the parent's cgroup.subtree_control, and run lxcfs-ts doctor on the host to see the host's cgroups`
+            : `the kernel lacks it, or it is disabled on the command line (cgroup_disable=${controller})`;
       return {
         name,
         level: 'warn',
@@ -283,6 +288,12 @@ function checkSwap(layout: CgroupLayout, config: DaemonConfig): Check {
       fix: 'boot with swapaccount=1 (kernel command line), or run with --disable-swap',
     };
   }
+  if (accounting === undefined)
+    return {
+      name,
+      level: 'ok',
+      message: `${Math.round(hostSwap / 1024)} MiB of swap on the host; whether the kernel accounts it per cgroup (${memsw}) shows only once a cgroup below ${findHierarchy(layout, 'memory')?.mountPoint ?? 'the top'} has the memory controller`,
+    };
   return {
     name,
     level: 'ok',
@@ -460,8 +471,8 @@ function checkPropagation(mountpoint: string): Check {
     return {
       name,
       level: 'warn',
-      message: `cannot find the mount that holds ${parent}`,
-      fix: 'check /proc/self/mountinfo',
+      message: `no mount in /proc/self/mountinfo holds ${parent}: the root of this process is not a mount point (a chroot?), so the propagation of the mountpoint cannot be told`,
+      fix: 'run lxcfs-ts doctor outside the chroot, in the mount namespace of the host (from a container: nsenter -t 1 -m -- lxcfs-ts doctor)',
     };
   const kind = holder.propagation.some((field) => field.startsWith('shared:'))
     ? 'shared'

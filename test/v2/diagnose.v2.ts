@@ -3,12 +3,13 @@
 // systemd driver names it.
 
 import { randomBytes } from 'node:crypto';
+import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Check, DoctorReport } from '../../src/diagnose/doctor.js';
 import type { StatusReport } from '../../src/diagnose/status.js';
 import { Cleanup, LXCFS_TS, run, startDaemon, type Daemon } from '../helpers/processes.js';
-import { CGROUP_ROOT, enableZramSwap, makeCgroup, readCgroup, spawnIn } from './guest.js';
+import { CGROUP_ROOT, enableZramSwap, makeCgroup, readCgroup, runIn, spawnIn } from './guest.js';
 
 const MiB = 1024 * 1024;
 const DOCKER_ID = randomBytes(32).toString('hex');
@@ -77,6 +78,61 @@ describe('doctor on cgroup2 and Linux 6.1', () => {
       name: 'swap',
       level: 'ok',
       message: '256 MiB of swap on the host, accounted per cgroup (memory.swap.*)',
+    });
+  });
+});
+
+describe('doctor in a cgroup namespace, as in a container', () => {
+  it('rooted at a cgroup whose parent hands down only memory, which it does not enable below: not available, not enabled (WARN)', () => {
+    const parent = makeCgroup(cleanup);
+    const nsRoot = makeCgroup(cleanup, {}, parent);
+    const others = readCgroup(parent, 'cgroup.subtree_control')
+      .split(/\s+/)
+      .filter((c) => c && c !== 'memory');
+    fs.writeFileSync(path.join(parent, 'cgroup.subtree_control'), others.map((c) => `-${c}`).join(' '));
+    expect(readCgroup(nsRoot, 'cgroup.controllers')).toBe('memory');
+    // The cgroup2 mount of the new cgroup namespace shows nsRoot as its top; our mount is made shared in
+    // the new mount namespace so that only the cgroups decide.
+    const result = runIn(
+      nsRoot,
+      'unshare',
+      [
+        '--cgroup',
+        '--mount',
+        '--propagation',
+        'private',
+        'sh',
+        '-ec',
+        `umount -l ${CGROUP_ROOT}; mount -t cgroup2 none ${CGROUP_ROOT}; mount --make-shared ${mnt}; exec "$0" doctor --mountpoint ${mnt} --pidfile ${pidFile} --json --timeout 20`,
+        LXCFS_TS,
+      ],
+      { timeout: 170_000 },
+    );
+    expect(result.stderr).toBe('');
+    const report = JSON.parse(result.stdout) as DoctorReport;
+    expect(report.checks.filter((c) => c.level === 'fail')).toEqual([]);
+    expect(result.status).toBe(1);
+    expect(check(report, 'cgroup-layout').message).toBe('cgroup v2 (unified)');
+    expect(check(report, 'cgroup-memory')).toEqual({
+      name: 'cgroup-memory',
+      level: 'warn',
+      message:
+        "memory is not enabled for child cgroups (cgroup.subtree_control): containers get no memory files, so meminfo, swaps, pressure/memory show the host's values",
+      fix: 'echo +memory > /sys/fs/cgroup/cgroup.subtree_control (container runtimes and systemd usually do this)',
+    });
+    expect(check(report, 'cgroup-cpu')).toEqual({
+      name: 'cgroup-cpu',
+      level: 'warn',
+      message:
+        "the cpu controller is not available: stat, uptime, --enable-cfs CPU counts, loadavg (-l), pressure/cpu show the host's values",
+      fix: "this is a cgroup namespace whose parent cgroup does not hand cpu down: enable it in the parent's cgroup.subtree_control, and run lxcfs-ts doctor on the host to see the host's cgroups",
+    });
+    // No cgroup below its top has memory files: whether swap is accounted cannot be told from here.
+    expect(check(report, 'swap')).toMatchObject({
+      level: 'ok',
+      message: expect.stringMatching(
+        /^256 MiB of swap on the host; whether the kernel accounts it per cgroup \(memory\.swap\.\*\) shows only once/,
+      ),
     });
   });
 });
