@@ -60,6 +60,15 @@ export interface SnapshotMemory {
   pages: SharedArrayBuffer;
 }
 
+export interface TenantUsage {
+  seen: number;
+  holding: number;
+  largestHandles: number;
+  largestBytes: number;
+  handleLimit: number;
+  byteLimit: number;
+}
+
 /** What one tenant may hold. */
 export interface TenantLimits {
   handles: number;
@@ -323,6 +332,33 @@ export class SnapshotStore {
       pagesInUse: Atomics.load(this.ctl, PAGES_MADE) - Atomics.load(this.ctl, PAGE_FREE_TOP),
       pagesMade: Atomics.load(this.ctl, PAGES_MADE),
     };
+  }
+
+  /** Tenants (containers) the store has counted handles for since it began, up to the table's size (an
+   * entry of one that holds nothing may be taken over by another), those holding handles now, the
+   * largest share one of them holds, and the limits of a share. Scans the table: for scrapes only. */
+  tenantUsage(): TenantUsage {
+    const usage: TenantUsage = {
+      seen: 0,
+      holding: 0,
+      largestHandles: 0,
+      largestBytes: 0,
+      handleLimit: this.ctl[TENANT_HANDLES]!,
+      byteLimit: this.ctl[TENANT_PAGES]! * PAGE,
+    };
+    this.lock();
+    try {
+      this.tenants.forEach((entry) => {
+        usage.seen++;
+        const handles = this.ctl[entry + TENANT_HANDLES_HELD]!;
+        if (handles > 0) usage.holding++;
+        usage.largestHandles = Math.max(usage.largestHandles, handles);
+        usage.largestBytes = Math.max(usage.largestBytes, this.ctl[entry + TENANT_PAGES_HELD]! * PAGE);
+      });
+    } finally {
+      this.unlock();
+    }
+    return usage;
   }
 
   /** Index of the slot's fields, or -1 if the handle is not a live handle of this store. */

@@ -49,4 +49,12 @@ export class TenantTable {
     this.words[reusable + TENANT_KEY] = key;
     return reusable;
   }
+
+  /** Calls `fn` with the entry of every tenant the table holds, whether or not it holds anything now. */
+  forEach(fn: (entry: number) => void): void {
+    for (let index = 0; index < this.capacity; index++) {
+      const entry = this.base + index * this.stride;
+      if (this.words[entry] !== 0) fn(entry);
+    }
+  }
 }

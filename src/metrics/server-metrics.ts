@@ -107,6 +107,39 @@ export class ServerMetrics {
       },
     });
     new Gauge({
+      name: 'lxcfs_ts_containers',
+      help: 'Containers (pid namespaces) that opened our files since the serving process began (up to 4096: an idle one may give its entry to another), and those holding handles now',
+      labelNames: ['state'],
+      registers,
+      collect() {
+        const usage = store.tenantUsage();
+        this.set({ state: 'seen' }, usage.seen);
+        this.set({ state: 'holding' }, usage.holding);
+      },
+    });
+    new Gauge({
+      name: 'lxcfs_ts_container_share_largest',
+      help: 'The largest share one container holds now: open handles, or snapshot bytes',
+      labelNames: ['resource'],
+      registers,
+      collect() {
+        const usage = store.tenantUsage();
+        this.set({ resource: 'handles' }, usage.largestHandles);
+        this.set({ resource: 'snapshot_bytes' }, usage.largestBytes);
+      },
+    });
+    new Gauge({
+      name: 'lxcfs_ts_container_share_limit',
+      help: 'What one container may hold (--max-handles-per-container, --max-snapshot-mib-per-container): beyond, its opens get EMFILE and its reads in pieces ENOMEM',
+      labelNames: ['resource'],
+      registers,
+      collect() {
+        const usage = store.tenantUsage();
+        this.set({ resource: 'handles' }, usage.handleLimit);
+        this.set({ resource: 'snapshot_bytes' }, usage.byteLimit);
+      },
+    });
+    new Gauge({
       name: 'lxcfs_ts_loadavg_cgroups',
       help: 'cgroups the loadavg sampler tracks (-l), at its last pass',
       registers,

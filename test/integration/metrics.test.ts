@@ -198,6 +198,55 @@ describe('metrics', () => {
     }
   });
 
+  it('counts the containers that opened files, and the largest share one of them holds against its limit', async () => {
+    const before = await scrape();
+    const seenBefore = value(before, 'lxcfs_ts_containers', { state: 'seen' });
+    // Two "containers" (pid namespaces of their own) holding 7 and 3 read handles until their stdin closes.
+    const hold = (count: number) => {
+      const script = [
+        'import sys',
+        `fds = [open(${JSON.stringify(path.join(mnt, 'proc/cpuinfo'))}, "rb", buffering=0) for _ in range(${count})]`,
+        'for f in fds: f.read(16)',
+        'print("ready", flush=True)',
+        'sys.stdin.read()',
+      ].join('\n');
+      const child = spawn('unshare', ['--pid', '--fork', '--kill-child', 'python3', '-c', script], {
+        stdio: ['pipe', 'pipe', 'inherit'],
+      });
+      cleanup.add(() => {
+        if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+      });
+      return child;
+    };
+    const holders = [hold(7), hold(3)];
+    try {
+      for (const holder of holders) {
+        const [line] = (await once(holder.stdout, 'data')) as [Buffer];
+        expect(line.toString()).toBe('ready\n');
+      }
+      const families = await scrape();
+      expect(value(families, 'lxcfs_ts_containers', { state: 'holding' })).toBe(2);
+      expect(value(families, 'lxcfs_ts_containers', { state: 'seen' })).toBe(seenBefore + 2);
+      expect(value(families, 'lxcfs_ts_container_share_largest', { resource: 'handles' })).toBe(7);
+      expect(value(families, 'lxcfs_ts_container_share_largest', { resource: 'snapshot_bytes' })).toBe(7 * 4096);
+      expect(value(families, 'lxcfs_ts_container_share_limit', { resource: 'handles' })).toBe(1024);
+      expect(value(families, 'lxcfs_ts_container_share_limit', { resource: 'snapshot_bytes' })).toBe(4 << 20);
+    } finally {
+      for (const holder of holders) {
+        holder.stdin.end();
+        if (holder.exitCode === null) await once(holder, 'exit');
+      }
+    }
+    for (
+      const deadline = Date.now() + 10_000;
+      value(await scrape(), 'lxcfs_ts_containers', { state: 'holding' }) > 0 && Date.now() < deadline;
+    )
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    const after = await scrape();
+    expect(value(after, 'lxcfs_ts_containers', { state: 'holding' })).toBe(0);
+    expect(value(after, 'lxcfs_ts_containers', { state: 'seen' })).toBe(seenBefore + 2);
+  });
+
   it('has the memory and event-loop lag of both processes and the version', async () => {
     const families = await scrape();
     for (const process of ['supervisor', 'server']) {
