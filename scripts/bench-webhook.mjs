@@ -4,6 +4,12 @@
 // uses them) with 1 client, then with 8 concurrent clients, and reviews per second. The webhook runs
 // as users run it (bin/lxcfs-ts, default log level: one log line per review). The API server's budget
 // per call is the configuration's timeoutSeconds (5 s).
+// With each round, from the kernel's schedstat of the webhook: its time on a CPU per review, and how long
+// it was ready to run but waited for a CPU. The client threads share this machine's cores with it, so
+// when the second figure dominates, the latencies measure the machine rather than the webhook.
+// Last, the quiet cluster: a review after the connection sat idle for 6 s (longer than Node's default
+// keep-alive), which is every review when pods are created now and then; whether the connection was
+// still open, and the latency, against a review that opens a new TLS connection.
 //
 //   node scripts/bench-webhook.mjs [--quick] [--reviews N]     (alone; `npm run bench` runs it too)
 //
@@ -120,7 +126,7 @@ async function round(port, ca, clients, perClient, warmup, prefix = '') {
   const seconds = Number(process.hrtime.bigint() - started) / 1e9;
   if (warmup) return undefined;
   const all = Float64Array.from(results.flatMap((latencies) => [...latencies])).sort();
-  return { clients, reviews: all.length, p50_us: percentile(all, 0.5), p99_us: percentile(all, 0.99), max_us: all[all.length - 1], reviews_per_s: all.length / seconds };
+  return { clients, reviews: all.length, p50_us: percentile(all, 0.5), p99_us: percentile(all, 0.99), max_us: all[all.length - 1], reviews_per_s: all.length / seconds, seconds };
 }
 
 /** The webhook's own time per review (its log's "ms": from the request to the answer written, without
@@ -134,13 +140,71 @@ function serverSide(log) {
   return { reviews: all.length, p50_us: percentile(all, 0.5), p99_us: percentile(all, 0.99) };
 }
 
+/** The process's time on a CPU and time ready to run but waiting for one, in ns (/proc/PID/schedstat). */
+function schedstat(pid) {
+  const [onCpu, waiting] = fs.readFileSync(`/proc/${pid}/schedstat`, 'utf8').trim().split(' ').map(Number);
+  return { onCpu, waiting };
+}
+
+/** A round, with the webhook's CPU time per review and its wait for a CPU over the round. */
+async function measuredRound(pid, ...args) {
+  const before = schedstat(pid);
+  const result = await round(...args);
+  const after = schedstat(pid);
+  return { ...result, server_cpu_us: (after.onCpu - before.onCpu) / 1e3 / result.reviews, server_wait_ms: (after.waiting - before.waiting) / 1e6, wall_ms: result.seconds * 1e3 };
+}
+
+/** One review on `agent`; resolves with the latency in µs and whether a kept-alive connection carried it. */
+function timedReview(port, ca, agent, uid) {
+  const body = reviewBody(uid);
+  const started = process.hrtime.bigint();
+  return new Promise((resolve, reject) => {
+    const req = https.request(
+      { host: '127.0.0.1', port, servername: SERVICE_HOST, ca, agent, method: 'POST', path: '/mutate', headers: { 'Content-Type': 'application/json' } },
+      (res) => {
+        res.resume();
+        res.on('end', () => (res.statusCode === 200 ? resolve({ us: Number(process.hrtime.bigint() - started) / 1000, reused: req.reusedSocket }) : reject(new Error(`status ${res.statusCode}`))));
+      },
+    );
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+
+const IDLE_MS = 6000;
+
+/** Reviews after the connection sat idle, and reviews on a new connection each, one client. */
+async function quietCluster(port, ca, samples) {
+  const agent = new https.Agent({ keepAlive: true, maxSockets: 1 });
+  const afterIdle = [];
+  try {
+    await timedReview(port, ca, agent, 'idle-first');
+    for (let i = 0; i < samples; i++) {
+      await new Promise((resolve) => setTimeout(resolve, IDLE_MS));
+      // A connection the webhook closes as the review is sent fails it (the API server then applies
+      // failurePolicy): counted, not fatal.
+      afterIdle.push(await timedReview(port, ca, agent, `idle-${i}`).catch((err) => ({ error: err.code ?? err.message })));
+    }
+  } finally {
+    agent.destroy();
+  }
+  const fresh = [];
+  for (let i = 0; i < 200; i++) fresh.push((await timedReview(port, ca, false, `fresh-${i}`)).us);
+  fresh.sort((a, b) => a - b);
+  const answered = afterIdle.filter((r) => r.error === undefined).sort((a, b) => a.us - b.us);
+  return {
+    afterIdle: { samples, reused: answered.filter((r) => r.reused).length, failed: afterIdle.filter((r) => r.error !== undefined).map((r) => r.error), p50_us: answered.length > 0 ? answered[answered.length >> 1].us : NaN },
+    newConnection: { p50_us: percentile(fresh, 0.5), p99_us: percentile(fresh, 0.99) },
+  };
+}
+
 function rssKb(pid) {
   const match = /^VmRSS:\s+(\d+) kB/m.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
   return match ? Number(match[1]) : NaN;
 }
 
 /** Starts the webhook, measures, stops it. Returns the figures. */
-export async function benchWebhook({ reviews }) {
+export async function benchWebhook({ reviews, idleSamples = 3 }) {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'lxcfs-ts-bench-webhook-'));
   let child;
   try {
@@ -160,9 +224,11 @@ export async function benchWebhook({ reviews }) {
     port = Number(port);
     // V8 compiles the request path over the first few thousand reviews.
     await round(port, ca, 2, Math.ceil(reviews / 4), true, 'w');
-    const single = await round(port, ca, 1, reviews, false);
-    const concurrent = await round(port, ca, 8, Math.ceil(reviews / 8) * 2, false);
-    return { single, concurrent, server: serverSide(fs.readFileSync(log, 'utf8')), rss_kb: rssKb(child.pid) };
+    const single = await measuredRound(child.pid, port, ca, 1, reviews, false);
+    const concurrent = await measuredRound(child.pid, port, ca, 8, Math.ceil(reviews / 8) * 2, false);
+    const server = serverSide(fs.readFileSync(log, 'utf8'));
+    const quiet = await quietCluster(port, ca, idleSamples);
+    return { single, concurrent, server, quiet, rss_kb: rssKb(child.pid) };
   } finally {
     if (child && child.exitCode === null) {
       child.kill('SIGTERM');
@@ -174,12 +240,16 @@ export async function benchWebhook({ reviews }) {
 
 export function formatWebhook(result) {
   const us = (v) => (v >= 1000 ? `${(v / 1000).toFixed(2)} ms` : `${v.toFixed(0)} µs`);
-  const row = (r) => `  ${String(r.clients).padStart(2)} client${r.clients > 1 ? 's' : ' '}  ${String(r.reviews).padStart(6)} reviews  p50 ${us(r.p50_us).padStart(8)}  p99 ${us(r.p99_us).padStart(8)}  max ${us(r.max_us).padStart(8)}  ${r.reviews_per_s.toFixed(0).padStart(6)} reviews/s`;
+  const row = (r) =>
+    `  ${String(r.clients).padStart(2)} client${r.clients > 1 ? 's' : ' '}  ${String(r.reviews).padStart(6)} reviews  p50 ${us(r.p50_us).padStart(8)}  p99 ${us(r.p99_us).padStart(8)}  max ${us(r.max_us).padStart(8)}  ${r.reviews_per_s.toFixed(0).padStart(6)} reviews/s` +
+    `\n      the webhook: ${us(r.server_cpu_us)} on a CPU per review; over the ${(r.wall_ms / 1000).toFixed(1)} s, ready but waiting for a CPU ${(r.server_wait_ms / 1000).toFixed(1)} s`;
+  const { afterIdle, newConnection } = result.quiet;
   return [
     'Webhook: AdmissionReview of a 3-container pod (Pod CREATE, v1), over kept-alive HTTPS, one log line per review',
     row(result.single),
     row(result.concurrent),
     `  the webhook's own time per review (its log, both runs): p50 ${us(result.server.p50_us)}, p99 ${us(result.server.p99_us)}; RSS at the end ${(result.rss_kb / 1024).toFixed(0)} MiB`,
+    `  quiet cluster: after ${IDLE_MS / 1000} s idle, ${afterIdle.samples} reviews: ${afterIdle.reused} on the kept connection, ${afterIdle.failed.length} failed${afterIdle.failed.length > 0 ? ` (${afterIdle.failed.join(', ')})` : ''}, p50 ${us(afterIdle.p50_us)}; a new TLS connection per review: p50 ${us(newConnection.p50_us)}, p99 ${us(newConnection.p99_us)}`,
   ].join('\n');
 }
 
@@ -190,5 +260,5 @@ if (isMainThread && process.argv[1] === fileURLToPath(import.meta.url)) {
     console.error(`bench-webhook: --reviews must be a positive whole number, not ${values.reviews}`);
     process.exit(2);
   }
-  console.log(formatWebhook(await benchWebhook({ reviews })));
+  console.log(formatWebhook(await benchWebhook({ reviews, idleSamples: values.quick ? 1 : 3 })));
 }

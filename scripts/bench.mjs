@@ -42,7 +42,8 @@
 //     of samples each; p50/p99 per file, p99 growth, RSS, and a MemTotal check in three containers.
 //  5d. webhook (scripts/bench-webhook.mjs): `lxcfs-ts webhook` on a free port, AdmissionReviews of a
 //     3-container pod over kept-alive HTTPS from 1 client, then 8 concurrent client threads; p50/p99
-//     per review and reviews per second.
+//     per review and reviews per second, the webhook's CPU time per review and its wait for a CPU;
+//     then reviews after 6 s idle (kept connection or not) and on a new TLS connection each.
 //  5e. metrics cost: a second lxcfs-ts with --metrics on 127.0.0.1 (scraped every second meanwhile, as
 //     Prometheus would, only faster); the latency client interleaves it with the first (metrics off) on
 //     meminfo, uptime and stat; p50/p99 per file with metrics on / off.
@@ -1728,7 +1729,7 @@ async function main() {
   }
   if (CFG.webhook) {
     step(`webhook: ${CFG.webhookReviews} AdmissionReviews with 1 client, then with 8`);
-    R.webhook = await benchWebhook({ reviews: CFG.webhookReviews });
+    R.webhook = await benchWebhook({ reviews: CFG.webhookReviews, idleSamples: Q ? 1 : 3 });
   }
   R.daemon_logs = Object.fromEntries(state.daemons.map((d) => [d.id, (readText(d.log) || '').slice(0, 8192)]));
   R.cost.series = series;

@@ -12,6 +12,11 @@ import { answerReview, BadReview, type ReviewContext } from './review.js';
 /** Larger AdmissionReviews are refused: a pod spec is a few KiB. */
 export const MAX_BODY_BYTES = 1024 * 1024;
 const CERT_CHECK_INTERVAL_MS = 1000;
+/** How long an idle connection is kept. The API server keeps its connections to a webhook idle for up
+ * to 90 s (Go's default): closing them sooner (Node's default is 5 s) costs nearly every review of a
+ * quiet cluster a new TLS handshake, about five times the work of the review, and races the API
+ * server sending a review on the connection being closed. Longer, so that the client closes first. */
+const KEEP_ALIVE_MS = 120_000;
 
 /** POST paths and how each selects pods. /mutating-pods is lxcfs-admission-webhook's path, so its
  * configuration can point at us unchanged. */
@@ -144,6 +149,7 @@ export async function startWebhookServer(options: WebhookServerOptions): Promise
       });
     }
   });
+  server.keepAliveTimeout = KEEP_ALIVE_MS;
   server.headersTimeout = 10_000;
   server.requestTimeout = 10_000;
   server.on('tlsClientError', (err) => log.debug({ reason: err.message }, 'TLS handshake failed'));

@@ -5,7 +5,7 @@
 
 import fs from 'node:fs';
 import path from 'node:path';
-import { parse } from 'yaml';
+import { parse, parseAllDocuments } from 'yaml';
 import { REPO } from '../helpers/processes.js';
 
 export interface K8sContainer {
@@ -27,8 +27,16 @@ export interface K8sContainer {
 
 export interface PodSpec {
   hostPID?: boolean;
+  initContainers?: K8sContainer[];
   containers: K8sContainer[];
   volumes?: { name: string; hostPath?: { path: string; type?: string } }[];
+}
+
+export interface Pod {
+  apiVersion: string;
+  kind: string;
+  metadata: { name: string; namespace?: string };
+  spec: PodSpec;
 }
 
 function manifest(file: string): { kind: string; spec: Record<string, unknown> } {
@@ -50,6 +58,18 @@ export function examplePod(): PodSpec {
   const pod = manifest('examples/example-pod.yaml');
   if (pod.kind !== 'Pod') throw new Error(`example-pod.yaml is a ${pod.kind}`);
   return pod.spec as unknown as PodSpec;
+}
+
+/** The webhook's container in deploy/kubernetes/webhook-deployment.yaml (a file of several objects),
+ * and the namespace the Deployment runs in. */
+export function webhookDeployment(): { container: K8sContainer; namespace: string } {
+  const objects = parseAllDocuments(
+    fs.readFileSync(path.join(REPO, 'deploy/kubernetes/webhook-deployment.yaml'), 'utf8'),
+  ).map((doc) => doc.toJS() as { kind: string; metadata: { namespace: string }; spec: unknown } | null);
+  const deployment = objects.find((object) => object?.kind === 'Deployment');
+  if (!deployment) throw new Error('webhook-deployment.yaml has no Deployment');
+  const spec = deployment.spec as { template: { spec: PodSpec } };
+  return { container: spec.template.spec.containers[0]!, namespace: deployment.metadata.namespace };
 }
 
 /** Kubernetes quantities as docker takes them: "256Mi" → "256m", "500m" CPU → "0.5". */

@@ -5,13 +5,15 @@
 
 import fs from 'node:fs';
 import path from 'node:path';
+import { parse } from 'yaml';
 import { REPO } from '../helpers/processes.js';
+import type { Pod } from './kubernetes.js';
 
 const README = fs.readFileSync(path.join(REPO, 'README.md'), 'utf8');
 
-/** The README's ```sh blocks. */
-function shellBlocks(): string[] {
-  return [...README.matchAll(/```sh\n([\s\S]*?)```/g)].map((match) => match[1]!);
+/** The README's code blocks in `language` (```sh, ```yaml). */
+function codeBlocks(language: string): string[] {
+  return [...README.matchAll(new RegExp('```' + language + '\\n([\\s\\S]*?)```', 'g'))].map((match) => match[1]!);
 }
 
 /** A block's commands: continuation lines joined, comments dropped (none of ours has a # in quotes). */
@@ -24,10 +26,12 @@ function commands(block: string): string[] {
 }
 
 /** The one block that has a line containing `marker`. */
-function blockWith(marker: string): string {
-  const blocks = shellBlocks().filter((block) => block.includes(marker));
+function blockWith(marker: string, language = 'sh'): string {
+  const blocks = codeBlocks(language).filter((block) => block.includes(marker));
   if (blocks.length !== 1)
-    throw new Error(`README.md has ${blocks.length} shell blocks containing ${JSON.stringify(marker)}, expected 1`);
+    throw new Error(
+      `README.md has ${blocks.length} ${language} blocks containing ${JSON.stringify(marker)}, expected 1`,
+    );
   return blocks[0]!;
 }
 
@@ -73,7 +77,7 @@ export function parseDockerRun(command: string): DockerRun {
 
 /** The README's one `docker run` command that contains `marker` (its lines joined). */
 export function dockerRecipe(marker: string): DockerRun {
-  const runs = shellBlocks()
+  const runs = codeBlocks('sh')
     .flatMap(commands)
     .filter((command) => command.startsWith('docker run') && command.includes(marker));
   if (runs.length !== 1)
@@ -107,4 +111,11 @@ export function recipeLine(list: RecipeList, marker: string): string {
   if (lines.length !== 1)
     throw new Error(`README.md: ${lines.length} recipe lines contain ${JSON.stringify(marker)}, expected 1`);
   return lines[0]!;
+}
+
+/** The README's one Pod manifest: the pod "as written" that the webhook section says needs no change. */
+export function readmePod(): Pod {
+  const pod = parse(blockWith('kind: Pod', 'yaml')) as Pod;
+  if (pod.kind !== 'Pod') throw new Error(`README.md: the block with "kind: Pod" is a ${pod.kind}`);
+  return pod;
 }

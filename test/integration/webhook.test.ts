@@ -6,6 +6,7 @@
 import { X509Certificate } from 'node:crypto';
 import { once } from 'node:events';
 import fs from 'node:fs';
+import https from 'node:https';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import tls from 'node:tls';
@@ -273,6 +274,36 @@ describe('selection', () => {
       expect(response).toEqual({ uid: (other.request as Json).uid, allowed: true });
     }
   });
+});
+
+describe('connections', () => {
+  /** Posts a review through `agent`; resolves with whether the agent reused a connection for it. */
+  function postOn(agent: https.Agent): Promise<{ status: number; reused: boolean }> {
+    return new Promise((resolve, reject) => {
+      const body = JSON.stringify(admissionReview('v1', deploymentPod(NAMESPACE), { namespace: NAMESPACE }));
+      const req = https.request(
+        { host: '127.0.0.1', port: webhook.port, servername: SERVICE_HOST, ca, agent, method: 'POST', path: '/mutate', headers: { 'Content-Type': 'application/json' } },
+        (res) => {
+          res.resume();
+          res.on('end', () => resolve({ status: res.statusCode!, reused: req.reusedSocket }));
+        },
+      );
+      req.on('error', reject);
+      req.end(body);
+    });
+  }
+
+  it('a kept-alive connection left idle for 11 s still carries the next review (no new TLS handshake)', async () => {
+    const agent = new https.Agent({ keepAlive: true, maxSockets: 1 });
+    try {
+      expect(await postOn(agent)).toEqual({ status: 200, reused: false });
+      // Longer than Node's default keep-alive (5 s) and the server's headers timeout (10 s).
+      await sleep(11_000);
+      expect(await postOn(agent)).toEqual({ status: 200, reused: true });
+    } finally {
+      agent.destroy();
+    }
+  }, 40_000);
 });
 
 describe('bad input', () => {
