@@ -628,7 +628,7 @@ describe('migrating a host from lxcfs', () => {
 
 describe('errors', () => {
   it('one line on stderr and status 1 when nothing answers at the mountpoint', () => {
-    const result = remountCli(['--mountpoint', path.join(dir, 'nothing'), '--timeout', '0.1']);
+    const result = remountCli(['--mountpoint', path.join(dir, 'nothing'), '--timeout', '0.3']);
     expect(result.status).toBe(1);
     expect(result.stdout).toBe('');
     expect(result.stderr).toBe(
