@@ -11,8 +11,10 @@ fi
 
 # Debian packages: lxcfs is the reference peer of the differential tests; docker.io and mmdebstrap run
 # the Docker suite (a private dockerd, images built from Debian's mirror); openssl makes the webhook
-# tests' certificates; the rest are the real clients the tests read our files with.
-packages=(lxcfs procps util-linux python3 coreutils openssl docker.io mmdebstrap)
+# tests' certificates; qemu-system-x86, busybox-static, cpio and kmod build and boot the two guests (installed
+# here, once: the guests' builds start together and would race for apt's lock); the rest are the real clients
+# the tests read our files with.
+packages=(lxcfs procps util-linux python3 coreutils openssl docker.io mmdebstrap qemu-system-x86 busybox-static cpio kmod)
 missing=()
 for p in "${packages[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then
