@@ -5,6 +5,8 @@ import { spawn, spawnSync, type ChildProcess, type SpawnSyncReturns } from 'node
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import readline from 'node:readline';
+import type { Readable } from 'node:stream';
 import { abortConnection, detachMount, mountsAt, probeFile } from '../../src/fuse/mount.js';
 
 export const REPO = path.resolve(import.meta.dirname, '../..');
@@ -14,6 +16,17 @@ export const TIME_SCALE = Number(process.env.TEST_TIME_SCALE ?? '1') || 1;
 export const IN_V2_GUEST = process.env.V2VM_GUEST === '1';
 /** The lxcfs-ts command, as users run it (it starts the built code in dist/). */
 export const LXCFS_TS = path.join(REPO, 'bin/lxcfs-ts');
+
+/** The first line a child writes (a pipe may deliver it in pieces), or an error if the stream ends first. */
+export async function firstLine(stream: Readable): Promise<string> {
+  const lines = readline.createInterface({ input: stream });
+  try {
+    for await (const line of lines) return line;
+  } finally {
+    lines.close();
+  }
+  throw new Error('the stream ended before its first line');
+}
 
 /** The command line that runs lxcfs-ts. */
 export function lxcfsCommand(): string[] {

@@ -8,7 +8,16 @@ import net from 'node:net';
 import path from 'node:path';
 import parsePrometheusTextFormat, { type ParsedFamily, type ParsedSample } from 'parse-prometheus-text-format';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Cleanup, isMounted, LXCFS_TS, run, startDaemon, upgradeDaemon, type Daemon } from '../helpers/processes.js';
+import {
+  Cleanup,
+  firstLine,
+  isMounted,
+  LXCFS_TS,
+  run,
+  startDaemon,
+  upgradeDaemon,
+  type Daemon,
+} from '../helpers/processes.js';
 import { listeningPorts } from '../helpers/inspector.js';
 
 const cleanup = new Cleanup();
@@ -221,8 +230,7 @@ describe('metrics', () => {
     const holders = [hold(7), hold(3)];
     try {
       for (const holder of holders) {
-        const [line] = (await once(holder.stdout, 'data')) as [Buffer];
-        expect(line.toString()).toBe('ready\n');
+        expect(await firstLine(holder.stdout)).toBe('ready');
       }
       const families = await scrape();
       expect(value(families, 'lxcfs_ts_containers', { state: 'holding' })).toBe(2);
