@@ -66,14 +66,14 @@ describe('thread lists through kept files', () => {
     'lists every thread of a cgroup2 cgroup whose list is longer than a page',
     async () => {
       const cgroup = createCgroup(cleanup, 'unified', 'lxcfs-ts-abi-threads');
-      const child = spawn('python3', ['-c', 'import threading,time\nfor _ in range(1500): threading.Thread(target=time.sleep, args=(600,), daemon=True).start()\nprint("ready", flush=True)\ntime.sleep(600)'], {
+      const child = spawn('python3', ['-c', 'import threading,time\nfor _ in range(2500): threading.Thread(target=time.sleep, args=(600,), daemon=True).start()\nprint("ready", flush=True)\ntime.sleep(600)'], {
         stdio: ['ignore', 'pipe', 'inherit'],
       });
       cleanup.own(child);
       await once(child.stdout, 'data');
       cgroup.add(child.pid!);
       const all = fs.readFileSync(`${cgroup.dir}/cgroup.threads`, 'latin1').trim().split('\n').map(Number);
-      expect(all.length).toBe(1501);
+      expect(all.length).toBe(2501);
       expect(all.join('\n').length).toBeGreaterThan(8192);
       const files = new KeptFiles(8, 'read-through');
       expect(readThreadIds(cgroup.dir, V2, files)).toEqual(all);
