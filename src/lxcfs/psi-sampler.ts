@@ -71,7 +71,7 @@ export class PsiSampler {
       let group = this.byPath.get(trigger.path);
       if (group?.get(trigger.slot)?.serial === trigger.serial) continue;
       for (const other of this.byPath.values()) other.delete(trigger.slot); // the slot was reused
-      if (!group) this.byPath.set(trigger.path, (group = new Map()));
+      if (!group) this.byPath.set(trigger.path, (group = new Map<number, Watched>()));
       const periodUs = samplePeriodUs(trigger);
       group.set(trigger.slot, { ...trigger, periodUs, nextDueUs: now, window: undefined });
     }
