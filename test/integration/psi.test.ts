@@ -72,7 +72,13 @@ interface Poller {
 
 /** Runs the poller on /proc/pressure/cpu, in a container that joined `cgroups` when given (else on the
  * host, on our mount's file), after `busy` busy loops were started beside it. */
-function startPoller(options: { cgroups?: TestCgroup[]; busy?: number; trigger: string; timeoutMs: number; rearm?: boolean }): Poller {
+function startPoller(options: {
+  cgroups?: TestCgroup[];
+  busy?: number;
+  trigger: string;
+  timeoutMs: number;
+  rearm?: boolean;
+}): Poller {
   const args = [options.trigger, String(options.timeoutMs), options.rearm ? '1' : '0', String(options.busy ?? 0)];
   let child: ChildProcess;
   if (options.cgroups) {
@@ -80,11 +86,24 @@ function startPoller(options: { cgroups?: TestCgroup[]; busy?: number; trigger: 
     // The poller is the container's pid 1: when it dies, so do its busy children (--kill-child: and it
     // dies with unshare).
     const inner = `mount --bind ${mnt}/proc/pressure/cpu /proc/pressure/cpu || exit 1\nexec python3 -c "$0" /proc/pressure/cpu "$@"`;
-    child = spawn('sh', ['-c', `${join} && exec unshare --pid --fork --kill-child --mount --mount-proc --propagation private sh -c "$1" "$2" "$3" "$4" "$5" "$6"`, 'sh', inner, POLLER, ...args], {
+    child = spawn(
+      'sh',
+      [
+        '-c',
+        `${join} && exec unshare --pid --fork --kill-child --mount --mount-proc --propagation private sh -c "$1" "$2" "$3" "$4" "$5" "$6"`,
+        'sh',
+        inner,
+        POLLER,
+        ...args,
+      ],
+      {
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    );
+  } else {
+    child = spawn('python3', ['-c', POLLER, path.join(mnt, 'proc/pressure/cpu'), ...args], {
       stdio: ['ignore', 'pipe', 'pipe'],
     });
-  } else {
-    child = spawn('python3', ['-c', POLLER, path.join(mnt, 'proc/pressure/cpu'), ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
   }
   cleanup.own(child);
   let stdout = '';
@@ -102,10 +121,14 @@ function startPoller(options: { cgroups?: TestCgroup[]; busy?: number; trigger: 
     async waitFor(pattern, timeoutMs, from = 0) {
       const deadline = Date.now() + timeoutMs * TIME_SCALE;
       for (;;) {
-        const found = lines().slice(from).find((line) => pattern.test(line));
+        const found = lines()
+          .slice(from)
+          .find((line) => pattern.test(line));
         if (found) return found;
         if (Date.now() > deadline || child.exitCode !== null) {
-          throw new Error(`poller never printed ${pattern} within ${timeoutMs} ms; stdout:\n${stdout}\nstderr:\n${stderr}`);
+          throw new Error(
+            `poller never printed ${pattern} within ${timeoutMs} ms; stdout:\n${stdout}\nstderr:\n${stderr}`,
+          );
         }
         await new Promise((resolve) => setTimeout(resolve, 20));
       }
@@ -123,7 +146,8 @@ function containerCgroups(name: string): TestCgroup[] {
 
 /** Moves every process out of a cgroup2 cgroup and removes it. */
 function removeUnified(cgroup: TestCgroup): void {
-  for (const pid of cgroup.read('cgroup.procs').split('\n').filter(Boolean)) fs.writeFileSync('/sys/fs/cgroup/unified/cgroup.procs', pid);
+  for (const pid of cgroup.read('cgroup.procs').split('\n').filter(Boolean))
+    fs.writeFileSync('/sys/fs/cgroup/unified/cgroup.procs', pid);
   fs.rmdirSync(cgroup.dir);
 }
 
@@ -135,7 +159,7 @@ async function stopPoller(poller: Poller): Promise<void> {
   await exited;
 }
 
-describe('a trigger on a container\'s /proc/pressure/cpu', () => {
+describe("a trigger on a container's /proc/pressure/cpu", () => {
   it('reports POLLPRI within 2 windows when the container stalls, then at most once per window', async () => {
     const cgroups = containerCgroups('lxcfs-ts-psi-busy');
     // 10% of one CPU for two busy loops (started once the trigger is armed) and the poller: they wait
@@ -151,7 +175,10 @@ describe('a trigger on a container\'s /proc/pressure/cpu', () => {
       expect(seconds).toBeLessThan(2);
       // While the stall goes on: an event per window, never two within one.
       await new Promise((resolve) => setTimeout(resolve, 3500));
-      const events = poller.results().filter(([, r]) => r & POLLPRI).map(([s]) => s);
+      const events = poller
+        .results()
+        .filter(([, r]) => r & POLLPRI)
+        .map(([s]) => s);
       expect(events.length).toBeGreaterThanOrEqual(3);
       for (let i = 1; i < events.length; i++) expect(events[i]! - events[i - 1]!).toBeGreaterThan(0.9);
       expect(poller.results().every(([, r]) => (r & POLLERR) === 0)).toBe(true);
@@ -199,7 +226,17 @@ for hexed in sys.argv[2:]:
 describe('trigger rules', () => {
   it('refuses what the kernel refuses with EINVAL', () => {
     const file = path.join(mnt, 'proc/pressure/cpu');
-    const bad = ['', 'bogus 1 1000000', 'some', 'some 1000', 'some 0 1000000', 'some 1000 499999', 'some 1000 10000001', 'some 1000001 1000000', 'some -1 1000000'];
+    const bad = [
+      '',
+      'bogus 1 1000000',
+      'some',
+      'some 1000',
+      'some 0 1000000',
+      'some 1000 499999',
+      'some 1000 10000001',
+      'some 1000001 1000000',
+      'some -1 1000000',
+    ];
     for (const trigger of bad) {
       expect([trigger, writeTriggers(file, [trigger])]).toEqual([trigger, [trigger === '' ? 'ok' : 'EINVAL']]);
     }
@@ -225,11 +262,15 @@ describe('trigger rules', () => {
   });
 
   it('answers POLLERR|POLLPRI for a pressure file without a trigger, as the kernel', () => {
-    const result = run('python3', ['-c', `
+    const result = run('python3', [
+      '-c',
+      `
 import os, select, sys
 fd = os.open(sys.argv[1], os.O_RDONLY)
 p = select.poll(); p.register(fd, select.POLLPRI | select.POLLIN)
-print(p.poll(1000)[0][1])`, path.join(mnt, 'proc/pressure/cpu')]);
+print(p.poll(1000)[0][1])`,
+      path.join(mnt, 'proc/pressure/cpu'),
+    ]);
     // poll(2) keeps what was asked for, and POLLERR.
     expect(Number(result.stdout.trim())).toBe(0x1 | 0x2 | 0x8);
   });
@@ -248,7 +289,11 @@ describe('a restart of the serving process', () => {
       await poller.waitFor(/^armed 2$/, 10_000);
       await new Promise((resolve) => setTimeout(resolve, 300));
       // The serving process is the daemon's child; the daemon starts another when it dies.
-      const server = Number(run('pgrep', ['-P', String(daemon.pid)]).stdout.trim().split('\n')[0]);
+      const server = Number(
+        run('pgrep', ['-P', String(daemon.pid)])
+          .stdout.trim()
+          .split('\n')[0],
+      );
       expect(server).toBeGreaterThan(0);
       process.kill(server, 'SIGKILL');
       const afterCrash = await poller.waitFor(/^\d/, 15_000, poller.lines().indexOf('armed 2') + 1);
@@ -264,7 +309,9 @@ describe('without --enable-psi-poll', () => {
     const plainMnt = path.join(dir, 'plain');
     const plain = await startDaemon(cleanup, ['-p', path.join(dir, 'plain.pid'), plainMnt], plainMnt);
     try {
-      const result = run('python3', ['-c', `
+      const result = run('python3', [
+        '-c',
+        `
 import os, select, sys, errno
 try:
     os.open(sys.argv[1], os.O_RDWR); print('opened')
@@ -272,7 +319,9 @@ except OSError as e:
     print(errno.errorcode[e.errno])
 fd = os.open(sys.argv[1], os.O_RDONLY)
 p = select.poll(); p.register(fd, select.POLLPRI | select.POLLIN)
-print(p.poll(1000)[0][1])`, path.join(plainMnt, 'proc/pressure/cpu')]);
+print(p.poll(1000)[0][1])`,
+        path.join(plainMnt, 'proc/pressure/cpu'),
+      ]);
       // The kernel's answer without a poll method: readable and writable, no POLLERR or POLLPRI.
       expect(result.stdout.trim().split('\n')).toEqual(['EACCES', String(0x1)]);
     } finally {
