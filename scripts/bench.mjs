@@ -100,6 +100,8 @@ const USAGE = `usage: node scripts/bench.mjs [options]
   --no-metrics-cost  skip the metrics cost phase (lxcfs-ts with --metrics next to one without)
   --no-neighbour     skip the noisy-neighbour phase
   --no-webhook       skip the webhook phase (scripts/bench-webhook.mjs: AdmissionReviews with 1 and 8 clients)
+  --no-psi           skip the PSI trigger phase (lxcfs-ts --enable-psi-poll with 100 armed, idle triggers)
+  --psi-only         run only the PSI trigger phase (~40 s, quick ~20 s)
   --cfs              start both daemons with --enable-cfs
   --no-samples       leave the per-iteration samples out of the JSON
   -h, --help         this text`;
@@ -114,6 +116,8 @@ try {
       'no-metrics-cost': { type: 'boolean', default: false },
       'no-neighbour': { type: 'boolean', default: false },
       'no-webhook': { type: 'boolean', default: false },
+      'no-psi': { type: 'boolean', default: false },
+      'psi-only': { type: 'boolean', default: false },
       json: { type: 'string' },
       targets: { type: 'string', default: 'ts,lxcfs,host' },
       iters: { type: 'string' },
@@ -191,6 +195,13 @@ const CFG = {
   metricsFiles: ['meminfo', 'uptime', 'stat'],
   webhook: !opts['no-webhook'],
   webhookReviews: Q ? 400 : 8000,
+  // PSI triggers: the daemon's CPU (main and serving process) with PSI_TRIGGERS armed triggers that never
+  // fire, spread over PSI_CONTAINERS containers (a container may arm 32), each its own cgroup2 cgroup so
+  // that every container's file is sampled on its own: every 100 ms with 1 s windows
+  psi: !opts['no-psi'] || opts['psi-only'],
+  psiContainers: 5,
+  psiTriggers: 100,
+  psiTimes: Q ? { warmup: 3, window: 8 } : { warmup: 5, window: 20 },
   mountTimeoutMs: 20000,
   sampleMs: 250,
 };
@@ -1586,6 +1597,65 @@ async function phaseMetricsCost(bin, cg) {
 // ---------------------------------------------------------------------------------------------
 // main
 
+// PSI trigger cost: a fresh lxcfs-ts --enable-psi-poll; its CPU (% of one CPU, the whole process tree)
+// over a window with no trigger, then over one with CFG.psiTriggers armed triggers (`some 1000000 1000000`:
+// a whole window of stall, never reached by an idle container) and a poll pending on each.
+async function phasePsiCost() {
+  const mnt = path.join(state.tmp, 'mnt-psi');
+  const d = await startDaemon({ id: 'ts-psi', label: 'lxcfs-ts --enable-psi-poll', cmd: CLI, args: ['--enable-psi-poll', '-p', path.join(state.tmp, 'ts-psi.pid'), mnt], mnt });
+  const cpuOver = async (seconds) => {
+    const before = sampleDaemon(d, procTable());
+    await sleep(seconds * 1000);
+    const after = sampleDaemon(d, procTable());
+    return ((after.cpu - before.cpu) / seconds) * 100;
+  };
+  await sleep(CFG.psiTimes.warmup * 1000);
+  const idlePct = await cpuOver(CFG.psiTimes.window);
+  const perContainer = Math.ceil(CFG.psiTriggers / CFG.psiContainers);
+  const poller = `
+import os, select, sys
+p = select.poll()
+for _ in range(int(sys.argv[2])):
+    fd = os.open(sys.argv[1], os.O_RDWR)
+    os.write(fd, b'some 1000000 1000000')
+    p.register(fd, select.POLLPRI)
+print('armed', flush=True)
+while True:
+    for fd, revents in p.poll():
+        print('event', fd, revents, flush=True)
+`;
+  const pollers = [];
+  const name = `lxcfs-bench-psi-${process.pid}`;
+  for (let i = 0; i < CFG.psiContainers; i++) {
+    const dirs = ['cpu', 'unified'].map((h) => path.join('/sys/fs/cgroup', h, `${name}-${i}`));
+    for (const dir of dirs) {
+      fs.mkdirSync(dir);
+      state.cgroupDirs.push(dir);
+    }
+    const join = dirs.map((dir) => `echo $$ > ${dir}/cgroup.procs`).join(' && ');
+    const child = spawn('sh', ['-c', `${join} && exec unshare --pid --fork --kill-child --mount-proc python3 -c "$0" "$1" "$2"`, poller, path.join(mnt, 'proc/pressure/cpu'), String(perContainer)], { stdio: ['ignore', 'pipe', 'pipe'] });
+    state.clients.add(child);
+    let out = '';
+    child.stdout.on('data', (chunk) => (out += chunk));
+    child.stderr.on('data', (chunk) => (out += chunk));
+    pollers.push({ child, out: () => out });
+  }
+  const deadline = Date.now() + 20000;
+  while (pollers.some((p) => !p.out().includes('armed'))) {
+    if (Date.now() > deadline || pollers.some((p) => p.child.exitCode !== null)) throw new Error(`PSI pollers did not arm: ${pollers.map((p) => p.out()).join(' | ')}`);
+    await sleep(100);
+  }
+  await sleep(CFG.psiTimes.warmup * 1000);
+  const armedPct = await cpuOver(CFG.psiTimes.window);
+  const events = pollers.reduce((n, p) => n + (p.out().match(/^event/gm)?.length ?? 0), 0);
+  for (const p of pollers) p.child.kill('SIGKILL');
+  return { triggers: perContainer * CFG.psiContainers, containers: CFG.psiContainers, window_s: CFG.psiTimes.window, idle_cpu_pct: idlePct, armed_cpu_pct: armedPct, events };
+}
+
+function printPsi(psi) {
+  console.log(`PSI triggers: lxcfs-ts --enable-psi-poll, ${psi.triggers} armed idle triggers (1 s windows) in ${psi.containers} containers: ${psi.armed_cpu_pct.toFixed(2)}% of one CPU (${psi.idle_cpu_pct.toFixed(2)}% with none armed), over ${psi.window_s} s; target < 1%: ${psi.armed_cpu_pct < 1 ? 'met' : 'NOT met'}; events (should be 0): ${psi.events}`);
+}
+
 async function main() {
   if (process.getuid?.() !== 0) throw new SetupError('must run as root (mounts FUSE filesystems and creates cgroups)');
   if (has('ts') && !fs.existsSync(path.join(ROOT, 'dist', 'cli.js'))) throw new SetupError(`dist/cli.js not found: run \`npm run build\` (or \`npm run bench\`), or pass --targets lxcfs,host`);
@@ -1596,6 +1666,13 @@ async function main() {
 
   state.tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'lxcfs-bench-'));
   CLK_TCK = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout) || 100;
+  if (opts['psi-only']) {
+    step(`PSI triggers only: ${CFG.psiTriggers} armed idle triggers in ${CFG.psiContainers} containers`);
+    const psi = await phasePsiCost();
+    fs.writeFileSync(jsonPath, JSON.stringify({ psi }) + '\n');
+    printPsi(psi);
+    return;
+  }
   step(`temp dir ${state.tmp}; compiling the client`);
   const bin = compileClient();
 
@@ -1726,6 +1803,11 @@ async function main() {
   if (CFG.metricsCost && has('ts')) {
     step(`metrics cost: lxcfs-ts with --metrics (scraped every second) next to lxcfs-ts without, ${CFG.metricsFiles.join(', ')}`);
     R.metrics = await phaseMetricsCost(bin, cg);
+  }
+  if (CFG.psi && has('ts')) {
+    step(`PSI triggers: ${CFG.psiTriggers} armed idle triggers in ${CFG.psiContainers} containers`);
+    R.psi = await phasePsiCost();
+    printPsi(R.psi);
   }
   if (CFG.webhook) {
     step(`webhook: ${CFG.webhookReviews} AdmissionReviews with 1 client, then with 8`);

@@ -15,19 +15,12 @@ import { BlkioAccounting } from '../lxcfs/blkio-accounting.js';
 import { detectCgroupLayout } from '../host/cgroup-layout.js';
 import { VERSION } from '../version.js';
 
-/** Flags that are accepted for compatibility but whose feature has not landed yet. */
-const NOT_YET_IMPLEMENTED: Array<[keyof DaemonConfig, string]> = [
-  ['enablePsiPoll', '--enable-psi-poll: PSI triggers are not implemented (Node cannot poll() the kernel\'s trigger descriptor without a native addon): /proc/pressure/* stay read-only (opening one for writing fails with EACCES) and poll() answers ENOSYS, so the kernel treats them as always readable; reads show the container\'s cgroup pressure'],
-];
-
-
 /** Runs until stopped by a signal or an unmount; resolves with the exit status. Startup failures throw
  * with a one-line message and leave nothing mounted and no pid file behind. */
 export async function runDaemon(given: DaemonConfig, log: Logger): Promise<number> {
   // Every later use (mount, liveness check, unmount, the serving process's stop) sees the resolved path.
   const config: DaemonConfig = { ...given, mountpoint: resolveMountpoint(given.mountpoint) };
   if (config.mountpoint !== given.mountpoint) log.info({ given: given.mountpoint, mountpoint: config.mountpoint }, 'mountpoint resolved through symlinks');
-  for (const [key, message] of NOT_YET_IMPLEMENTED) if (config[key]) log.warn({ flag: key }, message);
   if (config.enablePidfd) log.info('--enable-pidfd is accepted for compatibility and has no effect');
   const mountOptions = parseMountOptions(config.options);
 

@@ -9,6 +9,10 @@ import type { DaemonConfig } from './config.js';
 import { ControlField, CONTROL_FIELDS, treeOptionsFrom } from '../lxcfs/tree.js';
 import { startLoadavgSampler, type LoadavgSampler } from '../lxcfs/loadavg-sampler.js';
 import { SharedTable } from '../lxcfs/shared-table.js';
+import { PsiTable } from '../lxcfs/psi-table.js';
+import { startPsiSampler, type PsiSampler } from '../lxcfs/psi-sampler.js';
+import { NotifyPollWakeup } from '../fuse/abi.js';
+import fs from 'node:fs';
 import { inheritedStateFile } from './state-files.js';
 import { createLogger } from '../util/log.js';
 import type { MetricFamily } from '../metrics/families.js';
@@ -52,7 +56,8 @@ async function serve(start: Extract<SupervisorMessage, { type: 'start' }>): Prom
   const control = new SharedArrayBuffer(CONTROL_FIELDS * 4);
   const flags = new Int32Array(control);
   Atomics.store(flags, ControlField.VIRTUALIZE, start.virtualize ? 1 : 0);
-  const treeOptions = treeOptionsFrom(config, control, { cpu: inheritedStateFile('cpu'), loadavg: inheritedStateFile('loadavg') });
+  const psiStore = inheritedStateFile('psi');
+  const treeOptions = treeOptionsFrom(config, control, { cpu: inheritedStateFile('cpu'), loadavg: inheritedStateFile('loadavg'), psi: psiStore });
   const server = new FuseServer({
     fd: FUSE_FD,
     mountPoint: config.mountpoint,
@@ -66,12 +71,14 @@ async function serve(start: Extract<SupervisorMessage, { type: 'start' }>): Prom
   });
   let stopping = false;
   let loadavg: LoadavgSampler | undefined;
+  let psi: PsiSampler | undefined;
   let metrics: ServerMetrics | undefined;
 
   const stop = async (handoff: boolean): Promise<void> => {
     if (stopping) return;
     stopping = true;
     loadavg?.stop();
+    psi?.stop();
     const clean = await server.stop();
     // With every reader stopped nothing blocks exit. A reader stuck in the kernel would make exit()
     // hang: the supervisor aborts the connection then, or, without a supervisor, we kill ourselves.
@@ -112,7 +119,22 @@ async function serve(start: Extract<SupervisorMessage, { type: 'start' }>): Prom
       loadavg: treeOptions.loadavgTable === undefined ? 0 : new SharedTable(treeOptions.loadavgTable).restore(),
     };
     if (!stopping) loadavg = startLoadavgSampler(treeOptions, log);
+    // FUSE_NOTIFY_POLL is one write of its own to /dev/fuse, like any reply.
+    const wake = (kh: number): void => void fs.writeSync(FUSE_FD, NotifyPollWakeup.message(kh));
+    if (!stopping && treeOptions.psiTable) psi = startPsiSampler({ memory: treeOptions.psiTable, wake, log });
+    // Whoever polled a trigger of a predecessor (upgraded, crashed) waits for a wakeup that predecessor can
+    // no longer send; woken now, they poll again, reach us once we read, and get POLLERR: their trigger
+    // is gone. (Without --enable-psi-poll now, POLL answers ENOSYS and they see the file ready instead.)
+    const orphaned = PsiTable.takeOrphanedPollHandles(psiStore);
     const resent = server.release({ resend });
+    for (const kh of orphaned) {
+      try {
+        wake(kh);
+      } catch {
+        // The file was closed meanwhile.
+      }
+    }
+    if (orphaned.length > 0) log.info({ pollers: orphaned.length }, 'woke the pollers of PSI triggers a previous serving process had armed: they get POLLERR');
     const init = await server.initialized();
     send({ type: 'serving', init, resent });
     log.debug({ resend, resent, restored }, 'reading');

@@ -1,5 +1,5 @@
 // Where the serving process's per-cgroup state (the /proc/stat counters, the cgroup2 /proc/stat model,
-// the load averages) outlives the serving process: anonymous tmpfs files that the supervisor creates and
+// the load averages, which files have PSI triggers polled) outlives the serving process: anonymous tmpfs files that the supervisor creates and
 // holds open for its whole life, inherited by every serving process at fixed descriptors. The tables are
 // written through to them (SharedTable), and each serving process restores them before it reads its
 // first request, so neither a graceful upgrade nor a crash of the serving process resets a counter.
@@ -10,7 +10,7 @@ import os from 'node:os';
 import type { Logger } from 'pino';
 
 /** Descriptors of the state files in a serving process (after the FUSE fd 3 and the IPC channel 4). */
-export const STATE_FDS = { cpu: 5, loadavg: 6 } as const;
+export const STATE_FDS = { cpu: 5, loadavg: 6, psi: 7 } as const;
 export type StateTable = keyof typeof STATE_FDS;
 
 /** Linux's O_TMPFILE (which Node's constants lack): an unnamed file in the given directory. */

@@ -96,8 +96,26 @@ export const FOPEN_CACHE_DIR = 1 << 3;
 export const FOPEN_NOFLUSH = 1 << 5;
 
 export const NotifyCode = {
+  POLL: 1,
   RESEND: 7,
 } as const;
+
+/** fuse_poll_in.flags: the kernel has a waiter and wants a FUSE_NOTIFY_POLL when the file's state changes. */
+export const FUSE_POLL_SCHEDULE_NOTIFY = 1 << 0;
+
+/** poll(2) event bits as fuse_poll_out.revents carries them (the kernel demangles them to its own). */
+export const PollEvent = {
+  IN: 0x1,
+  PRI: 0x2,
+  OUT: 0x4,
+  ERR: 0x8,
+  HUP: 0x10,
+  RDNORM: 0x40,
+  WRNORM: 0x100,
+} as const;
+
+/** What the kernel reports for a file without a poll method: readable and writable. */
+export const DEFAULT_POLLMASK = PollEvent.IN | PollEvent.OUT | PollEvent.RDNORM | PollEvent.WRNORM;
 
 export const ROOT_ID = 1;
 
@@ -115,10 +133,12 @@ export const Errno = {
   EIO: 5,
   EAGAIN: 11,
   EACCES: 13,
+  EBUSY: 16,
   ENOTDIR: 20,
   EISDIR: 21,
   EINVAL: 22,
   ENOTTY: 25,
+  ENOSPC: 28,
   EROFS: 30,
   ERANGE: 34,
   ENOSYS: 38,
@@ -318,6 +338,56 @@ export const ReadIn = {
 /** fuse_release_in (24 bytes), the body of RELEASE and RELEASEDIR. */
 export const ReleaseIn = {
   fh: (req: Buffer): number => readU64(req, BODY),
+} as const;
+
+/** fuse_write_in (40 bytes), then the data: the body of WRITE. */
+export const WriteIn = {
+  SIZE: 40,
+  fh: (req: Buffer): number => readU64(req, BODY),
+  offset: (req: Buffer): number => readU64(req, BODY + 8),
+  size: (req: Buffer): number => req.readUInt32LE(BODY + 16),
+  /** The written bytes of the request of length `n` (no copy). */
+  data: (req: Buffer, n: number): Buffer => req.subarray(BODY + 40, Math.min(n, BODY + 40 + req.readUInt32LE(BODY + 16))),
+} as const;
+
+/** fuse_write_out (8 bytes): how many bytes were taken. */
+export const WriteOut = {
+  SIZE: 8,
+  write(buf: Buffer, at: number, size: number): void {
+    buf.writeUInt32LE(size, at);
+    buf.writeUInt32LE(0, at + 4);
+  },
+} as const;
+
+/** fuse_poll_in (24 bytes): the body of POLL. `kh` names the polled file in FUSE_NOTIFY_POLL. */
+export const PollIn = {
+  fh: (req: Buffer): number => readU64(req, BODY),
+  kh: (req: Buffer): number => readU64(req, BODY + 8),
+  flags: (req: Buffer): number => req.readUInt32LE(BODY + 16),
+  /** The poll(2) events asked for (PollEvent bits). */
+  events: (req: Buffer): number => req.readUInt32LE(BODY + 20),
+} as const;
+
+/** fuse_poll_out (8 bytes): the events that are ready (PollEvent bits). */
+export const PollOut = {
+  SIZE: 8,
+  write(buf: Buffer, at: number, revents: number): void {
+    buf.writeUInt32LE(revents, at);
+    buf.writeUInt32LE(0, at + 4);
+  },
+} as const;
+
+/** FUSE_NOTIFY_POLL: an out-header with unique 0 and the notify code, then fuse_notify_poll_wakeup_out
+ * (8 bytes: kh). The kernel wakes whoever polls the file with that kh, and they poll again. */
+export const NotifyPollWakeup = {
+  SIZE: OutHeader.SIZE + 8,
+  message(kh: number): Buffer {
+    const buf = Buffer.alloc(NotifyPollWakeup.SIZE);
+    buf.writeUInt32LE(NotifyPollWakeup.SIZE, 0);
+    buf.writeInt32LE(NotifyCode.POLL, 4);
+    writeU64(buf, OutHeader.SIZE, kh);
+    return buf;
+  },
 } as const;
 
 /** fuse_access_in (8 bytes). */

@@ -55,6 +55,16 @@ export interface FileSystem {
   listingIsStable(ino: number): boolean;
   /** access(2) check; 0 allows it. */
   access(ino: number, mask: number, caller: Caller): number;
+  /** A write(2) of `data` at `offset` to the open handle `fh` (opened for writing: see open); the count
+   * of bytes taken, or an errno. Without it every write fails with EROFS. */
+  write?(ino: number, fh: number, offset: number, data: Buffer, caller: Caller): { written: number } | number;
+  /** A poll(2) of the handle `fh`: the ready events (poll(2) bits), or an errno (ENOSYS: the kernel stops
+   * asking for the whole connection and treats every file as readable and writable). `kh` is the kernel's
+   * name for the file in a poll wakeup notification; `notify` says a poller waits for one. Without it,
+   * ENOSYS. */
+  poll?(ino: number, fh: number, kh: number, notify: boolean, caller: Caller): { revents: number } | number;
+  /** The handle `fh` is closed for good (every descriptor on it), to free what a write or poll kept. */
+  release?(ino: number, fh: number): void;
 }
 
 /** What a filesystem module exports so that each reader thread can build its own instance; `log` is

@@ -29,6 +29,9 @@ import {
   OpenIn,
   OpenOut,
   OutHeader,
+  FUSE_POLL_SCHEDULE_NOTIFY,
+  PollIn,
+  PollOut,
   ReadIn,
   ReleaseIn,
   ROOT_ID,
@@ -37,6 +40,8 @@ import {
   S_IFREG,
   StatfsOut,
   WANTED_INIT_FLAGS,
+  WriteIn,
+  WriteOut,
   type AttrFields,
 } from './abi.js';
 import type { Caller, DirEntry, FileSystem, NodeAttr, NodeKind } from './filesystem.js';
@@ -178,9 +183,29 @@ export class Session {
       }
       case Op.READ:
         return this.read(nodeid, req, out);
-      case Op.RELEASE:
-        this.store.release(ReleaseIn.fh(req));
+      case Op.RELEASE: {
+        const handle = ReleaseIn.fh(req);
+        this.fs.release?.(nodeid, handle);
+        this.store.release(handle);
         return OutHeader.SIZE;
+      }
+      case Op.WRITE: {
+        if (!this.fs.write) return this.fail(Errno.EROFS);
+        const written = this.fs.write(nodeid, WriteIn.fh(req), WriteIn.offset(req), WriteIn.data(req, n), this.caller);
+        if (typeof written === 'number') return this.fail(written);
+        WriteOut.write(out, REPLY_BODY, written.written);
+        return REPLY_BODY + WriteOut.SIZE;
+      }
+      case Op.POLL: {
+        // ENOSYS latches for the whole connection (the kernel never asks again, every file is then ready):
+        // the filesystem decides, once it has a poll method.
+        if (!this.fs.poll) return this.fail(Errno.ENOSYS);
+        const notify = (PollIn.flags(req) & FUSE_POLL_SCHEDULE_NOTIFY) !== 0;
+        const ready = this.fs.poll(nodeid, PollIn.fh(req), PollIn.kh(req), notify, this.caller);
+        if (typeof ready === 'number') return this.fail(ready);
+        PollOut.write(out, REPLY_BODY, ready.revents);
+        return REPLY_BODY + PollOut.SIZE;
+      }
       case Op.OPENDIR: {
         const attr = this.fs.getattr(nodeid, this.caller);
         if (typeof attr === 'number') return this.fail(attr);
@@ -215,7 +240,6 @@ export class Session {
         return OutHeader.SIZE;
       case Op.IOCTL:
         return this.fail(Errno.ENOTTY);
-      case Op.WRITE:
       case Op.SETATTR:
       case Op.SYMLINK:
       case Op.MKNOD:
@@ -234,7 +258,7 @@ export class Session {
       case Op.COPY_FILE_RANGE_64:
         return this.fail(Errno.EROFS);
       default:
-        // FLUSH, FSYNC, GETXATTR, LISTXATTR, POLL, LSEEK, STATX, SYNCFS, ...: ENOSYS makes the kernel stop
+        // FLUSH, FSYNC, GETXATTR, LISTXATTR, LSEEK, STATX, SYNCFS, ...: ENOSYS makes the kernel stop
         // asking (most of these latch) and fall back to its own behaviour.
         return this.fail(Errno.ENOSYS);
     }

@@ -3,7 +3,7 @@
 // Node ids are assigned by the tree's author (mirrored ones derive from the path) and never change, so
 // they stay valid across restarts of the daemon (the kernel keeps them in its cache).
 
-import { Errno, O_ACCMODE, O_RDONLY, W_OK, X_OK } from './abi.js';
+import { DEFAULT_POLLMASK, Errno, O_ACCMODE, O_RDONLY, W_OK, X_OK } from './abi.js';
 import type { CachedAttr, Caller, DirEntry, Entry, FileSystem, NodeAttr } from './filesystem.js';
 import { HostMirror, type MirroredNode, type MirrorShape } from './host-mirror.js';
 
@@ -12,6 +12,16 @@ export interface FileNode {
   ino: number;
   /** The whole content for this caller, or an errno. */
   render(caller: Caller): Uint8Array | number;
+  /** What a handle opened for writing may do (see FileHandleHooks); without it, opens for writing fail
+   * with EACCES and polls see the file always ready. */
+  handles?: FileHandleHooks;
+}
+
+/** Per-handle behaviour of a writable file, as FileSystem's write, poll and release. */
+export interface FileHandleHooks {
+  write(fh: number, offset: number, data: Buffer, caller: Caller): { written: number } | number;
+  poll(fh: number, kh: number, notify: boolean, caller: Caller): { revents: number } | number;
+  release(fh: number): void;
 }
 
 export interface DirNode {
@@ -32,6 +42,9 @@ export interface TreeTimeouts {
   /** How long the kernel may cache a file's attributes, and anything about mirrored host nodes (CPUs
    * can come and go). */
   fileAttrMs: number;
+  /** Answer POLL (files without handle hooks are always ready); without it POLL answers ENOSYS, which the
+   * kernel latches for the connection: nothing then ever waits on us in poll(2). */
+  pollable?: boolean;
 }
 
 const FILE_PERM = 0o444;
@@ -125,8 +138,28 @@ export class StaticTreeFileSystem implements FileSystem {
     const node = this.resolve(ino);
     if (!node) return Errno.ENOENT;
     if (node.kind === 'dir') return Errno.EISDIR;
-    // Mode 0444 means what it says, for root too (no default_permissions: the kernel leaves it to us).
-    return (flags & O_ACCMODE) === O_RDONLY ? 0 : Errno.EACCES;
+    // Mode 0444 means what it says, for root too (no default_permissions: the kernel leaves it to us),
+    // except for files that take writes (lxcfs shows /proc/pressure/* as 0444 too while they take them).
+    return (flags & O_ACCMODE) === O_RDONLY || this.hooks(ino) ? 0 : Errno.EACCES;
+  }
+
+  write(ino: number, fh: number, offset: number, data: Buffer, caller: Caller): { written: number } | number {
+    return this.hooks(ino)?.write(fh, offset, data, caller) ?? Errno.EROFS;
+  }
+
+  poll(ino: number, fh: number, kh: number, notify: boolean, caller: Caller): { revents: number } | number {
+    if (!this.timeouts.pollable) return Errno.ENOSYS;
+    return this.hooks(ino)?.poll(fh, kh, notify, caller) ?? { revents: DEFAULT_POLLMASK };
+  }
+
+  release(ino: number, fh: number): void {
+    this.hooks(ino)?.release(fh);
+  }
+
+  /** The handle hooks of a static file node, if it has any. */
+  private hooks(ino: number): FileHandleHooks | undefined {
+    const node = this.nodes.get(ino);
+    return node?.kind === 'file' ? node.handles : undefined;
   }
 
   read(ino: number, caller: Caller): Uint8Array | number {

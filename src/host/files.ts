@@ -163,7 +163,8 @@ export class KeptFiles {
     return true;
   }
 
-  private close(path: string): void {
+  /** Closes one file (it is opened again by its next read). */
+  close(path: string): void {
     const file = this.files.get(path);
     if (file === undefined) return;
     this.files.delete(path);

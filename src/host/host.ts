@@ -7,7 +7,7 @@ import { canUseCfsView, cpuAccountingHierarchy, type CpuLimitFacts } from './cpu
 import { readRenderedFile } from './files.js';
 import type { CgroupIo } from './io.js';
 import { readMemoryFacts, type MemoryAccounting, type MemoryFacts } from './memory-facts.js';
-import { readCgroupPressure, type PressureResource } from './pressure.js';
+import { cgroupPressureFile, readCgroupPressure, type PressureResource } from './pressure.js';
 import type { ProcessId } from './process.js';
 import { readerOf } from './readers.js';
 import { REAL_HOST_ROOTS, type HostRoots } from './roots.js';
@@ -122,6 +122,11 @@ export class Host {
   /** The text of `<resource>.pressure` of the process's cgroup2 cgroup (pressure.ts). */
   pressure(pid: ProcessId, resource: PressureResource): Result<string> {
     return readCgroupPressure(this.layout, this.roots.procRoot, pid, resource);
+  }
+
+  /** Where `<resource>.pressure` of the process's cgroup2 cgroup is, with its text (pressure.ts). */
+  pressureFile(pid: ProcessId, resource: PressureResource): Result<{ path: string; text: string }> {
+    return cgroupPressureFile(this.layout, this.roots.procRoot, pid, resource);
   }
 
   /** The hierarchy whose cgroups key the load averages (tasks.ts), if any. */

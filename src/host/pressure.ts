@@ -9,6 +9,7 @@
 // Docker's cgroupfs driver the v1 cgroups are the container's but its cgroup2 cgroup is the one of the
 // runtime's service, shared by every container, whose pressure is not this container's.
 
+import { join } from 'node:path';
 import { findHierarchy, type CgroupLayout } from './cgroup-layout.js';
 import { cgroupOfProcessIn, isHierarchyTop } from './cgroup-location.js';
 import { readCgroupFile } from './cgroup-files.js';
@@ -27,6 +28,17 @@ const V1_CONTROLLER: Readonly<Record<PressureResource, string>> = { cpu: 'cpu', 
  * (cgroup removed; `cgroup.pressure` set to 0; a kernel without PSI).
  */
 export function readCgroupPressure(layout: CgroupLayout, procRoot: string, pid: ProcessId, resource: PressureResource): Result<string> {
+  const file = cgroupPressureFile(layout, procRoot, pid, resource);
+  return file.ok ? ok(file.value.text) : file;
+}
+
+/** The pressure file of `pid`'s cgroup2 cgroup and its text, under the rules of readCgroupPressure. */
+export function cgroupPressureFile(
+  layout: CgroupLayout,
+  procRoot: string,
+  pid: ProcessId,
+  resource: PressureResource,
+): Result<{ path: string; text: string }> {
   const unified = layout.hierarchies.find((h) => h.version === 2);
   if (unified === undefined) return fail(`no cgroup2 hierarchy is mounted (layout: ${layout.kind}): pressure is only tracked per cgroup2 cgroup`);
   const cgroup = cgroupOfProcessIn(unified, procRoot, pid);
@@ -40,9 +52,10 @@ export function readCgroupPressure(layout: CgroupLayout, procRoot: string, pid: 
       return fail(`cgroup2 cgroup ${cgroup.value.path} is not at the path of the container's ${V1_CONTROLLER[resource]} cgroup ${own.value.path}: it is shared (e.g. Docker's cgroupfs driver), its pressure is not the container's`);
     }
   }
-  const text = readCgroupFile(cgroup.value, `${resource}.pressure`);
+  const name = `${resource}.pressure`;
+  const text = readCgroupFile(cgroup.value, name);
   if (text === undefined) {
     return fail(`cannot read ${resource}.pressure of cgroup ${cgroup.value.path} (${cgroup.value.directory}): removed, PSI disabled (cgroup.pressure 0, psi=0) or not supported`);
   }
-  return ok(text);
+  return ok({ path: join(cgroup.value.directory, name), text });
 }

@@ -13,10 +13,13 @@ import { bindFiles, type Views } from './bind.js';
 import { cpuDirectoryShape } from './cpu-directory.js';
 import { allocateCpuState } from './cpu-state.js';
 import { allocateLoadavgTable } from './loadavg-sampler.js';
+import { pressureHandles } from './psi-files.js';
+import { PsiTable, type PsiTableMemory } from './psi-table.js';
 import { MIRRORED_DIR, nodeIdOf, SERVED_FILES, TREE_DIRECTORIES } from './paths.js';
 import { SERVED } from './registry.js';
 import type { ViewOptions } from './served-file.js';
-import { StaticTreeFileSystem, type DirNode, type FileNode } from '../fuse/static-tree.js';
+import { StaticTreeFileSystem, type DirNode, type FileHandleHooks, type FileNode } from '../fuse/static-tree.js';
+import { PRESSURE_RESOURCES } from '../host/pressure.js';
 
 // Reader threads load this module: they find the tenants (containers) of requests here too.
 export { createTenancy } from './tenancy.js';
@@ -29,13 +32,17 @@ export interface TreeOptions extends ViewOptions {
   sysRoot: string;
   /** ControlField values, written by the main thread (SIGUSR2 toggles VIRTUALIZE). */
   control: SharedArrayBuffer;
+  /** lxcfs --enable-psi-poll: the PSI triggers (psi-table.ts) that pressure files opened for writing arm,
+   * evaluated by the main thread's sampler; without it pressure files are read-only and POLL answers
+   * ENOSYS. */
+  psiTable?: PsiTableMemory;
 }
 
 /** The settings of the daemon's configuration that shape the tree. */
 export type TreeSettings = Pick<
   ViewOptions,
   'procRoot' | 'cgroupRoot' | 'disableSwap' | 'disableZswap' | 'enableCfs'
-> & { enableLoadavg: boolean };
+> & { enableLoadavg: boolean; enablePsiPoll: boolean };
 
 /** The tree's options from the daemon's configuration (shared by the daemon and `show`); allocates the
  * state shared by every reader thread. `stores`: files to write the per-cgroup state through to
@@ -43,7 +50,7 @@ export type TreeSettings = Pick<
 export function treeOptionsFrom(
   config: TreeSettings,
   control: SharedArrayBuffer,
-  stores: { cpu?: number; loadavg?: number } = {},
+  stores: { cpu?: number; loadavg?: number; psi?: number } = {},
 ): TreeOptions {
   return {
     procRoot: config.procRoot,
@@ -57,6 +64,8 @@ export function treeOptionsFrom(
     // Updated by the serving process's main thread (loadavg-sampler.ts), read by every reader.
     loadavgTable: config.enableLoadavg ? allocateLoadavgTable(undefined, stores.loadavg) : undefined,
     control,
+    // Armed by the readers, evaluated by the serving process's main thread (psi-sampler.ts).
+    psiTable: config.enablePsiPoll ? PsiTable.allocate(undefined, stores.psi) : undefined,
   };
 }
 
@@ -71,8 +80,14 @@ export function virtualizing(control: SharedArrayBuffer): () => boolean {
   return () => Atomics.load(fields, ControlField.VIRTUALIZE) !== 0;
 }
 
-/** The tree; `cpuShape` shapes the mirrored cpu directory per caller (shown as the host has it without). */
-export function buildTree(options: TreeOptions, views: Views, cpuShape?: MirrorShape): DirNode {
+/** The tree; `cpuShape` shapes the mirrored cpu directory per caller (shown as the host has it without);
+ * `handles` makes files writable and pollable (PSI triggers). */
+export function buildTree(
+  options: TreeOptions,
+  views: Views,
+  cpuShape?: MirrorShape,
+  handles: Partial<Record<string, FileHandleHooks>> = {},
+): DirNode {
   const isVirtualizing = virtualizing(options.control);
   const dirs = new Map<string, DirNode>();
   for (const dirPath of TREE_DIRECTORIES) {
@@ -98,6 +113,7 @@ export function buildTree(options: TreeOptions, views: Views, cpuShape?: MirrorS
     const node: FileNode = {
       kind: 'file',
       ino: nodeIdOf(filePath),
+      handles: handles[filePath],
       render(caller) {
         // Read the host file only when needed: online, swaps and loadavg (-l) views never are.
         let host: Buffer | number | undefined;
@@ -122,6 +138,24 @@ export function createFileSystem(options: unknown, log: Logger): FileSystem {
   const treeOptions = options as TreeOptions;
   const host = new Host({ procRoot: treeOptions.procRoot, cgroupRoot: treeOptions.cgroupRoot });
   const cpuShape = cpuDirectoryShape({ host, options: treeOptions, log }, virtualizing(treeOptions.control));
-  const tree = buildTree(treeOptions, bindFiles(treeOptions, log, host), cpuShape);
-  return new StaticTreeFileSystem(tree, { staticMs: 24 * 3600_000, fileAttrMs: 1000 });
+  const handles: Partial<Record<string, FileHandleHooks>> = {};
+  if (treeOptions.psiTable) {
+    const context = {
+      host,
+      procRoot: treeOptions.procRoot,
+      table: new PsiTable(treeOptions.psiTable),
+      virtualizing: virtualizing(treeOptions.control),
+      log,
+    };
+    for (const resource of PRESSURE_RESOURCES)
+      handles[`proc/pressure/${resource}`] = pressureHandles(context, resource);
+  }
+  const tree = buildTree(treeOptions, bindFiles(treeOptions, log, host), cpuShape, handles);
+  // Without triggers POLL answers ENOSYS, as lxcfs without --enable-psi-poll: the kernel then never sends
+  // it again and nothing can wait on us in poll(2).
+  return new StaticTreeFileSystem(tree, {
+    staticMs: 24 * 3600_000,
+    fileAttrMs: 1000,
+    pollable: treeOptions.psiTable !== undefined,
+  });
 }

@@ -2,7 +2,7 @@
 // replies that must never be sent, errno mapping and directory paging.
 
 import { describe, expect, it } from 'vitest';
-import { Errno, InitFlag, InitFlag2, Op, READ_BUFFER_SIZE, WANTED_INIT_FLAGS } from '../../src/fuse/abi.js';
+import { Errno, InitFlag, InitFlag2, NotifyPollWakeup, Op, READ_BUFFER_SIZE, WANTED_INIT_FLAGS } from '../../src/fuse/abi.js';
 import { StaticTreeFileSystem, type DirNode } from '../../src/fuse/static-tree.js';
 import { CONN_FIELDS, ConnField, Session, type InitInfo } from '../../src/fuse/session.js';
 import { SnapshotStore } from '../../src/fuse/snapshots.js';
@@ -209,5 +209,89 @@ describe('reply layouts', () => {
     expect(record.readUInt32LE(128 + 20)).toBe(8); // DT_REG
     expect(record.toString('utf8', 152, 152 + 26)).toBe('file-with-a-longish-name-0');
     expect(Number(record.readBigUInt64LE((152 + 26 + 7) & ~7))).toBe(11); // the next record
+  });
+});
+
+describe('WRITE, POLL and RELEASE hooks', () => {
+  function hookedSession(pollable: boolean) {
+    const seen: string[] = [];
+    const root: DirNode = {
+      kind: 'dir',
+      ino: 1,
+      children: new Map([
+        ['plain', { kind: 'file' as const, ino: 2, render: () => Buffer.from('x') }],
+        [
+          'hooked',
+          {
+            kind: 'file' as const,
+            ino: 3,
+            render: () => Buffer.from('y'),
+            handles: {
+              write: (fh: number, offset: number, data: Buffer) => (seen.push(`write ${fh} ${offset} ${data.toString()}`), { written: data.length }),
+              poll: (fh: number, kh: number, notify: boolean) => (seen.push(`poll ${fh} ${kh} ${notify}`), { revents: 0x2 }),
+              release: (fh: number) => void seen.push(`release ${fh}`),
+            },
+          },
+        ],
+      ]),
+    };
+    const fs = new StaticTreeFileSystem(root, { staticMs: 1500, fileAttrMs: 250, pollable });
+    const conn = new Int32Array(new SharedArrayBuffer(CONN_FIELDS * 4));
+    return { session: new Session(fs, new SnapshotStore(SnapshotStore.allocate()), { stopName: '.stop', conn }), seen };
+  }
+
+  /** fuse_write_in: fh u64 @0, offset u64 @8, size u32 @16, write_flags @20, lock_owner @24, flags @32; data @40. */
+  function writeBody(fh: number, offset: number, data: string): Buffer {
+    const body = Buffer.alloc(40 + data.length);
+    body.writeBigUInt64LE(BigInt(fh), 0);
+    body.writeBigUInt64LE(BigInt(offset), 8);
+    body.writeUInt32LE(data.length, 16);
+    body.write(data, 40);
+    return body;
+  }
+
+  /** fuse_poll_in: fh u64 @0, kh u64 @8, flags u32 @16, events u32 @20. */
+  function pollBody(fh: number, kh: bigint, flags: number, events: number): Buffer {
+    const body = Buffer.alloc(24);
+    body.writeBigUInt64LE(BigInt(fh), 0);
+    body.writeBigUInt64LE(kh, 8);
+    body.writeUInt32LE(flags, 16);
+    body.writeUInt32LE(events, 20);
+    return body;
+  }
+
+  it('opens a hooked file for writing, answers WRITE with fuse_write_out, POLL with fuse_poll_out, and passes RELEASE on', () => {
+    const { session, seen } = hookedSession(true);
+    expect(call(session, request(Op.OPEN, 3, Buffer.from([2, 0, 0, 0, 0, 0, 0, 0]))).error).toBe(0); // O_RDWR
+    expect(call(session, request(Op.OPEN, 2, Buffer.from([2, 0, 0, 0, 0, 0, 0, 0]))).error).toBe(Errno.EACCES);
+    const wrote = call(session, request(Op.WRITE, 3, writeBody(7, 0, 'some 1 500000')));
+    expect(wrote.length).toBe(16 + 8);
+    expect(wrote.out.readUInt32LE(16)).toBe(13); // size
+    expect(wrote.out.readUInt32LE(20)).toBe(0); // padding
+    const polled = call(session, request(Op.POLL, 3, pollBody(7, 0x1_0000_0005n, 1, 0x2)));
+    expect(polled.length).toBe(16 + 8);
+    expect(polled.out.readUInt32LE(16)).toBe(0x2); // revents
+    // A file without hooks is always ready: POLLIN|POLLOUT|POLLRDNORM|POLLWRNORM.
+    expect(call(session, request(Op.POLL, 2, pollBody(8, 9n, 0, 0x1))).out.readUInt32LE(16)).toBe(0x145);
+    expect(call(session, request(Op.WRITE, 2, writeBody(8, 0, 'x'))).error).toBe(Errno.EROFS);
+    expect(call(session, request(Op.RELEASE, 3, Buffer.alloc(24, 0).fill(7, 0, 1))).length).toBe(16);
+    expect(seen).toEqual(['write 7 0 some 1 500000', `poll 7 ${0x1_0000_0005} true`, 'release 7']);
+  });
+
+  it('answers POLL with ENOSYS when the tree is not pollable (the kernel then never asks again)', () => {
+    const { session, seen } = hookedSession(false);
+    const reply = call(session, request(Op.POLL, 3, pollBody(7, 5n, 1, 0x2)));
+    expect(reply.error).toBe(Errno.ENOSYS);
+    expect(reply.length).toBe(16);
+    expect(seen).toEqual([]);
+  });
+
+  it('writes FUSE_NOTIFY_POLL as unique 0, code 1 in the error field, then kh', () => {
+    const message = NotifyPollWakeup.message(0x1_0000_0005);
+    expect(message.length).toBe(24);
+    expect(message.readUInt32LE(0)).toBe(24);
+    expect(message.readInt32LE(4)).toBe(1);
+    expect(message.readBigUInt64LE(8)).toBe(0n);
+    expect(message.readBigUInt64LE(16)).toBe(0x1_0000_0005n);
   });
 });
