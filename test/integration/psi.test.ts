@@ -8,12 +8,12 @@
 // Containers are simulated as in activity.test.ts: `unshare --pid --fork --mount --mount-proc` in cgroups
 // the test makes, with our pressure files bind-mounted over their own.
 
-import { spawn, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
 import fs from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createCgroups, type TestCgroup } from '../helpers/cgroups.js';
-import { Cleanup, run, startDaemon, TIME_SCALE, upgradeDaemon, type Daemon } from '../helpers/processes.js';
+import { Cleanup, run, startDaemon, upgradeDaemon, type Daemon } from '../helpers/processes.js';
+import { POLLERR, POLLPRI, startPoller, stopPoller } from '../helpers/psi-poller.js';
 
 const cleanup = new Cleanup();
 let dir: string;
@@ -28,116 +28,8 @@ beforeAll(async () => {
 
 afterAll(() => cleanup.run());
 
-/**
- * A poller: python3 with select.poll on POLLPRI. `triggers` are written each to its own O_RDWR descriptor
- * of `file`, then it prints one line per poll result: `<seconds since armed> <revents>` (revents 0: the
- * poll timed out after `timeoutMs`). With `rearm`, a descriptor that gets POLLERR is reopened and armed
- * again (`armed N` each time). `busy` processes that only spin are forked once the first is armed.
- */
-const POLLER = `
-import os, select, sys, time, errno
-file, trigger, timeout_ms, rearm, busy = sys.argv[1], sys.argv[2].encode(), int(sys.argv[3]), sys.argv[4] == '1', int(sys.argv[5])
-armed = 0
-def arm():
-    global armed
-    fd = os.open(file, os.O_RDWR)
-    os.write(fd, trigger)
-    armed += 1
-    print('armed', armed, flush=True)
-    return fd
-fd = arm()
-for _ in range(busy):
-    if os.fork() == 0:
-        while True: pass
-p = select.poll(); p.register(fd, select.POLLPRI)
-start = time.monotonic()
-while True:
-    ready = p.poll(timeout_ms)
-    revents = ready[0][1] if ready else 0
-    print('%.3f %d' % (time.monotonic() - start, revents), flush=True)
-    if revents & select.POLLERR:
-        if not rearm: break
-        p.unregister(fd); os.close(fd)
-        fd = arm(); p.register(fd, select.POLLPRI); start = time.monotonic()
-`;
-
-interface Poller {
-  child: ChildProcess;
-  lines: () => string[];
-  /** Resolves with the first line matching `pattern` after `from` lines, or rejects after timeoutMs. */
-  waitFor(pattern: RegExp, timeoutMs: number, from?: number): Promise<string>;
-  /** poll results as [seconds, revents]. */
-  results(): Array<[number, number]>;
-}
-
-/** Runs the poller on /proc/pressure/cpu, in a container that joined `cgroups` when given (else on the
- * host, on our mount's file), after `busy` busy loops were started beside it. */
-function startPoller(options: {
-  cgroups?: TestCgroup[];
-  busy?: number;
-  trigger: string;
-  timeoutMs: number;
-  rearm?: boolean;
-}): Poller {
-  const args = [options.trigger, String(options.timeoutMs), options.rearm ? '1' : '0', String(options.busy ?? 0)];
-  let child: ChildProcess;
-  if (options.cgroups) {
-    const join = options.cgroups.map((cgroup) => `echo $$ > ${cgroup.dir}/cgroup.procs`).join(' && ');
-    // The poller is the container's pid 1: when it dies, so do its busy children (--kill-child: and it
-    // dies with unshare).
-    const inner = `mount --bind ${mnt}/proc/pressure/cpu /proc/pressure/cpu || exit 1\nexec python3 -c "$0" /proc/pressure/cpu "$@"`;
-    child = spawn(
-      'sh',
-      [
-        '-c',
-        `${join} && exec unshare --pid --fork --kill-child --mount --mount-proc --propagation private sh -c "$1" "$2" "$3" "$4" "$5" "$6"`,
-        'sh',
-        inner,
-        POLLER,
-        ...args,
-      ],
-      {
-        stdio: ['ignore', 'pipe', 'pipe'],
-      },
-    );
-  } else {
-    child = spawn('python3', ['-c', POLLER, path.join(mnt, 'proc/pressure/cpu'), ...args], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-  }
-  cleanup.own(child);
-  let stdout = '';
-  let stderr = '';
-  child.stdout!.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
-  child.stderr!.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-  const lines = (): string[] => stdout.split('\n').filter(Boolean);
-  return {
-    child,
-    lines,
-    results: () =>
-      lines()
-        .filter((line) => /^\d/.test(line))
-        .map((line) => line.split(' ').map(Number) as [number, number]),
-    async waitFor(pattern, timeoutMs, from = 0) {
-      const deadline = Date.now() + timeoutMs * TIME_SCALE;
-      for (;;) {
-        const found = lines()
-          .slice(from)
-          .find((line) => pattern.test(line));
-        if (found) return found;
-        if (Date.now() > deadline || child.exitCode !== null) {
-          throw new Error(
-            `poller never printed ${pattern} within ${timeoutMs} ms; stdout:\n${stdout}\nstderr:\n${stderr}`,
-          );
-        }
-        await new Promise((resolve) => setTimeout(resolve, 20));
-      }
-    },
-  };
-}
-
-const POLLPRI = 0x2;
-const POLLERR = 0x8;
+/** The directories of a container's cgroups. */
+const dirs = (cgroups: TestCgroup[]): string[] => cgroups.map((cgroup) => cgroup.dir);
 
 /** A container's cgroups: v1 cpu and cgroup2 at one path. */
 function containerCgroups(name: string): TestCgroup[] {
@@ -151,21 +43,18 @@ function removeUnified(cgroup: TestCgroup): void {
   fs.rmdirSync(cgroup.dir);
 }
 
-/** Stops a poller and waits for it. */
-async function stopPoller(poller: Poller): Promise<void> {
-  if (poller.child.exitCode !== null || poller.child.signalCode !== null) return;
-  const exited = new Promise((resolve) => poller.child.once('exit', resolve));
-  poller.child.kill('SIGKILL');
-  await exited;
-}
-
 describe("a trigger on a container's /proc/pressure/cpu", () => {
   it('reports POLLPRI within 2 windows when the container stalls, then at most once per window', async () => {
     const cgroups = containerCgroups('lxcfs-ts-psi-busy');
     // 10% of one CPU for two busy loops (started once the trigger is armed) and the poller: they wait
     // for the CPU nearly all the time.
     cgroups[0]!.write('cpu.cfs_quota_us', 10000);
-    const poller = startPoller({ cgroups, busy: 2, trigger: 'some 150000 1000000', timeoutMs: 2000 });
+    const poller = startPoller(cleanup, mnt, {
+      cgroups: dirs(cgroups),
+      busy: 2,
+      trigger: 'some 150000 1000000',
+      timeoutMs: 2000,
+    });
     try {
       await poller.waitFor(/^armed 1$/, 10_000);
       // The first event: within 2 windows of arming.
@@ -189,7 +78,11 @@ describe("a trigger on a container's /proc/pressure/cpu", () => {
 
   it('reports nothing for 3 windows in an idle container, then POLLERR when its cgroup is removed', async () => {
     const cgroups = containerCgroups('lxcfs-ts-psi-idle');
-    const poller = startPoller({ cgroups, trigger: 'some 150000 1000000', timeoutMs: 3000 });
+    const poller = startPoller(cleanup, mnt, {
+      cgroups: dirs(cgroups),
+      trigger: 'some 150000 1000000',
+      timeoutMs: 3000,
+    });
     try {
       await poller.waitFor(/^armed 1$/, 10_000);
       const quiet = await poller.waitFor(/^\d/, 6000);
@@ -279,7 +172,12 @@ print(p.poll(1000)[0][1])`,
 describe('a restart of the serving process', () => {
   it('wakes a pending poller with POLLERR after an upgrade and after a crash', async () => {
     const cgroups = containerCgroups('lxcfs-ts-psi-restart');
-    const poller = startPoller({ cgroups, trigger: 'some 900000 1000000', timeoutMs: 60_000, rearm: true });
+    const poller = startPoller(cleanup, mnt, {
+      cgroups: dirs(cgroups),
+      trigger: 'some 900000 1000000',
+      timeoutMs: 60_000,
+      rearm: true,
+    });
     try {
       await poller.waitFor(/^armed 1$/, 10_000);
       await new Promise((resolve) => setTimeout(resolve, 300)); // the poll is pending
