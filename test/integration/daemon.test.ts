@@ -6,7 +6,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SERVED_FILES } from '../../src/lxcfs/paths.js';
-import { Cleanup, isMounted, run, startDaemon, TIME_SCALE, type Daemon } from '../helpers/processes.js';
+import { Cleanup, IN_V2_GUEST, isMounted, run, startDaemon, TIME_SCALE, type Daemon } from '../helpers/processes.js';
 
 const cleanup = new Cleanup();
 let dir: string;
@@ -234,7 +234,9 @@ describe('stopping', () => {
     expect(fs.readFileSync(target, 'utf8')).toMatch(/^MemTotal:/);
     const { code, ms } = await daemon.stop();
     expect(code).toBe(0);
-    expect(ms).toBeLessThan(2000);
+    // The supervisor waits 1.5 s for the serving process; software emulation in the v2 guest stretches the
+    // work around that wait.
+    expect(ms).toBeLessThan(IN_V2_GUEST ? 6000 : 2000);
     expect(isMounted(mnt)).toBe(false);
     expect(fs.existsSync(path.join(dir, 'pid'))).toBe(false);
     // The bind mount now points at a closed connection, as with lxcfs (the remount helper heals these).

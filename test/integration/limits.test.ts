@@ -150,14 +150,15 @@ describe('a container that hogs handles', () => {
       const hog = await startHog(hogCgroup.dir, meminfo);
       const hogging = rssKiB(server);
       await hog.release();
-      // The warm-up round settles near the idle daemon; the second must come back within 8 MiB of the first.
-      settled = await settledRss(server, settled, meminfo, round === 0 ? 16 * 1024 : 8 * 1024);
+      settled = await settledRss(server, settled, meminfo, 16 * 1024);
       rounds.push({ held: hog.report.held, hogging, released: settled });
     }
     console.log(JSON.stringify({ rounds }));
     expect.soft(rounds.map((r) => r.held)).toEqual([65536, 65536]); // the whole table
     expect.soft(rounds[1]!.hogging - rounds[0]!.released).toBeGreaterThan(128 * 1024); // the pool grew again
-    expect.soft(rounds[1]!.released - rounds[0]!.released).toBeLessThan(8 * 1024);
+    // The pool is over 128 MiB: a second round that kept it would end far above 16 MiB (allocator arenas and
+    // V8's heap move a few MiB from run to run).
+    expect.soft(rounds[1]!.released - rounds[0]!.released).toBeLessThan(16 * 1024);
     expect.soft(limitLines(daemon.output())).toHaveLength(2); // one per container (pid namespace)
     expect((await daemon.stop()).code).toBe(0);
   }, 240_000);
