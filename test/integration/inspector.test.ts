@@ -16,10 +16,24 @@ import { Cleanup, lxcfsCommand, run, spawnDaemon, startDaemon, TIME_SCALE } from
 const cleanup = new Cleanup();
 afterAll(() => cleanup.run());
 
-/** Delays after spawn() at which a signal is sent. Before ~2 ms the process may not have run a single
- * instruction of ours yet (the launcher's shell is still starting); from then on it must survive. */
+/** Delays after spawn() at which a signal is sent. At the first ones the launcher's shell may not have run
+ * its first line yet (on a loaded machine, for several milliseconds). */
 const DELAYS_MS = [0, 5, 20, 60, 150, 400];
-const FIRST_INSTANT_MS = 2;
+/** By then the launcher has started on any machine: the signal must find it protected. */
+const STARTED_MS = 400;
+
+/** Whether SIGUSR1 is ignored, blocked or handled in `pid` (its main thread): false while the process
+ * has not yet run an instruction of ours, and the kernel's default action (termination) still applies. */
+function guardsSigusr1(pid: number): boolean {
+  let status: string;
+  try {
+    status = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
+  } catch {
+    return false; // gone
+  }
+  const bit = 1n << 9n; // signal 10, SIGUSR1
+  return ['SigIgn', 'SigBlk', 'SigCgt'].some((field) => (BigInt(`0x${new RegExp(`^${field}:\\s*([0-9a-f]+)$`, 'm').exec(status)![1]}`) & bit) !== 0n);
+}
 
 function signal(pid: number, name: NodeJS.Signals): boolean {
   try {
@@ -59,13 +73,16 @@ describe('the daemon', () => {
     const { child, serving: starting } = spawnDaemon(cleanup, ['-p', path.join(dir, 'pid'), mnt], mnt);
     const pid = child.pid!;
     await sleep(delayMs);
+    // Once guarded, a process stays guarded until it exits: a signal sent after this reading found it so.
+    const guarded = guardsSigusr1(pid);
+    if (delayMs >= STARTED_MS) expect(guarded).toBe(true);
     signal(pid, 'SIGUSR1');
     let daemon;
     try {
       daemon = await starting;
     } catch (err) {
       // Only a signal that arrived before the process ran anything of ours may end it.
-      expect(delayMs < FIRST_INSTANT_MS, String(err)).toBe(true);
+      expect(guarded, String(err)).toBe(false);
       return;
     }
     try {
@@ -129,8 +146,10 @@ describe('the helper commands', () => {
     child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));
     const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.on('exit', (code, sig) => resolve({ code, signal: sig })));
     const ports: number[] = [];
+    // Until the launcher's first line the kernel's default action applies: the signals start once it guards.
+    while (child.exitCode === null && !guardsSigusr1(child.pid!)) await sleep(1);
     const started = Date.now();
-    for (const delayMs of DELAYS_MS.filter((d) => d >= FIRST_INSTANT_MS)) {
+    for (const delayMs of DELAYS_MS) {
       await sleep(Math.max(0, delayMs - (Date.now() - started)));
       if (!signal(child.pid!, 'SIGUSR1')) break;
       await sleep(20);
