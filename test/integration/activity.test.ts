@@ -102,17 +102,19 @@ describe('loadavg with -l', () => {
     const theirSamples = samples(theirs).slice(1).map((triple) => Number(triple.split(' ')[0]));
     expect(ourSamples.length, ours.join('\n')).toBeGreaterThanOrEqual(3);
     expect(theirSamples.length, theirs.join('\n')).toBeGreaterThanOrEqual(3);
-    // ≈ 0.16 after one sample, rising as lxcfs computes it (a reader caught running at a sample adds
-    // at most one more thread, hence the tolerance above the exact values).
+    // ≈ 0.16 after one sample, rising as lxcfs computes it. The reader's shell and its cat, caught running
+    // or runnable at a sample (on a loaded machine they wait for a CPU), add up to two threads: 0.16 at most
+    // above the exact values.
     const reference = expectedLoad1(2, ourSamples.length);
     ourSamples.forEach((load, i) => {
       expect(load, `sample ${i + 1}: ${ours.join(' | ')}`).toBeGreaterThanOrEqual(reference[i]!);
-      expect(load, `sample ${i + 1}: ${ours.join(' | ')}`).toBeLessThanOrEqual(reference[i]! + 0.1);
+      expect(load, `sample ${i + 1}: ${ours.join(' | ')}`).toBeLessThanOrEqual(reference[i]! + 0.17);
     });
     for (let i = 1; i < ourSamples.length; i++) expect(ourSamples[i]!).toBeGreaterThan(ourSamples[i - 1]!);
-    // The same number of samples: the same load within ±0.10 (the two samplers are not synchronised).
+    // The same number of samples: the same load within ±0.17 (the two samplers are not synchronised, and
+    // each may catch the reader's two threads at a sample).
     for (let i = 0; i < Math.min(ourSamples.length, theirSamples.length); i++) {
-      expect(Math.abs(ourSamples[i]! - theirSamples[i]!), `sample ${i + 1}: ours ${ourSamples.join(',')} lxcfs ${theirSamples.join(',')}`).toBeLessThanOrEqual(0.1);
+      expect(Math.abs(ourSamples[i]! - theirSamples[i]!), `sample ${i + 1}: ours ${ourSamples.join(',')} lxcfs ${theirSamples.join(',')}`).toBeLessThanOrEqual(0.17);
     }
     // running/total: the two loops (and maybe the reader) of the container's threads.
     const last = ours.at(-1)!.split(' ');
