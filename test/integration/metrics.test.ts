@@ -19,6 +19,7 @@ import {
   type Daemon,
 } from '../helpers/processes.js';
 import { listeningPorts } from '../helpers/inspector.js';
+import { createCgroup } from '../helpers/cgroups.js';
 
 const cleanup = new Cleanup();
 let dir: string;
@@ -37,8 +38,8 @@ async function freePort(): Promise<number> {
 
 let lastText = '';
 
-async function scrape(): Promise<ParsedFamily[]> {
-  const response = await fetch(`http://127.0.0.1:${port}/metrics`);
+async function scrape(from = port): Promise<ParsedFamily[]> {
+  const response = await fetch(`http://127.0.0.1:${from}/metrics`);
   expect(response.status).toBe(200);
   expect(response.headers.get('content-type')).toMatch(/^text\/plain; version=0\.0\.4/);
   lastText = await response.text();
@@ -293,6 +294,48 @@ describe('metrics', () => {
     }
     expect(value(families, 'lxcfs_ts_server_restarts_total')).toBe(1);
     expect(value(families, 'lxcfs_ts_serving')).toBe(1);
+  }, 60_000);
+
+  it('shows the loadavg sampler at work with -l (the cgroups it tracks, its CPU per pass), and 0 without', async () => {
+    expect(value(await scrape(), 'lxcfs_ts_loadavg_cgroups')).toBe(0);
+    const sampledMnt = path.join(dir, 'sampled');
+    const sampledPort = await freePort();
+    const sampled = await startDaemon(
+      cleanup,
+      ['-l', '-p', path.join(dir, 'sampled.pid'), '--metrics', `127.0.0.1:${sampledPort}`, sampledMnt],
+      sampledMnt,
+    );
+    // Two containers (each the init of its own pid namespace, in a cpu cgroup of its own) read loadavg,
+    // and so are tracked from then on, while they live.
+    for (const name of ['lxcfs-ts-metrics-a', 'lxcfs-ts-metrics-b']) {
+      const cgroup = createCgroup(cleanup, 'cpu', name);
+      const container = spawn(
+        'sh',
+        [
+          '-c',
+          'echo $$ > "$1/cgroup.procs" && exec unshare --pid --fork --kill-child sh -c \'cat "$0" && exec sleep 120\' "$2"',
+          'sh',
+          cgroup.dir,
+          path.join(sampledMnt, 'proc/loadavg'),
+        ],
+        { stdio: ['ignore', 'pipe', 'inherit'] },
+      );
+      cleanup.own(container);
+      expect(await firstLine(container.stdout)).toMatch(/^0\.00 0\.00 0\.00 \d+\/\d+ \d+$/);
+    }
+    // The sampler passes every 5 s.
+    let families = await scrape(sampledPort);
+    for (
+      let deadline = Date.now() + 15_000;
+      Date.now() < deadline && value(families, 'lxcfs_ts_loadavg_cgroups') < 2;
+    ) {
+      await new Promise((resolve) => setTimeout(resolve, 250));
+      families = await scrape(sampledPort);
+    }
+    expect(value(families, 'lxcfs_ts_loadavg_cgroups')).toBe(2);
+    expect(value(families, 'lxcfs_ts_loadavg_pass_cpu_seconds')).toBeGreaterThan(0);
+    expect(value(families, 'lxcfs_ts_loadavg_pass_cpu_seconds')).toBeLessThan(1);
+    expect((await sampled.stop()).code).toBe(0);
   }, 60_000);
 
   it('answers 404 off /metrics', async () => {
