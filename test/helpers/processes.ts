@@ -115,10 +115,16 @@ export interface Daemon {
   stop(): Promise<{ code: number | null; ms: number }>;
 }
 
-/** Starts the daemon with ARGS; `serving` resolves when it logs "serving" and rejects with its output
- * if it exits first. */
-export function spawnDaemon(cleanup: Cleanup, args: string[], mountPoint: string, env: NodeJS.ProcessEnv = {}): { child: ChildProcess; serving: Promise<Daemon> } {
-  const [command, ...prefix] = lxcfsCommand();
+/** Starts the daemon with ARGS (from `lxcfs`, the command line of an installation, by default this
+ * tree's); `serving` resolves when it logs "serving" and rejects with its output if it exits first. */
+export function spawnDaemon(
+  cleanup: Cleanup,
+  args: string[],
+  mountPoint: string,
+  env: NodeJS.ProcessEnv = {},
+  lxcfs = lxcfsCommand(),
+): { child: ChildProcess; serving: Promise<Daemon> } {
+  const [command, ...prefix] = lxcfs;
   const child = spawn(command!, [...prefix, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
   cleanup.own(child);
   let output = '';
@@ -158,8 +164,14 @@ export function spawnDaemon(cleanup: Cleanup, args: string[], mountPoint: string
 }
 
 /** Starts the daemon with ARGS and resolves once it serves (see spawnDaemon). */
-export function startDaemon(cleanup: Cleanup, args: string[], mountPoint: string, env: NodeJS.ProcessEnv = {}): Promise<Daemon> {
-  return spawnDaemon(cleanup, args, mountPoint, env).serving;
+export function startDaemon(
+  cleanup: Cleanup,
+  args: string[],
+  mountPoint: string,
+  env: NodeJS.ProcessEnv = {},
+  lxcfs = lxcfsCommand(),
+): Promise<Daemon> {
+  return spawnDaemon(cleanup, args, mountPoint, env, lxcfs).serving;
 }
 
 /** `lxcfs-ts upgrade -p PIDFILE`: resolves once the daemon's new serving process serves. */

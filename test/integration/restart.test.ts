@@ -6,7 +6,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createCgroup } from '../helpers/cgroups.js';
-import { Cleanup, LXCFS_TS, isMounted, run, startDaemon, upgradeDaemon, type Daemon } from '../helpers/processes.js';
+import { Cleanup, LXCFS_TS, REPO, isMounted, run, startDaemon, upgradeDaemon, type Daemon } from '../helpers/processes.js';
 
 const cleanup = new Cleanup();
 let dir: string;
@@ -158,6 +158,34 @@ describe('lxcfs-ts upgrade', () => {
     expect(bad.status).toBe(1);
     expect(bad.stderr.trim().split('\n')).toHaveLength(1);
     expect(bad.stderr).toMatch(/cannot read pid file .*missing\.pid: ENOENT/);
+    expect((await target.stop()).code).toBe(0);
+  });
+
+  it('fails, in one line, when the new serving process cannot start, and the old one keeps serving', async () => {
+    // A copy of the installation whose serving process a bad update then breaks: it throws at start. (Only
+    // there: every lxcfs-ts command loads the module too.)
+    const upgradeDir = cleanup.tempDir();
+    const installed = path.join(upgradeDir, 'lxcfs-ts');
+    fs.mkdirSync(installed);
+    for (const part of ['bin', 'dist']) fs.cpSync(path.join(REPO, part), path.join(installed, part), { recursive: true });
+    for (const part of ['node_modules', 'package.json']) fs.symlinkSync(path.join(REPO, part), path.join(installed, part));
+    const command = path.join(installed, 'bin/lxcfs-ts');
+    const pidFile = path.join(upgradeDir, 'pid');
+    const upgradeMnt = path.join(upgradeDir, 'mnt');
+    const target = await startDaemon(cleanup, ['-p', pidFile, upgradeMnt], upgradeMnt, {}, [command]);
+    const before = fs.readFileSync(`/proc/${target.pid}/task/${target.pid}/children`, 'utf8').trim();
+    const serverModule = path.join(installed, 'dist/daemon/server-process.js');
+    fs.appendFileSync(
+      serverModule,
+      "\nif (process.argv[1] === new URL(import.meta.url).pathname) throw new Error('a broken update');\n",
+    );
+    const failed = run(command, ['upgrade', '-p', pidFile], { timeout: 60_000 });
+    expect(failed.status, failed.stdout).toBe(1);
+    expect(failed.stderr.trim().split('\n'), failed.stderr).toHaveLength(1);
+    expect(failed.stderr).toMatch(new RegExp(`daemon ${target.pid} could not upgrade: .+; the old one keeps serving`));
+    // Nothing changed for the containers: the same serving process answers.
+    expect(fs.readFileSync(`/proc/${target.pid}/task/${target.pid}/children`, 'utf8').trim()).toBe(before);
+    expect(fs.readFileSync(path.join(upgradeMnt, 'proc/uptime'), 'utf8')).toMatch(/^\d+\.\d\d /);
     expect((await target.stop()).code).toBe(0);
   });
 });
