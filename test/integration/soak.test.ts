@@ -1,6 +1,7 @@
 // The soak: 8 containers with different memory limits and CPU counts read every file in a loop through
 // 3 graceful upgrades, 2 kill -9 of the serving process and one kill -9 + restart + remount of the whole
-// daemon, while a ninth process re-reads their cgroups' tasks files every 20 ms. Every value a container
+// daemon, while a ninth process re-reads their cgroups' tasks files every 20 ms and a hostile container
+// holds every handle the daemon lets it have. Every value a container
 // reads is its own, or an error while the whole daemon is down; /proc/stat counters and load averages
 // never go backwards except across that restart.
 
@@ -13,8 +14,10 @@ import { createCgroup, type TestCgroup } from '../helpers/cgroups.js';
 import { lxcfsFileBinds, makeSharedDirectory, startContainer, type Container } from '../helpers/container.js';
 import {
   Cleanup,
+  firstLine,
   LXCFS_TS,
   killDaemonHard,
+  REPO,
   run,
   startDaemon,
   upgradeDaemon,
@@ -138,7 +141,7 @@ async function waitForLog(pattern: RegExp, count: number): Promise<void> {
   }
 }
 
-it('8 containers read only their own values through 3 upgrades, 2 serving-process crashes and a whole-daemon crash + restart + remount', async () => {
+it('8 containers read only their own values beside a handle hog, through 3 upgrades, 2 serving-process crashes and a whole-daemon crash + restart + remount', async () => {
   const readers: Array<Promise<string>> = containers.map(({ container, memKb, cpus }) => {
     const child: ChildProcess = spawn(
       'nsenter',
@@ -151,6 +154,23 @@ it('8 containers read only their own values through 3 upgrades, 2 serving-proces
     child.stderr!.on('data', (chunk: Buffer) => (out += chunk.toString()));
     return new Promise((resolve) => child.on('close', () => resolve(out)));
   });
+  // The hostile container: holds open every handle it can get on meminfo, with a snapshot each, until
+  // the daemon refuses (EMFILE, its per-container limit), and keeps them through everything below.
+  const hog = spawn(
+    'sh',
+    [
+      '-c',
+      'ulimit -n 20000 && exec unshare --pid --fork --mount-proc --kill-child python3 "$@"',
+      'sh',
+      path.join(REPO, 'test/fixtures/handle-hog.py'),
+      path.join(mnt, 'proc/meminfo'),
+      '20000',
+    ],
+    { stdio: ['pipe', 'pipe', 'inherit'] },
+  );
+  cleanup.own(hog);
+  const hogReport = JSON.parse(await firstLine(hog.stdout)) as { held: number; stopped: string | null };
+  expect(hogReport.stopped).toBe('EMFILE');
   // The ninth process: keeps every container's v1 pid list alive, as monitoring agents do.
   const tasks = containers.map(({ cpu }) => JSON.stringify(cpu.dir + '/tasks')).join(', ');
   const watcher = spawn(
@@ -195,6 +215,7 @@ it('8 containers read only their own values through 3 upgrades, 2 serving-proces
       JSON.parse(out) as { reads: number; errors: number; wrong: Event[]; backwards: Event[]; examples: string[] },
   );
   watcher.kill('SIGKILL');
+  hog.kill('SIGKILL');
   const duringRemount = ([at]: Event): boolean => at >= remountStarted && at <= remountEnded;
   for (const [i, summary] of summaries.entries()) {
     const text = `container ${i}: ${summary.reads} reads, ${summary.errors} errors`;
