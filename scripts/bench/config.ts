@@ -2,7 +2,7 @@
 
 import { parseArgs } from 'node:util';
 
-export const USAGE = `usage: npm run bench -- [options]   (or: tsx scripts/bench/main.ts [options], after npm run build)
+const USAGE = `usage: npm run bench -- [options]   (or: tsx scripts/bench/main.ts [options], after npm run build)
   --quick            small counts (smoke run, ~15 s)
   --json PATH        write raw results here (default: a temp file); the SVG goes next to it
   --targets LIST     comma list of ts,lxcfs,host (default: all three)

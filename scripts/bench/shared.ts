@@ -16,7 +16,7 @@ export class SetupError extends Error {}
 export const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 export const log = (msg: string): void => void process.stderr.write(`bench: ${msg}\n`);
 /** When the bench started: the time base of the progress lines and of the cost series. */
-export const t0 = Date.now();
+const t0 = Date.now();
 export const sinceStart = (): number => (Date.now() - t0) / 1000;
 export const step = (msg: string): void => log(`[${sinceStart().toFixed(1)}s] ${msg}`);
 
