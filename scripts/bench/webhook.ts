@@ -23,93 +23,7 @@ import { parseArgs } from 'node:util';
 import { isMainThread, Worker } from 'node:worker_threads';
 import { Cleanup } from '../../test/helpers/processes.js';
 import { makeWebhookCerts, SERVICE_HOST, startWebhook } from '../../test/helpers/webhook.js';
-import type { ClientReply, ClientTask } from './webhook-client.js';
-
-/** A Deployment's pod as the API server sends it: two containers and an init container, each with the
- * service account token mount. */
-export function reviewBody(uid: string): string {
-  const tokenMount = {
-    name: 'kube-api-access-7xq2m',
-    mountPath: '/var/run/secrets/kubernetes.io/serviceaccount',
-    readOnly: true,
-  };
-  const container = (name: string) => ({
-    name,
-    image: 'registry.example/shop/web:1.27.3',
-    resources: { limits: { cpu: '500m', memory: '256Mi' } },
-    terminationMessagePath: '/dev/termination-log',
-    imagePullPolicy: 'IfNotPresent',
-    volumeMounts: [tokenMount],
-  });
-  const pod = {
-    metadata: { generateName: 'web-7d4b9c6f58-', namespace: 'shop', labels: { app: 'web' } },
-    spec: {
-      volumes: [
-        {
-          name: tokenMount.name,
-          projected: { sources: [{ serviceAccountToken: { path: 'token', expirationSeconds: 3607 } }] },
-        },
-      ],
-      initContainers: [container('migrate')],
-      containers: [container('web'), container('sidecar')],
-      restartPolicy: 'Always',
-      serviceAccountName: 'default',
-    },
-  };
-  return JSON.stringify({
-    apiVersion: 'admission.k8s.io/v1',
-    kind: 'AdmissionReview',
-    request: {
-      uid,
-      kind: { group: '', version: 'v1', kind: 'Pod' },
-      resource: { group: '', version: 'v1', resource: 'pods' },
-      namespace: 'shop',
-      operation: 'CREATE',
-      userInfo: { username: 'system:serviceaccount:kube-system:replicaset-controller' },
-      object: pod,
-      oldObject: null,
-      dryRun: false,
-    },
-  });
-}
-
-/** One review on `agent` (false: a new connection); resolves with the latency in µs and whether a
- * kept-alive connection carried it, once a patch came back. Unlike the tests' request(), it does not
- * look at the certificate: that would be timed too. */
-export function timedReview(
-  port: number,
-  ca: string,
-  agent: https.Agent | false,
-  body: string,
-): Promise<{ us: number; reused: boolean }> {
-  const started = process.hrtime.bigint();
-  return new Promise((resolve, reject) => {
-    const req = https.request(
-      {
-        host: '127.0.0.1',
-        port,
-        servername: SERVICE_HOST,
-        ca,
-        agent,
-        method: 'POST',
-        path: '/mutate',
-        headers: { 'Content-Type': 'application/json' },
-      },
-      (res) => {
-        let text = '';
-        res.setEncoding('utf8');
-        res.on('data', (chunk: string) => (text += chunk));
-        res.on('end', () =>
-          res.statusCode === 200 && text.includes('"patch"')
-            ? resolve({ us: Number(process.hrtime.bigint() - started) / 1000, reused: req.reusedSocket })
-            : reject(new Error(`status ${res.statusCode}: ${text.slice(0, 200)}`)),
-        );
-      },
-    );
-    req.on('error', reject);
-    req.end(body);
-  });
-}
+import { type ClientReply, type ClientTask, reviewBody, timedReview } from './webhook-client.js';
 
 function percentile(sorted: ArrayLike<number>, q: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]!;
@@ -125,22 +39,30 @@ export interface Round {
   seconds: number;
 }
 
-/** `clients` threads, each `perClient` reviews on its own kept-alive connection. */
+/** `clients` threads, each `perClient` reviews on its own kept-alive connection. The clock starts once
+ * every thread has loaded (through tsx, thread start-up would otherwise weigh on reviews per second). */
 async function round(port: number, ca: string, clients: number, perClient: number, prefix = ''): Promise<Round> {
+  const workers = Array.from({ length: clients }, (_, id) => {
+    const task: ClientTask = { port, ca, servername: SERVICE_HOST, count: perClient, id: `${prefix}${id}` };
+    return new Worker(new URL('./webhook-client.ts', import.meta.url), { workerData: task });
+  });
+  const reply = (worker: Worker): Promise<ClientReply> =>
+    new Promise((resolve, reject) => {
+      worker.once('message', resolve);
+      worker.once('error', reject);
+    });
+  // each thread says it has loaded
+  await Promise.all(workers.map(reply));
   const started = process.hrtime.bigint();
   const results = await Promise.all(
-    Array.from(
-      { length: clients },
-      (_, id) =>
-        new Promise<Float64Array>((resolve, reject) => {
-          const task: ClientTask = { port, ca, count: perClient, id: `${prefix}${id}` };
-          const worker = new Worker(new URL('./webhook-client.ts', import.meta.url), { workerData: task });
-          worker.once('message', (message: ClientReply) =>
-            'error' in message ? reject(new Error(message.error)) : resolve(message.latencies),
-          );
-          worker.once('error', reject);
-        }),
-    ),
+    workers.map(async (worker) => {
+      const done = reply(worker);
+      worker.postMessage('go');
+      const message = await done;
+      if ('error' in message) throw new Error(message.error);
+      if (!('latencies' in message)) throw new Error('a client thread answered out of turn');
+      return message.latencies;
+    }),
   );
   const seconds = Number(process.hrtime.bigint() - started) / 1e9;
   const all = Float64Array.from(results.flatMap((latencies) => [...latencies])).sort();
@@ -208,22 +130,25 @@ async function quietCluster(port: number, ca: string, samples: number): Promise<
   const agent = new https.Agent({ keepAlive: true, maxSockets: 1 });
   const afterIdle: Array<{ us: number; reused: boolean; error?: undefined } | { error: string }> = [];
   try {
-    await timedReview(port, ca, agent, reviewBody('idle-first'));
+    await timedReview(port, SERVICE_HOST, ca, agent, reviewBody('idle-first'));
     for (let i = 0; i < samples; i++) {
       await new Promise((resolve) => setTimeout(resolve, IDLE_MS));
       // A connection the webhook closes as the review is sent fails it (the API server then applies
       // failurePolicy): counted, not fatal.
       afterIdle.push(
-        await timedReview(port, ca, agent, reviewBody(`idle-${i}`)).catch((err: NodeJS.ErrnoException) => ({
-          error: err.code ?? err.message,
-        })),
+        await timedReview(port, SERVICE_HOST, ca, agent, reviewBody(`idle-${i}`)).catch(
+          (err: NodeJS.ErrnoException) => ({
+            error: err.code ?? err.message,
+          }),
+        ),
       );
     }
   } finally {
     agent.destroy();
   }
   const fresh = [];
-  for (let i = 0; i < 200; i++) fresh.push((await timedReview(port, ca, false, reviewBody(`fresh-${i}`))).us);
+  for (let i = 0; i < 200; i++)
+    fresh.push((await timedReview(port, SERVICE_HOST, ca, false, reviewBody(`fresh-${i}`))).us);
   fresh.sort((a, b) => a - b);
   const answered = afterIdle.filter((r) => r.error === undefined).sort((a, b) => a.us - b.us);
   const failed = afterIdle.flatMap((r) => (r.error === undefined ? [] : [r.error]));
