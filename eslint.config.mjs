@@ -1,5 +1,6 @@
-// Lint of src/ and test/ (npm run lint), with type information: each file is checked against the
-// tsconfig that builds it (tsconfig.json for src/, test/tsconfig.json for test/).
+// Lint of src/, test/ and scripts/bench/ (npm run lint), with type information: each file is checked
+// against the tsconfig that builds it (tsconfig.json for src/, test/tsconfig.json for test/,
+// scripts/bench/tsconfig.json for the bench).
 import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 

@@ -1,7 +1,7 @@
 // Debian's lxcfs 5.0.3, the reference peer: started on a private mountpoint with its own pid file
 // (it deletes another instance's pid file when it refuses to start), stopped by its pid.
 
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { probeFile } from '../../src/fuse/mount.js';
@@ -11,9 +11,14 @@ export interface LxcfsPeer {
   mountPoint: string;
   pid: number;
   version: string;
+  child: ChildProcess;
+  /** What it wrote on stderr so far. */
+  output(): string;
 }
 
-export async function startLxcfs(cleanup: Cleanup, args: string[] = []): Promise<LxcfsPeer> {
+/** Starts lxcfs ARGS on a private mountpoint; resolves once it serves (within `timeoutMs`, default 15 s
+ * stretched by TIME_SCALE). The cleanup stops it: SIGTERM, SIGKILL 8 s later. */
+export async function startLxcfs(cleanup: Cleanup, args: string[] = [], options: { timeoutMs?: number } = {}): Promise<LxcfsPeer> {
   const dir = cleanup.tempDir('lxcfs-peer-');
   const mountPoint = path.join(dir, 'mnt');
   const probe = run('lxcfs', ['--version']);
@@ -33,13 +38,14 @@ export async function startLxcfs(cleanup: Cleanup, args: string[] = []): Promise
     await exited;
     clearTimeout(timer);
   });
-  const deadline = Date.now() + 15_000 * TIME_SCALE;
+  const timeoutMs = options.timeoutMs ?? 15_000 * TIME_SCALE;
+  const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
     if (child.exitCode !== null) throw new Error(`lxcfs exited with ${child.exitCode} before mounting: ${stderr.trim()}`);
     if (isMounted(mountPoint) && (await probeFile(path.join(mountPoint, 'proc/uptime'), 2000)).state === 'live') {
-      return { mountPoint, pid: child.pid!, version };
+      return { mountPoint, pid: child.pid!, version, child, output: () => stderr };
     }
     await new Promise((resolve) => setTimeout(resolve, 50));
   }
-  throw new Error(`lxcfs did not mount within ${15 * TIME_SCALE} s`);
+  throw new Error(`lxcfs did not mount within ${timeoutMs / 1000} s`);
 }

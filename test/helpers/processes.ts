@@ -64,8 +64,15 @@ export class Cleanup {
 
   /** Kills the process (SIGKILL) at cleanup time if it is still running. */
   own(child: ChildProcess): void {
-    this.add(() => {
+    const step = (): void => {
       if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    };
+    this.add(step);
+    // Once the child has exited its step has nothing to do: drop it, so that a long run of short-lived
+    // children (the bench starts thousands) does not keep every one of them.
+    child.once('exit', () => {
+      const index = this.steps.indexOf(step);
+      if (index >= 0) this.steps.splice(index, 1);
     });
   }
 }
@@ -111,20 +118,22 @@ export interface Daemon {
   mountPoint: string;
   output(): string;
   exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
-  /** Sends SIGTERM and waits for the exit; returns the exit status and how long it took. */
-  stop(): Promise<{ code: number | null; ms: number }>;
+  /** Sends SIGTERM and waits for the exit (SIGKILL after `killAfterMs` when given); returns the exit
+   * status and how long it took. */
+  stop(killAfterMs?: number): Promise<{ code: number | null; ms: number }>;
 }
 
-/** Starts the daemon with ARGS (from `lxcfs`, the command line of an installation, by default this
- * tree's); `serving` resolves when it logs "serving" and rejects with its output if it exits first. */
-export function spawnDaemon(
-  cleanup: Cleanup,
-  args: string[],
-  mountPoint: string,
-  env: NodeJS.ProcessEnv = {},
-  lxcfs = lxcfsCommand(),
-): { child: ChildProcess; serving: Promise<Daemon> } {
-  const [command, ...prefix] = lxcfs;
+export interface DaemonOptions {
+  /** How long it may take to serve (default 15 s, stretched by TIME_SCALE). */
+  timeoutMs?: number;
+  /** The command line of the lxcfs-ts installation to run (default: this tree's). */
+  command?: string[];
+}
+
+/** Starts the daemon with ARGS; `serving` resolves when it logs "serving" and rejects with its output
+ * if it exits first. */
+export function spawnDaemon(cleanup: Cleanup, args: string[], mountPoint: string, env: NodeJS.ProcessEnv = {}, options: DaemonOptions = {}): { child: ChildProcess; serving: Promise<Daemon> } {
+  const [command, ...prefix] = options.command ?? lxcfsCommand();
   const child = spawn(command!, [...prefix, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
   cleanup.own(child);
   let output = '';
@@ -139,15 +148,18 @@ export function spawnDaemon(
     mountPoint,
     output: () => output,
     exited,
-    async stop() {
+    async stop(killAfterMs) {
       const started = Date.now();
       child.kill('SIGTERM');
+      const timer = killAfterMs === undefined ? undefined : setTimeout(() => child.kill('SIGKILL'), killAfterMs);
       const { code } = await exited;
+      clearTimeout(timer);
       return { code, ms: Date.now() - started };
     },
   };
   const serving = new Promise<Daemon>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`daemon did not start within ${15 * TIME_SCALE} s:\n${output}`)), 15_000 * TIME_SCALE);
+    const timeoutMs = options.timeoutMs ?? 15_000 * TIME_SCALE;
+    const timer = setTimeout(() => reject(new Error(`daemon did not start within ${timeoutMs / 1000} s:\n${output}`)), timeoutMs);
     const check = (): void => {
       if (output.includes('"msg":"serving"')) {
         clearTimeout(timer);
@@ -164,14 +176,8 @@ export function spawnDaemon(
 }
 
 /** Starts the daemon with ARGS and resolves once it serves (see spawnDaemon). */
-export function startDaemon(
-  cleanup: Cleanup,
-  args: string[],
-  mountPoint: string,
-  env: NodeJS.ProcessEnv = {},
-  lxcfs = lxcfsCommand(),
-): Promise<Daemon> {
-  return spawnDaemon(cleanup, args, mountPoint, env, lxcfs).serving;
+export function startDaemon(cleanup: Cleanup, args: string[], mountPoint: string, env: NodeJS.ProcessEnv = {}, options: DaemonOptions = {}): Promise<Daemon> {
+  return spawnDaemon(cleanup, args, mountPoint, env, options).serving;
 }
 
 /** `lxcfs-ts upgrade -p PIDFILE`: resolves once the daemon's new serving process serves. */

@@ -7,14 +7,15 @@ import path from 'node:path';
 import { type Cleanup, TIME_SCALE } from './processes.js';
 
 /**
- * A poller: python3 with select.poll on POLLPRI. `triggers` are written each to its own O_RDWR descriptor
- * of `file`, then it prints one line per poll result: `<seconds since armed> <revents>` (revents 0: the
- * poll timed out after `timeoutMs`). With `rearm`, a descriptor that gets POLLERR is reopened and armed
- * again (`armed N` each time). `busy` processes that only spin are forked once the first is armed.
+ * A poller: python3 with select.poll on POLLPRI. `count` descriptors of `file` are opened O_RDWR and the
+ * trigger is written to each, then it prints one line per descriptor of each poll result:
+ * `<seconds since armed> <revents>` (one with revents 0: the poll timed out after `timeoutMs`). With
+ * `rearm`, a descriptor that gets POLLERR is reopened and armed again (`armed N` each time); without, the
+ * first POLLERR ends it. `busy` processes that only spin are forked once all are armed.
  */
 const POLLER = `
 import os, select, sys, time, errno
-file, trigger, timeout_ms, rearm, busy = sys.argv[1], sys.argv[2].encode(), int(sys.argv[3]), sys.argv[4] == '1', int(sys.argv[5])
+file, trigger, timeout_ms, rearm, busy, count = sys.argv[1], sys.argv[2].encode(), int(sys.argv[3]), sys.argv[4] == '1', int(sys.argv[5]), int(sys.argv[6])
 armed = 0
 def arm():
     global armed
@@ -23,20 +24,21 @@ def arm():
     armed += 1
     print('armed', armed, flush=True)
     return fd
-fd = arm()
+fds = [arm() for _ in range(count)]
 for _ in range(busy):
     if os.fork() == 0:
         while True: pass
-p = select.poll(); p.register(fd, select.POLLPRI)
+p = select.poll()
+for fd in fds: p.register(fd, select.POLLPRI)
 start = time.monotonic()
 while True:
-    ready = p.poll(timeout_ms)
-    revents = ready[0][1] if ready else 0
-    print('%.3f %d' % (time.monotonic() - start, revents), flush=True)
-    if revents & select.POLLERR:
-        if not rearm: break
-        p.unregister(fd); os.close(fd)
-        fd = arm(); p.register(fd, select.POLLPRI); start = time.monotonic()
+    ready = p.poll(timeout_ms) or [(None, 0)]
+    for fd, revents in ready:
+        print('%.3f %d' % (time.monotonic() - start, revents), flush=True)
+        if revents & select.POLLERR:
+            if not rearm: sys.exit(0)
+            p.unregister(fd); os.close(fd)
+            p.register(arm(), select.POLLPRI); start = time.monotonic()
 `;
 
 export interface Poller {
@@ -49,7 +51,8 @@ export interface Poller {
 }
 
 /** Runs the poller on /proc/pressure/<resource> (cpu by default) of the lxcfs-ts mount `mnt`: in a container that joined the cgroup
- * directories `cgroups` when given (else on the host, on the mount's file), with `busy` busy loops beside it. */
+ * directories `cgroups` when given (else on the host, on the mount's file), with `busy` busy loops beside it and
+ * `count` triggers armed (1 by default). */
 export function startPoller(
   cleanup: Cleanup,
   mnt: string,
@@ -60,9 +63,16 @@ export function startPoller(
     trigger: string;
     timeoutMs: number;
     rearm?: boolean;
+    count?: number;
   },
 ): Poller {
-  const args = [options.trigger, String(options.timeoutMs), options.rearm ? '1' : '0', String(options.busy ?? 0)];
+  const args = [
+    options.trigger,
+    String(options.timeoutMs),
+    options.rearm ? '1' : '0',
+    String(options.busy ?? 0),
+    String(options.count ?? 1),
+  ];
   const file = `proc/pressure/${options.resource ?? 'cpu'}`;
   let child: ChildProcess;
   if (options.cgroups) {
@@ -74,7 +84,7 @@ export function startPoller(
       'sh',
       [
         '-c',
-        `${join} && exec unshare --pid --fork --kill-child --mount --mount-proc --propagation private sh -c "$1" "$2" "$3" "$4" "$5" "$6"`,
+        `${join} && exec unshare --pid --fork --kill-child --mount --mount-proc --propagation private sh -c "$1" "$2" "$3" "$4" "$5" "$6" "$7"`,
         'sh',
         inner,
         POLLER,

@@ -172,7 +172,7 @@ describe('lxcfs-ts upgrade', () => {
     const command = path.join(installed, 'bin/lxcfs-ts');
     const pidFile = path.join(upgradeDir, 'pid');
     const upgradeMnt = path.join(upgradeDir, 'mnt');
-    const target = await startDaemon(cleanup, ['-p', pidFile, upgradeMnt], upgradeMnt, {}, [command]);
+    const target = await startDaemon(cleanup, ['-p', pidFile, upgradeMnt], upgradeMnt, {}, { command: [command] });
     const before = fs.readFileSync(`/proc/${target.pid}/task/${target.pid}/children`, 'utf8').trim();
     const serverModule = path.join(installed, 'dist/daemon/server-process.js');
     fs.appendFileSync(

@@ -1,5 +1,5 @@
 /*
- * bench-client: the tiny reader used by scripts/bench.mjs.
+ * bench-client: the tiny reader used by the bench (scripts/bench/, compiled at run time).
  *
  * Every measured operation is open(O_RDONLY) + read() until EOF + close(),
  * with one buffer of BUFSIZE bytes, exactly what a simple program such as
