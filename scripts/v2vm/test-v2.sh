@@ -27,8 +27,9 @@ status=0
 # code it compiled in the guest's tmpfs for the next process: the suite starts Node processes and
 # threads by the hundred, and loading modules was much of their start under emulation. While vitest
 # starts, one lxcfs-ts command fills that cache and reads the pinned Node binary through 9p once: the
-# first daemon a test starts then starts as fast as the later ones.
-V2VM_LOCAL_CWD=1 V2VM_TIMEOUT=${V2VM_TIMEOUT:-900} scripts/v2vm/run.sh \
+# first daemon a test starts then starts as fast as the later ones. The suite takes 8 to 14 minutes beside
+# the host suite; the timeout only catches a guest that hangs.
+V2VM_LOCAL_CWD=1 V2VM_TIMEOUT=${V2VM_TIMEOUT:-1500} scripts/v2vm/run.sh \
   "export PATH=$(printf %q "$guest_path") NODE_COMPILE_CACHE=/run/v2vm/node-compile-cache; bin/lxcfs-ts --version >/dev/null 2>&1 & exec node node_modules/vitest/vitest.mjs run --config vitest.v2.config.ts$vitest_args" ||
   status=$?
 
