@@ -148,9 +148,28 @@ export type ProbeResult =
   | { state: 'dead'; detail: string }
   | { state: 'hung' };
 
+const PROBE_START_ALLOWANCE = 10;
+
+/** Whether a process may be waiting for a FUSE daemon's answer: it sleeps in the kernel and its wchan
+ * names fuse's request wait, or the kernel hides wchan. A process that runs, or sleeps elsewhere (paging
+ * in its binary, say), is still starting. */
+function waitsForFuse(pid: number | undefined): boolean {
+  if (pid === undefined) return true;
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'latin1');
+    if (stat.slice(stat.lastIndexOf(')') + 2).startsWith('R')) return false;
+    const wchan = fs.readFileSync(`/proc/${pid}/wchan`, 'latin1');
+    return wchan === '0' || wchan === '' || /fuse|request_wait_answer/.test(wchan);
+  } catch {
+    return true;
+  }
+}
+
 /** Reads `file` in a child process: answers → live, ENOTCONN/ECONNREFUSED/ECONNABORTED → dead, no answer
  * within the timeout → hung. The child is not waited for after a timeout: a request stuck in a dead
- * daemon can keep it in D state. */
+ * daemon can keep it in D state. On a loaded host (or under emulation) the child itself can take longer
+ * than the timeout to start: the timeout only counts once it waits for a FUSE answer, up to
+ * PROBE_START_ALLOWANCE timeouts in all. */
 export function probeFile(file: string, timeoutMs: number): Promise<ProbeResult> {
   return new Promise((resolve) => {
     const child = spawn('head', ['-c', '1', '--', file], {
@@ -159,12 +178,19 @@ export function probeFile(file: string, timeoutMs: number): Promise<ProbeResult>
     });
     let stderr = '';
     child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-    const timer = setTimeout(() => {
+    let waited = 0;
+    const expire = (): void => {
+      waited++;
+      if (!waitsForFuse(child.pid) && waited < PROBE_START_ALLOWANCE) {
+        timer = setTimeout(expire, timeoutMs);
+        return;
+      }
       child.kill('SIGKILL');
       child.unref();
       child.stderr.destroy();
       resolve({ state: 'hung' });
-    }, timeoutMs);
+    };
+    let timer = setTimeout(expire, timeoutMs);
     child.on('error', (err) => {
       clearTimeout(timer);
       resolve({ state: 'dead', detail: err.message });
