@@ -74,8 +74,10 @@ describe('loadavg with -l', () => {
     expect(loads(mine).length, mine.join('\n')).toBeGreaterThanOrEqual(1);
     expect(loads(mine)[0]).toBeGreaterThanOrEqual(0.08);
     expect(loads(mine)[0]).toBeLessThanOrEqual(0.24);
+    // The two samplers are not synchronised, and each may catch the reader's shell and cat runnable at a
+    // sample (two threads: 0.16 more).
     const n = Math.min(loads(mine).length, loads(theirs).length);
-    for (let i = 0; i < n; i++) expect(Math.abs(loads(mine)[i]! - loads(theirs)[i]!), `${mine.join(',')} | ${theirs.join(',')}`).toBeLessThanOrEqual(0.1);
+    for (let i = 0; i < n; i++) expect(Math.abs(loads(mine)[i]! - loads(theirs)[i]!), `${mine.join(',')} | ${theirs.join(',')}`).toBeLessThanOrEqual(0.17);
   });
 });
 
