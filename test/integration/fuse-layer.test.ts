@@ -1,7 +1,6 @@
 // The FUSE layer alone, on a real mount of a test filesystem (test/fixtures/echo-fs.mjs): caller
-// identity, snapshots across READs, large files in small pieces, directory listings, thread priorities.
+// identity, snapshots across READs, large files in small pieces, directory listings.
 
-import type { ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -9,12 +8,11 @@ import { Cleanup, run, startFixture, TIME_SCALE } from '../helpers/processes.js'
 
 const cleanup = new Cleanup();
 let mnt: string;
-let server: ChildProcess;
 
 beforeAll(async () => {
   mnt = path.join(cleanup.tempDir(), 'mnt');
   fs.mkdirSync(mnt);
-  server = await startFixture(cleanup, mnt, 'echo');
+  await startFixture(cleanup, mnt, 'echo');
 }, 30_000 * TIME_SCALE);
 
 afterAll(() => cleanup.run());
@@ -175,28 +173,5 @@ describe('directories', () => {
     expect(fs.readFileSync(path.join(mnt, 'sub/empty')).length).toBe(0);
     expect(() => fs.readdirSync(path.join(mnt, 'big'))).toThrow(/ENOTDIR/);
     expect(() => fs.statSync(path.join(mnt, 'nothing'))).toThrow(/ENOENT/);
-  });
-});
-
-describe('threads', () => {
-  /** The nice value of every thread of the fixture server, by thread name. */
-  function niceValues(pid: number): Array<{ name: string; nice: number }> {
-    return fs.readdirSync(`/proc/${pid}/task`).map((tid) => {
-      const stat = fs.readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
-      const name = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
-      // Fields after the command: state is field 3, nice is field 19.
-      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      return { name, nice: Number(fields[19 - 3]) };
-    });
-  }
-
-  it.skipIf(process.getuid?.() !== 0)('runs the intake thread at a higher priority than the readers, which stay at the process\'s', () => {
-    const threads = niceValues(server.pid!);
-    const own = threads[0]!.nice; // the main thread comes first
-    const raised = threads.filter((t) => t.nice < own);
-    // One intake; the two readers (and everything else) keep the process's nice value.
-    expect(raised).toHaveLength(1);
-    expect(raised[0]!.nice).toBe(Math.max(-20, own - 10));
-    expect(threads.filter((t) => t.name === 'WorkerThread' && t.nice === own)).toHaveLength(2);
   });
 });
