@@ -30,26 +30,34 @@ afterAll(() => cleanup.run());
 /** The `total=` of the `some` line of a pressure file. */
 const someTotal = (text: string): number => Number(/^some .* total=(\d+)$/m.exec(text)![1]);
 
+/** Arms TRIGGER on the /proc/pressure/<resource> of a container in the stalling `cgroup` (with `busy` loops
+ * beside the poller) and checks the first poll: POLLPRI within 2 windows, and the cgroup's own stall over
+ * the threshold. */
+async function expectEventWithin2Windows(cgroup: string, resource: 'cpu' | 'memory', busy = 0): Promise<void> {
+  const poller = startPoller(cleanup, mnt, {
+    cgroups: [cgroup],
+    resource,
+    busy,
+    trigger: TRIGGER,
+    timeoutMs: 4 * WINDOW_S * 1000,
+  });
+  try {
+    await poller.waitFor(/^armed 1$/, 30_000);
+    const first = await poller.waitFor(/^\d/, 6 * WINDOW_S * 1000);
+    const [seconds, revents] = first.split(' ').map(Number) as [number, number];
+    expect(revents & POLLPRI, first).toBe(POLLPRI);
+    expect(seconds).toBeLessThan(2 * WINDOW_S);
+    expect(someTotal(readCgroup(cgroup, `${resource}.pressure`))).toBeGreaterThan(150_000);
+  } finally {
+    await stopPoller(poller);
+  }
+}
+
 describe('a trigger on a cgroup2 container', () => {
   it('on /proc/pressure/cpu: POLLPRI within 2 windows when busy loops exceed its cpu.max', async () => {
     // 10% of one CPU for the poller and two busy loops (forked once the trigger is armed).
     const cgroup = makeCgroup(cleanup, { 'cpu.max': '10000 100000' });
-    const poller = startPoller(cleanup, mnt, {
-      cgroups: [cgroup],
-      busy: 2,
-      trigger: TRIGGER,
-      timeoutMs: 4 * WINDOW_S * 1000,
-    });
-    try {
-      await poller.waitFor(/^armed 1$/, 30_000);
-      const first = await poller.waitFor(/^\d/, 6 * WINDOW_S * 1000);
-      const [seconds, revents] = first.split(' ').map(Number) as [number, number];
-      expect(revents & POLLPRI, first).toBe(POLLPRI);
-      expect(seconds).toBeLessThan(2 * WINDOW_S);
-      expect(someTotal(readCgroup(cgroup, 'cpu.pressure'))).toBeGreaterThan(150_000);
-    } finally {
-      await stopPoller(poller);
-    }
+    await expectEventWithin2Windows(cgroup, 'cpu', 2);
   });
 
   it('on /proc/pressure/memory: POLLPRI within 2 windows while it touches 4 times its memory.high', async () => {
@@ -63,22 +71,10 @@ describe('a trigger on a cgroup2 container', () => {
     const highEvents = (): number => Number(/^high (\d+)$/m.exec(readCgroup(cgroup, 'memory.events'))![1]);
     for (let i = 0; i < 300 && highEvents() === 0; i++) await new Promise((resolve) => setTimeout(resolve, 100));
     expect(highEvents()).toBeGreaterThan(0);
-    const poller = startPoller(cleanup, mnt, {
-      cgroups: [cgroup],
-      resource: 'memory',
-      trigger: TRIGGER,
-      timeoutMs: 4 * WINDOW_S * 1000,
-    });
     try {
-      await poller.waitFor(/^armed 1$/, 30_000);
-      const first = await poller.waitFor(/^\d/, 6 * WINDOW_S * 1000);
-      const [seconds, revents] = first.split(' ').map(Number) as [number, number];
-      expect(revents & POLLPRI, first).toBe(POLLPRI);
-      expect(seconds).toBeLessThan(2 * WINDOW_S);
-      expect(someTotal(readCgroup(cgroup, 'memory.pressure'))).toBeGreaterThan(150_000);
+      await expectEventWithin2Windows(cgroup, 'memory');
     } finally {
       allocator.kill('SIGKILL');
-      await stopPoller(poller);
     }
   });
 
