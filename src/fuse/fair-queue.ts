@@ -1,7 +1,7 @@
 // Requests taken off /dev/fuse, waiting for a reader thread, queued per tenant and handed out round
 // robin: a tenant that keeps hundreds of requests in flight waits behind itself, while another tenant's
 // request is next in line (at most one request of each other waiting tenant ahead of it). The kernel's
-// own queue is FIFO across everyone, so the intake thread (intake.ts) keeps it drained into this one.
+// own queue is FIFO across everyone, so the intake thread (reader.ts) keeps it drained into this one.
 //
 // All in shared memory, guarded by one short spinlock: request slots of SLOT_BYTES, a free stack, a
 // table of tenants each with a FIFO list of its slots, and a ring of the tenants that have requests.
@@ -24,8 +24,9 @@ const FREE_TOP = 3;
 const CLOSED = 4; // 0 while open, else 1 + the index of the close reason
 const RING_HEAD = 5;
 const RING_TAIL = 6;
-const HEADER = 7;
-const SLOT_FIELDS = 2; // next slot of the same tenant, length
+const SERVING = 7; // slots taken and not yet done
+const HEADER = 8;
+const SLOT_FIELDS = 3; // next slot of the same tenant, length, tenant
 const SLOT_BASE = HEADER;
 const FREE_BASE = SLOT_BASE + SLOTS * SLOT_FIELDS;
 // Every tenant with queued requests holds a slot, so SLOTS entries never fill with busy tenants.
@@ -79,6 +80,7 @@ export class FairQueue<Reason extends string> {
         this.ctl[FREE_TOP] = top - 1;
         const length = Math.min(n, SLOT_BYTES);
         request.copy(this.data, slot * SLOT_BYTES, 0, length);
+        this.ctl[SLOT_BASE + slot * SLOT_FIELDS + 2] = tenant;
         this.append(this.tenants.find(tenant, true), slot, length);
         Atomics.add(this.ctl, POSTED, 1);
         this.unlock();
@@ -91,8 +93,8 @@ export class FairQueue<Reason extends string> {
   }
 
   /** The next request in fair order: its slot, or undefined once the queue is closed and empty. Waits
-   * while there is none. */
-  take(): number | undefined {
+   * while there is none, calling `whileIdle` every `idleMs` of waiting. */
+  take(whileIdle?: () => void, idleMs = 1000): number | undefined {
     for (;;) {
       const posted = Atomics.load(this.ctl, POSTED);
       this.lock();
@@ -105,14 +107,20 @@ export class FairQueue<Reason extends string> {
         this.ctl[RING_HEAD] = this.ctl[tenant + RING_NEXT]!;
         if (this.ctl[RING_HEAD] === NONE) this.ctl[RING_TAIL] = NONE;
         if (this.ctl[tenant + QUEUED]! > 0) this.enterRing(tenant);
+        this.ctl[SERVING]!++;
         this.unlock();
         return slot;
       }
       const closed = this.ctl[CLOSED] !== 0;
       this.unlock();
       if (closed) return undefined;
-      Atomics.wait(this.ctl, POSTED, posted);
+      if (Atomics.wait(this.ctl, POSTED, posted, whileIdle ? idleMs : Infinity) === 'timed-out') whileIdle?.();
     }
+  }
+
+  /** Nothing is queued and no reader is serving (a moment's view: without the lock). */
+  idle(): boolean {
+    return Atomics.load(this.ctl, RING_HEAD) === NONE && Atomics.load(this.ctl, SERVING) === 0;
   }
 
   /** The request in `slot` (valid until done(slot)). */
@@ -124,11 +132,17 @@ export class FairQueue<Reason extends string> {
     return this.ctl[SLOT_BASE + slot * SLOT_FIELDS + 1]!;
   }
 
+  /** The tenant the request in `slot` was queued for. */
+  tenant(slot: number): number {
+    return this.ctl[SLOT_BASE + slot * SLOT_FIELDS + 2]! >>> 0;
+  }
+
   /** Gives the slot back once its request is answered. */
   done(slot: number): void {
     this.lock();
     this.ctl[FREE_BASE + this.ctl[FREE_TOP]!] = slot;
     this.ctl[FREE_TOP]!++;
+    this.ctl[SERVING]!--;
     Atomics.add(this.ctl, FREED, 1);
     this.unlock();
     Atomics.notify(this.ctl, FREED, 1);

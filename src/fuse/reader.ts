@@ -1,20 +1,32 @@
-// A reader thread: a synchronous take → dispatch → write loop. Requests come from the fair queue the
-// intake thread (intake.ts) fills from /dev/fuse; replies go straight to the shared fd. Synchronous I/O in
-// worker threads measured ~2× faster than libuv pool reads here, and keeps the main thread free for
-// signals and supervision.
+// A serving thread: a synchronous take → dispatch → write loop. Requests come from the fair queue that the
+// intake thread fills from /dev/fuse; replies go straight to the shared fd. Synchronous I/O in worker
+// threads measured ~2× faster than libuv pool reads here, and keeps the main thread free for signals and
+// supervision.
+//
+// The intake is this same module in the other role: it takes every request off /dev/fuse as soon as the
+// kernel has it and queues it under its caller's tenant (fair-queue.ts), so the kernel's FIFO, which
+// would make everyone wait behind the busiest tenant, stays short. When nothing is queued and no reader
+// is serving, there is no one to be fair to: it serves the request itself, saving the hand-over (a
+// thread wake-up, tens of microseconds on a VM) that would otherwise be most of a quiet read's latency.
+//
+// A request on an open handle (READ, RELEASE, POLL) counts against the tenant that opened it, which the
+// snapshot store recorded; only the others cost a look at the caller (a readlink of its pid namespace,
+// a few microseconds that a flood of one-byte reads would otherwise pay on every request).
 
 import fs from 'node:fs';
 import { parentPort, receiveMessageOnPort, workerData, type MessagePort } from 'node:worker_threads';
-import { InHeader, OP_NAMES, READ_BUFFER_SIZE } from './abi.js';
+import { InHeader, Op, OP_NAMES, PollIn, READ_BUFFER_SIZE, ReadIn, ReleaseIn } from './abi.js';
 import { FairQueue, type FairQueueMemory } from './fair-queue.js';
-import type { FileSystemFactory, Tenancy, TenancyFactory } from './filesystem.js';
-import { Session } from './session.js';
+import type { Caller, FileSystemFactory, Tenancy, TenancyFactory } from './filesystem.js';
+import { isStopRequest, Session } from './session.js';
 import { READER_EXITS, type ReaderExit, type ReaderMessage } from './thread-messages.js';
-import { SnapshotStore, type PoolMessage, type SnapshotMemory } from './snapshots.js';
+import { HandleTenants, SnapshotStore, type PoolMessage, type SnapshotMemory } from './snapshots.js';
 import { createLogger, type LogSettings } from '../util/log.js';
 import { RequestRecorder } from './request-stats.js';
 
 export interface ReaderData {
+  /** The intake reads /dev/fuse and queues (serving only when everyone is idle); readers serve the queue. */
+  role: 'intake' | 'reader';
   index: number;
   fd: number;
   /** URL of a module whose `createFileSystem` export is a FileSystemFactory. */
@@ -36,7 +48,7 @@ export interface ReaderData {
 const data = workerData as ReaderData;
 const queue = new FairQueue<ReaderExit>(data.queue, READER_EXITS);
 const port = parentPort!;
-const log = createLogger(data.log, { reader: data.index });
+const log = createLogger(data.log, data.role === 'intake' ? { intake: true } : { reader: data.index });
 
 const fsModule = (await import(data.fsModule)) as { createFileSystem: FileSystemFactory; createTenancy?: TenancyFactory };
 const filesystem = await fsModule.createFileSystem(data.fsOptions, log);
@@ -63,7 +75,6 @@ const LIMIT_MESSAGES = {
 const session = new Session(filesystem, snapshots, {
   stopName: data.stopName,
   conn: new Int32Array(data.conn),
-  tenantOf: tenancy && ((caller) => tenancy.keyOf(caller)),
   onLimit: (limit) =>
     log.warn({ limit: limit.kind, ...tenancy?.describe(limit.tenant, limit.caller), pid: limit.caller.pid, errno: limit.errno }, `reached its limit: ${LIMIT_MESSAGES[limit.kind]}`),
   onInit: (info) => port.postMessage({ type: 'init', info } satisfies ReaderMessage),
@@ -77,39 +88,104 @@ const session = new Session(filesystem, snapshots, {
 
 const stats = data.stats && new RequestRecorder(data.stats, data.index);
 
+/** Drops the last reference to a pool compaction replaced: a thread that blocks in read() may not
+ * collect for a long time, and the old pool is most of the daemon's memory. */
+function collectReplacedPool(): void {
+  if (!poolReplaced) return;
+  poolReplaced = false;
+  (globalThis as { gc?: () => void }).gc?.();
+}
+
+/** A reader with nothing to serve looks for a compacted pool now and then, not only at its next request. */
+function adoptPoolWhileIdle(): void {
+  snapshots.adoptPublishedPool();
+  collectReplacedPool();
+}
+
+/** Answers one request; returns false when the connection has ended (a refused INIT). */
+function serve(request: Buffer, n: number, tenant: number, reply: Buffer): boolean {
+  stats?.begin(request);
+  const length = session.handle(request, n, reply, tenant);
+  stats?.end(session.lastError);
+  if (length > 0) {
+    try {
+      fs.writeSync(data.fd, reply, 0, length);
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      // ENOENT: the request is gone (interrupted, aborted, or a release raced with unmount).
+      if (code !== 'ENOENT') log.error({ err, op: OP_NAMES[InHeader.opcode(request)] }, 'writing a reply to /dev/fuse failed');
+    }
+  }
+  collectReplacedPool();
+  // A refused INIT ends the connection: nothing more will come. (The stop request is the intake's to act
+  // on: requests queued before it are still served.)
+  return session.stopReason !== 'refused';
+}
+
 /** Serves until the queue is closed and drained; the intake says why. */
-function serve(): { reason: ReaderExit } {
+function serveQueue(): { reason: ReaderExit } {
   const reply = Buffer.alloc(READ_BUFFER_SIZE);
   for (;;) {
-    const slot = queue.take();
+    const slot = queue.take(adoptPoolWhileIdle);
     if (slot === undefined) return { reason: queue.closedFor() ?? 'sentinel' };
-    const request = queue.request(slot);
-    stats?.begin(request);
-    const length = session.handle(request, queue.length(slot), reply);
-    stats?.end(session.lastError);
-    const opcode = InHeader.opcode(request);
+    const served = serve(queue.request(slot), queue.length(slot), queue.tenant(slot), reply);
     queue.done(slot);
-    if (length > 0) {
-      try {
-        fs.writeSync(data.fd, reply, 0, length);
-      } catch (err) {
-        const code = (err as NodeJS.ErrnoException).code;
-        // ENOENT: the request is gone (interrupted, aborted, or a release raced with unmount).
-        if (code !== 'ENOENT') log.error({ err, op: OP_NAMES[opcode] }, 'writing a reply to /dev/fuse failed');
-      }
-    }
-    if (poolReplaced) {
-      // Drop the last reference to the old pool now: a reader that blocks in read() may not collect for
-      // a long time, and the old pool is most of the daemon's memory.
-      poolReplaced = false;
-      (globalThis as { gc?: () => void }).gc?.();
-    }
-    // A refused INIT ends the connection: nothing more will come. (The stop request is the intake's to
-    // act on: requests queued before it are still served.)
-    if (session.stopReason === 'refused') {
+    if (!served) {
       queue.close('refused');
       return { reason: 'refused' };
     }
+  }
+}
+
+const handles = new HandleTenants(data.snapshots);
+
+function tenantOf(request: Buffer, caller: Caller): number {
+  if (tenancy === undefined) return 0;
+  let handle: number | undefined;
+  switch (InHeader.opcode(request)) {
+    case Op.READ:
+      handle = ReadIn.fh(request);
+      break;
+    case Op.RELEASE:
+      handle = ReleaseIn.fh(request);
+      break;
+    case Op.POLL:
+      handle = PollIn.fh(request);
+      break;
+  }
+  return (handle !== undefined ? handles.of(handle) : undefined) ?? tenancy.keyOf(caller);
+}
+
+/** Takes requests off /dev/fuse until the stop request or the end of the connection. */
+function intake(): { reason: ReaderExit; detail?: string } {
+  const request = Buffer.alloc(READ_BUFFER_SIZE);
+  const reply = Buffer.alloc(READ_BUFFER_SIZE);
+  const caller: Caller = { pid: 0, uid: 0, gid: 0 };
+  for (;;) {
+    let n: number;
+    try {
+      n = fs.readSync(data.fd, request, 0, request.length, null);
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      // EINTR: a signal; ENOENT: the request was aborted while being copied; EAGAIN: nothing queued.
+      if (code === 'EINTR' || code === 'ENOENT' || code === 'EAGAIN') continue;
+      if (code === 'ENODEV') return { reason: 'unmounted' };
+      if (code === 'ECONNABORTED') return { reason: 'aborted' };
+      return { reason: 'error', detail: `read from /dev/fuse failed: ${code ?? String(err)}` };
+    }
+    caller.uid = InHeader.uid(request);
+    caller.gid = InHeader.gid(request);
+    caller.pid = InHeader.pid(request);
+    const tenant = tenantOf(request, caller);
+    // A reader answers the stop request and INIT (which the main thread waits to hear of) like any other;
+    // nothing after the stop request is ours to take.
+    const stop = isStopRequest(request, n, data.stopName);
+    if (!stop && InHeader.opcode(request) !== Op.INIT && queue.idle()) {
+      serve(request, n, tenant, reply);
+      continue;
+    }
+    if (!queue.put(tenant, request, n)) return { reason: queue.closedFor() ?? 'sentinel' };
+    if (stop) return { reason: 'sentinel' };
   }
 }
 
@@ -117,5 +193,8 @@ port.postMessage({ type: 'ready' } satisfies ReaderMessage);
 // A successor builds everything first and reads only once its predecessor has stopped reading.
 const go = new Int32Array(data.go);
 Atomics.wait(go, 0, 0);
-const exit: { reason: ReaderExit } = Atomics.load(go, 0) === 1 ? serve() : { reason: 'sentinel' };
+const exit: { reason: ReaderExit; detail?: string } =
+  Atomics.load(go, 0) !== 1 ? { reason: 'sentinel' } : data.role === 'intake' ? intake() : serveQueue();
+// The readers serve what is queued, then stop for the same reason.
+if (data.role === 'intake') queue.close(exit.reason);
 port.postMessage({ type: 'exit', ...exit } satisfies ReaderMessage);

@@ -17,7 +17,6 @@ import { SnapshotStore, type SnapshotMemory, type TenantLimits } from './snapsho
 import type { LogSettings } from '../util/log.js';
 import { allocateRequestStats } from './request-stats.js';
 import { FairQueue } from './fair-queue.js';
-import type { IntakeData } from './intake.js';
 
 export interface FuseServerOptions {
   fd: number;
@@ -68,7 +67,7 @@ export class FuseServer extends EventEmitter<ServerEvents> {
   constructor(private readonly options: FuseServerOptions) {
     super();
     this.snapshots = options.snapshots ?? SnapshotStore.allocate();
-    this.requestStats = options.countRequests ? allocateRequestStats(options.readers) : undefined;
+    this.requestStats = options.countRequests ? allocateRequestStats(options.readers + 1) : undefined;
     this.snapshots = options.snapshots ?? SnapshotStore.allocate(options.tenantLimits);
     this.initInfo = options.initialized;
   }
@@ -95,17 +94,38 @@ export class FuseServer extends EventEmitter<ServerEvents> {
   prepare(): Promise<void> {
     const conn = new SharedArrayBuffer(CONN_FIELDS * 4);
     const queue = FairQueue.allocate();
-    const intakeData: IntakeData = {
-      fd: this.options.fd,
-      fsModule: this.options.fsModule,
-      fsOptions: this.options.fsOptions,
-      queue,
-      go: this.go.buffer,
-      stopName: this.stopName,
+    const threadData = (role: ReaderData['role'], index: number): { data: ReaderData; transfer: MessagePort } => {
+      const pool = new MessageChannel();
+      this.poolPorts.push(pool.port1);
+      const data: ReaderData = {
+        role,
+        index,
+        fd: this.options.fd,
+        fsModule: this.options.fsModule,
+        fsOptions: this.options.fsOptions,
+        snapshots: this.snapshots,
+        queue,
+        poolPort: pool.port2,
+        conn,
+        go: this.go.buffer,
+        stopName: this.stopName,
+        log: this.options.log,
+        stats: this.requestStats,
+      };
+      return { data, transfer: pool.port2 };
     };
-    const intake = new Worker(new URL('./intake.js', import.meta.url), {
-      workerData: intakeData,
-      resourceLimits: { maxYoungGenerationSizeMb: 2, maxOldGenerationSizeMb: 32 },
+    // A small young generation keeps each thread's heap (and the daemon's RSS) small: requests allocate
+    // little and briefly. A small old generation makes V8 collect it: a thread that blocks in read() never
+    // runs the idle-time tasks that would, and with the default (4 GiB here) no full collection came
+    // within 4e6 reads while a trickle of garbage kept growing it. A reader's live heap is about 6 MB
+    // (code, and caches that are bounded).
+    const resourceLimits = { maxYoungGenerationSizeMb: 2, maxOldGenerationSizeMb: 32 };
+    // The intake serves the stats region after the readers'.
+    const intakeThread = threadData('intake', this.options.readers);
+    const intake = new Worker(new URL('./reader.js', import.meta.url), {
+      workerData: intakeThread.data,
+      transferList: [intakeThread.transfer],
+      resourceLimits,
     });
     this.intake = intake;
     intake.on('exit', () => {
@@ -127,31 +147,11 @@ export class FuseServer extends EventEmitter<ServerEvents> {
       }),
     ];
     for (let index = 0; index < this.options.readers; index++) {
-      const pool = new MessageChannel();
-      this.poolPorts.push(pool.port1);
-      const data: ReaderData = {
-        index,
-        fd: this.options.fd,
-        fsModule: this.options.fsModule,
-        fsOptions: this.options.fsOptions,
-        snapshots: this.snapshots,
-        queue,
-        poolPort: pool.port2,
-        conn,
-        go: this.go.buffer,
-        stopName: this.stopName,
-        log: this.options.log,
-        stats: this.requestStats,
-      };
-      // A small young generation keeps each reader's heap (and the daemon's RSS) small: requests
-      // allocate little and briefly. A small old generation makes V8 collect it: a reader blocks in
-      // read() and never runs the idle-time tasks that would, and with the default (4 GiB here) no full
-      // collection came within 4e6 reads while a trickle of garbage kept growing it. A reader's live
-      // heap is about 6 MB (code, and caches that are bounded).
+      const thread = threadData('reader', index);
       const worker = new Worker(new URL('./reader.js', import.meta.url), {
-        workerData: data,
-        transferList: [pool.port2],
-        resourceLimits: { maxYoungGenerationSizeMb: 2, maxOldGenerationSizeMb: 32 },
+        workerData: thread.data,
+        transferList: [thread.transfer],
+        resourceLimits,
       });
       this.workers.add(worker);
       ready.push(

@@ -68,8 +68,6 @@ export interface SessionOptions {
   onHandlerError?: (opcode: number, nodeid: number, err: unknown) => void;
   /** Called when INIT is answered or refused. */
   onInit?: (info: InitInfo) => void;
-  /** The tenant a request counts against (see Tenancy); every caller is tenant 0 without it. */
-  tenantOf?: (caller: Caller) => number;
   /** Called when a request is refused for a limit, at most once per tenant per minute. */
   onLimit?: (limit: LimitReached) => void;
 }
@@ -96,6 +94,7 @@ export class Session {
   stopReason: StopReason | undefined;
   private readonly caller: Caller = { pid: 0, uid: 0, gid: 0 };
   private error = 0;
+  private requestTenant = 0;
 
   constructor(
     private readonly fs: FileSystem,
@@ -108,8 +107,10 @@ export class Session {
     return this.error;
   }
 
-  /** Handles the request in `req[0..n)`, writes the reply into `out`; returns its length (0: no reply). */
-  handle(req: Buffer, n: number, out: Buffer): number {
+  /** Handles the request in `req[0..n)`, writes the reply into `out`; returns its length (0: no reply).
+   * `tenant`: whom the request counts against (see Tenancy), as the intake queued it. */
+  handle(req: Buffer, n: number, out: Buffer, tenant = 0): number {
+    this.requestTenant = tenant;
     const opcode = InHeader.opcode(req);
     const nodeid = InHeader.nodeid(req);
     this.caller.uid = InHeader.uid(req);
@@ -132,10 +133,6 @@ export class Session {
   private fail(errno: number): number {
     this.error = errno;
     return OutHeader.SIZE;
-  }
-
-  private tenant(): number {
-    return this.options.tenantOf?.(this.caller) ?? 0;
   }
 
   /** Fails the request for a limit; reports it when it is this tenant's first refusal this minute. */
@@ -169,7 +166,7 @@ export class Session {
       case Op.OPEN: {
         const denied = this.fs.open(nodeid, OpenIn.flags(req), this.caller);
         if (denied !== 0) return this.fail(denied);
-        const tenant = this.tenant();
+        const tenant = this.requestTenant;
         const opened = this.store.open(tenant);
         if ('refused' in opened) {
           return opened.refused === 'tenant'
@@ -316,7 +313,7 @@ export class Session {
       // cannot be served consistently without one. A handle we do not know (another process issued it)
       // still gets its content, just no snapshot.
       if ((kept === 'tenant' || kept === 'pool') && content.length > size) {
-        return this.refuse(kept === 'tenant' ? 'memory' : 'pool', this.tenant(), ENOMEM);
+        return this.refuse(kept === 'tenant' ? 'memory' : 'pool', this.requestTenant, ENOMEM);
       }
       const length = Math.min(size, content.length);
       out.set(content.subarray(0, length), REPLY_BODY);

@@ -96,4 +96,17 @@ describe('fair queue', () => {
     expect(q.take()).toBeUndefined();
     expect(q.closedFor()).toBe('sentinel');
   });
+
+  it('hands each slot to its reader with the tenant it was queued for, namespace inodes above 2^31 included', () => {
+    const q = queue();
+    const tenants = [4026531836, 7, 4026532999];
+    for (const tenant of tenants) expect(q.put(tenant, Buffer.alloc(8), 8)).toBe(true);
+    const seen: number[] = [];
+    for (let i = 0; i < tenants.length; i++) {
+      const slot = q.take()!;
+      seen.push(q.tenant(slot));
+      q.done(slot);
+    }
+    expect(seen.sort()).toEqual([...tenants].sort());
+  });
 });

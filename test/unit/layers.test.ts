@@ -99,7 +99,7 @@ describe('layers', () => {
         .filter((file) => /^(views|lxcfs)\//.test(file) && file !== 'lxcfs/paths.ts');
       const server = [...loaded]
         .map((file) => path.relative(SRC, file))
-        .filter((file) => /^fuse\/(server|reader|intake|session)\.ts$/.test(file));
+        .filter((file) => /^fuse\/(server|reader|session)\.ts$/.test(file));
       expect([...serving, ...server]).toEqual([]);
       expect(loaded.size).toBeGreaterThan(1);
     },

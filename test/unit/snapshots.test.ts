@@ -2,7 +2,7 @@
 
 import { Worker } from 'node:worker_threads';
 import { describe, expect, it } from 'vitest';
-import { SnapshotStore, type SnapshotDump } from '../../src/fuse/snapshots.js';
+import { HandleTenants, SnapshotStore, type SnapshotDump } from '../../src/fuse/snapshots.js';
 
 function bytes(length: number, seed: number): Uint8Array {
   const out = new Uint8Array(length);
@@ -167,5 +167,21 @@ describe('SnapshotStore', () => {
     expect(main.compact((message) => messages.push(message))).toBe(false); // nothing more to give back
     handles.slice(0, 10).forEach((h) => reader.release(h));
     expect(reader.usage()).toMatchObject({ handles: 0, pagesInUse: 0 });
+  });
+
+  it('tells the intake which tenant opened a live handle, and nothing for a released or foreign one', () => {
+    const memory = SnapshotStore.allocate();
+    const store = new SnapshotStore(memory);
+    const owners = new HandleTenants({ control: memory.control });
+    const a = opened(store, 4026532001);
+    const b = opened(store, 12);
+    expect([owners.of(a), owners.of(b)]).toEqual([4026532001, 12]);
+    store.release(a);
+    expect(owners.of(a)).toBeUndefined();
+    // The slot is reused under a new generation: the stale handle still names no one.
+    const c = opened(store, 99);
+    expect([owners.of(a), owners.of(c)]).toEqual([undefined, 99]);
+    const other = opened(new SnapshotStore(SnapshotStore.allocate()), 5);
+    expect(owners.of(other)).toBeUndefined();
   });
 });
