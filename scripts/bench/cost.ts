@@ -2,7 +2,7 @@
 // plus reaped children), sampled throughout; the CPU of an idle window; CPU µs per read served; lxcfs-ts's
 // RSS before and after 10^6 reads (4 clients in parallel).
 
-import { memoryOfTree, type Sample, sampleAll, series } from './sampling.js';
+import { pssOfTree, type Sample, sampleAll, series } from './sampling.js';
 import { type Bench, daemons, pathOf, type Reader, runClients, sinceStart, sleep, type Target } from './shared.js';
 import type { ThroughputResult } from './throughput.js';
 
@@ -27,6 +27,8 @@ export interface MillionResult {
   rss_after: number | undefined;
   rss_after_1s: number | undefined;
   rss_max: number;
+  private_before: number | undefined;
+  private_after: number | undefined;
   cpu_s: number | null;
 }
 
@@ -67,6 +69,8 @@ export async function phaseMillion(bench: Bench, { bin, cg, usable }: Reader, ts
     rss_after: after?.rss,
     rss_after_1s: settled?.rss,
     rss_max: Math.max(...rssSeries.map((s) => s.rss), after?.rss || 0),
+    private_before: before?.private,
+    private_after: settled?.private,
     cpu_s: after && before ? after.cpu - before.cpu : null,
   };
 }
@@ -78,7 +82,13 @@ export interface DaemonCost {
   rss_max: number;
   rss_end: number | undefined;
   pss_end: number | undefined;
+  /** RssAnon + RssShmem, summed: after the warm-up and latency phase, at most, at the end */
+  private_warm: number | undefined;
+  private_max: number;
   private_end: number | undefined;
+  /** what its own memory cgroup is charged (lxcfs-ts only: it runs alone in one) */
+  charged_warm: number | undefined;
+  charged_end: number | undefined;
   cpu_total_s: number | undefined;
   cpu_latency_s: number;
   idle_cpu_ms_per_s: number;
@@ -97,7 +107,7 @@ export function daemonCosts(
   const costs: Record<string, DaemonCost> = {};
   for (const d of daemons) {
     const id = d.id;
-    const memory = memoryOfTree(d);
+    const pss = pssOfTree(d);
     const ser = series[id] || [];
     const c = (k: keyof Checkpoints): number => at[k]?.[id]?.cpu ?? NaN;
     costs[id] = {
@@ -106,8 +116,12 @@ export function daemonCosts(
       rss_start: at.start?.[id]?.rss,
       rss_max: Math.max(...ser.map((s) => s.rss)),
       rss_end: end[id]?.rss,
-      pss_end: memory?.pss,
-      private_end: memory?.private,
+      pss_end: pss ?? undefined,
+      private_warm: at.latency?.[id]?.private,
+      private_max: Math.max(...ser.map((s) => s.private)),
+      private_end: end[id]?.private,
+      charged_warm: at.latency?.[id]?.charged,
+      charged_end: end[id]?.charged,
       cpu_total_s: end[id]?.cpu,
       cpu_latency_s: c('latency') - c('start'),
       idle_cpu_ms_per_s: ((c('idle') - c('latency')) * 1000) / idleSeconds,

@@ -37,6 +37,7 @@ import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { createCgroup } from '../../test/helpers/cgroups.js';
 import { Cleanup, REPO, run } from '../../test/helpers/processes.js';
 import { type Config, makeConfig, type Options, parseOptions, parseTargets, type TargetId } from './config.js';
 import { type Checkpoints, daemonCosts, phaseIdle, phaseMillion } from './cost.js';
@@ -142,6 +143,8 @@ async function main(opts: Options, cfg: Config, bench: Bench): Promise<void> {
   // both daemons: started in parallel, each on its private mountpoint with its own pid file
   step(`starting ${bench.targets.flatMap((t) => (t.id === 'host' ? [] : [t.label])).join(' and ') || 'no daemons'}`);
   const tsMnt = path.join(tmp, 'ts-mnt');
+  // lxcfs-ts alone in a fresh memory cgroup (beneath ours), as a systemd unit would be: what it is charged
+  const tsMemory = has('ts') ? createCgroup(cleanup, 'memory', 'lxcfs-bench-daemon').dir : undefined;
   const [lxcfs, ts] = await Promise.all([
     has('lxcfs') ? startPeer(cleanup, 'lxcfs', 'lxcfs', flags, cfg.mountTimeoutMs) : undefined,
     has('ts')
@@ -152,6 +155,7 @@ async function main(opts: Options, cfg: Config, bench: Bench): Promise<void> {
           ['--pidfile', path.join(tmp, 'lxcfs-ts.pid'), ...flags, tsMnt],
           tsMnt,
           cfg.mountTimeoutMs,
+          tsMemory,
         )
       : undefined,
   ]);

@@ -29,44 +29,53 @@ function treeOf(pid: number, table: Map<number, number>): number[] {
 export interface Sample {
   /** bytes */
   rss: number;
+  /** bytes of the tree's own memory: RssAnon + RssShmem of every process (the node binary's file pages,
+   * shared and counted once by the kernel, are not in it) */
+  private: number;
+  /** bytes its memory cgroup is charged (memory.usage_in_bytes, v2 memory.current), if it has its own */
+  charged?: number;
   /** seconds */
   cpu: number;
   procs: number;
 }
 
-/** RSS in bytes (VmRSS summed over the process tree) and CPU seconds (utime+stime+cutime+cstime). */
+/** RSS and private memory in bytes (summed over the process tree) and CPU seconds (utime+stime+cutime+cstime). */
 export function sampleDaemon(d: BenchDaemon, table: Map<number, number>): Sample | null {
   if (d.exitInfo) return null;
   let rss = 0;
+  let own = 0;
   let ticks = 0;
   let n = 0;
   for (const p of treeOf(d.pid, table)) {
     const status = readText(`/proc/${p}/status`);
     const st = readText(`/proc/${p}/stat`);
     if (!status || !st) continue;
-    const m = status.match(/^VmRSS:\s+(\d+)\s+kB/m);
-    if (m) rss += Number(m[1]) * 1024;
+    const kb = (key: string): number =>
+      Number(status.match(new RegExp(`^${key}:\\s+(\\d+)\\s+kB`, 'm'))?.[1] ?? 0) * 1024;
+    rss += kb('VmRSS');
+    own += kb('RssAnon') + kb('RssShmem');
     const f = st.slice(st.lastIndexOf(')') + 2).split(' ');
     ticks += Number(f[11]) + Number(f[12]) + Number(f[13]) + Number(f[14]);
     n++;
   }
-  return n ? { rss, cpu: ticks / CLK_TCK, procs: n } : null;
+  if (!n) return null;
+  const charged =
+    d.memoryCgroup &&
+    (readText(`${d.memoryCgroup}/memory.usage_in_bytes`) ?? readText(`${d.memoryCgroup}/memory.current`));
+  return { rss, private: own, charged: charged ? Number(charged) : undefined, cpu: ticks / CLK_TCK, procs: n };
 }
 
-/** PSS and private memory (smaps_rollup) summed over the process tree, taken once at the end, not in the
- * 250 ms series: smaps_rollup walks every mapping under the daemon's mmap lock. RSS counts the pages of
- * the node binary once per process that maps them; PSS shares them out, private counts only one's own. */
-export function memoryOfTree(d: BenchDaemon): { pss: number; private: number } | null {
+/** PSS (smaps_rollup) summed over the process tree, taken once at the end, not in the 250 ms series:
+ * smaps_rollup walks every mapping under the daemon's mmap lock. RSS counts the pages of the node binary
+ * once per process that maps them; PSS shares them out. */
+export function pssOfTree(d: BenchDaemon): number | null {
   if (d.exitInfo) return null;
   let pss = 0;
-  let priv = 0;
   for (const p of treeOf(d.pid, procTable())) {
     const text = readText(`/proc/${p}/smaps_rollup`) || '';
-    const kb = (key: string): number => Number(text.match(new RegExp(`^${key}:\\s+(\\d+) kB`, 'm'))?.[1] || 0) * 1024;
-    pss += kb('Pss');
-    priv += kb('Private_Clean') + kb('Private_Dirty');
+    pss += Number(text.match(/^Pss:\s+(\d+) kB/m)?.[1] || 0) * 1024;
   }
-  return { pss, private: priv };
+  return pss;
 }
 
 /** Run time (ns) of every thread of the process tree of `pid` (schedstat: precise, unlike ticks). */
@@ -88,6 +97,7 @@ export interface SeriesPoint {
   /** seconds since the bench started */
   t: number;
   rss: number;
+  private: number;
   cpu: number;
 }
 
@@ -102,7 +112,7 @@ export function sampleAll(): Record<string, Sample> {
     const s = sampleDaemon(d, table);
     if (!s) continue;
     out[d.id] = s;
-    (series[d.id] ??= []).push({ t: +sinceStart().toFixed(2), rss: s.rss, cpu: s.cpu });
+    (series[d.id] ??= []).push({ t: +sinceStart().toFixed(2), rss: s.rss, private: s.private, cpu: s.cpu });
   }
   return out;
 }

@@ -7,7 +7,7 @@ import path from 'node:path';
 import { SERVED_FILES } from '../../src/lxcfs/paths.js';
 import { createCgroup, createCgroups, type TestCgroup } from '../../test/helpers/cgroups.js';
 import { startLxcfs, type LxcfsPeer } from '../../test/helpers/lxcfs-peer.js';
-import { Cleanup, startDaemon, type Daemon } from '../../test/helpers/processes.js';
+import { Cleanup, lxcfsCommand, startDaemon, type Daemon } from '../../test/helpers/processes.js';
 import type { Config, TargetId } from './config.js';
 
 /** A failure to set up (no compiler, no lxcfs, a daemon that does not start): reported without a trace. */
@@ -136,6 +136,8 @@ export interface BenchDaemon {
   output(): string;
   /** How it exited; null while it runs. */
   exitInfo: string | null;
+  /** The memory cgroup it was started in, alone (what systemd would charge it). */
+  memoryCgroup?: string;
 }
 
 /** The daemons running now, whose cost the sampler records; each leaves the list as it is stopped. */
@@ -149,7 +151,8 @@ function track(cleanup: Cleanup, daemon: BenchDaemon, child: ChildProcess): Benc
 }
 
 /** lxcfs-ts (bin/lxcfs-ts ARGS, ARGS ending with `mnt`), registered for sampling; the cleanup stops it
- * with SIGTERM (SIGKILL after 8 s: lxcfs -l needs up to 5 s to join its loadavg thread, and so may we). */
+ * with SIGTERM (SIGKILL after 8 s: lxcfs -l needs up to 5 s to join its loadavg thread, and so may we).
+ * With `memoryCgroup` (a directory of the memory hierarchy) it starts there, from its first page. */
 export async function startTs(
   cleanup: Cleanup,
   id: string,
@@ -157,11 +160,19 @@ export async function startTs(
   args: string[],
   mnt: string,
   timeoutMs: number,
+  memoryCgroup?: string,
 ): Promise<BenchDaemon> {
   fs.mkdirSync(mnt, { recursive: true });
+  const command = memoryCgroup && [
+    'sh',
+    '-c',
+    'echo $$ > "$0/cgroup.procs" && exec "$@"',
+    memoryCgroup,
+    ...lxcfsCommand(),
+  ];
   let started: Daemon;
   try {
-    started = await startDaemon(cleanup, args, mnt, {}, { timeoutMs });
+    started = await startDaemon(cleanup, args, mnt, {}, { timeoutMs, command: command || undefined });
   } catch (err) {
     throw new SetupError(`${label}: ${(err as Error).message}`);
   }
@@ -176,6 +187,7 @@ export async function startTs(
       cmdline: ['lxcfs-ts', ...args].join(' '),
       output: () => started.output(),
       exitInfo: null,
+      memoryCgroup,
     },
     started.child,
   );
