@@ -64,7 +64,9 @@ async function serve(start: Extract<SupervisorMessage, { type: 'start' }>): Prom
     readers: config.readers,
     fsModule: new URL('../lxcfs/tree.js', import.meta.url).href,
     fsOptions: treeOptions,
-    log: { level: config.logLevel, format: config.logFormat },
+    // The reader threads' records name their thread, and the caller's pid where there is one: no base
+    // fields (a process pid would clash with it).
+    log: createLogger({ level: config.logLevel, format: config.logFormat }, {}),
     initialized: start.initialized,
     countRequests: config.metrics !== '',
     tenantLimits: { handles: config.maxHandlesPerContainer, bytes: config.maxSnapshotMibPerContainer * 1024 * 1024 },

@@ -1,4 +1,4 @@
-import type { Logger } from 'pino';
+import type { Log } from '../util/thread-log.js';
 // The node-level interface a filesystem implements to be served by the FUSE session.
 // Every call is synchronous (it runs inside a reader thread's request loop) and returns either a value
 // or a positive errno number: errors are values, never exceptions, so one bad request cannot stop a reader.
@@ -68,8 +68,8 @@ export interface FileSystem {
 }
 
 /** What a filesystem module exports so that each reader thread can build its own instance; `log` is
- * the reader's logger (pino), for debug-level diagnostics. */
-export type FileSystemFactory = (options: unknown, log: Logger) => FileSystem | Promise<FileSystem>;
+ * the reader's logger, for debug-level diagnostics. */
+export type FileSystemFactory = (options: unknown, log: Log) => FileSystem | Promise<FileSystem>;
 
 /** Who a request counts against for per-tenant limits (handles, snapshot memory) and fair queuing: a
  * tenant is typically a container. A filesystem module may export a TenancyFactory as `createTenancy`;

@@ -21,7 +21,7 @@ import type { Caller, FileSystemFactory, Tenancy, TenancyFactory } from './files
 import { isStopRequest, Session } from './session.js';
 import { READER_EXITS, type ReaderExit, type ReaderMessage } from './thread-messages.js';
 import { HandleTenants, SnapshotStore, type PoolMessage, type SnapshotMemory } from './snapshots.js';
-import { createLogger, type LogSettings } from '../util/log.js';
+import { threadLog } from '../util/thread-log.js';
 import { RequestRecorder } from './request-stats.js';
 
 export interface ReaderData {
@@ -40,7 +40,8 @@ export interface ReaderData {
   /** Int32 0: wait before the first read; 1: read; -1: leave without reading. */
   go: SharedArrayBuffer;
   stopName: string;
-  log: LogSettings;
+  /** The lowest level logged: records go to the main thread (thread-log.ts). */
+  logLevel: string;
   /** Request counters (request-stats.ts), when metrics are on. */
   stats?: SharedArrayBuffer;
 }
@@ -48,7 +49,9 @@ export interface ReaderData {
 const data = workerData as ReaderData;
 const queue = new FairQueue<ReaderExit>(data.queue, READER_EXITS);
 const port = parentPort!;
-const log = createLogger(data.log, data.role === 'intake' ? { intake: true } : { reader: data.index });
+const log = threadLog(data.logLevel, data.role === 'intake' ? { intake: true } : { reader: data.index }, (record) =>
+  port.postMessage({ type: 'log', record } satisfies ReaderMessage),
+);
 
 const fsModule = (await import(data.fsModule)) as { createFileSystem: FileSystemFactory; createTenancy?: TenancyFactory };
 const filesystem = await fsModule.createFileSystem(data.fsOptions, log);

@@ -14,7 +14,8 @@ import type { ReaderData } from './reader.js';
 import { READER_EXITS, type ReaderExit, type ReaderMessage } from './thread-messages.js';
 import { CONN_FIELDS, type InitInfo } from './session.js';
 import { SnapshotStore, type SnapshotMemory, type TenantLimits } from './snapshots.js';
-import type { LogSettings } from '../util/log.js';
+import type { Logger } from 'pino';
+import type { LogRecord } from '../util/thread-log.js';
 import { allocateRequestStats } from './request-stats.js';
 import { FairQueue } from './fair-queue.js';
 
@@ -26,7 +27,8 @@ export interface FuseServerOptions {
   fsModule: string;
   /** Structured-cloneable; SharedArrayBuffers in it are shared with every reader. */
   fsOptions: unknown;
-  log: LogSettings;
+  /** Writes the reader threads' log records too (at its level). */
+  log: Logger;
   /** Taking over a connection whose INIT a predecessor answered: what was negotiated. */
   initialized?: InitInfo;
   /** The predecessor's file handles and snapshots (a graceful handoff). */
@@ -109,7 +111,7 @@ export class FuseServer extends EventEmitter<ServerEvents> {
         conn,
         go: this.go.buffer,
         stopName: this.stopName,
-        log: this.options.log,
+        logLevel: this.options.log.level,
         stats: this.requestStats,
       };
       return { data, transfer: pool.port2 };
@@ -137,6 +139,7 @@ export class FuseServer extends EventEmitter<ServerEvents> {
       new Promise((resolve, reject) => {
         intake.on('message', (message: ReaderMessage) => {
           if (message.type === 'ready') resolve();
+          else if (message.type === 'log') this.write(message.record);
           // The readers finish with the same reason; a read error's detail comes from here only.
           else if (message.type === 'exit' && message.detail) this.lastExit = { reason: message.reason, detail: message.detail };
         });
@@ -158,6 +161,7 @@ export class FuseServer extends EventEmitter<ServerEvents> {
         new Promise((resolve, reject) => {
           worker.on('message', (message: ReaderMessage) => {
             if (message.type === 'ready') resolve();
+            else if (message.type === 'log') this.write(message.record);
             else if (message.type === 'init') this.settleInit(message.info);
             else if (!this.lastExit.detail) this.lastExit = { reason: message.reason };
           });
@@ -214,6 +218,11 @@ export class FuseServer extends EventEmitter<ServerEvents> {
     await this.prepare();
     this.release();
     return this.initialized(initTimeoutMs);
+  }
+
+  /** A reader thread's log record, written by this thread's logger. */
+  private write(record: LogRecord): void {
+    this.options.log[record.level](record.fields, record.message);
   }
 
   private settleInit(info: InitInfo | undefined): void {

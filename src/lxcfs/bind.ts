@@ -1,7 +1,7 @@
 // Binds every served file in one reader thread, and gives each the same first step: resolve the request
 // pid to its container, render, and on any failure log why (at debug) and leave the file to its fallback.
 
-import type { Logger } from 'pino';
+import type { Log } from '../util/thread-log.js';
 import type { Caller as RequestCaller } from '../fuse/filesystem.js';
 import { Host } from '../host/host.js';
 import { SERVED_FILES, type ServedPath } from './paths.js';
@@ -16,7 +16,7 @@ export type Views = Partial<Record<ServedPath, View>>;
 
 export function bindFiles(
   options: ViewOptions,
-  log: Logger,
+  log: Log,
   host = new Host({ procRoot: options.procRoot, cgroupRoot: options.cgroupRoot }),
 ): Views {
   if (host.layout.problem) log.warn({ problem: host.layout.problem }, 'cgroup layout: views will show host values');

@@ -5,7 +5,7 @@
 // shared PsiTable and are evaluated by the PsiSampler in the main thread.
 
 import path from 'node:path';
-import type { Logger } from 'pino';
+import type { Log } from '../util/thread-log.js';
 import { DEFAULT_POLLMASK, Errno, PollEvent } from '../fuse/abi.js';
 import type { Caller } from '../fuse/filesystem.js';
 import type { FileHandleHooks } from '../fuse/static-tree.js';
@@ -25,7 +25,7 @@ export interface PsiContext {
   table: PsiTable;
   /** Whether views are on (off: every file shows the host's values, triggers watch them too). */
   virtualizing: () => boolean;
-  log: Logger;
+  log: Log;
 }
 
 /** The pressure file a container's reads of /proc/pressure/<resource> show, and its text. */

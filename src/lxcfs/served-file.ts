@@ -2,7 +2,7 @@
 // be. Each file is one ServedFile, registered under its path in registry.ts; tree.ts and bind.ts do the
 // rest (node ids, the host fallback, resolving the caller) the same way for every file.
 
-import type { Logger } from 'pino';
+import type { Log } from '../util/thread-log.js';
 import type { Caller } from '../host/caller.js';
 import type { Host } from '../host/host.js';
 import type { Result } from '../host/result.js';
@@ -39,7 +39,7 @@ export type Render = (container: Caller, hostText: HostText) => Result<string>;
 export interface FileContext {
   readonly host: Host;
   readonly options: ViewOptions;
-  readonly log: Logger;
+  readonly log: Log;
 }
 
 export interface ServedFile {

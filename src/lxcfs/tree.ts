@@ -5,7 +5,7 @@
 import path from 'node:path';
 import { errnoOf } from '../fuse/host-mirror.js';
 import { readRenderedBytes } from '../host/files.js';
-import type { Logger } from 'pino';
+import type { Log } from '../util/thread-log.js';
 import type { FileSystem } from '../fuse/filesystem.js';
 import { Host } from '../host/host.js';
 import type { MirrorShape } from '../fuse/host-mirror.js';
@@ -134,7 +134,7 @@ export function buildTree(
   return dirs.get('')!;
 }
 
-export function createFileSystem(options: unknown, log: Logger): FileSystem {
+export function createFileSystem(options: unknown, log: Log): FileSystem {
   const treeOptions = options as TreeOptions;
   const host = new Host({ procRoot: treeOptions.procRoot, cgroupRoot: treeOptions.cgroupRoot });
   const cpuShape = cpuDirectoryShape({ host, options: treeOptions, log }, virtualizing(treeOptions.control));
