@@ -25,7 +25,8 @@ const CLOSED = 4; // 0 while open, else 1 + the index of the close reason
 const RING_HEAD = 5;
 const RING_TAIL = 6;
 const SERVING = 7; // slots taken and not yet done
-const HEADER = 8;
+const NUDGES = 8; // bumped by nudge(): waiting readers run their whileIdle
+const HEADER = 9;
 const SLOT_FIELDS = 3; // next slot of the same tenant, length, tenant
 const SLOT_BASE = HEADER;
 const FREE_BASE = SLOT_BASE + SLOTS * SLOT_FIELDS;
@@ -93,8 +94,8 @@ export class FairQueue<Reason extends string> {
   }
 
   /** The next request in fair order: its slot, or undefined once the queue is closed and empty. Waits
-   * while there is none, calling `whileIdle` every `idleMs` of waiting. */
-  take(whileIdle?: () => void, idleMs = 1000): number | undefined {
+   * while there is none, calling `whileIdle` when nudged meanwhile. */
+  take(whileIdle?: () => void): number | undefined {
     for (;;) {
       const posted = Atomics.load(this.ctl, POSTED);
       this.lock();
@@ -114,7 +115,9 @@ export class FairQueue<Reason extends string> {
       const closed = this.ctl[CLOSED] !== 0;
       this.unlock();
       if (closed) return undefined;
-      if (Atomics.wait(this.ctl, POSTED, posted, whileIdle ? idleMs : Infinity) === 'timed-out') whileIdle?.();
+      const nudges = Atomics.load(this.ctl, NUDGES);
+      Atomics.wait(this.ctl, POSTED, posted);
+      if (Atomics.load(this.ctl, NUDGES) !== nudges) whileIdle?.();
     }
   }
 
@@ -146,6 +149,13 @@ export class FairQueue<Reason extends string> {
     Atomics.add(this.ctl, FREED, 1);
     this.unlock();
     Atomics.notify(this.ctl, FREED, 1);
+  }
+
+  /** Wakes every reader waiting in take() to run its whileIdle once. */
+  nudge(): void {
+    Atomics.add(this.ctl, NUDGES, 1);
+    Atomics.add(this.ctl, POSTED, 1);
+    Atomics.notify(this.ctl, POSTED);
   }
 
   /** No more requests: take() drains what is queued, then answers undefined. The first reason stays. */

@@ -99,7 +99,8 @@ function collectReplacedPool(): void {
   (globalThis as { gc?: () => void }).gc?.();
 }
 
-/** A reader with nothing to serve looks for a compacted pool now and then, not only at its next request. */
+/** A reader with nothing to serve takes up a compacted pool when the main thread nudges it, not only at
+ * its next request. */
 function adoptPoolWhileIdle(): void {
   snapshots.adoptPublishedPool();
   collectReplacedPool();

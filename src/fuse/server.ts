@@ -17,7 +17,7 @@ import { SnapshotStore, type SnapshotMemory, type TenantLimits } from './snapsho
 import type { Logger } from 'pino';
 import type { LogRecord } from '../util/thread-log.js';
 import { allocateRequestStats } from './request-stats.js';
-import { FairQueue } from './fair-queue.js';
+import { FairQueue, type FairQueueMemory } from './fair-queue.js';
 
 export interface FuseServerOptions {
   fd: number;
@@ -55,6 +55,7 @@ export class FuseServer extends EventEmitter<ServerEvents> {
   private readonly workers = new Set<Worker>();
   private intake: Worker | undefined;
   private readonly poolPorts: MessagePort[] = [];
+  private queue: FairQueueMemory | undefined;
   private compactTimer: NodeJS.Timeout | undefined;
   /** Random per instance: only this process can aim a LOOKUP at it. */
   private readonly stopName = `.lxcfs-ts-stop-${randomBytes(16).toString('hex')}`;
@@ -80,7 +81,10 @@ export class FuseServer extends EventEmitter<ServerEvents> {
     const compacted = new SnapshotStore(this.snapshots).compact((message) => {
       for (const port of this.poolPorts) port.postMessage(message);
     });
-    if (compacted) (globalThis as { gc?: () => void }).gc?.();
+    if (!compacted) return;
+    // Readers waiting for requests take the new pool up now, and let the old one go.
+    if (this.queue) new FairQueue(this.queue, READER_EXITS).nudge();
+    (globalThis as { gc?: () => void }).gc?.();
   }
 
   get negotiated(): InitInfo | undefined {
@@ -96,6 +100,7 @@ export class FuseServer extends EventEmitter<ServerEvents> {
   prepare(): Promise<void> {
     const conn = new SharedArrayBuffer(CONN_FIELDS * 4);
     const queue = FairQueue.allocate();
+    this.queue = queue;
     const threadData = (role: ReaderData['role'], index: number): { data: ReaderData; transfer: MessagePort } => {
       const pool = new MessageChannel();
       this.poolPorts.push(pool.port1);
