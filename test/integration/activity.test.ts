@@ -79,12 +79,14 @@ describe('loadavg with -l', () => {
   it('shows a busy container its own load (lxcfs\'s sequence, next to lxcfs -l) and an idle one ≈ 0 while the host is busy', async () => {
     const busy = createCgroup(cleanup, 'cpu', 'lxcfs-ts-busy');
     const idle = createCgroup(cleanup, 'cpu', 'lxcfs-ts-idle');
-    // Two busy threads (two single-threaded loops, R all the time); the container reads ours and lxcfs's
-    // every second for 17 s: at least 3 samples of each daemon.
+    // Two busy threads (two single-threaded loops, R all the time) until the container has read ours and
+    // lxcfs's every second 17 times: at least 3 samples of each daemon. They stop when the reads are done,
+    // not after a fixed time that a loaded host's slow reads could outlast.
     const busyRun = inContainer([busy], ['proc/loadavg'], `
-      timeout 19 sh -c 'while :; do :; done' & timeout 19 sh -c 'while :; do :; done' &
+      timeout 120 sh -c 'while :; do :; done' & first=$!
+      timeout 120 sh -c 'while :; do :; done' & second=$!
       for i in $(seq 17); do echo "ours $(cat /proc/loadavg)"; echo "lxcfs $(cat $LXCFS/proc/loadavg)"; sleep 1; done
-      wait`);
+      kill $first $second; wait`);
     // The idle container reads once to be tracked, sleeps through 3 samples, and reads again.
     const idleRun = inContainer([idle], ['proc/loadavg'], `
       echo "ours $(cat /proc/loadavg)"; echo "lxcfs $(cat $LXCFS/proc/loadavg)"; sleep 16;

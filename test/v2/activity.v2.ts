@@ -61,9 +61,9 @@ describe('loadavg with -l', () => {
   it('shows a busy container its own load next to lxcfs -l', () => {
     const cgroup = makeCgroup(cleanup);
     const out = inContainer(cgroup, ours, FILES, `
-      timeout 14 sh -c 'while :; do :; done' &
+      timeout 600 sh -c 'while :; do :; done' & busy=$!
       for i in $(seq 12); do echo "ours $(cat /proc/loadavg)"; echo "lxcfs $(cat ${lxcfs.mountPoint}/proc/loadavg)"; sleep 1; done
-      wait`);
+      kill $busy; wait`);
     const lines = (who: string) => out.trim().split('\n').filter((l) => l.startsWith(who + ' ')).map((l) => l.slice(who.length + 1));
     const mine = lines('ours');
     const theirs = lines('lxcfs');
