@@ -5,9 +5,10 @@
 //
 // The intake is this same module in the other role: it takes every request off /dev/fuse as soon as the
 // kernel has it and queues it under its caller's tenant (fair-queue.ts), so the kernel's FIFO, which
-// would make everyone wait behind the busiest tenant, stays short. When nothing is queued and no reader
-// is serving, there is no one to be fair to: it serves the request itself, saving the hand-over (a
-// thread wake-up, tens of microseconds on a VM) that would otherwise be most of a quiet read's latency.
+// would make everyone wait behind the busiest tenant, stays short. When it had to wait for a request,
+// nothing is queued and no reader is serving, there is no one to be fair to: it serves the request
+// itself, saving the hand-over (a thread wake-up, tens of microseconds on a VM) that would otherwise be
+// most of a quiet read's latency.
 //
 // A request on an open handle (READ, RELEASE, POLL) counts against the tenant that opened it, which the
 // snapshot store recorded; only the others cost a look at the caller (a readlink of its pid namespace,
@@ -20,12 +21,13 @@ import { FairQueue, type FairQueueMemory } from './fair-queue.js';
 import type { Caller, FileSystemFactory, Tenancy, TenancyFactory } from './filesystem.js';
 import { isStopRequest, Session } from './session.js';
 import { READER_EXITS, type ReaderExit, type ReaderMessage } from './thread-messages.js';
-import { HandleTenants, SnapshotStore, type PoolMessage, type SnapshotMemory } from './snapshots.js';
+import { SnapshotStore, type PoolMessage, type SnapshotMemory } from './snapshots.js';
 import { threadLog } from '../util/thread-log.js';
 import { RequestRecorder } from './request-stats.js';
 
 export interface ReaderData {
-  /** The intake reads /dev/fuse and queues (serving only when everyone is idle); readers serve the queue. */
+  /** The intake reads /dev/fuse and queues (serving a request itself only when no one waits); readers
+   * serve the queue. */
   role: 'intake' | 'reader';
   index: number;
   fd: number;
@@ -141,8 +143,6 @@ function serveQueue(): { reason: ReaderExit } {
   }
 }
 
-const handles = new HandleTenants(data.snapshots);
-
 function tenantOf(request: Buffer, caller: Caller): number {
   if (tenancy === undefined) return 0;
   let handle: number | undefined;
@@ -157,7 +157,7 @@ function tenantOf(request: Buffer, caller: Caller): number {
       handle = PollIn.fh(request);
       break;
   }
-  return (handle !== undefined ? handles.of(handle) : undefined) ?? tenancy.keyOf(caller);
+  return (handle !== undefined ? snapshots.tenantOfHandle(handle) : undefined) ?? tenancy.keyOf(caller);
 }
 
 /** A read of /dev/fuse that takes longer than this found nothing waiting: it slept until a request came.

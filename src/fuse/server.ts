@@ -17,7 +17,7 @@ import { SnapshotStore, type SnapshotMemory, type TenantLimits } from './snapsho
 import type { Logger } from 'pino';
 import type { LogRecord } from '../util/thread-log.js';
 import { allocateRequestStats } from './request-stats.js';
-import { FairQueue, type FairQueueMemory } from './fair-queue.js';
+import { FairQueue } from './fair-queue.js';
 
 export interface FuseServerOptions {
   fd: number;
@@ -55,7 +55,7 @@ export class FuseServer extends EventEmitter<ServerEvents> {
   private readonly workers = new Set<Worker>();
   private intake: Worker | undefined;
   private readonly poolPorts: MessagePort[] = [];
-  private queue: FairQueueMemory | undefined;
+  private queue: FairQueue<ReaderExit> | undefined;
   private compactTimer: NodeJS.Timeout | undefined;
   /** Random per instance: only this process can aim a LOOKUP at it. */
   private readonly stopName = `.lxcfs-ts-stop-${randomBytes(16).toString('hex')}`;
@@ -69,7 +69,6 @@ export class FuseServer extends EventEmitter<ServerEvents> {
 
   constructor(private readonly options: FuseServerOptions) {
     super();
-    this.snapshots = options.snapshots ?? SnapshotStore.allocate();
     this.requestStats = options.countRequests ? allocateRequestStats(options.readers + 1) : undefined;
     this.snapshots = options.snapshots ?? SnapshotStore.allocate(options.tenantLimits);
     this.initInfo = options.initialized;
@@ -83,7 +82,7 @@ export class FuseServer extends EventEmitter<ServerEvents> {
     });
     if (!compacted) return;
     // Readers waiting for requests take the new pool up now, and let the old one go.
-    if (this.queue) new FairQueue(this.queue, READER_EXITS).nudge();
+    this.queue?.nudge();
     (globalThis as { gc?: () => void }).gc?.();
   }
 
@@ -99,7 +98,8 @@ export class FuseServer extends EventEmitter<ServerEvents> {
    * `release()` before their first read. */
   prepare(): Promise<void> {
     const conn = new SharedArrayBuffer(CONN_FIELDS * 4);
-    const queue = FairQueue.allocate();
+    const queueMemory = FairQueue.allocate();
+    const queue = new FairQueue(queueMemory, READER_EXITS);
     this.queue = queue;
     const threadData = (role: ReaderData['role'], index: number): { data: ReaderData; transfer: MessagePort } => {
       const pool = new MessageChannel();
@@ -111,7 +111,7 @@ export class FuseServer extends EventEmitter<ServerEvents> {
         fsModule: this.options.fsModule,
         fsOptions: this.options.fsOptions,
         snapshots: this.snapshots,
-        queue,
+        queue: queueMemory,
         poolPort: pool.port2,
         conn,
         go: this.go.buffer,
@@ -138,7 +138,7 @@ export class FuseServer extends EventEmitter<ServerEvents> {
     intake.on('exit', () => {
       this.intake = undefined;
       // Had it died without closing the queue, the readers would wait for requests forever.
-      new FairQueue(queue, READER_EXITS).close('error');
+      queue.close('error');
     });
     const ready: Array<Promise<void>> = [
       new Promise((resolve, reject) => {

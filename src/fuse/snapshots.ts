@@ -192,6 +192,14 @@ export class SnapshotStore {
     }
   }
 
+  /** The tenant a live handle was opened for, or undefined if it is not a live handle of this store. It
+   * takes no lock: a handle the kernel sends stays live until its RELEASE is served, and its slot's fields
+   * do not change meanwhile. */
+  tenantOfHandle(handle: number): number | undefined {
+    const base = this.slotBase(handle);
+    return base < 0 ? undefined : this.ctl[this.ctl[base + 4]! + TENANT_KEY]! >>> 0;
+  }
+
   /** Takes up the newest compacted pool, if another thread published one: a thread that serves nothing
    * for a while calls this, so that it does not keep the old pool alive. */
   adoptPublishedPool(): void {
@@ -368,8 +376,14 @@ export class SnapshotStore {
     return usage;
   }
 
+  /** Index of the slot's fields, or -1 if the handle is not a live handle of this store. */
   private slotBase(handle: number): number {
-    return liveSlotBase(this.ctl, handle);
+    if (Math.floor(handle / HANDLE_LOW) !== this.ctl[TAG]) return -1;
+    const low = handle % HANDLE_LOW;
+    const slot = low & 0xffff;
+    const base = SLOT_BASE + slot * SLOT_FIELDS;
+    if (this.ctl[base] !== low >>> 16 || this.ctl[base + 1] === FREE) return -1;
+    return base;
   }
 
   private releasePages(base: number): void {
@@ -431,33 +445,6 @@ export class SnapshotStore {
 
   private unlock(): void {
     unlockWord(this.ctl, LOCK);
-  }
-}
-
-/** Index of the handle's slot fields in `ctl`, or -1 if it is not a live handle of that store. */
-function liveSlotBase(ctl: Int32Array, handle: number): number {
-  if (Math.floor(handle / HANDLE_LOW) !== ctl[TAG]) return -1;
-  const low = handle % HANDLE_LOW;
-  const slot = low & 0xffff;
-  const base = SLOT_BASE + slot * SLOT_FIELDS;
-  if (ctl[base] !== low >>> 16 || ctl[base + 1] === FREE) return -1;
-  return base;
-}
-
-/** Who each open handle of a store counts against, for a thread that serves no content (it holds no page
- * buffer, so a compacted pool is freed whatever it does). It takes no lock: a handle the kernel sends
- * stays live until its RELEASE is served, and its slot's fields do not change meanwhile. */
-export class HandleTenants {
-  private readonly ctl: Int32Array;
-
-  constructor(memory: Pick<SnapshotMemory, 'control'>) {
-    this.ctl = new Int32Array(memory.control);
-  }
-
-  /** The tenant `handle` was opened for, or undefined if it is not a live handle of the store. */
-  of(handle: number): number | undefined {
-    const base = liveSlotBase(this.ctl, handle);
-    return base < 0 ? undefined : this.ctl[this.ctl[base + 4]! + TENANT_KEY]! >>> 0;
   }
 }
 

@@ -5,8 +5,8 @@
 /** The levels the shared code logs at, as pino names them. */
 export type LogLevel = 'error' | 'warn' | 'info' | 'debug';
 
-/** What code that runs in the reader threads logs through: pino's Logger satisfies it, and so does a
- * ThreadLog. */
+/** What code that runs in the reader threads logs through: pino's Logger satisfies it, and so does what
+ * threadLog returns. */
 export interface Log {
   error(fields: object, message: string): void;
   warn(fields: object, message: string): void;

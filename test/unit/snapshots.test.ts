@@ -2,7 +2,7 @@
 
 import { Worker } from 'node:worker_threads';
 import { describe, expect, it } from 'vitest';
-import { HandleTenants, SnapshotStore, type SnapshotDump } from '../../src/fuse/snapshots.js';
+import { SnapshotStore, type SnapshotDump } from '../../src/fuse/snapshots.js';
 
 function bytes(length: number, seed: number): Uint8Array {
   const out = new Uint8Array(length);
@@ -172,16 +172,17 @@ describe('SnapshotStore', () => {
   it('tells the intake which tenant opened a live handle, and nothing for a released or foreign one', () => {
     const memory = SnapshotStore.allocate();
     const store = new SnapshotStore(memory);
-    const owners = new HandleTenants({ control: memory.control });
+    // As another thread sharing the store sees it.
+    const owners = new SnapshotStore(memory);
     const a = opened(store, 4026532001);
     const b = opened(store, 12);
-    expect([owners.of(a), owners.of(b)]).toEqual([4026532001, 12]);
+    expect([owners.tenantOfHandle(a), owners.tenantOfHandle(b)]).toEqual([4026532001, 12]);
     store.release(a);
-    expect(owners.of(a)).toBeUndefined();
+    expect(owners.tenantOfHandle(a)).toBeUndefined();
     // The slot is reused under a new generation: the stale handle still names no one.
     const c = opened(store, 99);
-    expect([owners.of(a), owners.of(c)]).toEqual([undefined, 99]);
+    expect([owners.tenantOfHandle(a), owners.tenantOfHandle(c)]).toEqual([undefined, 99]);
     const other = opened(new SnapshotStore(SnapshotStore.allocate()), 5);
-    expect(owners.of(other)).toBeUndefined();
+    expect(owners.tenantOfHandle(other)).toBeUndefined();
   });
 });
