@@ -10,13 +10,13 @@
 // itself, saving the hand-over (a thread wake-up, tens of microseconds on a VM) that would otherwise be
 // most of a quiet read's latency.
 //
-// A request on an open handle (READ, RELEASE, POLL) counts against the tenant that opened it, which the
+// A request on an open handle (READ, POLL) counts against the tenant that opened it, which the
 // snapshot store recorded; only the others cost a look at the caller (a readlink of its pid namespace,
 // a few microseconds that a flood of one-byte reads would otherwise pay on every request).
 
 import fs from 'node:fs';
 import { parentPort, receiveMessageOnPort, workerData, type MessagePort } from 'node:worker_threads';
-import { InHeader, Op, OP_NAMES, PollIn, READ_BUFFER_SIZE, ReadIn, ReleaseIn } from './abi.js';
+import { InHeader, Op, OP_NAMES, PollIn, READ_BUFFER_SIZE, ReadIn } from './abi.js';
 import { FairQueue, type FairQueueMemory } from './fair-queue.js';
 import type { Caller, FileSystemFactory, Tenancy, TenancyFactory } from './filesystem.js';
 import { isStopRequest, Session } from './session.js';
@@ -150,9 +150,6 @@ function tenantOf(request: Buffer, caller: Caller): number {
     case Op.READ:
       handle = ReadIn.fh(request);
       break;
-    case Op.RELEASE:
-      handle = ReleaseIn.fh(request);
-      break;
     case Op.POLL:
       handle = PollIn.fh(request);
       break;
@@ -182,6 +179,14 @@ function intake(): { reason: ReaderExit; detail?: string } {
       if (code === 'ECONNABORTED') return { reason: 'aborted' };
       return { reason: 'error', detail: `read from /dev/fuse failed: ${code ?? String(err)}` };
     }
+    const opcode = InHeader.opcode(request);
+    // The kernel sends RELEASE in the background, at most max_background (12) outstanding; queued behind
+    // renders they trickle, and a container that opens and closes in a loop reaches its handle limit with
+    // files it has long closed. Freeing a handle costs less than queueing it: always here, at once.
+    if (opcode === Op.RELEASE) {
+      serve(request, n, 0, reply);
+      continue;
+    }
     caller.uid = InHeader.uid(request);
     caller.gid = InHeader.gid(request);
     caller.pid = InHeader.pid(request);
@@ -193,7 +198,7 @@ function intake(): { reason: ReaderExit; detail?: string } {
     // whole queue, arrive while the intake was busy, and serving them here one by one would be the
     // kernel's FIFO again.
     const waited = performance.now() - asked > WAITED_MS;
-    if (waited && !stop && InHeader.opcode(request) !== Op.INIT && queue.idle()) {
+    if (waited && !stop && opcode !== Op.INIT && queue.idle()) {
       serve(request, n, tenant, reply);
       continue;
     }

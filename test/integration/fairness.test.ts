@@ -70,6 +70,10 @@ describe('a noisy neighbour', () => {
       timeout: 180_000,
     });
     expect(quiet.status, quiet.stderr).toBe(0);
+    // Fewer noisy rounds per quiet read would also come from noise that stopped: it must still be going.
+    const after = noisyReads(counter);
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+    expect(noisyReads(counter) - after).toBeGreaterThan(IN_FLIGHT);
     const during = quiet.stdout.trim().split('\n').map(Number);
     console.log(JSON.stringify({ noisyPerSecond: perSecond, median: median(during), max: Math.max(...during) }));
     expect(during).toHaveLength(QUIET_READS);

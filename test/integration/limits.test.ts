@@ -13,6 +13,7 @@ const cleanup = new Cleanup();
 afterAll(() => cleanup.run());
 
 const HOG = path.join(REPO, 'test/fixtures/handle-hog.py');
+const NOISY = path.join(REPO, 'test/fixtures/noisy-reader.py');
 /** More than the whole handle table of the daemon (65,536) holds. */
 const HOG_CEILING = 70_000;
 
@@ -162,4 +163,41 @@ describe('a container that hogs handles', () => {
     expect.soft(limitLines(daemon.output())).toHaveLength(2); // one per container (pid namespace)
     expect((await daemon.stop()).code).toBe(0);
   }, 240_000);
+});
+
+describe('a container that opens and closes a file in a loop', () => {
+  it('never reaches its handle limit with files it has closed', async () => {
+    // The kernel tells the daemon of a close in the background, a few at a time: if those releases wait
+    // behind renders, closed files pile up against the container's limit.
+    const dir = cleanup.tempDir();
+    const mnt = path.join(dir, 'mnt');
+    const limit = 64;
+    const threads = 32;
+    const args = ['--max-handles-per-container', String(limit), '-p', path.join(dir, 'pid'), mnt];
+    const daemon = await startDaemon(cleanup, args, mnt);
+    const counter = path.join(dir, 'counter');
+    fs.writeFileSync(counter, Buffer.alloc(8));
+    const looper = spawn(
+      'unshare',
+      ['--pid', '--fork', '--kill-child', 'python3', NOISY, path.join(mnt, 'proc/meminfo'), String(threads), counter, '0'],
+      { stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    cleanup.own(looper);
+    let stderr = '';
+    looper.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    await new Promise<void>((resolve, reject) => {
+      looper.stdout.once('data', () => resolve());
+      looper.on('exit', (code) => reject(new Error(`the looping container exited (${code}): ${stderr}`)));
+    });
+    await new Promise((resolve) => setTimeout(resolve, 5000));
+    const rounds = Number(fs.readFileSync(counter).readBigUInt64LE(0));
+    const running = looper.exitCode === null;
+    looper.kill('SIGKILL');
+    console.log(JSON.stringify({ rounds, running, stderr }));
+    expect.soft(stderr).toBe('');
+    expect.soft(running).toBe(true);
+    expect.soft(rounds).toBeGreaterThan(20 * limit); // each handle was opened and closed many times over
+    expect.soft(limitLines(daemon.output())).toEqual([]);
+    expect((await daemon.stop()).code).toBe(0);
+  }, 60_000);
 });
