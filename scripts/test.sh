@@ -44,12 +44,12 @@ nice -n 10 npm run --silent test:systemd >"$logs/systemd" 2>&1 &
 systemd_suite=$!
 echo "== host suite: this machine, Linux $(uname -r), /sys/fs/cgroup is $(stat -fc %T /sys/fs/cgroup) (vitest.config.ts) =="
 host_status=0
-vitest run || host_status=$?
+vitest run 2>&1 | tee "$logs/host" || host_status=$?
 # The Docker suite (npm run test:docker without its build: dist/ is built above): the README's Docker recipes
 # and the Kubernetes DaemonSet's image under a private dockerd.
 echo "== Docker suite: a private dockerd (vitest.docker.config.ts) =="
 docker_status=0
-vitest run --config vitest.docker.config.ts || docker_status=$?
+vitest run --config vitest.docker.config.ts 2>&1 | tee "$logs/docker" || docker_status=$?
 v2_status=0
 wait "$v2_suite" || v2_status=$?
 echo "== v2 guest suite =="
@@ -58,5 +58,14 @@ systemd_status=0
 wait "$systemd_suite" || systemd_status=$?
 echo "== systemd guest suite =="
 cat "$logs/systemd"
+# What failed, once more at the very end: a CI page may show only the tail of this long log. A suite that
+# failed before naming a test (a guest that did not boot) shows its last lines instead.
+declare -A statuses=([host]=$host_status [docker]=$docker_status [v2]=$v2_status [systemd]=$systemd_status)
+for suite in host docker v2 systemd; do
+  [ "${statuses[$suite]}" -eq 0 ] && continue
+  failed=$(sed 's/\x1b\[[0-9;]*m//g' "$logs/$suite" | grep -E '^ *(FAIL|×) ' | sort -u | head -40 || true)
+  [ -n "$failed" ] || failed=$(tail -n 10 "$logs/$suite")
+  printf '%s\n' "$failed" | sed "s/^/failed in $suite: /"
+done
 echo "suites: host $host_status, docker $docker_status, v2 $v2_status, systemd $systemd_status (0 = passed)"
 [ "$host_status" -eq 0 ] && [ "$docker_status" -eq 0 ] && [ "$v2_status" -eq 0 ] && [ "$systemd_status" -eq 0 ]
