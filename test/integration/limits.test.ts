@@ -179,7 +179,17 @@ describe('a container that opens and closes a file in a loop', () => {
     fs.writeFileSync(counter, Buffer.alloc(8));
     const looper = spawn(
       'unshare',
-      ['--pid', '--fork', '--kill-child', 'python3', NOISY, path.join(mnt, 'proc/meminfo'), String(threads), counter, '0'],
+      [
+        '--pid',
+        '--fork',
+        '--kill-child',
+        'python3',
+        NOISY,
+        path.join(mnt, 'proc/meminfo'),
+        String(threads),
+        counter,
+        '0',
+      ],
       { stdio: ['ignore', 'pipe', 'pipe'] },
     );
     cleanup.own(looper);
