@@ -14,6 +14,7 @@ const USAGE = `usage: npm run bench -- [options]   (or: tsx scripts/bench/main.t
   --containers N     simulated containers of the scale phase (default 200, quick 20)
   --no-scale         skip the scale phase
   --no-metrics-cost  skip the metrics cost phase (lxcfs-ts with --metrics next to one without)
+  --no-gc            start the bench's lxcfs-ts without --metrics, and so without its GC count per phase
   --no-neighbour     skip the noisy-neighbour phase
   --no-webhook       skip the webhook phase (scripts/bench/webhook.ts: AdmissionReviews with 1 and 8 clients)
   --no-psi           skip the PSI trigger phase (lxcfs-ts --enable-psi-poll with 100 armed, idle triggers)
@@ -34,6 +35,7 @@ export function parseOptions(argv: string[]) {
         containers: { type: 'string' },
         'no-scale': { type: 'boolean', default: false },
         'no-metrics-cost': { type: 'boolean', default: false },
+        'no-gc': { type: 'boolean', default: false },
         'no-neighbour': { type: 'boolean', default: false },
         'no-webhook': { type: 'boolean', default: false },
         'no-psi': { type: 'boolean', default: false },
@@ -134,6 +136,9 @@ export function makeConfig(opts: Options) {
       : { settle: 10, baseline: 10, warmup: 35, window: 25, rewarm: 30 },
     cfs: opts.cfs,
     metricsCost: !opts['no-metrics-cost'],
+    // the bench's lxcfs-ts runs with --metrics, for its garbage collections per phase (gc.ts); what
+    // --metrics costs it is the metrics cost phase's figure
+    gc: !opts['no-gc'],
     metricsFiles: ['meminfo', 'uptime', 'stat'],
     webhook: !opts['no-webhook'],
     webhookReviews: Q ? 400 : 8000,

@@ -7,7 +7,9 @@ import { type Bench, daemons, pathOf, type Reader, runClients, sinceStart, sleep
 import type { ThroughputResult } from './throughput.js';
 
 /** The daemons' samples at the end of each phase, by phase. */
-export type Checkpoints = Partial<Record<'start' | 'latency' | 'idle' | 'tput', Record<string, Sample>>>;
+/** Samples at the ends of phases; tput_start: where the throughput phase began (the idle window ends
+ * earlier: the GC counters are scraped in between, gc.ts). */
+export type Checkpoints = Partial<Record<'start' | 'latency' | 'idle' | 'tput_start' | 'tput', Record<string, Sample>>>;
 
 /** An idle window (with -l it includes one pass of lxcfs's loadavg sampler, which runs every 5 s). */
 export async function phaseIdle(seconds: number): Promise<Record<string, Sample>> {
@@ -125,8 +127,8 @@ export function daemonCosts(
       cpu_total_s: end[id]?.cpu,
       cpu_latency_s: c('latency') - c('start'),
       idle_cpu_ms_per_s: ((c('idle') - c('latency')) * 1000) / idleSeconds,
-      cpu_tput_s: c('tput') - c('idle'),
-      cpu_us_per_read: ((c('tput') - c('idle')) * 1e6) / (throughput.reads[id] || NaN),
+      cpu_tput_s: c('tput') - c('tput_start'),
+      cpu_us_per_read: ((c('tput') - c('tput_start')) * 1e6) / (throughput.reads[id] || NaN),
       tput_reads: throughput.reads[id],
     };
   }

@@ -10,7 +10,8 @@
 // come from the tests' helpers in test/helpers/):
 //  1. setup: a temp dir with private mountpoints; compiles scripts/bench/client.c with `cc -O2`;
 //     starts Debian's lxcfs (`lxcfs [-l] -p <pidfile> <mnt>` on a private mountpoint, installing it with
-//     apt-get if missing) and lxcfs-ts (`bin/lxcfs-ts --pidfile <tmp>/lxcfs-ts.pid [-l] <tmp>/ts-mnt`);
+//     apt-get if missing) and lxcfs-ts (`bin/lxcfs-ts --pidfile <tmp>/lxcfs-ts.pid --metrics
+//     127.0.0.1:<free port> [-l] <tmp>/ts-mnt`: its GC counters are scraped around each phase, gc.ts);
 //     waits until each serves, probing from child processes with timeouts only (a hung FUSE mount hangs
 //     whoever touches it); creates uniquely named cgroups (memory 256 MiB beneath our own memory cgroup;
 //     cpu quota 150000/100000, cpuset 0-1 and cpuacct as children of the root). Every client process
@@ -28,6 +29,8 @@
 //  5e. metrics cost (metrics-cost.ts): lxcfs-ts with --metrics next to one without.
 //  5f. PSI triggers (psi.ts): lxcfs-ts --enable-psi-poll with 100 armed idle triggers.
 //  5g. webhook (webhook.ts, also runnable alone): AdmissionReviews with 1 and 8 clients.
+//  Around each phase that reads from the bench's lxcfs-ts (1b to 5e): its garbage collections, count and
+//  pause split minor/major, per 1,000 requests (gc.ts; not with --no-gc).
 //  6. prints the tables (report.ts), writes raw JSON (--json PATH, default a temp file) and an SVG chart
 //     of per-file latency next to it.
 //  Cleanup (at the end, SIGINT, SIGTERM, SIGHUP): kills our clients, removes our cgroups, stops the
@@ -41,6 +44,7 @@ import { createCgroup } from '../../test/helpers/cgroups.js';
 import { Cleanup, REPO, run } from '../../test/helpers/processes.js';
 import { type Config, makeConfig, type Options, parseOptions, parseTargets, type TargetId } from './config.js';
 import { type Checkpoints, daemonCosts, phaseIdle, phaseMillion } from './cost.js';
+import { GcPhases } from './gc.js';
 import { phaseLatency, phaseWarmup, viewsFromCgroup } from './latency.js';
 import { phaseMetricsCost } from './metrics-cost.js';
 import { phaseNeighbour } from './neighbour.js';
@@ -56,6 +60,7 @@ import {
   describeCleanupError,
   expandCpus,
   FILES,
+  freePort,
   LABELS,
   lastLines,
   log,
@@ -145,6 +150,7 @@ async function main(opts: Options, cfg: Config, bench: Bench): Promise<void> {
   const tsMnt = path.join(tmp, 'ts-mnt');
   // lxcfs-ts alone in a fresh memory cgroup (beneath ours), as a systemd unit would be: what it is charged
   const tsMemory = has('ts') ? createCgroup(cleanup, 'memory', 'lxcfs-bench-daemon').dir : undefined;
+  const tsMetricsPort = has('ts') && cfg.gc ? await freePort() : undefined;
   const [lxcfs, ts] = await Promise.all([
     has('lxcfs') ? startPeer(cleanup, 'lxcfs', 'lxcfs', flags, cfg.mountTimeoutMs) : undefined,
     has('ts')
@@ -152,7 +158,13 @@ async function main(opts: Options, cfg: Config, bench: Bench): Promise<void> {
           cleanup,
           'ts',
           'lxcfs-ts',
-          ['--pidfile', path.join(tmp, 'lxcfs-ts.pid'), ...flags, tsMnt],
+          [
+            '--pidfile',
+            path.join(tmp, 'lxcfs-ts.pid'),
+            ...(tsMetricsPort ? ['--metrics', `127.0.0.1:${tsMetricsPort}`] : []),
+            ...flags,
+            tsMnt,
+          ],
           tsMnt,
           cfg.mountTimeoutMs,
           tsMemory,
@@ -199,38 +211,49 @@ async function main(opts: Options, cfg: Config, bench: Bench): Promise<void> {
 
   const R: Results = { meta, cgroup: { name: cg.name, dirs: cg.dirs, cpus: cg.cpus }, cost: { daemons: {} } };
   R.views = await viewsFromCgroup(bench, reader);
+  // Every phase that reads from the bench's lxcfs-ts runs inside `phase`, which counts its GCs.
+  const gc = tsMetricsPort ? new GcPhases(tsMetricsPort, path.join(tsMnt, 'proc/uptime')) : undefined;
+  if (gc) R.gc = gc.result;
+  const phase = <T>(name: string, body: () => Promise<T>): Promise<T> => (gc ? gc.measure(name, body) : body());
   const at: Checkpoints = {};
   const sampler = setInterval(sampleAll, cfg.sampleMs);
   cleanup.add(() => clearInterval(sampler));
   at.start = sampleAll();
 
   step(`warm-up: ${cfg.warmupReads} untimed reads of every file of each daemon`);
-  await phaseWarmup(bench, reader);
+  await phase('warm-up', () => phaseWarmup(bench, reader));
   step(`latency: ${cfg.latIters} iterations x ${FILES.length} files x ${bench.targets.length} targets`);
-  R.latency = await phaseLatency(bench, reader, !opts['no-samples']);
-  at.latency = sampleAll();
+  R.latency = await phase('latency', () => phaseLatency(bench, reader, !opts['no-samples']));
 
   step(`idle window ${cfg.idleSeconds} s`);
-  at.idle = await phaseIdle(cfg.idleSeconds);
+  // The CPU windows (cost.ts) are sampled inside the phases: the scrapes around them are no one's cost.
+  at.idle = await phase('idle', () => {
+    at.latency = sampleAll();
+    return phaseIdle(cfg.idleSeconds);
+  });
 
   step(`throughput: ${cfg.tputFiles.join(', ')} with ${cfg.tputReaders.join('/')} readers, ${cfg.tputSeconds} s each`);
-  const throughput = (R.throughput = await phaseThroughput(bench, reader));
-  at.tput = sampleAll();
+  const throughput = (R.throughput = await phase('throughput', async () => {
+    at.tput_start = sampleAll();
+    const result = await phaseThroughput(bench, reader);
+    at.tput = sampleAll();
+    return result;
+  }));
 
   const tsTarget = bench.targets.find((t) => t.id === 'ts');
   if (tsTarget) {
     step(`lxcfs-ts RSS over ${cfg.millionReads} reads`);
-    R.million = await phaseMillion(bench, reader, tsTarget);
+    R.million = await phase('RSS reads', () => phaseMillion(bench, reader, tsTarget));
   }
   if (cfg.scale && has('ts') && has('lxcfs')) {
     step(`scale: ${cfg.scaleContainers} simulated containers (own pid namespace and cgroups), every file in turn`);
-    R.scale = await phaseScale(bench, bin, usable);
+    R.scale = await phase('scale', () => phaseScale(bench, bin, usable));
   }
   if (cfg.neighbour && has('ts')) {
     step(
       `noisy neighbour: a quiet container alone and beside ${cfg.noiseProcs} processes of another reading one byte per request`,
     );
-    R.neighbour = await phaseNeighbour(bench, bin);
+    R.neighbour = await phase('neighbour', () => phaseNeighbour(bench, bin));
   }
   R.cost.daemons = daemonCosts(at, sampleAll(), throughput, cfg.idleSeconds);
   R.cost.idle_seconds = cfg.idleSeconds;
@@ -242,7 +265,7 @@ async function main(opts: Options, cfg: Config, bench: Bench): Promise<void> {
     step(
       `metrics cost: lxcfs-ts with --metrics (scraped every second) next to lxcfs-ts without, ${cfg.metricsFiles.join(', ')}`,
     );
-    R.metrics = await phaseMetricsCost(bench, reader, tsTarget);
+    R.metrics = await phase('metrics cost', () => phaseMetricsCost(bench, reader, tsTarget, tsMetricsPort));
   }
   if (cfg.psi && has('ts')) {
     step(`PSI triggers: ${cfg.psiTriggers} armed idle triggers in ${cfg.psiContainers} containers`);

@@ -1,14 +1,15 @@
-// Metrics cost: what --metrics adds to the request path. A second lxcfs-ts with --metrics on 127.0.0.1,
-// scraped every second meanwhile (as Prometheus would, only faster); the latency client interleaves it
-// with the first (metrics off) on a few files; p50/p99 per file with metrics on / off. And the counting
+// Metrics cost: what --metrics adds to the request path. A second lxcfs-ts, with --metrics on 127.0.0.1
+// if the bench's own runs without (--no-gc), else without; the one with metrics is scraped every second
+// meanwhile (as Prometheus would, only faster); the latency client interleaves the two on a few files;
+// p50/p99 per file with metrics on / off. And the counting
 // alone, outside any daemon, where the machine's noise does not drown it.
 
-import net from 'node:net';
 import path from 'node:path';
 import { InHeader, Op } from '../../src/fuse/abi.js';
 import { allocateRequestStats, RequestRecorder } from '../../src/fuse/request-stats.js';
 import {
   type Bench,
+  freePort,
   median,
   pathOf,
   percentile,
@@ -45,18 +46,6 @@ function recordCostNs(): { read: number; other: number } {
   return { read: best(request(Op.READ)), other: best(request(Op.OPEN)) };
 }
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const probe = net
-      .createServer()
-      .once('error', reject)
-      .listen(0, '127.0.0.1', () => {
-        const { port } = probe.address() as net.AddressInfo;
-        probe.close(() => resolve(port));
-      });
-  });
-}
-
 export interface MetricsRow {
   off_p50_us: number;
   on_p50_us: number;
@@ -75,23 +64,30 @@ export interface MetricsResult {
 }
 
 /** The same build with and without --metrics, read alternately by one client (chunks interleaved, as in
- * the latency phase) while the endpoint is scraped every second. `off` is the bench's lxcfs-ts. */
-export async function phaseMetricsCost(bench: Bench, { bin, cg }: Reader, off: Target): Promise<MetricsResult> {
+ * the latency phase) while the endpoint is scraped every second. `main` is the bench's lxcfs-ts, with
+ * metrics on `mainMetricsPort` if given. */
+export async function phaseMetricsCost(
+  bench: Bench,
+  { bin, cg }: Reader,
+  main: Target,
+  mainMetricsPort?: number,
+): Promise<MetricsResult> {
   const { cfg, tmp } = bench;
-  const port = await freePort();
+  const port = mainMetricsPort ?? (await freePort());
   const mnt = path.join(tmp, 'ts-metrics-mnt');
   return withCleanup(bench.cleanup, async (cleanup) => {
     const args = [
       '--pidfile',
       path.join(tmp, 'ts-metrics.pid'),
-      '--metrics',
-      `127.0.0.1:${port}`,
+      ...(mainMetricsPort ? [] : ['--metrics', `127.0.0.1:${port}`]),
       ...(cfg.loadavg ? ['-l'] : []),
       ...(cfg.cfs ? ['--enable-cfs'] : []),
       mnt,
     ];
-    const on = await startTs(cleanup, 'ts-metrics', 'lxcfs-ts (--metrics)', args, mnt, cfg.mountTimeoutMs);
-    const onTarget: Target = { id: 'ts', label: on.label, root: on.mnt };
+    const label = mainMetricsPort ? 'lxcfs-ts (no --metrics)' : 'lxcfs-ts (--metrics)';
+    const second = await startTs(cleanup, 'ts-metrics', label, args, mnt, cfg.mountTimeoutMs);
+    const secondTarget: Target = { id: 'ts', label: second.label, root: second.mnt };
+    const [off, onTarget] = mainMetricsPort ? [secondTarget, main] : [main, secondTarget];
     const paths = cfg.metricsFiles.flatMap((file) => [pathOf(off, file), pathOf(onTarget, file)]);
     await runClients(cleanup, bin, cg, [['lat', cfg.warmupReads, 25, 0, ...paths]], 600000);
     let scrapes = 0;

@@ -4,6 +4,7 @@
 import fs from 'node:fs';
 import type { TargetId } from './config.js';
 import type { DaemonCost, MillionResult } from './cost.js';
+import { formatGc, type GcResult } from './gc.js';
 import { cellOf, type LatencyResult, type LatencyRow, type View } from './latency.js';
 import type { MetricsResult } from './metrics-cost.js';
 import type { NeighbourResult } from './neighbour.js';
@@ -49,6 +50,8 @@ export interface Results {
   metrics?: MetricsResult;
   psi?: PsiResult;
   webhook?: WebhookResult;
+  /** lxcfs-ts's garbage collections per phase (not with --no-gc). */
+  gc?: GcResult;
   daemon_logs?: Record<string, string>;
   targets?: TargetCheck[];
 }
@@ -163,6 +166,11 @@ export function printReport(bench: Bench, R: Results): void {
       s +
         `   ${FLOOR_FILE[1]}: passed through by both, no view (the protocol's round trips + one host read); not in the ratios`,
     );
+  }
+
+  if (R.gc) {
+    L.push('');
+    L.push(...formatGc(R.gc));
   }
 
   if (R.throughput) {

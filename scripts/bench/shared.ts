@@ -3,6 +3,7 @@
 
 import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
+import net from 'node:net';
 import path from 'node:path';
 import { SERVED_FILES } from '../../src/lxcfs/paths.js';
 import { createCgroup, createCgroups, type TestCgroup } from '../../test/helpers/cgroups.js';
@@ -191,6 +192,19 @@ export async function startTs(
     },
     started.child,
   );
+}
+
+/** A TCP port on 127.0.0.1 that was free a moment ago. */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const probe = net
+      .createServer()
+      .once('error', reject)
+      .listen(0, '127.0.0.1', () => {
+        const { port } = probe.address() as net.AddressInfo;
+        probe.close(() => resolve(port));
+      });
+  });
 }
 
 /** Debian's lxcfs ARGS on a private mountpoint, registered for sampling; the cleanup stops it. */

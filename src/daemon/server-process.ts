@@ -146,7 +146,8 @@ async function serve(start: Extract<SupervisorMessage, { type: 'start' }>): Prom
   // supervisor's messages have their handlers.
   if (server.requestStats) {
     const { ServerMetrics } = await import('../metrics/server-metrics.js');
-    metrics = new ServerMetrics({ requestStats: server.requestStats, snapshots: server.snapshots, loadavg: () => loadavg });
+    const gc = server.gcStats && { memory: server.gcStats, slots: server.gcSlots, fold: () => server.foldGcStats() };
+    metrics = new ServerMetrics({ requestStats: server.requestStats, gc, snapshots: server.snapshots, loadavg: () => loadavg });
   }
   await server.prepare();
   send({ type: 'ready' });

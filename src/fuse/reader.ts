@@ -24,6 +24,7 @@ import { READER_EXITS, type ReaderExit, type ReaderMessage } from './thread-mess
 import { SnapshotStore, type PoolMessage, type SnapshotMemory } from './snapshots.js';
 import { threadLog } from '../util/thread-log.js';
 import { RequestRecorder } from './request-stats.js';
+import { ProfiledGc, type GcStatsMemory } from '../util/gc-stats.js';
 
 export interface ReaderData {
   /** The intake reads /dev/fuse and queues (serving a request itself only when no one waits); readers
@@ -46,6 +47,9 @@ export interface ReaderData {
   logLevel: string;
   /** Request counters (request-stats.ts), when metrics are on. */
   stats?: SharedArrayBuffer;
+  /** Garbage collection counters (gc-stats.ts), when metrics are on: this thread's slot is its index
+   * (the intake's comes after the readers'). */
+  gc?: GcStatsMemory;
 }
 
 const data = workerData as ReaderData;
@@ -92,6 +96,7 @@ const session = new Session(filesystem, snapshots, {
 });
 
 const stats = data.stats && new RequestRecorder(data.stats, data.index);
+const gc = data.gc && new ProfiledGc(data.gc, data.index);
 
 /** Drops the last reference to a pool compaction replaced: a thread that blocks in read() may not
  * collect for a long time, and the old pool is most of the daemon's memory. */
@@ -106,6 +111,7 @@ function collectReplacedPool(): void {
 function adoptPoolWhileIdle(): void {
   snapshots.adoptPublishedPool();
   collectReplacedPool();
+  gc?.foldIfAsked();
 }
 
 /** Answers one request; returns false when the connection has ended (a refused INIT). */
@@ -123,6 +129,7 @@ function serve(request: Buffer, n: number, tenant: number, reply: Buffer): boole
     }
   }
   collectReplacedPool();
+  gc?.tick();
   // A refused INIT ends the connection: nothing more will come. (The stop request is the intake's to act
   // on: requests queued before it are still served.)
   return session.stopReason !== 'refused';
@@ -203,6 +210,7 @@ function intake(): { reason: ReaderExit; detail?: string } {
       continue;
     }
     if (!queue.put(tenant, request, n)) return { reason: queue.closedFor() ?? 'sentinel' };
+    gc?.tick();
     if (stop) return { reason: 'sentinel' };
   }
 }

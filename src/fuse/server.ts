@@ -17,6 +17,7 @@ import { SnapshotStore, type SnapshotMemory, type TenantLimits } from './snapsho
 import type { Logger } from 'pino';
 import type { LogRecord } from '../util/thread-log.js';
 import { allocateRequestStats } from './request-stats.js';
+import { allocateGcStats, observeGc, requestFold, type GcStatsMemory } from '../util/gc-stats.js';
 import { FairQueue } from './fair-queue.js';
 
 export interface FuseServerOptions {
@@ -33,7 +34,7 @@ export interface FuseServerOptions {
   initialized?: InitInfo;
   /** The predecessor's file handles and snapshots (a graceful handoff). */
   snapshots?: SnapshotMemory;
-  /** Count requests for the metrics endpoint (requestStats). */
+  /** Count requests and garbage collections for the metrics endpoint (requestStats, gcStats). */
   countRequests?: boolean;
   /** What one tenant (see Tenancy) may hold; SnapshotStore's defaults without it. */
   tenantLimits?: TenantLimits;
@@ -63,6 +64,10 @@ export class FuseServer extends EventEmitter<ServerEvents> {
   readonly snapshots: SnapshotMemory;
   /** The readers' request counters (request-stats.ts), when counting. */
   readonly requestStats: SharedArrayBuffer | undefined;
+  /** Garbage collections of every thread (gc-stats.ts), when counting: a slot per reader, then the
+   * intake's, then this thread's (GC_SLOTS). */
+  readonly gcStats: GcStatsMemory | undefined;
+  private stopObservingGc: (() => void) | undefined;
   private initInfo: InitInfo | undefined;
   private initWaiters: Array<{ resolve: (info: InitInfo) => void; reject: (err: Error) => void }> = [];
   private lastExit: { reason: ReaderExit; detail?: string } = { reason: 'unmounted' };
@@ -70,6 +75,8 @@ export class FuseServer extends EventEmitter<ServerEvents> {
   constructor(private readonly options: FuseServerOptions) {
     super();
     this.requestStats = options.countRequests ? allocateRequestStats(options.readers + 1) : undefined;
+    this.gcStats = options.countRequests ? allocateGcStats(options.readers + 2) : undefined;
+    if (this.gcStats) this.stopObservingGc = observeGc(this.gcStats, this.gcSlots.main);
     this.snapshots = options.snapshots ?? SnapshotStore.allocate(options.tenantLimits);
     this.initInfo = options.initialized;
   }
@@ -84,6 +91,24 @@ export class FuseServer extends EventEmitter<ServerEvents> {
     // Readers waiting for requests take the new pool up now, and let the old one go.
     this.queue?.nudge();
     (globalThis as { gc?: () => void }).gc?.();
+  }
+
+  /** Which gcStats slots are whose. */
+  get gcSlots(): { readers: number[]; intake: number; main: number } {
+    const readers = this.options.readers;
+    return { readers: Array.from({ length: readers }, (_, i) => i), intake: readers, main: readers + 1 };
+  }
+
+  /** Has every thread fold what its GC profiler recorded into gcStats. Readers fold at their next request
+   * or, waiting for one, when nudged; this waits for them up to `timeoutMs`. The intake is not waited for:
+   * blocked in read() on a quiet mount it folds at its next request, and until then its counts miss the
+   * collections since its last one. */
+  async foldGcStats(timeoutMs = 200): Promise<void> {
+    if (!this.gcStats) return;
+    const folded = requestFold(this.gcStats);
+    this.queue?.nudge();
+    const slots = this.workers.size > 0 ? this.gcSlots.readers : [];
+    for (const deadline = performance.now() + timeoutMs; !folded(slots) && performance.now() < deadline; ) await delay(1);
   }
 
   get negotiated(): InitInfo | undefined {
@@ -118,6 +143,7 @@ export class FuseServer extends EventEmitter<ServerEvents> {
         stopName: this.stopName,
         logLevel: this.options.log.level,
         stats: this.requestStats,
+        gc: this.gcStats,
       };
       return { data, transfer: pool.port2 };
     };
@@ -180,6 +206,7 @@ export class FuseServer extends EventEmitter<ServerEvents> {
         this.workers.delete(worker);
         if (this.workers.size > 0) return;
         clearInterval(this.compactTimer);
+        this.stopObservingGc?.();
         for (const port of this.poolPorts) port.close();
         this.settleInit(undefined);
         this.emit('exit', this.lastExit.reason, this.lastExit.detail);

@@ -1,6 +1,6 @@
 // The serving process's metrics: its readers' request counters and READ latencies per file, its open
-// handles and snapshot memory, the loadavg sampler's work, and prom-client's process metrics (memory,
-// CPU, event-loop lag). Collected only when the supervisor asks (a scrape), never on the request path.
+// handles and snapshot memory, the loadavg sampler's work, the garbage collections of each of its
+// threads, and prom-client's process metrics (memory, CPU, event-loop lag). Collected only when the supervisor asks (a scrape), never on the request path.
 
 import { collectDefaultMetrics, Gauge, Registry } from 'prom-client';
 import type { LoadavgSampler } from '../lxcfs/loadavg-sampler.js';
@@ -14,10 +14,20 @@ import {
   totalRequests,
 } from '../fuse/request-stats.js';
 import { SNAPSHOT_PAGE_BYTES, SnapshotStore, type SnapshotMemory } from '../fuse/snapshots.js';
+import { gcTotals, type GcStatsMemory } from '../util/gc-stats.js';
 import { PROCESS_LABEL, type MetricFamily, type MetricSample } from './families.js';
+
+export interface GcSources {
+  memory: GcStatsMemory;
+  /** The slots of each thread role. */
+  slots: { readers: number[]; intake: number; main: number };
+  /** Has the threads publish what they counted (FuseServer.foldGcStats). */
+  fold: () => Promise<void>;
+}
 
 export interface ServerMetricSources {
   requestStats: SharedArrayBuffer;
+  gc?: GcSources;
   snapshots: SnapshotMemory;
   loadavg: () => LoadavgSampler | undefined;
 }
@@ -76,6 +86,42 @@ function requestFamilies(buffer: SharedArrayBuffer): MetricFamily[] {
       type: 'histogram',
       aggregator: 'sum',
       values: durations,
+    },
+  ];
+}
+
+/** Collections and their pauses by thread role (the readers summed) and kind. Every series is there from
+ * the start, zeros included, so that a rate over a scrape that saw the first collection is right. */
+function gcFamilies(gc: GcSources): MetricFamily[] {
+  const counts: MetricSample[] = [];
+  const pauses: MetricSample[] = [];
+  const roles: Array<[string, number[]]> = [
+    ['main', [gc.slots.main]],
+    ['intake', [gc.slots.intake]],
+    ['reader', gc.slots.readers],
+  ];
+  for (const [thread, slots] of roles) {
+    const perSlot = slots.map((slot) => gcTotals(gc.memory, slot));
+    perSlot[0]?.forEach(({ kind }, i) => {
+      const labels = { thread, kind };
+      counts.push({ value: perSlot.reduce((sum, totals) => sum + totals[i]!.count, 0), labels });
+      pauses.push({ value: perSlot.reduce((sum, totals) => sum + totals[i]!.seconds, 0), labels });
+    });
+  }
+  return [
+    {
+      name: 'lxcfs_ts_gc_total',
+      help: "Garbage collections in the serving process, by thread (main; intake: takes requests off /dev/fuse; reader: all readers) and kind (minor: young generation; major: full mark-sweep-compact; incremental: marking steps; weak_callbacks). A reader's or the intake's count is published at a scrape or its next request",
+      type: 'counter',
+      aggregator: 'sum',
+      values: counts,
+    },
+    {
+      name: 'lxcfs_ts_gc_pause_seconds_total',
+      help: "Time the serving process's threads stood still collecting garbage, by thread and kind as lxcfs_ts_gc_total (a pause delays the requests of that thread only)",
+      type: 'counter',
+      aggregator: 'sum',
+      values: pauses,
     },
   ];
 }
@@ -158,7 +204,12 @@ export class ServerMetrics {
   }
 
   async collect(): Promise<MetricFamily[]> {
+    await this.sources.gc?.fold();
     const own = (await this.registry.getMetricsAsJSON()) as unknown as MetricFamily[];
-    return [...own, ...requestFamilies(this.sources.requestStats)];
+    return [
+      ...own,
+      ...requestFamilies(this.sources.requestStats),
+      ...(this.sources.gc ? gcFamilies(this.sources.gc) : []),
+    ];
   }
 }

@@ -256,6 +256,49 @@ describe('metrics', () => {
     expect(value(after, 'lxcfs_ts_containers', { state: 'seen' })).toBe(seenBefore + 2);
   });
 
+  it('counts garbage collections and their pauses per thread and kind, and those of the FUSE threads grow with reads', async () => {
+    const threads = ['main', 'intake', 'reader'];
+    const kinds = ['minor', 'major', 'incremental', 'weak_callbacks'];
+    const gcOfFuseThreads = (families: ParsedFamily[], name: string): number =>
+      value(families, name, { thread: 'intake', kind: 'minor' }) +
+      value(families, name, { thread: 'reader', kind: 'minor' });
+    // The intake publishes what it counted at its first request after a scrape asked (it may be blocked in
+    // read() while the scrape runs): a read between two scrapes makes sure it has.
+    const settled = async (): Promise<ParsedFamily[]> => {
+      await scrape();
+      readOnce(path.join(mnt, 'proc/uptime'));
+      return scrape();
+    };
+    const before = await settled();
+    for (const name of ['lxcfs_ts_gc_total', 'lxcfs_ts_gc_pause_seconds_total']) {
+      const found = family(before, name);
+      expect(found.type).toBe('COUNTER');
+      expect(found.help).not.toBe('');
+      // Every thread role and kind, zeros included.
+      const series = found.metrics.map((entry) => `${entry.labels?.thread}/${entry.labels?.kind}`).sort();
+      expect(series).toEqual(threads.flatMap((thread) => kinds.map((kind) => `${thread}/${kind}`)).sort());
+    }
+    // Rendering allocates: a few thousand reads fill a reader's 2 MiB young generation many times over.
+    for (let i = 0; i < 3000; i++) readOnce(path.join(mnt, i % 2 ? 'proc/stat' : 'proc/meminfo'));
+    const after = await settled();
+    const collections = gcOfFuseThreads(after, 'lxcfs_ts_gc_total') - gcOfFuseThreads(before, 'lxcfs_ts_gc_total');
+    const paused =
+      gcOfFuseThreads(after, 'lxcfs_ts_gc_pause_seconds_total') -
+      gcOfFuseThreads(before, 'lxcfs_ts_gc_pause_seconds_total');
+    expect(collections).toBeGreaterThan(0);
+    expect(paused).toBeGreaterThan(0);
+    // A young-generation collection of a few MiB takes microseconds to milliseconds, not seconds.
+    expect(paused / collections).toBeLessThan(0.1);
+    // Counters never go down.
+    for (const thread of threads) {
+      for (const kind of kinds) {
+        expect(value(after, 'lxcfs_ts_gc_total', { thread, kind })).toBeGreaterThanOrEqual(
+          value(before, 'lxcfs_ts_gc_total', { thread, kind }),
+        );
+      }
+    }
+  }, 60_000);
+
   it('has the memory and event-loop lag of both processes and the version', async () => {
     const families = await scrape();
     for (const process of ['supervisor', 'server']) {

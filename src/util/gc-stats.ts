@@ -1,0 +1,135 @@
+// Garbage collections per thread and kind, for the metrics endpoint: how many, and their total pause.
+// Every thread writes only its own slot of one SharedArrayBuffer (one writer: plain stores), and the main
+// thread sums the slots when it is asked.
+//
+// Two ways in, because of how the threads run:
+// - a thread that returns to its event loop (the serving process's main thread) has a
+//   PerformanceObserver of 'gc' entries;
+// - a thread that never does (a FUSE reader or the intake: a synchronous loop blocked in read() or
+//   Atomics.wait) would never be handed those entries (Node delivers them from the event loop, and would
+//   queue them up meanwhile), so it runs a v8.GCProfiler instead, which V8 feeds from inside the
+//   collection. The profiler keeps a record of every collection (~4 kB each) until it is stopped, so the
+//   thread folds the records into its slot when the main thread asks (a scrape: `requestFold`) and every
+//   FOLD_EVERY requests; between folds, a request costs one Atomics.load.
+// Nothing is observed unless a slot's observer or profiler was started (metrics on).
+
+import { constants, PerformanceObserver, type PerformanceEntry } from 'node:perf_hooks';
+import { GCProfiler } from 'node:v8';
+
+/** What the counters are split by: V8's young-generation collections (scavenge, minor mark-sweep), full
+ * mark-sweep-compact, incremental marking steps, and the processing of weak callbacks. */
+export const GC_KINDS = ['minor', 'major', 'incremental', 'weak_callbacks'] as const;
+export type GcKind = (typeof GC_KINDS)[number];
+
+const OBSERVER_KINDS = new Map<number, number>([
+  [constants.NODE_PERFORMANCE_GC_MINOR, 0],
+  [2, 0], // V8's kGCTypeMinorMarkSweep, which perf_hooks names no constant for
+  [constants.NODE_PERFORMANCE_GC_MAJOR, 1],
+  [constants.NODE_PERFORMANCE_GC_INCREMENTAL, 2],
+  [constants.NODE_PERFORMANCE_GC_WEAKCB, 3],
+]);
+/** v8.GCProfiler's names of the same types (node_v8.cc); "Unknown" counts as minor, like a new young
+ * collector would be. */
+const PROFILER_KINDS = new Map<string, number>([
+  ['Scavenge', 0],
+  ['MinorMarkSweep', 0],
+  ['MarkSweepCompact', 1],
+  ['IncrementalMarking', 2],
+  ['ProcessWeakCallbacks', 3],
+]);
+
+/** Requests a profiled thread serves at most between folds: bounds what its profiler holds. */
+const FOLD_EVERY = 16384;
+
+// Layout: Int32 [0] the fold generation the main thread asked for, Int32 [1 + slot] the one each slot
+// folded last; then, 8-aligned, per slot per kind: count, seconds (float64: exact up to 2^53).
+const VALUES_PER_SLOT = GC_KINDS.length * 2;
+function valuesOffset(slots: number): number {
+  return Math.ceil(((1 + slots) * 4) / 8) * 8;
+}
+
+export interface GcStatsMemory {
+  buffer: SharedArrayBuffer;
+  slots: number;
+}
+
+export function allocateGcStats(slots: number): GcStatsMemory {
+  return { buffer: new SharedArrayBuffer(valuesOffset(slots) + slots * VALUES_PER_SLOT * 8), slots };
+}
+
+function slotValues(memory: GcStatsMemory, slot: number): Float64Array {
+  return new Float64Array(memory.buffer, valuesOffset(memory.slots) + slot * VALUES_PER_SLOT * 8, VALUES_PER_SLOT);
+}
+
+/** Counts the calling thread's collections into `slot` through a PerformanceObserver: for a thread that
+ * runs its event loop. Returns what stops it. */
+export function observeGc(memory: GcStatsMemory, slot: number): () => void {
+  const values = slotValues(memory, slot);
+  const observer = new PerformanceObserver((list) => {
+    for (const entry of list.getEntries()) {
+      const kind = OBSERVER_KINDS.get((entry as PerformanceEntry & { detail?: { kind?: number } }).detail?.kind ?? 0);
+      if (kind === undefined) continue;
+      values[kind * 2]! += 1;
+      values[kind * 2 + 1]! += entry.duration / 1000;
+    }
+  });
+  observer.observe({ entryTypes: ['gc'] });
+  return () => observer.disconnect();
+}
+
+/** Counts the calling thread's collections into `slot` through a v8.GCProfiler: for a thread that blocks
+ * and never returns to its event loop. Call `tick` after each request and `foldIfAsked` when woken idle. */
+export class ProfiledGc {
+  private readonly control: Int32Array;
+  private readonly values: Float64Array;
+  private readonly profiler = new GCProfiler();
+  private sinceFold = 0;
+  private folded: number;
+
+  constructor(
+    memory: GcStatsMemory,
+    private readonly slot: number,
+  ) {
+    this.control = new Int32Array(memory.buffer, 0, 1 + memory.slots);
+    this.values = slotValues(memory, slot);
+    this.folded = Atomics.load(this.control, 0);
+    this.profiler.start();
+  }
+
+  tick(): void {
+    if (++this.sinceFold < FOLD_EVERY && Atomics.load(this.control, 0) === this.folded) return;
+    this.fold();
+  }
+
+  foldIfAsked(): void {
+    if (Atomics.load(this.control, 0) !== this.folded) this.fold();
+  }
+
+  private fold(): void {
+    const generation = Atomics.load(this.control, 0);
+    const { statistics } = this.profiler.stop();
+    this.profiler.start();
+    for (const gc of statistics) {
+      const kind = PROFILER_KINDS.get(gc.gcType) ?? 0;
+      this.values[kind * 2]! += 1;
+      this.values[kind * 2 + 1]! += gc.cost / 1e6; // microseconds
+    }
+    this.sinceFold = 0;
+    this.folded = generation;
+    Atomics.store(this.control, 1 + this.slot, generation);
+  }
+}
+
+/** Asks every profiled thread to fold at its next request or idle wake-up; returns whether `slots` all
+ * have (poll it). */
+export function requestFold(memory: GcStatsMemory): (slots: readonly number[]) => boolean {
+  const control = new Int32Array(memory.buffer, 0, 1 + memory.slots);
+  const generation = Atomics.add(control, 0, 1) + 1;
+  return (slots) => slots.every((slot) => Atomics.load(control, 1 + slot) - generation >= 0);
+}
+
+/** Collections and seconds of `slot` by kind (read while it writes: each at most one collection behind). */
+export function gcTotals(memory: GcStatsMemory, slot: number): Array<{ kind: GcKind; count: number; seconds: number }> {
+  const values = slotValues(memory, slot);
+  return GC_KINDS.map((kind, i) => ({ kind, count: values[i * 2]!, seconds: values[i * 2 + 1]! }));
+}
