@@ -10,7 +10,8 @@
 // unrelated mounts are made by one perl process inside calling mount(2) directly (mount(8) per mount
 // would take minutes).
 
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
+import { once } from 'node:events';
 import fs from 'node:fs';
 import path from 'node:path';
 import { lxcfsFileBinds, makeSharedDirectory, startContainer } from '../../test/helpers/container.js';
@@ -88,24 +89,30 @@ console.log(t1 - t0, performance.now() - t1);`;
 }
 
 /** `lxcfs-ts remount ARGS --json`: its wall time, its CPU time (children's times from the shell that
- * waited for it), and its report. */
-function timedRemount(args: string[]): { run: RemountRun; report: RemountReport; status: number | null } {
+ * waited for it), and its report. Spawned asynchronously: the bench keeps reading the daemon's output
+ * meanwhile, as journald would (a daemon blocked on a full stdout pipe would stall remount's probes). */
+async function timedRemount(
+  args: string[],
+): Promise<{ run: RemountRun; report: RemountReport; status: number | null }> {
   const started = performance.now();
-  const r = spawnSync('sh', ['-c', '"$@"; status=$?; times >&2; exit $status', 'sh', LXCFS_TS, 'remount', ...args], {
-    encoding: 'utf8',
-    maxBuffer: 256 << 20,
-    timeout: 600_000,
+  const child = spawn('sh', ['-c', '"$@"; status=$?; times >&2; exit $status', 'sh', LXCFS_TS, 'remount', ...args], {
+    stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, LC_ALL: 'C' },
   });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+  child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+  const [status] = (await once(child, 'close')) as [number | null];
   const wall = performance.now() - started;
   // `times`: the shell's own user and system time, then its children's ("0m1.234000s 0m0.056000s").
-  const children = r.stderr.trim().split('\n').at(-1) ?? '';
+  const children = stderr.trim().split('\n').at(-1) ?? '';
   const cpu = [...children.matchAll(/(\d+)m([\d.]+)s/g)].reduce(
     (ms, [, m, s]) => ms + (Number(m) * 60 + Number(s)) * 1000,
     0,
   );
-  if (!r.stdout) throw new Error(`remount printed no report (status ${r.status}): ${r.stderr.trim()}`);
-  return { run: { wall_ms: wall, cpu_ms: cpu }, report: JSON.parse(r.stdout) as RemountReport, status: r.status };
+  if (!stdout) throw new Error(`remount printed no report (status ${status}): ${stderr.trim()}`);
+  return { run: { wall_ms: wall, cpu_ms: cpu }, report: JSON.parse(stdout) as RemountReport, status };
 }
 
 async function measureCase(bench: Bench, dead: number, other: number): Promise<RemountCase> {
@@ -139,7 +146,7 @@ async function measureCase(bench: Bench, dead: number, other: number): Promise<R
     for (let i = 0; i < cfg.remountRuns; i++) {
       await killDaemonHard(daemon);
       daemon = await startDaemon(cleanup, ['-p', pidFile, mnt], mnt);
-      const { run, report, status } = timedRemount([
+      const { run, report, status } = await timedRemount([
         '--mountpoint',
         mnt,
         '--timeout',
