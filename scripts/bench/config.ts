@@ -19,6 +19,8 @@ const USAGE = `usage: npm run bench -- [options]   (or: tsx scripts/bench/main.t
   --no-webhook       skip the webhook phase (scripts/bench/webhook.ts: AdmissionReviews with 1 and 8 clients)
   --no-psi           skip the PSI trigger phase (lxcfs-ts --enable-psi-poll with 100 armed, idle triggers)
   --psi-only         run only the PSI trigger phase (~40 s, quick ~20 s)
+  --no-remount       skip the remount phase (remount in a container with a nearly full mount table)
+  --remount-only     run only the remount phase (~80 s, quick ~25 s)
   --cfs              start both daemons with --enable-cfs
   --no-samples       leave the per-iteration samples out of the JSON
   -h, --help         this text`;
@@ -40,6 +42,8 @@ export function parseOptions(argv: string[]) {
         'no-webhook': { type: 'boolean', default: false },
         'no-psi': { type: 'boolean', default: false },
         'psi-only': { type: 'boolean', default: false },
+        'no-remount': { type: 'boolean', default: false },
+        'remount-only': { type: 'boolean', default: false },
         json: { type: 'string' },
         targets: { type: 'string', default: 'ts,lxcfs,host' },
         iters: { type: 'string' },
@@ -149,6 +153,26 @@ export function makeConfig(opts: Options) {
     psiContainers: 5,
     psiTriggers: 100,
     psiTimes: Q ? { warmup: 3, window: 8 } : { warmup: 5, window: 20 },
+    // remount with a large mount table: [dead lxcfs binds, unrelated tmpfs mounts] in one container, each
+    // case measured remountRuns times; the cases without unrelated mounts tell what the dead binds cost. 97,900 + 2,000 + the container's own mounts stay below the
+    // kernel's default fs.mount-max (100,000 per namespace), with room for the one mount a heal adds
+    // before it detaches the dead one.
+    remount: !opts['no-remount'] || opts['remount-only'],
+    remountCases: (Q
+      ? [
+          [8, 0],
+          [200, 0],
+          [8, 5_000],
+          [200, 5_000],
+        ]
+      : [
+          [8, 0],
+          [2_000, 0],
+          [8, 97_900],
+          [2_000, 97_900],
+        ]
+    ).map(([dead, other]) => ({ dead: dead!, other: other! })),
+    remountRuns: Q ? 2 : 5,
     mountTimeoutMs: 20000,
     sampleMs: 250,
   };

@@ -28,7 +28,10 @@
 //  5d. noisy neighbour (neighbour.ts): a quiet container alone and beside 300 noisy processes.
 //  5e. metrics cost (metrics-cost.ts): lxcfs-ts with --metrics next to one without.
 //  5f. PSI triggers (psi.ts): lxcfs-ts --enable-psi-poll with 100 armed idle triggers.
-//  5g. webhook (webhook.ts, also runnable alone): AdmissionReviews with 1 and 8 clients.
+//  5g. remount (remount.ts, also runnable alone: --remount-only): `lxcfs-ts remount` in a container with
+//      a nearly full mount table (up to 2,000 dead binds among 97,900 tmpfs mounts) beside a small one,
+//      next to one read and parse of that table.
+//  5h. webhook (webhook.ts, also runnable alone): AdmissionReviews with 1 and 8 clients.
 //  Around each phase that reads from the bench's lxcfs-ts (1b to 5e): its garbage collections, count and
 //  pause split minor/major, per 1,000 requests (gc.ts; not with --no-gc).
 //  6. prints the tables (report.ts), writes raw JSON (--json PATH, default a temp file) and an SVG chart
@@ -50,6 +53,7 @@ import { phaseMetricsCost } from './metrics-cost.js';
 import { phaseNeighbour } from './neighbour.js';
 import { formatPsi, phasePsiCost } from './psi.js';
 import { evaluateTargets, printReport, type Results, writeSvg } from './report.js';
+import { formatRemount, phaseRemount } from './remount.js';
 import { phaseSamplerCost } from './sampler-cost.js';
 import { sampleAll, series } from './sampling.js';
 import { phaseScale } from './scale.js';
@@ -137,6 +141,13 @@ async function main(opts: Options, cfg: Config, bench: Bench): Promise<void> {
     const psi = await phasePsiCost(bench);
     fs.writeFileSync(jsonPath, JSON.stringify({ psi }) + '\n');
     console.log(formatPsi(psi));
+    return;
+  }
+  if (opts['remount-only']) {
+    step('remount with a large mount table only');
+    const remount = await phaseRemount(bench);
+    fs.writeFileSync(jsonPath, JSON.stringify({ remount }) + '\n');
+    console.log(formatRemount(remount));
     return;
   }
   step(`temp dir ${tmp}; compiling the client`);
@@ -271,6 +282,10 @@ async function main(opts: Options, cfg: Config, bench: Bench): Promise<void> {
     step(`PSI triggers: ${cfg.psiTriggers} armed idle triggers in ${cfg.psiContainers} containers`);
     R.psi = await phasePsiCost(bench);
     console.log(formatPsi(R.psi));
+  }
+  if (cfg.remount && has('ts')) {
+    step('remount with a large mount table: a container with up to 100,000 mounts beside a small one');
+    R.remount = await phaseRemount(bench);
   }
   if (cfg.webhook) {
     step(`webhook: ${cfg.webhookReviews} AdmissionReviews with 1 client, then with 8`);

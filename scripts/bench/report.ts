@@ -9,6 +9,7 @@ import { cellOf, type LatencyResult, type LatencyRow, type View } from './latenc
 import type { MetricsResult } from './metrics-cost.js';
 import type { NeighbourResult } from './neighbour.js';
 import type { PsiResult } from './psi.js';
+import { formatRemount, type RemountResult } from './remount.js';
 import type { SamplerResult } from './sampler-cost.js';
 import type { SeriesPoint } from './sampling.js';
 import type { ScaleResult } from './scale.js';
@@ -49,6 +50,7 @@ export interface Results {
   sampler?: SamplerResult;
   metrics?: MetricsResult;
   psi?: PsiResult;
+  remount?: RemountResult;
   webhook?: WebhookResult;
   /** lxcfs-ts's garbage collections per phase (not with --no-gc). */
   gc?: GcResult;
@@ -303,6 +305,10 @@ export function printReport(bench: Bench, R: Results): void {
     L.push(
       `  p99 growth (median over files): lxcfs-ts ${fmtX(sc.overall_p99_growth.ts)}, lxcfs ${fmtX(sc.overall_p99_growth.lxcfs)}; RSS max during the ${sc.containers}-container run: lxcfs-ts ${fmtMB(sc.rss_max.ts ?? undefined)}, lxcfs ${fmtMB(sc.rss_max.lxcfs ?? undefined)}`,
     );
+  }
+  if (R.remount) {
+    L.push('');
+    L.push(formatRemount(R.remount));
   }
   if (R.webhook) {
     L.push('');

@@ -54,6 +54,49 @@ export function parseMountInfo(text: string): MountInfoEntry[] {
   return entries;
 }
 
+/** The entries of a mount table whose filesystem type is `fsType`. A container's table can hold up to
+ * fs.mount-max (100,000) lines, nearly all of other types: those are passed over by a substring search,
+ * never split or parsed, so they cost little more than reading the table. " - TYPE " marks the type of
+ * its line: every field before the separator is escaped (a space is \040) or generated, so the first
+ * " - " of a line is the separator; each match is parsed and checked all the same. */
+export function mountsOfType(text: string, fsType: string): MountInfoEntry[] {
+  const needle = ` - ${fsType} `;
+  const entries: MountInfoEntry[] = [];
+  for (let at = text.indexOf(needle); at >= 0; ) {
+    const start = text.lastIndexOf('\n', at) + 1;
+    const end = lineEnd(text, at);
+    const entry = parseMountInfo(text.slice(start, end))[0];
+    if (entry?.fsType === fsType) entries.push(entry);
+    at = text.indexOf(needle, end);
+  }
+  return entries;
+}
+
+/** The entries of a mount table whose parent is one of `parentIds`: the mounts on or below them. One
+ * pass that reads only each line's parent ID; only the lines that match are parsed. */
+export function mountsBelow(text: string, parentIds: Iterable<number>): MountInfoEntry[] {
+  const wanted = new Set([...parentIds].map(String));
+  const entries: MountInfoEntry[] = [];
+  if (wanted.size === 0) return entries;
+  for (let start = 0; start < text.length; ) {
+    const end = lineEnd(text, start);
+    // "ID PARENT ...": a malformed line's slice spans a newline and matches no ID.
+    const first = text.indexOf(' ', start);
+    const second = first < 0 ? -1 : text.indexOf(' ', first + 1);
+    if (second >= 0 && second < end && wanted.has(text.slice(first + 1, second))) {
+      const entry = parseMountInfo(text.slice(start, end))[0];
+      if (entry) entries.push(entry);
+    }
+    start = end + 1;
+  }
+  return entries;
+}
+
+function lineEnd(text: string, from: number): number {
+  const end = text.indexOf('\n', from);
+  return end < 0 ? text.length : end;
+}
+
 export function readMountInfo(file = '/proc/self/mountinfo'): MountInfoEntry[] {
   return parseMountInfo(fs.readFileSync(file, 'utf8'));
 }

@@ -5,7 +5,7 @@
 
 import type { Result } from '../host/result.js';
 import fs from 'node:fs';
-import { readMountInfo, type MountInfoEntry } from '../fuse/mount.js';
+import { mountsBelow, mountsOfType, type MountInfoEntry } from '../fuse/mount.js';
 import { FS_TYPE } from '../daemon/mountpoint.js';
 
 export interface MountNamespace {
@@ -53,17 +53,24 @@ function isPidNamespaceInit(proc: string, pid: number): boolean {
 }
 
 /** The lxcfs mounts in the process's mount table that are not hidden by a mount stacked on the same
- * mountpoint (undefined: the table cannot be read). */
+ * mountpoint (undefined: the table cannot be read). The table is read once; of a container's other
+ * mounts (up to fs.mount-max, 100,000) only the parent ID is looked at, so they cost that read and
+ * little more: what remount does in a namespace grows with its lxcfs mounts, not with its table. */
 function uncoveredLxcfsMounts(proc: string, pid: number): MountInfoEntry[] | undefined {
-  let entries: MountInfoEntry[];
+  let text: string;
   try {
-    entries = readMountInfo(`${proc}/${pid}/mountinfo`);
+    text = fs.readFileSync(`${proc}/${pid}/mountinfo`, 'utf8');
   } catch {
     return undefined;
   }
-  const lxcfs = entries.filter((entry) => entry.fsType === FS_TYPE);
+  const lxcfs = mountsOfType(text, FS_TYPE);
   if (lxcfs.length === 0) return lxcfs;
-  const stackedOn = new Set(entries.map((entry) => `${entry.parentId} ${entry.mountPoint}`));
+  const stackedOn = new Set(
+    mountsBelow(
+      text,
+      lxcfs.map((entry) => entry.mountId),
+    ).map((entry) => `${entry.parentId} ${entry.mountPoint}`),
+  );
   return lxcfs.filter((entry) => !stackedOn.has(`${entry.mountId} ${entry.mountPoint}`));
 }
 

@@ -6,6 +6,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { parseMountInfo, type MountInfoEntry } from '../../../src/fuse/mount.js';
 import { findLxcfsNamespaces } from '../../../src/remount/namespaces.js';
 
 const HOST_NS = 'mnt:[4026531841]';
@@ -64,5 +65,64 @@ describe('findLxcfsNamespaces: the host namespace is never a target', () => {
     addProcess('1', {});
     addProcess('2', { ns: HOST_NS, stat: PROCESS_STAT });
     expect(namespaceIds()).toEqual([HOST_NS, CONTAINER_NS]);
+  });
+});
+
+describe('findLxcfsNamespaces: which lxcfs mounts of a table it lists', () => {
+  /** What it lists, worked out the plain way: parse every line, then drop the lxcfs mounts that another
+   * mount is stacked on (same mountpoint, with the lxcfs mount as its parent). */
+  function expected(table: string): MountInfoEntry[] {
+    const entries = parseMountInfo(table);
+    const stackedOn = new Set(entries.map((entry) => `${entry.parentId} ${entry.mountPoint}`));
+    return entries.filter(
+      (entry) => entry.fsType === 'fuse.lxcfs' && !stackedOn.has(`${entry.mountId} ${entry.mountPoint}`),
+    );
+  }
+
+  function listed(table: string): MountInfoEntry[] {
+    fs.writeFileSync(path.join(proc, '400', 'mountinfo'), table);
+    const found = findLxcfsNamespaces([400], proc);
+    if (!found.ok) throw new Error(found.error);
+    return found.value[0]?.lxcfsMounts ?? [];
+  }
+
+  it('the same as parsing every line, among thousands of other mounts and lines made to look like ours', () => {
+    const lines = [
+      '20 1 254:0 / / rw,relatime shared:1 - ext4 /dev/vda rw',
+      // live and dead binds of our files, one with propagation fields
+      '30 20 0:61 /proc/meminfo /proc/meminfo rw,relatime master:2 - fuse.lxcfs lxcfs rw,user_id=0',
+      '31 20 0:61 /proc/cpuinfo /proc/cpuinfo rw,relatime - fuse.lxcfs lxcfs rw,user_id=0',
+      // covered: a tmpfs stacked on the lxcfs mount at its own mountpoint
+      '32 20 0:61 / /var/lib/lxcfs rw,relatime - fuse.lxcfs lxcfs rw',
+      '33 32 0:70 / /var/lib/lxcfs rw,relatime - tmpfs fake rw',
+      // not covered: a mount below it, at another mountpoint
+      '34 20 0:61 /proc /srv/proc rw,relatime - fuse.lxcfs lxcfs rw',
+      '35 34 0:71 / /srv/proc/sub rw,relatime - tmpfs x rw',
+      // paths that spell the type, escaped as the kernel does; another type that starts like ours
+      '36 20 0:72 / /srv/a\\040-\\040fuse.lxcfs\\040b rw,relatime - tmpfs x rw',
+      '37 20 0:73 / /srv/c rw,relatime - fuse.lxcfs2 lxcfs rw',
+      '38 20 0:74 / /srv/d rw,relatime - tmpfs - rw',
+      // not a field a kernel writes, but what a match must be checked against
+      '40 20 0:75 / /srv/g rw,relatime - tmpfs - fuse.lxcfs x',
+      '39 20 0:61 /proc/uptime /srv/e\\040f/uptime rw,relatime - fuse.lxcfs lxcfs rw',
+    ];
+    for (let i = 0; i < 5000; i++) lines.push(`${1000 + i} 20 0:${100 + i} / /srv/u/${i} rw,relatime - tmpfs none rw`);
+    // ours again after the others, and stacked twice over at the same point: only the top one is listed
+    lines.push(
+      '9000 20 0:62 /proc/stat /proc/stat rw - fuse.lxcfs lxcfs rw',
+      '9001 9000 0:62 /proc/stat /proc/stat rw - fuse.lxcfs lxcfs rw',
+      // no newline after the last line
+      '9002 20 0:62 /proc/swaps /proc/swaps rw - fuse.lxcfs lxcfs rw',
+    );
+    const table = lines.join('\n');
+    const want = expected(table);
+    expect(want.map((entry) => entry.mountId)).toEqual([30, 31, 34, 39, 9001, 9002]);
+    expect(listed(table)).toEqual(want);
+    expect(listed(table + '\n')).toEqual(want);
+  });
+
+  it('a namespace whose table has no lxcfs mount is not listed', () => {
+    fs.writeFileSync(path.join(proc, '400', 'mountinfo'), '20 1 254:0 / / rw - ext4 /dev/vda rw\n');
+    expect(findLxcfsNamespaces([400], proc)).toEqual({ ok: true, value: [] });
   });
 });
