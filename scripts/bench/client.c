@@ -11,7 +11,10 @@
  * writes "go\n" (or "skip\n" to make it exit).
  *
  * Every mode first joins the cgroups whose cgroup.procs files are listed,
- * colon-separated, in $BENCH_CGROUP_PROCS, if that is set.
+ * colon-separated, in $BENCH_CGROUP_PROCS, if that is set.  With
+ * $BENCH_PIDNS=1, the modes that wait for "go" then do their work as pid 1 of
+ * a new pid namespace, as a container's process would: the daemons then
+ * resolve the caller through its namespace's init, as they do in containers.
  *
  * Modes (all times from clock_gettime(CLOCK_MONOTONIC), in ns):
  *   lat  ITERS CHUNK WARMUP PATH...
@@ -48,6 +51,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sched.h>
 #include <time.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -98,6 +102,23 @@ static long read_file(const char *path)
 
 static void join_cgroups(void);
 
+/* Continues as pid 1 of a new pid namespace; the parent only waits and passes the exit status on. */
+static void enter_pid_namespace(void)
+{
+	int status;
+	fflush(stdout);
+	if (unshare(CLONE_NEWPID) != 0)
+		die("unshare(CLONE_NEWPID)", "");
+	pid_t child = fork();
+	if (child < 0)
+		die("fork", "");
+	if (child == 0)
+		return;
+	if (waitpid(child, &status, 0) != child)
+		die("waitpid", "");
+	_exit(WIFEXITED(status) ? WEXITSTATUS(status) : 2);
+}
+
 /* Joins the cgroups of $BENCH_CGROUP_PROCS if set, says "ready", waits for "go". */
 static void wait_go(void)
 {
@@ -107,6 +128,8 @@ static void wait_go(void)
 	fflush(stdout);
 	if (!fgets(line, sizeof(line), stdin) || strncmp(line, "go", 2) != 0)
 		exit(3);
+	if (getenv("BENCH_PIDNS") && strcmp(getenv("BENCH_PIDNS"), "1") == 0)
+		enter_pid_namespace();
 }
 
 static long arg_long(const char *s)

@@ -79,6 +79,9 @@ export interface LatencyRow {
 }
 
 export interface LatencyResult {
+  /** The client was pid 1 of its own pid namespace (the daemons resolve it through the namespace's
+   * init, as in a container), or a process of the host's. */
+  own_pid_namespace: boolean;
   iters: number;
   chunk: number;
   warmup: number;
@@ -93,18 +96,20 @@ export function cellOf(row: LatencyRow | undefined, target: string): Cell | unde
 }
 
 /** Median and p99 per file and target; ratio lxcfs-ts/lxcfs per file and overall (median of the per-file
- * ratios). */
+ * ratios). One client reads them all, in the host's pid namespace or as pid 1 of its own. */
 export async function phaseLatency(
   bench: Bench,
   { bin, cg, usable }: Reader,
-  keepSamples: boolean,
+  { keepSamples, ownPidNamespace }: { keepSamples: boolean; ownPidNamespace: boolean },
 ): Promise<LatencyResult> {
   const { cfg } = bench;
   const cols: Array<[string, Target]> = [];
   for (const [file] of MEASURED_FILES)
     for (const t of bench.targets) if (usable[t.id]![file] === true) cols.push([file, t]);
   const args = ['lat', cfg.latIters, cfg.latChunk, cfg.latWarmup, ...cols.map(([f, t]) => pathOf(t, f))];
-  const [out] = await runClients(bench.cleanup, bin, cg, [args], 240000 + cfg.latIters * cols.length * 2);
+  const [out] = await runClients(bench.cleanup, bin, cg, [args], 240000 + cfg.latIters * cols.length * 2, {
+    ownPidNamespace,
+  });
   const res: Record<string, Record<string, { bytes?: number; samples?: number[] }>> = {};
   for (const line of out!.split('\n')) {
     const f = line.split(' ');
@@ -146,5 +151,12 @@ export async function phaseLatency(
     ratio_p50: median(FILES.map(([f]) => table[f]!.ratio_p50)),
     ratio_p99: median(FILES.map(([f]) => table[f]!.ratio_p99)),
   };
-  return { iters: cfg.latIters, chunk: cfg.latChunk, warmup: cfg.latWarmup, files: table, overall };
+  return {
+    own_pid_namespace: ownPidNamespace,
+    iters: cfg.latIters,
+    chunk: cfg.latChunk,
+    warmup: cfg.latWarmup,
+    files: table,
+    overall,
+  };
 }

@@ -18,7 +18,8 @@
 //     prints "ready", is moved into those cgroups by this script, and only then gets "go".
 //  1b. warm-up (latency.ts): 3000 untimed reads of every file of both daemons.
 //  2. latency (latency.ts): per file, open + read to EOF + close, N iterations each for lxcfs-ts, lxcfs
-//     and the host file, interleaved; median and p99 per file and target, and the ratios.
+//     and the host file, interleaved; median and p99 per file and target, and the ratios. Then again with
+//     the client as pid 1 of its own pid namespace, as a container's process is.
 //  3. idle (cost.ts): daemon CPU over an idle window (includes lxcfs's loadavg sampler pass with -l).
 //  4. throughput (throughput.ts): 1, 4 and 8 concurrent client processes reading one file.
 //  5. cost (cost.ts): RSS and CPU of both daemons, sampled throughout (sampling.ts); CPU µs per read
@@ -234,7 +235,12 @@ async function main(opts: Options, cfg: Config, bench: Bench): Promise<void> {
   step(`warm-up: ${cfg.warmupReads} untimed reads of every file of each daemon`);
   await phase('warm-up', () => phaseWarmup(bench, reader));
   step(`latency: ${cfg.latIters} iterations x ${FILES.length} files x ${bench.targets.length} targets`);
-  R.latency = await phase('latency', () => phaseLatency(bench, reader, !opts['no-samples']));
+  const keepSamples = !opts['no-samples'];
+  R.latency = await phase('latency', () => phaseLatency(bench, reader, { keepSamples, ownPidNamespace: false }));
+  step('latency again, the client as pid 1 of its own pid namespace (as in a container)');
+  R.latency_pidns = await phase('latency, own pid ns', () =>
+    phaseLatency(bench, reader, { keepSamples: false, ownPidNamespace: true }),
+  );
 
   step(`idle window ${cfg.idleSeconds} s`);
   // The CPU windows (cost.ts) are sampled inside the phases: the scrapes around them are no one's cost.

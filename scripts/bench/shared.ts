@@ -311,7 +311,8 @@ function moveInto(cg: ContainerCgroups, pid: number): void {
 
 /**
  * Starts every client, waits for all "ready" lines, moves each into the cgroups, then "go" to all.
- * Resolves with the stdout of each; rejects on any failure or the timeout.
+ * Resolves with the stdout of each; rejects on any failure or the timeout. `ownPidNamespace`: each
+ * client works as pid 1 of a pid namespace of its own, as a process of a container does.
  */
 export async function runClients(
   cleanup: Cleanup,
@@ -319,9 +320,11 @@ export async function runClients(
   cg: ContainerCgroups,
   argLists: Array<Array<string | number>>,
   timeoutMs: number,
+  { ownPidNamespace = false }: { ownPidNamespace?: boolean } = {},
 ): Promise<string[]> {
+  const env = ownPidNamespace ? { ...process.env, BENCH_PIDNS: '1' } : process.env;
   const clients = argLists.map((args) => {
-    const child = spawn(bin, args.map(String), { stdio: ['pipe', 'pipe', 'pipe'] });
+    const child = spawn(bin, args.map(String), { stdio: ['pipe', 'pipe', 'pipe'], env });
     cleanup.own(child);
     let out = '';
     let err = '';
