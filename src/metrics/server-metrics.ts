@@ -111,7 +111,7 @@ function gcFamilies(gc: GcSources): MetricFamily[] {
   return [
     {
       name: 'lxcfs_ts_gc_total',
-      help: "Garbage collections in the serving process, by thread (main; intake: takes requests off /dev/fuse; reader: all readers) and kind (minor: young generation; major: full mark-sweep-compact; incremental: marking steps; weak_callbacks). A reader's or the intake's count is published at a scrape or its next request",
+      help: "Garbage collections in the serving process, by thread (main; intake: takes requests off /dev/fuse; reader: all readers) and kind (minor: young generation; major: full mark-sweep-compact; incremental: marking steps; weak_callbacks; fold: the full collections this counting runs to release what it recorded). A reader's or the intake's count is published at a scrape or its next request",
       type: 'counter',
       aggregator: 'sum',
       values: counts,

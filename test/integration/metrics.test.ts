@@ -258,7 +258,7 @@ describe('metrics', () => {
 
   it('counts garbage collections and their pauses per thread and kind, and those of the FUSE threads grow with reads', async () => {
     const threads = ['main', 'intake', 'reader'];
-    const kinds = ['minor', 'major', 'incremental', 'weak_callbacks'];
+    const kinds = ['minor', 'major', 'incremental', 'weak_callbacks', 'fold'];
     const gcOfFuseThreads = (families: ParsedFamily[], name: string): number =>
       value(families, name, { thread: 'intake', kind: 'minor' }) +
       value(families, name, { thread: 'reader', kind: 'minor' });

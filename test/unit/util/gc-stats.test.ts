@@ -46,7 +46,7 @@ describe('ProfiledGc', () => {
     expect(run.growthMiB).toBeLessThan(64);
     const count = (kind: string): number => run.totals.find((t) => t.kind === kind)!.count;
     expect(count('minor')).toBeGreaterThan(300);
-    // Every fold's own full collection is counted as the major collection it is.
-    expect(count('major')).toBeGreaterThanOrEqual(300);
+    // Every fold's own full collection is counted, apart from those serving needed.
+    expect(count('fold')).toBe(300);
   });
 });
