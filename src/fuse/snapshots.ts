@@ -433,8 +433,14 @@ export class SnapshotStore {
     if (this.bytes.length !== this.memory.pages.byteLength) this.bytes = new Uint8Array(this.memory.pages);
   }
 
-  /** Another thread compacted the pool: its message carrying the new buffer is already queued for us. */
+  /** Another view compacted the pool. In this thread it replaced the pages of the memory object the views
+   * here share; in another thread, its message carrying the new buffer is already queued for us. */
   private adoptPool(): boolean {
+    if (this.bytes.buffer !== this.memory.pages) {
+      this.epoch = this.ctl[POOL_EPOCH]!;
+      this.bytes = new Uint8Array(this.memory.pages);
+      return true;
+    }
     const message = this.receivePool?.();
     if (message === undefined || message.epoch !== this.ctl[POOL_EPOCH]) return false;
     this.epoch = message.epoch;

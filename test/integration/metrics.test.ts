@@ -208,6 +208,33 @@ describe('metrics', () => {
     }
   });
 
+  it('answers scrapes after the snapshot pool grew and shrank again, with the same serving process', async () => {
+    const bytes = (families: ParsedFamily[]): number =>
+      value(families, 'lxcfs_ts_snapshot_memory_bytes', { state: 'allocated' });
+    const restartsBefore = value(await scrape(), 'lxcfs_ts_server_restarts_total');
+    // 400 snapshots of a page each outgrow the pool's first 256 pages; closed, they leave it mostly free,
+    // and the main thread compacts it (every 2 s) while the scrapes below look at the same store.
+    const fds = Array.from({ length: 400 }, () => fs.openSync(path.join(mnt, 'proc/cpuinfo'), 'r'));
+    let grown: number;
+    try {
+      for (const fd of fds) fs.readSync(fd, Buffer.alloc(16), 0, 16, 0);
+      grown = bytes(await scrape());
+      expect(grown).toBeGreaterThan(256 * 4096);
+    } finally {
+      for (const fd of fds) fs.closeSync(fd);
+    }
+    let families = await scrape();
+    for (const deadline = Date.now() + 15_000; bytes(families) >= grown && Date.now() < deadline;) {
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      families = await scrape();
+    }
+    expect(bytes(families)).toBeLessThan(grown);
+    // A scrape after the compaction once crashed the serving process (its view of the pool was stale).
+    families = await scrape();
+    expect(value(families, 'lxcfs_ts_serving')).toBe(1);
+    expect(value(families, 'lxcfs_ts_server_restarts_total')).toBe(restartsBefore);
+  }, 60_000);
+
   it('counts the containers that opened files, and the largest share one of them holds against its limit', async () => {
     const before = await scrape();
     const seenBefore = value(before, 'lxcfs_ts_containers', { state: 'seen' });

@@ -169,6 +169,22 @@ describe('SnapshotStore', () => {
     expect(reader.usage()).toMatchObject({ handles: 0, pagesInUse: 0 });
   });
 
+  it('serves every view of the compacting thread after a compaction, as the metrics scrape has one', () => {
+    const memory = SnapshotStore.allocate({ handles: 1024, bytes: 64 << 20 });
+    const scrape = new SnapshotStore(memory);
+    const compactor = new SnapshotStore(memory);
+    const handles = Array.from({ length: 200 }, (_, i) => opened(scrape, i % 3));
+    handles.forEach((h, i) => scrape.put(h, bytes(20_000 + i, i)));
+    handles.slice(1).forEach((h) => scrape.release(h));
+    expect(compactor.compact(() => {})).toBe(true);
+    // Before, the older view threw "snapshot pool epoch 1 was published but never received by this thread",
+    // and with it the serving process, at the first scrape after the pool shrank.
+    expect(scrape.tenantUsage().holding).toBe(1);
+    expect(same(readAll(scrape, handles[0]!, 3000), bytes(20_000, 0))).toBe(true);
+    scrape.release(handles[0]!);
+    expect(scrape.usage()).toMatchObject({ handles: 0, pagesInUse: 0 });
+  });
+
   it('tells the intake which tenant opened a live handle, and nothing for a released or foreign one', () => {
     const memory = SnapshotStore.allocate();
     const store = new SnapshotStore(memory);
