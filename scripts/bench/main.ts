@@ -53,7 +53,7 @@ import { phaseLatency, phaseWarmup, viewsFromCgroup } from './latency.js';
 import { phaseMetricsCost } from './metrics-cost.js';
 import { phaseNeighbour } from './neighbour.js';
 import { formatPsi, phasePsiCost } from './psi.js';
-import { evaluateTargets, printReport, type Results, writeSvg } from './report.js';
+import { daemonProblems, evaluateTargets, printReport, type Results, writeSvg } from './report.js';
 import { formatRemount, phaseRemount } from './remount.js';
 import { phaseSamplerCost } from './sampler-cost.js';
 import { sampleAll, series } from './sampling.js';
@@ -298,6 +298,10 @@ async function main(opts: Options, cfg: Config, bench: Bench): Promise<void> {
     R.webhook = await benchWebhook({ reviews: cfg.webhookReviews, idleSamples: opts.quick ? 1 : 3 });
   }
   R.daemon_logs = Object.fromEntries(daemons.map((d) => [d.id, d.output().slice(0, 8192)]));
+  // lxcfs-ts logs JSON records; lxcfs's plain lines would all look like problems.
+  R.daemon_problems = Object.fromEntries(
+    daemons.filter((d) => d.cmdline.startsWith('lxcfs-ts')).map((d) => [d.label, daemonProblems(d.output())]),
+  );
   R.cost.series = series;
   R.targets = evaluateTargets(bench, R);
   meta.seconds = sinceStart();

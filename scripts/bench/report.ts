@@ -57,6 +57,9 @@ export interface Results {
   /** lxcfs-ts's garbage collections per phase (not with --no-gc). */
   gc?: GcResult;
   daemon_logs?: Record<string, string>;
+  /** Per daemon: the lines of its output at warning level or above, and those that are not log records
+   * (a crash's stack trace), the first 20. */
+  daemon_problems?: Record<string, string[]>;
   targets?: TargetCheck[];
 }
 
@@ -141,6 +144,27 @@ function formatLatency(bench: Bench, lat: LatencyResult): string[] {
   }
 
   return L;
+}
+
+const PROBLEMS_KEPT = 20;
+
+/** The lines of a daemon's output at warning level or above (pino's 40), and those that are not log
+ * records at all (what Node prints when a process dies of an exception). */
+export function daemonProblems(output: string): string[] {
+  const problems: string[] = [];
+  for (const line of output.split('\n')) {
+    if (!line.trim()) continue;
+    let level: unknown;
+    try {
+      level = (JSON.parse(line) as { level?: unknown }).level;
+    } catch {
+      level = undefined;
+    }
+    if (typeof level === 'number' && level < 40) continue;
+    problems.push(line);
+    if (problems.length === PROBLEMS_KEPT) break;
+  }
+  return problems;
 }
 
 export function printReport(bench: Bench, R: Results): void {
@@ -326,6 +350,14 @@ export function printReport(bench: Bench, R: Results): void {
   if (R.webhook) {
     L.push('');
     L.push(formatWebhook(R.webhook));
+  }
+  for (const [id, lines] of Object.entries(R.daemon_problems ?? {})) {
+    if (!lines.length) continue;
+    L.push('');
+    L.push(
+      `${id} logged ${lines.length}${lines.length === PROBLEMS_KEPT ? ' or more' : ''} warnings or errors; the first:`,
+    );
+    for (const line of lines.slice(0, 8)) L.push(`  ${line.slice(0, 300)}`);
   }
   if (R.targets?.length) {
     L.push('');
