@@ -71,7 +71,11 @@ export interface Reads {
 
 /** Stops a reader and returns what it read. */
 export function stopReader(docker: Docker, name: string): Reads {
-  docker.ok(['exec', name, 'touch', '/tmp/stop']);
+  // The loop ends as soon as the file exists, and the container with it, which can kill `touch` before
+  // touch itself has exited: 137 (SIGKILL) then means the stop worked.
+  const touched = docker.run(['exec', name, 'touch', '/tmp/stop']);
+  if (touched.status !== 0 && touched.status !== 137)
+    throw new Error(`docker exec ${name} touch /tmp/stop exited with ${touched.status}: ${touched.stderr}`);
   docker.ok(['wait', name]);
   const letters = readFromContainer(docker, name, '/tmp/reads');
   const groups = (letters.match(/(.)\1*/g) ?? []).map((group) => `${group[0]}×${group.length}`);
