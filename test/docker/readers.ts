@@ -5,6 +5,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { expect } from 'vitest';
 import type { Docker } from '../helpers/docker.js';
 
 /** --memory 256m, as /proc/meminfo shows it. */
@@ -64,6 +65,8 @@ function readFromContainer(docker: Docker, name: string, file: string): string {
 export interface Reads {
   /** Run-length encoded letters: "o×1200 e×40 o×800" (the middle elided when long). */
   runs: string;
+  /** The same, file by file: the reader's even letters are reads of meminfo, its odd ones of online. */
+  perFile: { meminfo: string; online: string };
   count: number;
   /** The reads that were neither its own numbers nor an error ('' when none). */
   other: string;
@@ -78,16 +81,30 @@ export function stopReader(docker: Docker, name: string): Reads {
     throw new Error(`docker exec ${name} touch /tmp/stop exited with ${touched.status}: ${touched.stderr}`);
   docker.ok(['wait', name]);
   const letters = readFromContainer(docker, name, '/tmp/reads');
-  const groups = (letters.match(/(.)\1*/g) ?? []).map((group) => `${group[0]}×${group.length}`);
-  const runs =
-    groups.length <= 12
-      ? groups.join(' ')
-      : `${groups.slice(0, 6).join(' ')} … (${groups.length - 9} more) … ${groups.slice(-3).join(' ')}`;
+  const everyOther = (first: number): string => [...letters].filter((_, i) => i % 2 === first).join('');
   const other = readFromContainer(docker, name, '/tmp/other');
   const lines = other.split('\n').filter(Boolean);
   return {
-    runs,
+    runs: runLengths(letters),
+    perFile: { meminfo: runLengths(everyOther(0)), online: runLengths(everyOther(1)) },
     count: letters.length,
     other: lines.length <= 3 ? other : `${lines.length} reads, such as ${lines.slice(0, 3).join('; ')}`,
   };
+}
+
+function runLengths(letters: string): string {
+  const groups = (letters.match(/(.)\1*/g) ?? []).map((group) => `${group[0]}×${group.length}`);
+  return groups.length <= 12
+    ? groups.join(' ')
+    : `${groups.slice(0, 6).join(' ')} … (${groups.length - 9} more) … ${groups.slice(-3).join(' ')}`;
+}
+
+/** Its own values, then errors while the daemon was down, then its own values again, and never anything
+ * else: file by file. A remount re-binds a container's files one after the other, so in the moment
+ * between two of them one file can already be healed while the next still fails, and the reads of both
+ * interleave; what must never happen is a file going back to failing, or showing other numbers. */
+export function expectDownThenHealed(reads: Reads): void {
+  expect(reads.other, `read foreign values: ${reads.runs}`).toBe('');
+  for (const [file, runs] of Object.entries(reads.perFile))
+    expect(runs, `${file} (all: ${reads.runs})`).toMatch(/^o×\d+ e×\d+ o×\d+$/);
 }
