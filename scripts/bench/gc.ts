@@ -2,10 +2,8 @@
 // and its GC counters (lxcfs_ts_gc_total, lxcfs_ts_gc_pause_seconds_total, by thread and kind) and
 // request counters are scraped at each phase's start and end; a phase's figures are the differences.
 
-import { run } from '../../test/helpers/processes.js';
-
 const KINDS = ['minor', 'major', 'incremental', 'weak_callbacks', 'fold'] as const;
-const THREADS = ['reader', 'intake', 'main'] as const;
+const THREADS = ['reader', 'main'] as const;
 type Kind = (typeof KINDS)[number];
 type Thread = (typeof THREADS)[number];
 
@@ -65,11 +63,7 @@ function parse(text: string): Scrape {
 export class GcPhases {
   readonly result: GcResult;
 
-  /** `poke`: a file of that daemon's mount, read between two scrapes (see checkpoint). */
-  constructor(
-    private readonly port: number,
-    private readonly poke: string,
-  ) {
+  constructor(private readonly port: number) {
     this.result = { port, phases: [], errors: [] };
   }
 
@@ -79,20 +73,11 @@ export class GcPhases {
     return parse(await response.text());
   }
 
-  /** The counters now. A scrape has the readers publish what they counted, but the intake, blocked in
-   * read() on a quiet mount, publishes at its next request only: one read (from a child, with a timeout:
-   * a hung mount hangs whoever reads it) between two scrapes brings its count up to date. */
-  private async checkpoint(): Promise<Scrape> {
-    await this.scrape();
-    run('cat', [this.poke], { timeout: 5000 });
-    return this.scrape();
-  }
-
   /** Runs `body` between two checkpoints and records the difference as `phase`. */
   async measure<T>(phase: string, body: () => Promise<T>): Promise<T> {
     let start: Scrape | undefined;
     try {
-      start = await this.checkpoint();
+      start = await this.scrape();
     } catch (err) {
       this.result.errors.push(`${phase} start: ${(err as Error).message}`);
     }
@@ -102,7 +87,7 @@ export class GcPhases {
     if (!start) return value;
     let end: Scrape;
     try {
-      end = await this.checkpoint();
+      end = await this.scrape();
     } catch (err) {
       this.result.errors.push(`${phase} end: ${(err as Error).message}`);
       return value;
@@ -152,14 +137,14 @@ export function formatGc(gc: GcResult): string[] {
   L.push(
     `GC in lxcfs-ts per phase (every thread of the serving process; its --metrics counters at the phase's start and end; other = incremental marking steps + weak callbacks; folds = full collections the GC counting ran, in the phase's first requests after a checkpoint's scrape, not in the other columns)`,
   );
-  const h = `${'phase'.padEnd(14)} ${pad('requests', 10)} | ${pad('GCs', 6)} ${pad('minor', 6)} ${pad('major', 6)} ${pad('other', 6)} | ${pad('pause ms', 9)} ${pad('minor', 8)} ${pad('major', 8)} | ${pad('GC/1k req', 9)} ${pad('µs/req', 7)} | pause ms reader/intake/main | folds n/ms`;
+  const h = `${'phase'.padEnd(14)} ${pad('requests', 10)} | ${pad('GCs', 6)} ${pad('minor', 6)} ${pad('major', 6)} ${pad('other', 6)} | ${pad('pause ms', 9)} ${pad('minor', 8)} ${pad('major', 8)} | ${pad('GC/1k req', 9)} ${pad('µs/req', 7)} | pause ms reader/main | folds n/ms`;
   L.push(h);
   L.push('-'.repeat(h.length));
   for (const p of gc.phases) {
     const other = p.total.incremental.count + p.total.weak_callbacks.count;
     const count = p.total.minor.count + p.total.major.count + other;
     const pauseMs = KINDS.reduce((sum, kind) => sum + (kind === 'fold' ? 0 : p.total[kind].ms), 0);
-    // Per request only where requests made the garbage (the idle window has only the checkpoint's read).
+    // Per request only where requests made the garbage (the idle window has only the scrapes' wake-ups).
     const perK = p.requests >= 1000 ? ((1000 * count) / p.requests).toFixed(2) : '-';
     const usPerReq = p.requests >= 1000 ? ((1000 * pauseMs) / p.requests).toFixed(2) : '-';
     const byThread = THREADS.map((thread) => ms(p.pause_ms_by_thread[thread])).join('/');

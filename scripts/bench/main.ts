@@ -224,7 +224,7 @@ async function main(opts: Options, cfg: Config, bench: Bench): Promise<void> {
   const R: Results = { meta, cgroup: { name: cg.name, dirs: cg.dirs, cpus: cg.cpus }, cost: { daemons: {} } };
   R.views = await viewsFromCgroup(bench, reader);
   // Every phase that reads from the bench's lxcfs-ts runs inside `phase`, which counts its GCs.
-  const gc = tsMetricsPort ? new GcPhases(tsMetricsPort, path.join(tsMnt, 'proc/uptime')) : undefined;
+  const gc = tsMetricsPort ? new GcPhases(tsMetricsPort) : undefined;
   if (gc) R.gc = gc.result;
   const phase = <T>(name: string, body: () => Promise<T>): Promise<T> => (gc ? gc.measure(name, body) : body());
   const at: Checkpoints = {};

@@ -1,7 +1,14 @@
-// Requests taken off /dev/fuse, waiting for a reader thread, queued per tenant and handed out round
+// Requests taken off /dev/fuse that wait for a reader thread, queued per tenant and handed out round
 // robin: a tenant that keeps hundreds of requests in flight waits behind itself, while another tenant's
-// request is next in line (at most one request of each other waiting tenant ahead of it). The kernel's
-// own queue is FIFO across everyone, so the intake thread (reader.ts) keeps it drained into this one.
+// request is next in line (at most one request of each other waiting tenant ahead of it).
+//
+// Every reader thread reads /dev/fuse itself, and a request that finds the daemon idle is served by the
+// thread that read it, with no hand-over (a thread wake-up that, on a VM, is most of a quiet read's
+// cost). The kernel's own queue is FIFO across everyone, though: once all readers are busy, requests
+// pile up there behind the busiest tenant. So a reader that finds requests already waiting in the
+// kernel drains them into this queue, and the readers serve this queue in fair order. The queue also
+// keeps count of which readers are blocked in read(), so that a queued request is never left behind
+// while every reader waits for the kernel (see beforeRead).
 //
 // All in shared memory, guarded by one short spinlock: request slots of SLOT_BYTES, a free stack, a
 // table of tenants each with a FIFO list of its slots, and a ring of the tenants that have requests.
@@ -9,7 +16,7 @@
 import { lockWord, unlockWord } from '../util/spinlock.js';
 import { TenantTable } from './tenant-table.js';
 
-/** Request slots; when all are taken the intake waits and the kernel's queue holds the rest. */
+/** Request slots; when all are taken, a reader serves what it read itself. */
 const SLOTS = 2048;
 /** Larger requests carry data we never read (WRITE, SETXATTR, IOCTL, SYMLINK: all refused): they are
  * queued cut to this size, their header intact. */
@@ -18,15 +25,12 @@ const NONE = -1;
 
 // Control words.
 const LOCK = 0;
-const POSTED = 1; // bumped on every put and on close: readers wait on it
-const FREED = 2; // bumped when a slot is freed: the intake waits on it when all are taken
-const FREE_TOP = 3;
-const CLOSED = 4; // 0 while open, else 1 + the index of the close reason
-const RING_HEAD = 5;
-const RING_TAIL = 6;
-const SERVING = 7; // slots taken and not yet done
-const NUDGES = 8; // bumped by nudge(): waiting readers run their whileIdle
-const HEADER = 9;
+const FREE_TOP = 1;
+const RING_HEAD = 2;
+const RING_TAIL = 3;
+const OUTSIDE = 4; // readers that are not blocked in read() and have not left
+const READING = 5; // readers in read()
+const HEADER = 6;
 const SLOT_FIELDS = 3; // next slot of the same tenant, length, tenant
 const SLOT_BASE = HEADER;
 const FREE_BASE = SLOT_BASE + SLOTS * SLOT_FIELDS;
@@ -44,7 +48,7 @@ export interface FairQueueMemory {
   data: SharedArrayBuffer;
 }
 
-export class FairQueue<Reason extends string> {
+export class FairQueue {
   private readonly ctl: Int32Array;
   private readonly data: Buffer;
   private readonly tenants: TenantTable;
@@ -59,71 +63,75 @@ export class FairQueue<Reason extends string> {
     return { control, data: new SharedArrayBuffer(SLOTS * SLOT_BYTES) };
   }
 
-  /** `reasons`: what close() may say, the same list in every thread. */
-  constructor(
-    memory: FairQueueMemory,
-    private readonly reasons: readonly Reason[],
-  ) {
+  constructor(memory: FairQueueMemory) {
     this.ctl = new Int32Array(memory.control);
     this.data = Buffer.from(memory.data);
     this.tenants = new TenantTable(this.ctl, TENANT_BASE, SLOTS, TENANT_FIELDS, QUEUED);
   }
 
-  /** Queues `request[0..n)` for `tenant`; waits while every slot is taken. False once closed. */
+  /** A reader starts serving: from now on it is counted until it leaves. */
+  join(): void {
+    this.lock();
+    this.ctl[OUTSIDE]!++;
+    this.unlock();
+  }
+
+  /** A reader about to read /dev/fuse: a queued request it must serve instead, or undefined, and then it
+   * counts as reading until afterRead(). It reads, leaving queued requests to others, only when another
+   * reader is outside read() to serve them and no one is reading yet: that read drains the kernel's queue
+   * (it returns at once while requests wait there). A blocked reader means that queue is empty. */
+  beforeRead(): number | undefined {
+    this.lock();
+    if (this.ctl[RING_HEAD] !== NONE && (this.ctl[READING]! > 0 || this.ctl[OUTSIDE] === 1)) return this.takeLocked();
+    this.ctl[OUTSIDE]!--;
+    this.ctl[READING]!++;
+    this.unlock();
+    return undefined;
+  }
+
+  /** The read returned (with a request or an error). */
+  afterRead(): void {
+    this.lock();
+    this.ctl[READING]!--;
+    this.ctl[OUTSIDE]!++;
+    this.unlock();
+  }
+
+  /** A reader that will read no more: a queued request it must serve first, or undefined once it has
+   * left. The last reader to leave serves everything queued. */
+  leave(): number | undefined {
+    this.lock();
+    if (this.ctl[RING_HEAD] !== NONE) return this.takeLocked();
+    this.ctl[OUTSIDE]!--;
+    this.unlock();
+    return undefined;
+  }
+
+  /** Nothing is queued (a moment's view: without the lock). */
+  empty(): boolean {
+    return Atomics.load(this.ctl, RING_HEAD) === NONE;
+  }
+
+  /** Queues `request[0..n)` for `tenant`; false when every slot is taken. */
   put(tenant: number, request: Buffer, n: number): boolean {
-    for (;;) {
-      const freed = Atomics.load(this.ctl, FREED);
-      this.lock();
-      if (this.ctl[CLOSED] !== 0) return (this.unlock(), false);
-      const top = this.ctl[FREE_TOP]!;
-      if (top > 0) {
-        const slot = this.ctl[FREE_BASE + top - 1]!;
-        this.ctl[FREE_TOP] = top - 1;
-        const length = Math.min(n, SLOT_BYTES);
-        request.copy(this.data, slot * SLOT_BYTES, 0, length);
-        this.ctl[SLOT_BASE + slot * SLOT_FIELDS + 2] = tenant;
-        this.append(this.tenants.find(tenant, true), slot, length);
-        Atomics.add(this.ctl, POSTED, 1);
-        this.unlock();
-        Atomics.notify(this.ctl, POSTED, 1);
-        return true;
-      }
-      this.unlock();
-      Atomics.wait(this.ctl, FREED, freed);
-    }
+    this.lock();
+    const top = this.ctl[FREE_TOP]!;
+    if (top === 0) return (this.unlock(), false);
+    const slot = this.ctl[FREE_BASE + top - 1]!;
+    this.ctl[FREE_TOP] = top - 1;
+    const length = Math.min(n, SLOT_BYTES);
+    request.copy(this.data, slot * SLOT_BYTES, 0, length);
+    this.ctl[SLOT_BASE + slot * SLOT_FIELDS + 2] = tenant;
+    this.append(this.tenants.find(tenant, true), slot, length);
+    this.unlock();
+    return true;
   }
 
-  /** The next request in fair order: its slot, or undefined once the queue is closed and empty. Waits
-   * while there is none, calling `whileIdle` when nudged meanwhile. */
-  take(whileIdle?: () => void): number | undefined {
-    for (;;) {
-      const posted = Atomics.load(this.ctl, POSTED);
-      this.lock();
-      const tenant = this.ctl[RING_HEAD]!;
-      if (tenant !== NONE) {
-        const slot = this.ctl[tenant + FIRST]!;
-        this.ctl[tenant + FIRST] = this.ctl[SLOT_BASE + slot * SLOT_FIELDS]!;
-        this.ctl[tenant + QUEUED]!--;
-        // The tenant goes to the back of the ring, or leaves it.
-        this.ctl[RING_HEAD] = this.ctl[tenant + RING_NEXT]!;
-        if (this.ctl[RING_HEAD] === NONE) this.ctl[RING_TAIL] = NONE;
-        if (this.ctl[tenant + QUEUED]! > 0) this.enterRing(tenant);
-        this.ctl[SERVING]!++;
-        this.unlock();
-        return slot;
-      }
-      const closed = this.ctl[CLOSED] !== 0;
-      this.unlock();
-      if (closed) return undefined;
-      const nudges = Atomics.load(this.ctl, NUDGES);
-      Atomics.wait(this.ctl, POSTED, posted);
-      if (Atomics.load(this.ctl, NUDGES) !== nudges) whileIdle?.();
-    }
-  }
-
-  /** Nothing is queued and no reader is serving (a moment's view: without the lock). */
-  idle(): boolean {
-    return Atomics.load(this.ctl, RING_HEAD) === NONE && Atomics.load(this.ctl, SERVING) === 0;
+  /** The next request in fair order: its slot, or undefined when nothing is queued. */
+  take(): number | undefined {
+    this.lock();
+    if (this.ctl[RING_HEAD] === NONE) return (this.unlock(), undefined);
+    return this.takeLocked();
   }
 
   /** The request in `slot` (valid until done(slot)). */
@@ -145,33 +153,21 @@ export class FairQueue<Reason extends string> {
     this.lock();
     this.ctl[FREE_BASE + this.ctl[FREE_TOP]!] = slot;
     this.ctl[FREE_TOP]!++;
-    this.ctl[SERVING]!--;
-    Atomics.add(this.ctl, FREED, 1);
     this.unlock();
-    Atomics.notify(this.ctl, FREED, 1);
   }
 
-  /** Wakes every reader waiting in take() to run its whileIdle once. */
-  nudge(): void {
-    Atomics.add(this.ctl, NUDGES, 1);
-    Atomics.add(this.ctl, POSTED, 1);
-    Atomics.notify(this.ctl, POSTED);
-  }
-
-  /** No more requests: take() drains what is queued, then answers undefined. The first reason stays. */
-  close(reason: Reason): void {
-    this.lock();
-    if (this.ctl[CLOSED] === 0) this.ctl[CLOSED] = 1 + this.reasons.indexOf(reason);
-    Atomics.add(this.ctl, POSTED, 1);
+  /** Takes the ring's head (there is one) and unlocks. */
+  private takeLocked(): number {
+    const tenant = this.ctl[RING_HEAD]!;
+    const slot = this.ctl[tenant + FIRST]!;
+    this.ctl[tenant + FIRST] = this.ctl[SLOT_BASE + slot * SLOT_FIELDS]!;
+    this.ctl[tenant + QUEUED]!--;
+    // The tenant goes to the back of the ring, or leaves it.
+    this.ctl[RING_HEAD] = this.ctl[tenant + RING_NEXT]!;
+    if (this.ctl[RING_HEAD] === NONE) this.ctl[RING_TAIL] = NONE;
+    if (this.ctl[tenant + QUEUED]! > 0) this.enterRing(tenant);
     this.unlock();
-    Atomics.notify(this.ctl, POSTED);
-    Atomics.notify(this.ctl, FREED);
-  }
-
-  /** Why the queue was closed, if it was. */
-  closedFor(): Reason | undefined {
-    const closed = Atomics.load(this.ctl, CLOSED);
-    return closed === 0 ? undefined : this.reasons[closed - 1];
+    return slot;
   }
 
   private append(tenant: number, slot: number, length: number): void {

@@ -1,14 +1,13 @@
-// A serving thread: a synchronous take → dispatch → write loop. Requests come from the fair queue that the
-// intake thread fills from /dev/fuse; replies go straight to the shared fd. Synchronous I/O in worker
-// threads measured ~2× faster than libuv pool reads here, and keeps the main thread free for signals and
-// supervision.
+// A reader thread: a synchronous read → dispatch → write loop on the shared /dev/fuse fd. Synchronous I/O
+// in worker threads measured ~2× faster than libuv pool reads here, and keeps the main thread free for
+// signals and supervision.
 //
-// The intake is this same module in the other role: it takes every request off /dev/fuse as soon as the
-// kernel has it and queues it under its caller's tenant (fair-queue.ts), so the kernel's FIFO, which
-// would make everyone wait behind the busiest tenant, stays short. When it had to wait for a request,
-// nothing is queued and no reader is serving, there is no one to be fair to: it serves the request
-// itself, saving the hand-over (a thread wake-up, tens of microseconds on a VM) that would otherwise be
-// most of a quiet read's latency.
+// Every reader reads /dev/fuse itself, as libfuse's threads do, and serves what it read when nothing
+// else is waiting: the kernel then wakes the reader that waited longest and that reader answers, with no
+// hand-over to another thread. When requests were already waiting in the kernel (a read that returned at
+// once), the daemon is busy and the kernel's FIFO would make everyone wait behind the busiest tenant: the
+// reader queues what it read under its caller's tenant and reads again, draining the kernel's queue, and
+// readers serve the fair queue round robin between tenants (fair-queue.ts).
 //
 // A request on an open handle (READ, POLL) counts against the tenant that opened it, which the
 // snapshot store recorded; only the others cost a look at the caller (a readlink of its pid namespace,
@@ -20,16 +19,13 @@ import { InHeader, Op, OP_NAMES, PollIn, READ_BUFFER_SIZE, ReadIn } from './abi.
 import { FairQueue, type FairQueueMemory } from './fair-queue.js';
 import type { Caller, FileSystemFactory, Tenancy, TenancyFactory } from './filesystem.js';
 import { isStopRequest, Session } from './session.js';
-import { READER_EXITS, type ReaderExit, type ReaderMessage } from './thread-messages.js';
+import type { ReaderExit, ReaderMessage } from './thread-messages.js';
 import { SnapshotStore, type PoolMessage, type SnapshotMemory } from './snapshots.js';
 import { threadLog } from '../util/thread-log.js';
 import { RequestRecorder } from './request-stats.js';
-import { ProfiledGc, type GcStatsMemory } from '../util/gc-stats.js';
+import { collectGarbage, ProfiledGc, type GcStatsMemory } from '../util/gc-stats.js';
 
 export interface ReaderData {
-  /** The intake reads /dev/fuse and queues (serving a request itself only when no one waits); readers
-   * serve the queue. */
-  role: 'intake' | 'reader';
   index: number;
   fd: number;
   /** URL of a module whose `createFileSystem` export is a FileSystemFactory. */
@@ -37,7 +33,7 @@ export interface ReaderData {
   fsOptions: unknown;
   snapshots: SnapshotMemory;
   queue: FairQueueMemory;
-  /** Where the main thread posts a compacted snapshot pool (PoolMessage). */
+  /** Where the main thread posts a compacted snapshot pool (PoolMessage), taken up at the next request. */
   poolPort: MessagePort;
   conn: SharedArrayBuffer;
   /** Int32 0: wait before the first read; 1: read; -1: leave without reading. */
@@ -47,15 +43,14 @@ export interface ReaderData {
   logLevel: string;
   /** Request counters (request-stats.ts), when metrics are on. */
   stats?: SharedArrayBuffer;
-  /** Garbage collection counters (gc-stats.ts), when metrics are on: this thread's slot is its index
-   * (the intake's comes after the readers'). */
+  /** Garbage collection counters (gc-stats.ts), when metrics are on: this thread's slot is its index. */
   gc?: GcStatsMemory;
 }
 
 const data = workerData as ReaderData;
-const queue = new FairQueue<ReaderExit>(data.queue, READER_EXITS);
+const queue = new FairQueue(data.queue);
 const port = parentPort!;
-const log = threadLog(data.logLevel, data.role === 'intake' ? { intake: true } : { reader: data.index }, (record) =>
+const log = threadLog(data.logLevel, { reader: data.index }, (record) =>
   port.postMessage({ type: 'log', record } satisfies ReaderMessage),
 );
 
@@ -103,15 +98,7 @@ const gc = data.gc && new ProfiledGc(data.gc, data.index);
 function collectReplacedPool(): void {
   if (!poolReplaced) return;
   poolReplaced = false;
-  (globalThis as { gc?: () => void }).gc?.();
-}
-
-/** A reader with nothing to serve takes up a compacted pool when the main thread nudges it, not only at
- * its next request. */
-function adoptPoolWhileIdle(): void {
-  snapshots.adoptPublishedPool();
-  collectReplacedPool();
-  gc?.foldIfAsked();
+  collectGarbage?.();
 }
 
 /** Answers one request; returns false when the connection has ended (a refused INIT). */
@@ -130,24 +117,14 @@ function serve(request: Buffer, n: number, tenant: number, reply: Buffer): boole
   }
   collectReplacedPool();
   gc?.tick();
-  // A refused INIT ends the connection: nothing more will come. (The stop request is the intake's to act
-  // on: requests queued before it are still served.)
   return session.stopReason !== 'refused';
 }
 
-/** Serves until the queue is closed and drained; the intake says why. */
-function serveQueue(): { reason: ReaderExit } {
-  const reply = Buffer.alloc(READ_BUFFER_SIZE);
-  for (;;) {
-    const slot = queue.take(adoptPoolWhileIdle);
-    if (slot === undefined) return { reason: queue.closedFor() ?? 'sentinel' };
-    const served = serve(queue.request(slot), queue.length(slot), queue.tenant(slot), reply);
-    queue.done(slot);
-    if (!served) {
-      queue.close('refused');
-      return { reason: 'refused' };
-    }
-  }
+/** Serves a queued request and gives its slot back. */
+function serveQueued(slot: number, reply: Buffer): boolean {
+  const served = serve(queue.request(slot), queue.length(slot), queue.tenant(slot), reply);
+  queue.done(slot);
+  return served;
 }
 
 function tenantOf(request: Buffer, caller: Caller): number {
@@ -168,28 +145,37 @@ function tenantOf(request: Buffer, caller: Caller): number {
  * (Taking one that is already there costs a few microseconds; a wake-up, tens.) */
 const WAITED_MS = 0.015;
 
-/** Takes requests off /dev/fuse until the stop request or the end of the connection. */
-function intake(): { reason: ReaderExit; detail?: string } {
+/** Reads and serves until this reader's stop request or the end of the connection. */
+function serveConnection(): { reason: ReaderExit; detail?: string } {
   const request = Buffer.alloc(READ_BUFFER_SIZE);
   const reply = Buffer.alloc(READ_BUFFER_SIZE);
   const caller: Caller = { pid: 0, uid: 0, gid: 0 };
+  queue.join();
   for (;;) {
+    const queued = queue.beforeRead();
+    if (queued !== undefined) {
+      if (!serveQueued(queued, reply)) return leave('refused', reply);
+      continue;
+    }
     let n: number;
     const asked = performance.now();
     try {
       n = fs.readSync(data.fd, request, 0, request.length, null);
     } catch (err) {
+      queue.afterRead();
       const code = (err as NodeJS.ErrnoException).code;
       // EINTR: a signal; ENOENT: the request was aborted while being copied; EAGAIN: nothing queued.
       if (code === 'EINTR' || code === 'ENOENT' || code === 'EAGAIN') continue;
-      if (code === 'ENODEV') return { reason: 'unmounted' };
-      if (code === 'ECONNABORTED') return { reason: 'aborted' };
-      return { reason: 'error', detail: `read from /dev/fuse failed: ${code ?? String(err)}` };
+      if (code === 'ENODEV') return leave('unmounted', reply);
+      if (code === 'ECONNABORTED') return leave('aborted', reply);
+      return leave('error', reply, `read from /dev/fuse failed: ${code ?? String(err)}`);
     }
+    const waited = performance.now() - asked > WAITED_MS;
+    queue.afterRead();
     const opcode = InHeader.opcode(request);
     // The kernel sends RELEASE in the background, at most max_background (12) outstanding; queued behind
     // renders they trickle, and a container that opens and closes in a loop reaches its handle limit with
-    // files it has long closed. Freeing a handle costs less than queueing it: always here, at once.
+    // files it has long closed. Freeing a handle costs less than queueing it: always at once.
     if (opcode === Op.RELEASE) {
       serve(request, n, 0, reply);
       continue;
@@ -198,29 +184,35 @@ function intake(): { reason: ReaderExit; detail?: string } {
     caller.gid = InHeader.gid(request);
     caller.pid = InHeader.pid(request);
     const tenant = tenantOf(request, caller);
-    // A reader answers the stop request and INIT (which the main thread waits to hear of) like any other;
-    // nothing after the stop request is ours to take.
-    const stop = isStopRequest(request, n, data.stopName);
-    // Served here only if the read waited for it: a request that was already there had others, maybe a
-    // whole queue, arrive while the intake was busy, and serving them here one by one would be the
-    // kernel's FIFO again.
-    const waited = performance.now() - asked > WAITED_MS;
-    if (waited && !stop && opcode !== Op.INIT && queue.idle()) {
+    // This reader's stop request: nothing after it is this reader's to take.
+    if (isStopRequest(request, n, data.stopName)) {
       serve(request, n, tenant, reply);
-      continue;
+      return leave('sentinel', reply);
     }
-    if (!queue.put(tenant, request, n)) return { reason: queue.closedFor() ?? 'sentinel' };
-    gc?.tick();
-    if (stop) return { reason: 'sentinel' };
+    // Served at once when nothing waits, neither in the kernel (the read slept) nor here; INIT always (the
+    // main thread waits to hear of it). Otherwise queued. When the read slept, the kernel's queue was
+    // empty: rather than read again at once, this reader serves the fair queue's next request first.
+    if ((waited && queue.empty()) || opcode === Op.INIT || !queue.put(tenant, request, n)) {
+      if (!serve(request, n, tenant, reply)) return leave('refused', reply);
+    } else if (waited) {
+      const next = queue.take();
+      if (next !== undefined && !serveQueued(next, reply)) return leave('refused', reply);
+    }
   }
+}
+
+/** Stops reading: serves what is queued that no other reader will, unless the connection is gone. */
+function leave(reason: ReaderExit, reply: Buffer, detail?: string): { reason: ReaderExit; detail?: string } {
+  for (let slot = queue.leave(); slot !== undefined; slot = queue.leave()) {
+    if (reason === 'sentinel') serveQueued(slot, reply);
+    else queue.done(slot);
+  }
+  return { reason, detail };
 }
 
 port.postMessage({ type: 'ready' } satisfies ReaderMessage);
 // A successor builds everything first and reads only once its predecessor has stopped reading.
 const go = new Int32Array(data.go);
 Atomics.wait(go, 0, 0);
-const exit: { reason: ReaderExit; detail?: string } =
-  Atomics.load(go, 0) !== 1 ? { reason: 'sentinel' } : data.role === 'intake' ? intake() : serveQueue();
-// The readers serve what is queued, then stop for the same reason.
-if (data.role === 'intake') queue.close(exit.reason);
+const exit: { reason: ReaderExit; detail?: string } = Atomics.load(go, 0) !== 1 ? { reason: 'sentinel' } : serveConnection();
 port.postMessage({ type: 'exit', ...exit } satisfies ReaderMessage);

@@ -1,5 +1,5 @@
-// The main-thread side of a FUSE connection: starts the intake and reader threads on a mounted /dev/fuse fd,
-// waits for INIT, and stops the readers without losing a request. A server can also take over a
+// The main-thread side of a FUSE connection: starts the reader threads on a mounted /dev/fuse fd, waits
+// for INIT, and stops the readers without losing a request. A server can also take over a
 // connection another process served (no INIT then), get fully ready before it reads, and ask the kernel
 // to replay requests a crashed predecessor had taken (FUSE_NOTIFY_RESEND).
 
@@ -11,13 +11,13 @@ import path from 'node:path';
 import { MessageChannel, Worker, type MessagePort } from 'node:worker_threads';
 import { NotifyCode, OutHeader } from './abi.js';
 import type { ReaderData } from './reader.js';
-import { READER_EXITS, type ReaderExit, type ReaderMessage } from './thread-messages.js';
+import type { ReaderExit, ReaderMessage } from './thread-messages.js';
 import { CONN_FIELDS, type InitInfo } from './session.js';
 import { SnapshotStore, type SnapshotMemory, type TenantLimits } from './snapshots.js';
 import type { Logger } from 'pino';
 import type { LogRecord } from '../util/thread-log.js';
 import { allocateRequestStats } from './request-stats.js';
-import { allocateGcStats, observeGc, requestFold, type GcStatsMemory } from '../util/gc-stats.js';
+import { allocateGcStats, collectGarbage, observeGc, requestFold, type GcStatsMemory } from '../util/gc-stats.js';
 import { FairQueue } from './fair-queue.js';
 
 export interface FuseServerOptions {
@@ -51,21 +51,18 @@ const GO = 0;
 const COMPACT_INTERVAL_MS = 2000;
 
 export class FuseServer extends EventEmitter<ServerEvents> {
-  /** The reader threads (the intake thread is apart: it may stay blocked in read() after a refused INIT,
-   * and the process exits without it). */
   private readonly workers = new Set<Worker>();
-  private intake: Worker | undefined;
   private readonly poolPorts: MessagePort[] = [];
-  private queue: FairQueue<ReaderExit> | undefined;
   private compactTimer: NodeJS.Timeout | undefined;
-  /** Random per instance: only this process can aim a LOOKUP at it. */
+  /** Random per instance: only this process can aim a LOOKUP at them. */
   private readonly stopName = `.lxcfs-ts-stop-${randomBytes(16).toString('hex')}`;
+  private readonly wakeName = `.lxcfs-ts-wake-${randomBytes(16).toString('hex')}`;
   private readonly go = new Int32Array(new SharedArrayBuffer(4));
   readonly snapshots: SnapshotMemory;
   /** The readers' request counters (request-stats.ts), when counting. */
   readonly requestStats: SharedArrayBuffer | undefined;
-  /** Garbage collections of every thread (gc-stats.ts), when counting: a slot per reader, then the
-   * intake's, then this thread's (GC_SLOTS). */
+  /** Garbage collections of every thread (gc-stats.ts), when counting: a slot per reader, then this
+   * thread's. */
   readonly gcStats: GcStatsMemory | undefined;
   private stopObservingGc: (() => void) | undefined;
   private initInfo: InitInfo | undefined;
@@ -74,8 +71,8 @@ export class FuseServer extends EventEmitter<ServerEvents> {
 
   constructor(private readonly options: FuseServerOptions) {
     super();
-    this.requestStats = options.countRequests ? allocateRequestStats(options.readers + 1) : undefined;
-    this.gcStats = options.countRequests ? allocateGcStats(options.readers + 2) : undefined;
+    this.requestStats = options.countRequests ? allocateRequestStats(options.readers) : undefined;
+    this.gcStats = options.countRequests ? allocateGcStats(options.readers + 1) : undefined;
     if (this.gcStats) this.stopObservingGc = observeGc(this.gcStats, this.gcSlots.main);
     this.snapshots = options.snapshots ?? SnapshotStore.allocate(options.tenantLimits);
     this.initInfo = options.initialized;
@@ -88,25 +85,36 @@ export class FuseServer extends EventEmitter<ServerEvents> {
       for (const port of this.poolPorts) port.postMessage(message);
     });
     if (!compacted) return;
-    // Readers waiting for requests take the new pool up now, and let the old one go.
-    this.queue?.nudge();
-    (globalThis as { gc?: () => void }).gc?.();
+    // Readers blocked in read() take the new pool up at their next request, and let the old one go.
+    this.wakeReaders();
+    collectGarbage?.();
+  }
+
+  /** Gives every reader blocked in read() a request to answer (an unknown name to look up, once per
+   * reader: the kernel wakes the reader that has waited longest), so that it takes up what the main
+   * thread asked of it. From a child process: a lookup stuck in this process's thread pool would keep it
+   * from exiting. */
+  private wakeReaders(): void {
+    if (Atomics.load(this.go, GO) !== 1 || this.workers.size === 0) return;
+    const name = path.join(this.options.mountPoint, this.wakeName);
+    const lookups = spawn('stat', ['--', ...Array.from({ length: this.workers.size }, () => name)], { stdio: 'ignore' });
+    lookups.on('error', () => undefined);
+    setTimeout(() => lookups.kill('SIGKILL'), STOP_TIMEOUT_MS).unref();
+    lookups.unref();
   }
 
   /** Which gcStats slots are whose. */
-  get gcSlots(): { readers: number[]; intake: number; main: number } {
+  get gcSlots(): { readers: number[]; main: number } {
     const readers = this.options.readers;
-    return { readers: Array.from({ length: readers }, (_, i) => i), intake: readers, main: readers + 1 };
+    return { readers: Array.from({ length: readers }, (_, i) => i), main: readers };
   }
 
-  /** Has every thread fold what its GC profiler recorded into gcStats. Readers fold at their next request
-   * or, waiting for one, when nudged; this waits for them up to `timeoutMs`. The intake is not waited for:
-   * blocked in read() on a quiet mount it folds at its next request, and until then its counts miss the
-   * collections since its last one. */
+  /** Has every thread fold what its GC profiler recorded into gcStats: readers do at their next request,
+   * which this gives them, and it waits for them up to `timeoutMs`. */
   async foldGcStats(timeoutMs = 200): Promise<void> {
     if (!this.gcStats) return;
     const folded = requestFold(this.gcStats);
-    this.queue?.nudge();
+    this.wakeReaders();
     const slots = this.workers.size > 0 ? this.gcSlots.readers : [];
     for (const deadline = performance.now() + timeoutMs; !folded(slots) && performance.now() < deadline; ) await delay(1);
   }
@@ -123,20 +131,24 @@ export class FuseServer extends EventEmitter<ServerEvents> {
    * `release()` before their first read. */
   prepare(): Promise<void> {
     const conn = new SharedArrayBuffer(CONN_FIELDS * 4);
-    const queueMemory = FairQueue.allocate();
-    const queue = new FairQueue(queueMemory, READER_EXITS);
-    this.queue = queue;
-    const threadData = (role: ReaderData['role'], index: number): { data: ReaderData; transfer: MessagePort } => {
+    const queue = FairQueue.allocate();
+    // A small young generation keeps each thread's heap (and the daemon's RSS) small: requests allocate
+    // little and briefly. A small old generation makes V8 collect it: a thread that blocks in read() never
+    // runs the idle-time tasks that would, and with the default (4 GiB here) no full collection came
+    // within 4e6 reads while a trickle of garbage kept growing it. A reader's live heap is about 6 MB
+    // (code, and caches that are bounded).
+    const resourceLimits = { maxYoungGenerationSizeMb: 2, maxOldGenerationSizeMb: 32 };
+    const ready: Array<Promise<void>> = [];
+    for (let index = 0; index < this.options.readers; index++) {
       const pool = new MessageChannel();
       this.poolPorts.push(pool.port1);
       const data: ReaderData = {
-        role,
         index,
         fd: this.options.fd,
         fsModule: this.options.fsModule,
         fsOptions: this.options.fsOptions,
         snapshots: this.snapshots,
-        queue: queueMemory,
+        queue,
         poolPort: pool.port2,
         conn,
         go: this.go.buffer,
@@ -145,46 +157,9 @@ export class FuseServer extends EventEmitter<ServerEvents> {
         stats: this.requestStats,
         gc: this.gcStats,
       };
-      return { data, transfer: pool.port2 };
-    };
-    // A small young generation keeps each thread's heap (and the daemon's RSS) small: requests allocate
-    // little and briefly. A small old generation makes V8 collect it: a thread that blocks in read() never
-    // runs the idle-time tasks that would, and with the default (4 GiB here) no full collection came
-    // within 4e6 reads while a trickle of garbage kept growing it. A reader's live heap is about 6 MB
-    // (code, and caches that are bounded).
-    const resourceLimits = { maxYoungGenerationSizeMb: 2, maxOldGenerationSizeMb: 32 };
-    // The intake serves the stats region after the readers'.
-    const intakeThread = threadData('intake', this.options.readers);
-    const intake = new Worker(new URL('./reader.js', import.meta.url), {
-      workerData: intakeThread.data,
-      transferList: [intakeThread.transfer],
-      resourceLimits,
-    });
-    this.intake = intake;
-    intake.on('exit', () => {
-      this.intake = undefined;
-      // Had it died without closing the queue, the readers would wait for requests forever.
-      queue.close('error');
-    });
-    const ready: Array<Promise<void>> = [
-      new Promise((resolve, reject) => {
-        intake.on('message', (message: ReaderMessage) => {
-          if (message.type === 'ready') resolve();
-          else if (message.type === 'log') this.write(message.record);
-          // The readers finish with the same reason; a read error's detail comes from here only.
-          else if (message.type === 'exit' && message.detail) this.lastExit = { reason: message.reason, detail: message.detail };
-        });
-        intake.on('error', (err) => {
-          this.lastExit = { reason: 'error', detail: `the intake thread crashed: ${err.message}` };
-          reject(new Error(this.lastExit.detail));
-        });
-      }),
-    ];
-    for (let index = 0; index < this.options.readers; index++) {
-      const thread = threadData('reader', index);
       const worker = new Worker(new URL('./reader.js', import.meta.url), {
-        workerData: thread.data,
-        transferList: [thread.transfer],
+        workerData: data,
+        transferList: [pool.port2],
         resourceLimits,
       });
       this.workers.add(worker);
@@ -194,7 +169,8 @@ export class FuseServer extends EventEmitter<ServerEvents> {
             if (message.type === 'ready') resolve();
             else if (message.type === 'log') this.write(message.record);
             else if (message.type === 'init') this.settleInit(message.info);
-            else if (!this.lastExit.detail) this.lastExit = { reason: message.reason };
+            else if (message.reason === 'refused') this.refused();
+            else if (!this.lastExit.detail) this.lastExit = { reason: message.reason, detail: message.detail };
           });
           worker.on('error', (err) => {
             this.lastExit = { reason: 'error', detail: `reader thread ${index} crashed: ${err.message}` };
@@ -204,15 +180,31 @@ export class FuseServer extends EventEmitter<ServerEvents> {
       );
       worker.on('exit', () => {
         this.workers.delete(worker);
-        if (this.workers.size > 0) return;
-        clearInterval(this.compactTimer);
-        this.stopObservingGc?.();
-        for (const port of this.poolPorts) port.close();
-        this.settleInit(undefined);
-        this.emit('exit', this.lastExit.reason, this.lastExit.detail);
+        if (this.workers.size === 0) this.finish();
       });
     }
     return Promise.all(ready).then(() => undefined);
+  }
+
+  /** A refused INIT ends the connection, but the other readers stay blocked in read(), which the kernel
+   * does not end: the server is done without them, and the process exits with them. */
+  private refused(): void {
+    this.lastExit = { reason: 'refused' };
+    for (const worker of this.workers) worker.unref();
+    this.workers.clear();
+    this.finish();
+  }
+
+  private finished = false;
+
+  private finish(): void {
+    if (this.finished) return;
+    this.finished = true;
+    clearInterval(this.compactTimer);
+    this.stopObservingGc?.();
+    for (const port of this.poolPorts) port.close();
+    this.settleInit(undefined);
+    this.emit('exit', this.lastExit.reason, this.lastExit.detail);
   }
 
   /** Lets the readers read. With `resend`, first asks the kernel to re-queue every request already taken
@@ -267,26 +259,32 @@ export class FuseServer extends EventEmitter<ServerEvents> {
     }
   }
 
-  /** Stops reading in-band: a LOOKUP of the secret stop name through the mount reaches the intake, which
-   * reads nothing after it; the readers answer what it had queued and leave. Requests that arrive
-   * meanwhile stay queued in the kernel. Resolves true when all readers stopped. */
+  /** Stops every reader in-band: a LOOKUP of the secret stop name through the mount reaches exactly one
+   * reader, which answers it, serves what it must of the fair queue and leaves; repeated once per reader.
+   * Requests that arrive meanwhile stay queued in the kernel. Resolves true when all readers stopped. */
   async stop(): Promise<boolean> {
-    // Threads still waiting for release() leave at once.
+    // Readers still waiting for release() leave at once.
     if (Atomics.load(this.go, GO) === 0) {
       Atomics.store(this.go, GO, -1);
       Atomics.notify(this.go, GO);
     }
-    const stopped = Promise.all([...this.workers].map((worker) => new Promise((resolve) => worker.once('exit', resolve))));
-    const timeout = delay(STOP_TIMEOUT_MS * (1 + this.workers.size));
-    if (Atomics.load(this.go, GO) === 1 && this.intake) {
-      // From a child process: a stat stuck in this process's thread pool would keep it from exiting.
-      const lookup = spawn('stat', ['--', path.join(this.options.mountPoint, this.stopName)], { stdio: 'ignore' });
-      lookup.on('error', () => undefined);
-      await Promise.race([stopped, timeout]);
-      lookup.kill('SIGKILL');
-      lookup.unref();
-    } else {
-      await Promise.race([stopped, timeout]);
+    const deadline = Date.now() + STOP_TIMEOUT_MS * Math.max(1, this.workers.size);
+    while (this.workers.size > 0 && Date.now() < deadline) {
+      const before = this.workers.size;
+      const exited = new Promise<void>((resolve) => {
+        for (const worker of this.workers) worker.once('exit', () => resolve());
+      });
+      if (Atomics.load(this.go, GO) === 1) {
+        // From a child process: a stat stuck in this process's thread pool would keep it from exiting.
+        const lookup = spawn('stat', ['--', path.join(this.options.mountPoint, this.stopName)], { stdio: 'ignore' });
+        lookup.on('error', () => undefined);
+        await Promise.race([exited, delay(STOP_TIMEOUT_MS)]);
+        lookup.kill('SIGKILL');
+        lookup.unref();
+      } else {
+        await Promise.race([exited, delay(STOP_TIMEOUT_MS)]);
+      }
+      if (this.workers.size === before) break;
     }
     return this.workers.size === 0;
   }

@@ -108,7 +108,7 @@ export class Session {
   }
 
   /** Handles the request in `req[0..n)`, writes the reply into `out`; returns its length (0: no reply).
-   * `tenant`: whom the request counts against (see Tenancy), as the intake queued it. */
+   * `tenant`: whom the request counts against (see Tenancy), as the reader that read it found. */
   handle(req: Buffer, n: number, out: Buffer, tenant = 0): number {
     this.requestTenant = tenant;
     const opcode = InHeader.opcode(req);

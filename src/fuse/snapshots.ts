@@ -200,13 +200,6 @@ export class SnapshotStore {
     return base < 0 ? undefined : this.ctl[this.ctl[base + 4]! + TENANT_KEY]! >>> 0;
   }
 
-  /** Takes up the newest compacted pool, if another thread published one: a thread that serves nothing
-   * for a while calls this, so that it does not keep the old pool alive. */
-  adoptPublishedPool(): void {
-    this.lock();
-    this.unlock();
-  }
-
   /** Stores `content` as the snapshot of `handle`, replacing an older one, if its tenant's share and the
    * pool allow; otherwise the handle keeps no snapshot. */
   put(handle: number, content: Uint8Array): PutResult {

@@ -20,7 +20,7 @@ import { PROCESS_LABEL, type MetricFamily, type MetricSample } from './families.
 export interface GcSources {
   memory: GcStatsMemory;
   /** The slots of each thread role. */
-  slots: { readers: number[]; intake: number; main: number };
+  slots: { readers: number[]; main: number };
   /** Has the threads publish what they counted (FuseServer.foldGcStats). */
   fold: () => Promise<void>;
 }
@@ -97,7 +97,6 @@ function gcFamilies(gc: GcSources): MetricFamily[] {
   const pauses: MetricSample[] = [];
   const roles: Array<[string, number[]]> = [
     ['main', [gc.slots.main]],
-    ['intake', [gc.slots.intake]],
     ['reader', gc.slots.readers],
   ];
   for (const [thread, slots] of roles) {
@@ -111,7 +110,7 @@ function gcFamilies(gc: GcSources): MetricFamily[] {
   return [
     {
       name: 'lxcfs_ts_gc_total',
-      help: "Garbage collections in the serving process, by thread (main; intake: takes requests off /dev/fuse; reader: all readers) and kind (minor: young generation; major: full mark-sweep-compact; incremental: marking steps; weak_callbacks; fold: the full collections this counting runs to release what it recorded). A reader's or the intake's count is published at a scrape or its next request",
+      help: "Garbage collections in the serving process, by thread (main; reader: all readers) and kind (minor: young generation; major: full mark-sweep-compact; incremental: marking steps; weak_callbacks; fold: the full collections this counting runs to release what it recorded). A reader's count is published at a scrape",
       type: 'counter',
       aggregator: 'sum',
       values: counts,

@@ -5,7 +5,7 @@
 // Two ways in, because of how the threads run:
 // - a thread that returns to its event loop (the serving process's main thread) has a
 //   PerformanceObserver of 'gc' entries;
-// - a thread that never does (a FUSE reader or the intake: a synchronous loop blocked in read() or
+// - a thread that never does (a FUSE reader: a synchronous loop blocked in read() or
 //   Atomics.wait) would never be handed those entries (Node delivers them from the event loop, and would
 //   queue them up meanwhile), so it runs a v8.GCProfiler instead, which V8 feeds from inside the
 //   collection. The profiler keeps a record of every collection (~4 kB each) until it is stopped, so the
@@ -27,6 +27,9 @@ import { GCProfiler } from 'node:v8';
  * collections a fold runs (see above). */
 export const GC_KINDS = ['minor', 'major', 'incremental', 'weak_callbacks', 'fold'] as const;
 export type GcKind = (typeof GC_KINDS)[number];
+
+/** A full collection, where the runtime exposes it (the launcher runs node with --expose-gc). */
+export const collectGarbage = (globalThis as { gc?: () => void }).gc;
 
 const OBSERVER_KINDS = new Map<number, number>([
   [constants.NODE_PERFORMANCE_GC_MINOR, 0],
@@ -88,7 +91,7 @@ export function observeGc(memory: GcStatsMemory, slot: number): () => void {
 }
 
 /** Counts the calling thread's collections into `slot` through a v8.GCProfiler: for a thread that blocks
- * and never returns to its event loop. Call `tick` after each request and `foldIfAsked` when woken idle. */
+ * and never returns to its event loop. Call `tick` after each request. */
 export class ProfiledGc {
   private readonly control: Int32Array;
   private readonly values: Float64Array;
@@ -111,10 +114,6 @@ export class ProfiledGc {
     this.fold();
   }
 
-  foldIfAsked(): void {
-    if (Atomics.load(this.control, 0) !== this.folded) this.fold();
-  }
-
   private count(kind: number, seconds: number): void {
     this.values[kind * 2]! += 1;
     this.values[kind * 2 + 1]! += seconds;
@@ -124,10 +123,9 @@ export class ProfiledGc {
     const generation = Atomics.load(this.control, 0);
     const { statistics } = this.profiler.stop();
     for (const gc of statistics) this.count(PROFILER_KINDS.get(gc.gcType) ?? 0, gc.cost / 1e6); // µs
-    const collectStopped = (globalThis as { gc?: () => void }).gc;
-    if (collectStopped) {
+    if (collectGarbage) {
       const started = performance.now();
-      collectStopped();
+      collectGarbage();
       this.count(FOLD, (performance.now() - started) / 1000);
     }
     this.profiler.start();
@@ -137,7 +135,7 @@ export class ProfiledGc {
   }
 }
 
-/** Asks every profiled thread to fold at its next request or idle wake-up; returns whether `slots` all
+/** Asks every profiled thread to fold at its next request; returns whether `slots` all
  * have (poll it). */
 export function requestFold(memory: GcStatsMemory): (slots: readonly number[]) => boolean {
   const control = new Int32Array(memory.buffer, 0, 1 + memory.slots);

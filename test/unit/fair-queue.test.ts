@@ -1,17 +1,16 @@
-// The fair queue between the intake and the readers: the order in which tenants are served, what a slot
-// keeps of a request, and closing. All from one thread: take() only waits when nothing is queued.
+// The fair queue of the reader threads: the order in which tenants are served, what a slot keeps of a
+// request, and when a reader must serve what is queued rather than read. All from one thread, playing
+// several readers: nothing in it waits.
 
 import { describe, expect, it } from 'vitest';
 import { FairQueue, SLOT_BYTES } from '../../src/fuse/fair-queue.js';
 
-const REASONS = ['sentinel', 'error'] as const;
-
-function queue(): FairQueue<(typeof REASONS)[number]> {
-  return new FairQueue(FairQueue.allocate(), REASONS);
+function queue(): FairQueue {
+  return new FairQueue(FairQueue.allocate());
 }
 
 /** Queues one request per entry of `tenants`, each carrying its tenant and its index. */
-function putAll(q: FairQueue<string>, tenants: number[]): void {
+function putAll(q: FairQueue, tenants: number[]): void {
   tenants.forEach((tenant, index) => {
     const request = Buffer.alloc(8);
     request.writeInt32LE(tenant, 0);
@@ -21,7 +20,7 @@ function putAll(q: FairQueue<string>, tenants: number[]): void {
 }
 
 /** Takes `n` requests: [tenant, index] of each, slots given back as a reader would. */
-function takeAll(q: FairQueue<string>, n: number): Array<[number, number]> {
+function takeAll(q: FairQueue, n: number): Array<[number, number]> {
   const out: Array<[number, number]> = [];
   for (let i = 0; i < n; i++) {
     const slot = q.take()!;
@@ -86,15 +85,63 @@ describe('fair queue', () => {
     q.done(second);
   });
 
-  it('drains what is queued after close, then answers undefined; the first reason stays', () => {
+  it('refuses a request when every slot is taken, so that the reader serves it itself', () => {
     const q = queue();
+    let queued = 0;
+    while (q.put(1, Buffer.alloc(8), 8)) queued++;
+    expect(queued).toBe(2048);
+    const slot = q.take()!;
+    q.done(slot);
+    expect(q.put(1, Buffer.alloc(8), 8)).toBe(true);
+  });
+
+  it('lets a reader read, leaving queued requests, only while another is outside read() and none reads', () => {
+    const q = queue();
+    q.join(); // reader A
+    q.join(); // reader B
     putAll(q, [1, 2]);
-    q.close('sentinel');
-    q.close('error');
-    expect(q.put(3, Buffer.alloc(8), 8)).toBe(false);
-    expect(takeAll(q, 2).map(([tenant]) => tenant)).toEqual([1, 2]);
+    // A drains the kernel's queue: B is outside read() and will serve what is queued.
+    expect(q.beforeRead()).toBeUndefined();
+    // B must not read too (A's read would have returned at once had the kernel held anything).
+    const first = q.beforeRead();
+    expect(first).toBeDefined();
+    q.done(first!);
+    // A's read returned, with a request it queued: it reads on, since B (serving) is outside read().
+    q.afterRead();
+    putAll(q, [3]);
+    expect(q.beforeRead()).toBeUndefined();
+    // B, done, serves the queue in fair order while A reads.
+    const second = q.beforeRead()!;
+    expect(q.tenant(second)).toBe(2);
+    q.done(second);
+    const third = q.beforeRead()!;
+    expect(q.tenant(third)).toBe(3);
+    q.done(third);
+    expect(q.empty()).toBe(true);
+    // Nothing queued: B reads too.
+    expect(q.beforeRead()).toBeUndefined();
+  });
+
+  it('makes the last reader outside read() serve the queue rather than read', () => {
+    const q = queue();
+    q.join();
+    q.join();
+    expect(q.beforeRead()).toBeUndefined(); // A blocks in read(): the kernel has nothing
+    putAll(q, [3]); // B queued what it read
+    expect(q.beforeRead()).toBeDefined(); // and, alone outside, must serve it
+  });
+
+  it('has a reader that leaves serve what is queued until it is empty, and only then leave', () => {
+    const q = queue();
+    q.join();
+    putAll(q, [1, 2, 1]);
+    const served: number[] = [];
+    for (let slot = q.leave(); slot !== undefined; slot = q.leave()) {
+      served.push(q.tenant(slot));
+      q.done(slot);
+    }
+    expect(served).toEqual([1, 2, 1]);
     expect(q.take()).toBeUndefined();
-    expect(q.closedFor()).toBe('sentinel');
   });
 
   it('hands each slot to its reader with the tenant it was queued for, namespace inodes above 2^31 included', () => {

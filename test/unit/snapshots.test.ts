@@ -185,7 +185,7 @@ describe('SnapshotStore', () => {
     expect(scrape.usage()).toMatchObject({ handles: 0, pagesInUse: 0 });
   });
 
-  it('tells the intake which tenant opened a live handle, and nothing for a released or foreign one', () => {
+  it('tells a reader which tenant opened a live handle, and nothing for a released or foreign one', () => {
     const memory = SnapshotStore.allocate();
     const store = new SnapshotStore(memory);
     // As another thread sharing the store sees it.
