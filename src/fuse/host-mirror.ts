@@ -29,6 +29,9 @@ export interface MirrorShape {
   isShaped(hostName: string): boolean;
   /** Files every shaped entry has in a view, where the host lacks them. */
   readonly addedFiles: readonly string[];
+  /** Whether a view may change the content of this file (its path below the mirrored root): the others
+   * are read as the host's without looking up who reads them. */
+  rewrites(relative: string): boolean;
   /** This caller's view, or undefined: the host's tree as it is. */
   viewFor(caller: Caller): MirrorView | undefined;
 }
@@ -151,6 +154,13 @@ export class HostMirror {
     }
     const content = this.read(node);
     return { ino: node.ino, kind: 'file', perm, size: typeof content === 'number' ? 0 : content.length, nlink: 1 };
+  }
+
+  /** A file's content as `caller` sees it. */
+  readFor(node: MirroredNode, caller: Caller): Buffer | number {
+    const shape = this.shape;
+    const rewritten = shape?.rewrites(path.relative(this.hostRoot, node.hostPath));
+    return this.read(node, rewritten ? shape!.viewFor(caller) : undefined);
   }
 
   /** A file's content as `view` shows it (the host's without one). */

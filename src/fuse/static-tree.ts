@@ -166,7 +166,7 @@ export class StaticTreeFileSystem implements FileSystem {
     const node = this.resolve(ino);
     if (!node) return Errno.ENOENT;
     if (node.kind === 'dir') return Errno.EISDIR;
-    if ('mirror' in node) return node.kind === 'file' ? node.mirror.read(node, node.mirror.shape?.viewFor(caller)) : Errno.EINVAL;
+    if ('mirror' in node) return node.kind === 'file' ? node.mirror.readFor(node, caller) : Errno.EINVAL;
     return node.render(caller);
   }
 

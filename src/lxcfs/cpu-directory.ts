@@ -4,12 +4,13 @@
 
 import path from 'node:path';
 import type { MirrorShape, MirrorView } from '../fuse/host-mirror.js';
-import { rewriteCpuFile, shownCpus } from '../views/cpu-topology.js';
+import { isCpuSetFile, rewriteCpuFile, shownCpus } from '../views/cpu-topology.js';
 import type { VisibleCpus } from '../views/cpuset.js';
 import { cpusOf } from './cpu-files.js';
 import type { FileContext } from './served-file.js';
 
 const CPU_ENTRY = /^cpu\d+$/;
+const ONLINE_OF_ENTRY = /^cpu\d+\/online$/;
 
 /** The cpu directory as a container with these CPUs sees it. */
 function cpuDirectoryView(cpus: VisibleCpus): MirrorView {
@@ -19,9 +20,9 @@ function cpuDirectoryView(cpus: VisibleCpus): MirrorView {
   return {
     entries,
     rewrite(relative, host) {
-      const [top, name] = [relative.split('/')[0]!, path.basename(relative)];
+      const name = path.basename(relative);
       // The host's cpu0 usually has no `online` (it cannot be unplugged): every CPU shown is online.
-      if (CPU_ENTRY.test(top) && relative === `${top}/online`) return Buffer.from('1\n');
+      if (ONLINE_OF_ENTRY.test(relative)) return Buffer.from('1\n');
       const text = rewriteCpuFile(name, host.toString('latin1'), toShown);
       return text === undefined ? host : Buffer.from(text, 'latin1');
     },
@@ -33,6 +34,7 @@ export function cpuDirectoryShape({ host, options }: FileContext, virtualizing: 
   return {
     isShaped: (name) => CPU_ENTRY.test(name),
     addedFiles: ['online'],
+    rewrites: (relative) => isCpuSetFile(path.basename(relative)) || ONLINE_OF_ENTRY.test(relative),
     viewFor(caller) {
       if (!virtualizing()) return undefined;
       // Whoever `online` is rendered for sees the directory that agrees with it; the rest the host's.
