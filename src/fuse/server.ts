@@ -68,6 +68,7 @@ export class FuseServer extends EventEmitter<ServerEvents> {
   private initInfo: InitInfo | undefined;
   private initWaiters: Array<{ resolve: (info: InitInfo) => void; reject: (err: Error) => void }> = [];
   private lastExit: { reason: ReaderExit; detail?: string } = { reason: 'unmounted' };
+  private finished = false;
 
   constructor(private readonly options: FuseServerOptions) {
     super();
@@ -195,8 +196,7 @@ export class FuseServer extends EventEmitter<ServerEvents> {
     this.finish();
   }
 
-  private finished = false;
-
+  /** Ends the server once: the last reader left, or INIT was refused. */
   private finish(): void {
     if (this.finished) return;
     this.finished = true;
