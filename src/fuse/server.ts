@@ -93,12 +93,16 @@ export class FuseServer extends EventEmitter<ServerEvents> {
 
   /** Gives every reader blocked in read() a request to answer (an unknown name to look up, once per
    * reader: the kernel wakes the reader that has waited longest), so that it takes up what the main
-   * thread asked of it. From a child process: a lookup stuck in this process's thread pool would keep it
-   * from exiting. */
+   * thread asked of it. */
   private wakeReaders(): void {
-    if (Atomics.load(this.go, GO) !== 1 || this.workers.size === 0) return;
-    const name = path.join(this.options.mountPoint, this.wakeName);
-    const lookups = spawn('stat', ['--', ...Array.from({ length: this.workers.size }, () => name)], { stdio: 'ignore' });
+    if (Atomics.load(this.go, GO) === 1 && this.workers.size > 0) this.lookUp(this.wakeName, this.workers.size);
+  }
+
+  /** Looks `name` up in the mount's root `times` times, from a child process (a lookup stuck in this
+   * process's thread pool would keep it from exiting), killed if not done within STOP_TIMEOUT_MS. */
+  private lookUp(name: string, times: number): void {
+    const target = path.join(this.options.mountPoint, name);
+    const lookups = spawn('stat', ['--', ...Array.from({ length: times }, () => target)], { stdio: 'ignore' });
     lookups.on('error', () => undefined);
     setTimeout(() => lookups.kill('SIGKILL'), STOP_TIMEOUT_MS).unref();
     lookups.unref();
@@ -274,16 +278,8 @@ export class FuseServer extends EventEmitter<ServerEvents> {
       const exited = new Promise<void>((resolve) => {
         for (const worker of this.workers) worker.once('exit', () => resolve());
       });
-      if (Atomics.load(this.go, GO) === 1) {
-        // From a child process: a stat stuck in this process's thread pool would keep it from exiting.
-        const lookup = spawn('stat', ['--', path.join(this.options.mountPoint, this.stopName)], { stdio: 'ignore' });
-        lookup.on('error', () => undefined);
-        await Promise.race([exited, delay(STOP_TIMEOUT_MS)]);
-        lookup.kill('SIGKILL');
-        lookup.unref();
-      } else {
-        await Promise.race([exited, delay(STOP_TIMEOUT_MS)]);
-      }
+      if (Atomics.load(this.go, GO) === 1) this.lookUp(this.stopName, 1);
+      await Promise.race([exited, delay(STOP_TIMEOUT_MS)]);
       if (this.workers.size === before) break;
     }
     return this.workers.size === 0;
