@@ -159,8 +159,8 @@ export class HostMirror {
   /** A file's content as `caller` sees it. */
   readFor(node: MirroredNode, caller: Caller): Buffer | number {
     const shape = this.shape;
-    const rewritten = shape?.rewrites(path.relative(this.hostRoot, node.hostPath));
-    return this.read(node, rewritten ? shape!.viewFor(caller) : undefined);
+    const view = shape?.rewrites(path.relative(this.hostRoot, node.hostPath)) ? shape.viewFor(caller) : undefined;
+    return this.read(node, view);
   }
 
   /** A file's content as `view` shows it (the host's without one). */

@@ -162,16 +162,16 @@ function serveConnection(): { reason: ReaderExit; detail?: string } {
     try {
       n = fs.readSync(data.fd, request, 0, request.length, null);
     } catch (err) {
-      queue.afterRead();
       const code = (err as NodeJS.ErrnoException).code;
       // EINTR: a signal; ENOENT: the request was aborted while being copied; EAGAIN: nothing queued.
       if (code === 'EINTR' || code === 'ENOENT' || code === 'EAGAIN') continue;
       if (code === 'ENODEV') return leave('unmounted', reply);
       if (code === 'ECONNABORTED') return leave('aborted', reply);
       return leave('error', reply, `read from /dev/fuse failed: ${code ?? String(err)}`);
+    } finally {
+      queue.afterRead();
     }
     const waited = performance.now() - asked > WAITED_MS;
-    queue.afterRead();
     const opcode = InHeader.opcode(request);
     // The kernel sends RELEASE in the background, at most max_background (12) outstanding; queued behind
     // renders they trickle, and a container that opens and closes in a loop reaches its handle limit with
