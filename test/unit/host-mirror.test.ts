@@ -27,27 +27,23 @@ describe('the cpu directory shape', () => {
   // Only the predicate is asked here: the context is never used by it.
   const shape = cpuDirectoryShape({} as FileContext, () => true);
 
+  // Each path with its answer, so that a failure names the path.
+  const rewritten = (paths: string[]): Array<[string, boolean]> =>
+    paths.map((relative) => [relative, shape.rewrites(relative)]);
+
   it('rewrites CPU lists, masks and spaced lists at any depth, and a CPU entry online', () => {
-    for (const relative of [
+    const paths = [
       'cpu0/topology/core_siblings_list',
       'cpu1/topology/thread_siblings',
       'cpufreq/policy0/related_cpus',
       'cpu0/online',
-    ]) {
-      expect(shape.rewrites(relative), relative).toBe(true);
-    }
+    ];
+    expect(rewritten(paths)).toEqual(paths.map((relative) => [relative, true]));
   });
 
   it('leaves everything else as the host has it', () => {
-    for (const relative of [
-      'kernel_max',
-      'isolated',
-      'modalias',
-      'cpu0/cpufreq/scaling_cur_freq',
-      'cpu0/topology/core_id',
-    ]) {
-      expect(shape.rewrites(relative), relative).toBe(false);
-    }
+    const paths = ['kernel_max', 'isolated', 'modalias', 'cpu0/cpufreq/scaling_cur_freq', 'cpu0/topology/core_id'];
+    expect(rewritten(paths)).toEqual(paths.map((relative) => [relative, false]));
   });
 });
 
