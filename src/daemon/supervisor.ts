@@ -143,8 +143,16 @@ export class ServerSupervisor extends EventEmitter<SupervisorEvents> {
     const stopped = server.next('stopped', STOP_TIMEOUT_MS).catch(() => undefined);
     server.child.send({ type: 'stop', handoff: false } satisfies SupervisorMessage);
     const result = await stopped;
-    if (!result?.clean) server.child.kill('SIGKILL');
-    return !!result?.clean;
+    // Stopped means gone: until the process has exited its fd holds the connection open, and a container's
+    // read queued meanwhile would fail with ECONNABORTED when that fd closes, instead of ENOTCONN.
+    const gone =
+      !!result?.clean &&
+      (await new Promise<boolean>((resolve) => {
+        const timer = setTimeout(() => resolve(false), STOP_TIMEOUT_MS).unref();
+        void server.exited.then(() => (clearTimeout(timer), resolve(true)));
+      }));
+    if (!gone) server.child.kill('SIGKILL');
+    return gone;
   }
 
   private spawnServer(start: { waitForGo: boolean; resend: boolean }): Server {
