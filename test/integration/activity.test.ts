@@ -113,11 +113,17 @@ describe('loadavg with -l', () => {
       expect(load, `sample ${i + 1}: ${ours.join(' | ')}`).toBeLessThanOrEqual(reference[i]! + 0.17);
     });
     for (let i = 1; i < ourSamples.length; i++) expect(ourSamples[i]!).toBeGreaterThan(ourSamples[i - 1]!);
-    // The same number of samples: the same load within ±0.17 (the two samplers are not synchronised, and
-    // each may catch the reader's two threads at a sample).
-    for (let i = 0; i < Math.min(ourSamples.length, theirSamples.length); i++) {
-      expect(Math.abs(ourSamples[i]! - theirSamples[i]!), `sample ${i + 1}: ours ${ourSamples.join(',')} lxcfs ${theirSamples.join(',')}`).toBeLessThanOrEqual(0.17);
-    }
+    // lxcfs's sampler runs at its own moments, catches the reader's shell and cat runnable when it may,
+    // and carries what it caught into every later value: comparing it with ours pass by pass within one
+    // tolerance failed when it caught them early (0.24,0.54,0.66 against 0.16,0.31,0.44). So its pass k
+    // lies between the average of the 2 busy threads and that of 4 (the loops, the shell and cat).
+    const busiest = expectedLoad1(4, theirSamples.length);
+    const leastBusy = expectedLoad1(2, theirSamples.length);
+    theirSamples.forEach((load, i) => {
+      const context = `lxcfs sample ${i + 1}: ours ${ourSamples.join(',')} lxcfs ${theirSamples.join(',')}`;
+      expect(load, context).toBeGreaterThanOrEqual(leastBusy[i]!);
+      expect(load, context).toBeLessThanOrEqual(busiest[i]! + 0.01);
+    });
     // running/total: the two loops (and maybe the reader) of the container's threads.
     const last = ours.at(-1)!.split(' ');
     expect(Number(last[3]!.split('/')[0])).toBeGreaterThanOrEqual(2);
