@@ -186,7 +186,7 @@ export function upgradeDaemon(pidFile: string): Promise<void> {
     const child = spawn(LXCFS_TS, ['upgrade', '-p', pidFile, '--timeout', String(60 * TIME_SCALE)], { stdio: ['ignore', 'ignore', 'pipe'] });
     let stderr = '';
     child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-    child.on('exit', (code) => (code === 0 ? resolve() : reject(new Error(`lxcfs-ts upgrade -p ${pidFile} failed (${code}): ${stderr.trim()}`))));
+    child.on('close', (code) => (code === 0 ? resolve() : reject(new Error(`lxcfs-ts upgrade -p ${pidFile} failed (${code}): ${stderr.trim()}`))));
   });
 }
 

@@ -102,7 +102,7 @@ describe('upgrades and crashes of the serving process', () => {
           let err = '';
           child.stdout.on('data', (c: Buffer) => (out += c.toString()));
           child.stderr.on('data', (c: Buffer) => (err += c.toString()));
-          child.on('exit', (code) => (code === 0 ? resolve(out) : reject(new Error(`reader ${i} failed: ${err}`))));
+          child.on('close', (code) => (code === 0 ? resolve(out) : reject(new Error(`reader ${i} failed: ${err}`))));
         }),
       );
     }
