@@ -2,9 +2,9 @@
 // (memory.stat is a ReadonlyMap here, the CgroupReader's MemoryStat, without importing the interface.)
 
 import { existsSync } from 'node:fs';
-import { join } from 'node:path';
-import { isHierarchyTop, parentCgroup, type CgroupLocation } from './cgroup-location.js';
+import { cgroupFilePath, isHierarchyTop, parentCgroup, type CgroupLocation } from './cgroup-location.js';
 import { readRenderedFile } from './files.js';
+import { digitsIn, isBlank } from '../util/text-scan.js';
 import { fail, ok, type Result } from './result.js';
 
 /** Where one cgroup version keeps the numbers both versions have, and how it writes "no limit". */
@@ -75,20 +75,30 @@ export function quotaRatio(quota: number, period: number): number | undefined {
   return quota / period;
 }
 
-/** Parses a value written as decimal digits; undefined for anything else. */
+/** Parses a value written as decimal digits (blanks around it allowed); undefined for anything else. */
 export function parseCount(text: string): number | undefined {
-  const trimmed = text.trim();
-  return /^\d+$/.test(trimmed) ? Number(trimmed) : undefined;
+  return countIn(text, 0, text.length);
+}
+
+/** parseCount of text[start, end), without slicing it out: memory.stat has dozens of lines per read. */
+function countIn(text: string, start: number, end: number): number | undefined {
+  while (start < end && isBlank(text.charCodeAt(start))) start++;
+  while (end > start && isBlank(text.charCodeAt(end - 1))) end--;
+  return digitsIn(text, start, end);
 }
 
 /** `key value` lines; malformed lines are skipped, so one odd line never costs the whole view. */
 export function parseMemoryStat(text: string): Map<string, number> {
   const stat = new Map<string, number>();
-  for (const line of text.split('\n')) {
-    const space = line.indexOf(' ');
-    if (space <= 0) continue;
-    const value = parseCount(line.slice(space + 1));
-    if (value !== undefined) stat.set(line.slice(0, space), value);
+  for (let start = 0; start < text.length; ) {
+    let end = text.indexOf('\n', start);
+    if (end < 0) end = text.length;
+    const space = text.indexOf(' ', start);
+    if (space > start && space < end) {
+      const value = countIn(text, space + 1, end);
+      if (value !== undefined) stat.set(text.slice(start, space), value);
+    }
+    start = end + 1;
   }
   return stat;
 }
@@ -98,7 +108,7 @@ export function parseMemoryStat(text: string): Map<string, number> {
  * top of a hierarchy files are often legitimately absent too (the v2 root has no memory.max).
  */
 export function readCgroupFile(cgroup: CgroupLocation, name: string, optional = false): string | undefined {
-  return readRenderedFile(join(cgroup.directory, name), { singleRecord: true, oftenMissing: optional || isHierarchyTop(cgroup) });
+  return readRenderedFile(cgroupFilePath(cgroup, name), { singleRecord: true, oftenMissing: optional || isHierarchyTop(cgroup) });
 }
 
 /** One value of the cgroup itself, e.g. memory.current. */
@@ -145,5 +155,5 @@ export function unreadable(cgroup: CgroupLocation, name: string): string {
 }
 
 function unexpected(cgroup: CgroupLocation, name: string, text: string): string {
-  return `unexpected content ${JSON.stringify(text.trim())} in ${join(cgroup.directory, name)}`;
+  return `unexpected content ${JSON.stringify(text.trim())} in ${cgroupFilePath(cgroup, name)}`;
 }

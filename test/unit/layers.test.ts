@@ -32,8 +32,8 @@ const MAY_IMPORT: Record<Layer, readonly Layer[]> = {
   lxcfs: ['paths', 'fuse', 'views', 'host', 'util'],
   paths: [],
   fuse: ['util'],
-  views: ['host'],
-  host: [],
+  views: ['host', 'util'],
+  host: ['util'],
   util: [],
 };
 

@@ -1,6 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { layoutFromMountinfo } from '../../../src/host/cgroup-layout.js';
 import {
+  cgroupFilePath,
   cgroupOfProcess,
   isHierarchyTop,
   normalizeCgroupPath,
@@ -73,6 +74,19 @@ describe('cgroupOfProcess', () => {
     });
     expect(cgroupOfProcess(layout, tree.roots.procRoot, 43, 'memory')).toMatchObject({ ok: false, error: expect.stringMatching(/43\/cgroup.*exited/) });
     expect(cgroupOfProcess(layout, tree.roots.procRoot, 42, 'memory')).toMatchObject({ ok: false, error: expect.stringMatching(/outside the daemon's cgroup namespace/) });
+  });
+
+  it('follows a process to another cgroup, and gives every process of one cgroup the same location', () => {
+    const layout = setUp(HYBRID_MOUNTINFO, 42, hybridProcCgroup({ memory: '/lxc/c1' }));
+    tree.write('proc/43/cgroup', hybridProcCgroup({ memory: '/lxc/c1' }));
+    const first = cgroupOfProcess(layout, tree.roots.procRoot, 42, 'memory');
+    const second = cgroupOfProcess(layout, tree.roots.procRoot, 43, 'memory');
+    expect(first.ok && second.ok && first.value === second.value).toBe(true);
+    expect(first.ok && cgroupFilePath(first.value, 'memory.stat')).toBe(`${tree.roots.cgroupRoot}/memory/lxc/c1/memory.stat`);
+    tree.write('proc/42/cgroup', hybridProcCgroup({ memory: '/lxc/c2' }));
+    const moved = cgroupOfProcess(layout, tree.roots.procRoot, 42, 'memory');
+    expect(moved.ok && moved.value.directory).toBe(`${tree.roots.cgroupRoot}/memory/lxc/c2`);
+    expect(moved.ok && cgroupFilePath(moved.value, 'memory.stat')).toBe(`${tree.roots.cgroupRoot}/memory/lxc/c2/memory.stat`);
   });
 
   it('maps paths below a mounted subtree and refuses paths outside it', () => {

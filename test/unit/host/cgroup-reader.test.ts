@@ -32,6 +32,12 @@ describe('parseMemoryStat', () => {
     const stat = parseMemoryStat('file 100\nfile_mapped 7\ngarbage\nfile_dirty twelve\n slab 3\nanon_thp 4096 extra\nanon_thp2\n\nzswap 0');
     expect([...stat]).toEqual([['file', 100], ['file_mapped', 7], ['zswap', 0]]);
   });
+
+  it('reads values past 2^53 as Number() does, and allows blanks after the value', () => {
+    const stat = parseMemoryStat('hierarchical_memory_limit 9223372036854771712\ncache 12 \r\n');
+    expect(stat.get('hierarchical_memory_limit')).toBe(Number('9223372036854771712'));
+    expect(stat.get('cache')).toBe(12);
+  });
 });
 
 describe('cgroup v2 back end', () => {
