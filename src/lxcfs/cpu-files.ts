@@ -7,7 +7,7 @@ import { CLOCK_TICKS_PER_SECOND, parseUptimeSeconds } from '../host/cpu.js';
 import type { Host } from '../host/host.js';
 import { fail, ok, type Result } from '../host/result.js';
 import { renderCpuinfo } from '../views/cpuinfo.js';
-import { countHostCpus, visibleCpus, type VisibleCpus } from '../views/cpuset.js';
+import { countHostCpus, parseCpuList, visibleCpus, type VisibleCpus } from '../views/cpuset.js';
 import { renderOnline } from '../views/online.js';
 import {
   advanceCgroup2View,
@@ -20,7 +20,18 @@ import {
 } from '../views/stat.js';
 import { renderUptime } from '../views/uptime.js';
 import { CpuStateTable } from './cpu-state.js';
+import { BoundedMap } from '../util/bounded-map.js';
 import type { HostText, ServedFile } from './served-file.js';
+
+// Every read of a CPU file parses its container's cpuset, nearly always one of a few texts: each text's
+// CPUs are kept rather than parsed into fresh garbage, which the reader threads pause to collect.
+const parsedCpusets = new BoundedMap<string, readonly number[]>(1024);
+
+function cpusetOf(text: string): readonly number[] {
+  let cpus = parsedCpusets.get(text);
+  if (cpus === undefined) parsedCpusets.set(text, (cpus = parseCpuList(text)));
+  return cpus;
+}
 
 /** The container's visible CPUs. */
 export function cpusOf(host: Host, enableCfs: boolean, container: Caller, hostStat?: string): Result<VisibleCpus> {
@@ -32,7 +43,7 @@ export function cpusOf(host: Host, enableCfs: boolean, container: Caller, hostSt
     if (stat === undefined) return fail('host /proc/stat is unreadable');
     online = countHostCpus(stat);
   }
-  return ok(visibleCpus(limits.value, online));
+  return ok(visibleCpus(limits.value, online, cpusetOf));
 }
 
 /** A file rendered from the container's visible CPUs; `render` answers undefined when the host file it

@@ -70,8 +70,13 @@ export function visibleCpuCount(cpusetSize: number, quota: number | undefined, h
   return count;
 }
 
-export function visibleCpus(limits: CpuLimits, hostOnlineCpus: number): VisibleCpus {
-  const cpuset = parseCpuList(limits.cpuset);
+/** `cpusetOf` parses the cpuset text (a caller may bring one that keeps its results). */
+export function visibleCpus(
+  limits: CpuLimits,
+  hostOnlineCpus: number,
+  cpusetOf: (text: string) => readonly number[] = parseCpuList,
+): VisibleCpus {
+  const cpuset = cpusetOf(limits.cpuset);
   const count = limits.cfsView ? visibleCpuCount(cpuset.length, limits.quota, hostOnlineCpus) : cpuset.length;
   return { cpuset, count, cfsView: limits.cfsView, cpusetText: limits.cpuset.trim() };
 }

@@ -11,19 +11,27 @@ export function clampedDifference(a: number, b: number): number {
   return Math.max(0, a - b);
 }
 
+/** Labels by key, padded: the same few dozen keys are printed on every read. */
+const meminfoLabels = new Map<string, string>();
+
 /** lxcfs's `%-16s%8lu kB` line: label and colon left-justified in 16 columns, value right-justified in 8 (wider values just grow). */
 export function meminfoLine(key: string, kb: number): string {
-  return `${(key + ':').padEnd(16)}${String(kb).padStart(8)} kB`;
+  let label = meminfoLabels.get(key);
+  if (label === undefined) meminfoLabels.set(key, (label = (key + ':').padEnd(16)));
+  return label + String(kb).padStart(8) + ' kB';
 }
 
-/** The values of a /proc/meminfo text by key (the text before the colon), in the unit shown (kB, or a count). */
-export function parseMeminfo(text: string): Map<string, number> {
-  const values = new Map<string, number>();
-  for (const line of text.split('\n')) {
-    const colon = line.indexOf(':');
-    if (colon <= 0) continue;
-    const value = Number.parseInt(line.slice(colon + 1).trim(), 10);
-    if (Number.isFinite(value)) values.set(line.slice(0, colon), value);
+/** The value of a /proc/meminfo line by its key (the text before the colon), in the unit shown (kB, or a
+ * count); undefined without such a line. */
+export function meminfoValue(text: string, key: string): number | undefined {
+  for (let start = 0; start < text.length;) {
+    let end = text.indexOf('\n', start);
+    if (end < 0) end = text.length;
+    if (text.startsWith(key, start) && text.charCodeAt(start + key.length) === 0x3a /* : */) {
+      const value = Number.parseInt(text.slice(start + key.length + 1, end), 10);
+      return Number.isFinite(value) ? value : undefined;
+    }
+    start = end + 1;
   }
-  return values;
+  return undefined;
 }

@@ -1,5 +1,5 @@
 import type { MemoryFacts } from '../host/memory-facts.js';
-import { clampedDifference, kbFromBytes, meminfoLine, parseMeminfo } from './format.js';
+import { clampedDifference, kbFromBytes, meminfoLine, meminfoValue } from './format.js';
 import { containerSwap, type SwapViewOptions } from './swaps.js';
 
 export interface MeminfoOptions extends SwapViewOptions {
@@ -14,21 +14,28 @@ export interface MeminfoOptions extends SwapViewOptions {
  * lxcfs's format; every other host line is passed through unchanged.
  */
 export function renderMeminfo(hostMeminfo: string, memory: MemoryFacts, options: MeminfoOptions): string {
-  const host = parseMeminfo(hostMeminfo);
-  const hostMemTotalKb = host.get('MemTotal');
+  const hostMemTotalKb = meminfoValue(hostMeminfo, 'MemTotal');
   // Nothing sane to clamp against: pass the host file through.
   if (hostMemTotalKb === undefined) return hostMeminfo;
 
-  const values = containerMeminfo(memory, hostMemTotalKb, host.get('SwapTotal') ?? 0, options);
-  return hostMeminfo
-    .split('\n')
-    .map((line) => {
-      const colon = line.indexOf(':');
-      const key = line.slice(0, colon);
-      const kb = colon > 0 ? values.get(key) : undefined;
-      return kb === undefined ? line : meminfoLine(key, kb);
-    })
-    .join('\n');
+  const values = containerMeminfo(memory, hostMemTotalKb, meminfoValue(hostMeminfo, 'SwapTotal') ?? 0, options);
+  // Line by line without splitting the text, copying runs of host lines whole: this file is read often,
+  // and garbage makes the reader threads pause to collect it.
+  let rendered = '';
+  let run = 0; // where the host lines not yet copied begin
+  for (let start = 0; start < hostMeminfo.length;) {
+    const newline = hostMeminfo.indexOf('\n', start);
+    const end = newline < 0 ? hostMeminfo.length : newline;
+    const colon = hostMeminfo.indexOf(':', start);
+    const key = colon > start && colon < end ? hostMeminfo.slice(start, colon) : undefined;
+    const kb = key === undefined ? undefined : values.get(key);
+    if (key !== undefined && kb !== undefined) {
+      rendered += hostMeminfo.slice(run, start) + meminfoLine(key, kb);
+      run = end;
+    }
+    start = end + 1;
+  }
+  return rendered + hostMeminfo.slice(run);
 }
 
 /** The container's value for each meminfo key it replaces, in kB. */

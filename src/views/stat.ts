@@ -12,6 +12,7 @@
 // from the host, after the cpu lines; the aggregate line is `cpu` followed by two spaces.
 
 import type { VisibleCpus } from './cpuset.js';
+import { digitsIn, isBlank } from '../util/text-scan.js';
 
 /** USER_HZ (see host/cpu.ts). */
 const TICKS_PER_SECOND = 100;
@@ -31,24 +32,43 @@ export interface HostStat {
   readonly rest: string;
 }
 
-/** The host's /proc/stat: its aggregate line is dropped (it is re-computed), cpuN lines parsed. */
+/** The host's /proc/stat: its aggregate line is dropped (it is re-computed), cpuN lines parsed. Walked
+ * with indexOf rather than split into lines: it is read on every request. */
 export function parseHostStat(text: string): HostStat {
-  const lines = text.split(/(?<=\n)/);
   const cpus: HostCpuLine[] = [];
-  let index = 1; // the first line is the host's aggregate `cpu  ` line
-  for (; index < lines.length; index++) {
-    const line = lines[index]!;
-    const match = /^cpu(\S+)/.exec(line);
-    if (!match) break;
+  let start = text.indexOf('\n') + 1; // the first line is the host's aggregate `cpu  ` line
+  for (; start > 0 && start < text.length && text.startsWith('cpu', start);) {
+    const newline = text.indexOf('\n', start);
+    const lineEnd = newline < 0 ? text.length : newline;
+    const end = newline < 0 ? text.length : newline + 1;
+    let labelEnd = start + 3;
+    while (labelEnd < lineEnd && !isBlank(text.charCodeAt(labelEnd))) labelEnd++;
+    if (labelEnd === start + 3) break; // `cpu` and a blank: not a cpuN line
     // lxcfs skips a `cpuX` line whose X is not a number.
-    if (!/^\d+$/.test(match[1]!)) continue;
-    const space = line.indexOf(' ');
-    const rest = space < 0 ? '\n' : line.slice(space);
-    const numbers = rest.trim().split(/\s+/).map(Number);
-    const values = numbers.length === 10 && numbers.every((n) => Number.isInteger(n) && n >= 0) ? numbers : undefined;
-    cpus.push({ cpu: Number(match[1]), rest, values });
+    const cpu = digitsIn(text, start + 3, labelEnd);
+    if (cpu !== undefined) {
+      const rest = labelEnd === lineEnd ? '\n' : text.slice(labelEnd, end);
+      cpus.push({ cpu, rest, values: tenCounts(text, labelEnd, lineEnd) });
+    }
+    start = end;
   }
-  return { cpus, rest: lines.slice(index).join('') };
+  return { cpus, rest: start > 0 ? text.slice(start) : '' };
+}
+
+/** The blank-separated counts in text[start, end) when there are exactly 10, else undefined. */
+function tenCounts(text: string, start: number, end: number): number[] | undefined {
+  const values: number[] = [];
+  for (let i = start; i < end;) {
+    while (i < end && isBlank(text.charCodeAt(i))) i++;
+    if (i === end) break;
+    let j = i;
+    while (j < end && !isBlank(text.charCodeAt(j))) j++;
+    const value = digitsIn(text, i, j);
+    if (value === undefined || values.length === 10) return undefined;
+    values.push(value);
+    i = j;
+  }
+  return values.length === 10 ? values : undefined;
 }
 
 /** Nanoseconds of CPU time in USER_HZ ticks, with lxcfs's arithmetic (ns / 1e9 * HZ, truncated). */

@@ -1,5 +1,5 @@
 import type { MemoryFacts } from '../host/memory-facts.js';
-import { clampedDifference, kbFromBytes, parseMeminfo } from './format.js';
+import { clampedDifference, kbFromBytes, meminfoValue } from './format.js';
 
 export interface SwapViewOptions {
   /** lxcfs -u / --disable-swap: show no swap at all. */
@@ -55,7 +55,7 @@ const SWAPS_HEADER = 'Filename\t\t\t\tType\t\tSize\tUsed\tPriority\n';
  * undefined: no swap can be shown (the host has none, or -u), whatever the cgroup's numbers. */
 export function renderSwaps(hostMeminfo: string, memory: MemoryFacts | undefined, options: SwapViewOptions): string {
   if (memory === undefined) return SWAPS_HEADER;
-  const hostSwapTotalKb = parseMeminfo(hostMeminfo).get('SwapTotal') ?? 0;
+  const hostSwapTotalKb = meminfoValue(hostMeminfo, 'SwapTotal') ?? 0;
   const { totalKb, usedKb } = containerSwap(memory, kbFromBytes(memory.limitBytes), hostSwapTotalKb, options);
   if (totalKb <= 0) return SWAPS_HEADER;
   return `${SWAPS_HEADER}none${' '.repeat(36)}virtual\t\t${totalKb}\t${usedKb}\t0\n`;

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { clampedDifference, kbFromBytes, meminfoLine, parseMeminfo } from '../../../src/views/format.js';
+import { clampedDifference, kbFromBytes, meminfoLine, meminfoValue } from '../../../src/views/format.js';
 
 describe('meminfoLine', () => {
   it('pads the key and colon to 16 columns and the value to 8', () => {
@@ -12,13 +12,18 @@ describe('meminfoLine', () => {
   });
 });
 
-describe('parseMeminfo', () => {
+describe('meminfoValue', () => {
+  const text = 'MemTotal:       24684092 kB\nHugePages_Total:       0\nbroken line\nSwapTotal:  8 kB\nSwap: 3 kB';
   it('reads kB values and plain counts by key', () => {
-    const values = parseMeminfo('MemTotal:       24684092 kB\nHugePages_Total:       0\nbroken line\nSwapTotal:  8 kB\n');
-    expect(values.get('MemTotal')).toBe(24684092);
-    expect(values.get('HugePages_Total')).toBe(0);
-    expect(values.get('SwapTotal')).toBe(8);
-    expect(values.size).toBe(3);
+    expect(meminfoValue(text, 'MemTotal')).toBe(24684092);
+    expect(meminfoValue(text, 'HugePages_Total')).toBe(0);
+    expect(meminfoValue(text, 'SwapTotal')).toBe(8);
+  });
+
+  it('matches the whole key only, up to its colon', () => {
+    expect(meminfoValue(text, 'Swap')).toBe(3);
+    expect(meminfoValue(text, 'Mem')).toBeUndefined();
+    expect(meminfoValue(text, 'broken line')).toBeUndefined();
   });
 });
 

@@ -34,6 +34,16 @@ describe('parseHostStat', () => {
   it('leaves the numbers of a line with other than 10 columns undefined', () => {
     expect(parseHostStat('cpu  1 2 3 4\ncpu0 1 2 3 4\nctxt 1\n').cpus[0]!.values).toBeUndefined();
   });
+
+  it('skips cpuX lines whose X is not a number, and reads a line without values or a final newline', () => {
+    const stat = parseHostStat('cpu  1 2\ncpuX 1 2 3 4 5 6 7 8 9 10\ncpu7\ncpu3 1 2 3 4 5 6 7 8 9 -1\ncpu4 1 2 3 4 5 6 7 8 9 10');
+    expect(stat.cpus).toEqual([
+      { cpu: 7, rest: '\n', values: undefined },
+      { cpu: 3, rest: ' 1 2 3 4 5 6 7 8 9 -1\n', values: undefined },
+      { cpu: 4, rest: ' 1 2 3 4 5 6 7 8 9 10', values: [1, 2, 3, 4, 5, 6, 7, 8, 9, 10] },
+    ]);
+    expect(stat.rest).toBe('');
+  });
 });
 
 it('converts nanoseconds to ticks like lxcfs (ns / 1e9 * 100, truncated)', () => {
