@@ -24,6 +24,9 @@ export interface RenderedFileOptions {
   /** Often legitimately absent (the cgroup v2 root has no memory.max): a cheap existence check comes
    * before opening, because a failed open costs an exception. */
   oftenMissing?: boolean;
+  /** Decode each byte as one character (latin1), so that the text encodes back to the same bytes;
+   * otherwise UTF-8. */
+  latin1?: boolean;
 }
 
 // Files read on every request stay open and are re-read from offset 0: procfs and cgroupfs render
@@ -141,7 +144,8 @@ export class KeptFiles {
   /** The file's text, or undefined when it cannot be read. */
   text(path: string, options: RenderedFileOptions = {}): string | undefined {
     const length = this.read(path, options);
-    return typeof length === 'number' ? scratch.toString('utf8', 0, length) : undefined;
+    if (typeof length !== 'number') return undefined;
+    return scratch.toString(options.latin1 ? 'latin1' : 'utf8', 0, length);
   }
 
   /** Closes what was not read since the last sweep. */

@@ -4,7 +4,7 @@
 
 import path from 'node:path';
 import { errnoOf } from '../fuse/host-mirror.js';
-import { readRenderedBytes } from '../host/files.js';
+import { readRenderedBytes, readRenderedFile } from '../host/files.js';
 import type { Log } from '../util/thread-log.js';
 import type { FileSystem } from '../fuse/filesystem.js';
 import { Host } from '../host/host.js';
@@ -105,6 +105,7 @@ export function buildTree(
     const [top, ...rest] = filePath.split('/');
     const hostPath = path.join(top === 'proc' ? options.procRoot : options.sysRoot, ...rest);
     const readOptions = { singleRecord: !file.recordwise };
+    const textOptions = { ...readOptions, latin1: true };
     const readHost = (): Buffer | number => {
       const content = readRenderedBytes(hostPath, readOptions);
       return typeof content === 'string' ? errnoOf({ code: content }) : content;
@@ -115,17 +116,19 @@ export function buildTree(
       ino: nodeIdOf(filePath),
       handles: handles[filePath],
       render(caller) {
-        // Read the host file only when needed: online, swaps and loadavg (-l) views never are.
-        let host: Buffer | number | undefined;
-        const readHostOnce = (): Buffer | number => (host ??= readHost());
+        // Read the host file only when needed (online, swaps and loadavg -l views never are), and once:
+        // views read it as text, the fallback as bytes, which latin1 text encodes back to.
+        let text: string | undefined;
+        let textRead = false;
         const hostText = (): string | undefined => {
-          const content = readHostOnce();
-          return typeof content === 'number' ? undefined : content.toString('latin1');
+          if (!textRead) text = readRenderedFile(hostPath, textOptions);
+          textRead = true;
+          return text;
         };
         const virtualize = view !== undefined && isVirtualizing();
         const rendered = virtualize ? view(caller, hostText) : undefined;
         if (rendered !== undefined) return rendered;
-        const content = readHostOnce();
+        const content = text === undefined ? readHost() : Buffer.from(text, 'latin1');
         return typeof content === 'number' || file.fallback === undefined ? content : file.fallback.from(content);
       },
     };
