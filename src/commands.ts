@@ -3,14 +3,19 @@
 
 import { Command, Option } from 'commander';
 import { checkHostRoots, CONFIG_ENV_VAR, CONFIG_OPTIONS, resolveConfig } from './daemon/config.js';
-import { runDaemon } from './daemon/daemon.js';
-import { showCommand } from './daemon/show.js';
-import { upgradeCommand } from './daemon/upgrade.js';
-import { remountCommand } from './remount/command.js';
 import { createLogger } from './util/log.js';
-import { doctorCommand, statusCommand } from './diagnose/commands.js';
 import { VERSION } from './version.js';
-import { webhookCommand } from './webhook/command.js';
+
+// The helper commands, loaded only when asked for (or for help): the daemon's supervisor lives as long as
+// the daemon, and every module it loads stays in its memory.
+const SUBCOMMANDS: Record<string, () => Promise<Command>> = {
+  show: async () => (await import('./daemon/show.js')).showCommand(),
+  upgrade: async () => (await import('./daemon/upgrade.js')).upgradeCommand(),
+  remount: async () => (await import('./remount/command.js')).remountCommand(),
+  doctor: async () => (await import('./diagnose/commands.js')).doctorCommand(),
+  status: async () => (await import('./diagnose/commands.js')).statusCommand(),
+  webhook: async () => (await import('./webhook/command.js')).webhookCommand(),
+};
 
 function fail(message: string): never {
   process.stderr.write(`lxcfs-ts: ${message}\n`);
@@ -52,6 +57,7 @@ program.action(async (mountpoint: string | undefined, cliOptions: Record<string,
   if (enableCgroup) log.warn('--enable-cgroup is ignored: lxcfs-ts serves no /cgroup tree (lxcfs 7.0 removed it too)');
   let status: number;
   try {
+    const { runDaemon } = await import('./daemon/daemon.js');
     status = await runDaemon(config, log);
   } catch (err) {
     fail((err as Error).message);
@@ -59,12 +65,14 @@ program.action(async (mountpoint: string | undefined, cliOptions: Record<string,
   process.exit(status);
 });
 
-program.addCommand(showCommand());
-program.addCommand(upgradeCommand());
-program.addCommand(remountCommand());
-program.addCommand(doctorCommand());
-program.addCommand(statusCommand());
-program.addCommand(webhookCommand());
+// Any word of the command line that names a helper command loads it (commander then decides what the
+// words mean); help without one loads them all, to list them.
+const args = process.argv.slice(2);
+const named = Object.keys(SUBCOMMANDS).filter((name) => args.includes(name));
+const wantsHelp = args.includes('help') || args.includes('-h') || args.includes('--help');
+for (const name of named.length === 0 && wantsHelp ? Object.keys(SUBCOMMANDS) : named) {
+  program.addCommand(await SUBCOMMANDS[name]!());
+}
 
 try {
   await program.parseAsync(process.argv);

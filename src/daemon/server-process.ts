@@ -3,9 +3,7 @@
 // version without the mount noticing, because the supervisor keeps the connection open meanwhile.
 
 import { FuseServer } from '../fuse/server.js';
-import type { InitInfo } from '../fuse/session.js';
-import { SnapshotStore, type SnapshotDump } from '../fuse/snapshots.js';
-import type { DaemonConfig } from './config.js';
+import { SnapshotStore } from '../fuse/snapshots.js';
 import { ControlField, CONTROL_FIELDS, treeOptionsFrom } from '../lxcfs/tree.js';
 import { startLoadavgSampler, type LoadavgSampler } from '../lxcfs/loadavg-sampler.js';
 import { SharedTable } from '../lxcfs/shared-table.js';
@@ -15,34 +13,9 @@ import { NotifyPollWakeup } from '../fuse/abi.js';
 import fs from 'node:fs';
 import { inheritedStateFile } from './state-files.js';
 import { createLogger } from '../util/log.js';
-import type { MetricFamily } from '../metrics/families.js';
+import { FUSE_FD, type ServerMessage, type SupervisorMessage } from './server-messages.js';
 import type { ServerMetrics } from '../metrics/server-metrics.js';
 
-export const FUSE_FD = 3;
-
-export type SupervisorMessage =
-  | {
-      type: 'start';
-      config: DaemonConfig;
-      virtualize: boolean;
-      /** Taking over a connection a predecessor initialized. */
-      initialized?: InitInfo;
-      /** Wait for 'go' before reading (a graceful handoff: the predecessor is still reading). */
-      waitForGo: boolean;
-      /** Ask the kernel to replay requests a crashed predecessor had taken. */
-      resend: boolean;
-    }
-  | { type: 'go'; snapshots?: SnapshotDump; resend: boolean }
-  | { type: 'stop'; handoff: boolean }
-  | { type: 'virtualize'; on: boolean }
-  | { type: 'metrics' };
-
-export type ServerMessage =
-  | { type: 'ready' }
-  | { type: 'serving'; init: InitInfo; resent: boolean }
-  | { type: 'stopped'; clean: boolean; snapshots?: SnapshotDump }
-  | { type: 'ended'; reason: string; detail?: string }
-  | { type: 'metrics'; families: MetricFamily[] };
 
 /** Sends to the supervisor; `then` runs once the message is on its way (exiting before that loses it). */
 function send(message: ServerMessage, then?: () => void): void {

@@ -14,7 +14,7 @@ import { InitFlag2 } from '../fuse/abi.js';
 import type { InitInfo } from '../fuse/session.js';
 import type { DaemonConfig } from './config.js';
 import type { UpgradeOutcome } from './control.js';
-import { FUSE_FD, type ServerMessage, type SupervisorMessage } from './server-process.js';
+import { FUSE_FD, type ServerMessage, type SupervisorMessage } from './server-messages.js';
 import { openStateFile, STATE_FDS } from './state-files.js';
 import type { MetricFamily } from '../metrics/families.js';
 

@@ -48,6 +48,8 @@ function layerOf(file: string): Layer {
 interface Import {
   target: string;
   typeOnly: boolean;
+  /** import(): loaded when the code asks for it, not when the importer loads. */
+  onDemand: boolean;
 }
 
 /** The files of src/ that `file` imports: static imports and import() of a literal path. */
@@ -59,6 +61,7 @@ function importsOf(file: string): Import[] {
     found.push({
       target: path.resolve(path.dirname(file), specifier.replace(/\.js$/, '.ts')),
       typeOnly: match[2] !== undefined,
+      onDemand: match[4] !== undefined,
     });
   }
   return found;
@@ -84,24 +87,41 @@ describe('layers', () => {
     expect(wrong).toEqual([]);
   });
 
+  /** What loading `entries` loads (type-only imports aside); import() too unless `onDemand` is false. */
+  function loadedBy(entries: string[], onDemand: boolean): string[] {
+    const loaded = new Set<string>();
+    const visit = (file: string): void => {
+      if (loaded.has(file)) return;
+      loaded.add(file);
+      for (const { target, typeOnly, onDemand: later } of importsOf(file))
+        if (!typeOnly && (onDemand || !later)) visit(target);
+    };
+    for (const entry of entries) visit(path.join(SRC, entry));
+    return [...loaded].map((file) => path.relative(SRC, file));
+  }
+
+  /** The renderers, served files and FUSE server among `loaded`, apart from `allowed`. */
+  function servingCode(loaded: string[], allowed: string[]): string[] {
+    return loaded.filter(
+      (file) =>
+        (/^(views|lxcfs)\//.test(file) || /^fuse\/(server|reader|session)\.ts$/.test(file)) && !allowed.includes(file),
+    );
+  }
+
   it.each(['remount/command.ts', 'webhook/command.ts'])(
     '%s loads no renderer, no served file and no FUSE server',
     (entry) => {
-      const loaded = new Set<string>();
-      const visit = (file: string): void => {
-        if (loaded.has(file)) return;
-        loaded.add(file);
-        for (const { target, typeOnly } of importsOf(file)) if (!typeOnly) visit(target);
-      };
-      visit(path.join(SRC, entry));
-      const serving = [...loaded]
-        .map((file) => path.relative(SRC, file))
-        .filter((file) => /^(views|lxcfs)\//.test(file) && file !== 'lxcfs/paths.ts');
-      const server = [...loaded]
-        .map((file) => path.relative(SRC, file))
-        .filter((file) => /^fuse\/(server|reader|session)\.ts$/.test(file));
-      expect([...serving, ...server]).toEqual([]);
-      expect(loaded.size).toBeGreaterThan(1);
+      const loaded = loadedBy([entry], true);
+      expect(servingCode(loaded, ['lxcfs/paths.ts'])).toEqual([]);
+      expect(loaded.length).toBeGreaterThan(1);
     },
   );
+
+  it("the daemon's supervisor loads no renderer, no served file and no FUSE server: the serving process runs them", () => {
+    // commands.ts loads the helper commands, and the daemon's code, only when asked for; blkio accounting
+    // is the supervisor's own work (it sets the host's knobs once, before serving).
+    const loaded = loadedBy(['commands.ts', 'daemon/daemon.ts'], false);
+    expect(servingCode(loaded, ['lxcfs/blkio-accounting.ts'])).toEqual([]);
+    expect(loaded).toContain('daemon/supervisor.ts');
+  });
 });
