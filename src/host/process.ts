@@ -1,5 +1,6 @@
 import { readdirSync, readlinkSync } from 'node:fs';
 import { readRenderedFile, readTextFile } from './files.js';
+import { digitsIn } from '../util/text-scan.js';
 
 export type ProcessId = number | 'self';
 
@@ -12,16 +13,37 @@ export type ProcessId = number | 'self';
  * the scan has them. Undefined when the process is gone.
  */
 export function readPidNamespace(procRoot: string, pid: number | string): string | undefined {
+  const now = performance.now();
+  if (pid === lastLookup.pid && procRoot === lastLookup.procRoot && now - lastLookup.at < REUSE_MS) return lastLookup.link;
+  let link: string | undefined;
   try {
-    return readlinkSync(`${procRoot}/${pid}/ns/pid`);
+    link = readlinkSync(`${procRoot}/${pid}/ns/pid`);
   } catch {
-    return undefined;
+    link = undefined;
   }
+  lastLookup.procRoot = procRoot;
+  lastLookup.pid = pid;
+  lastLookup.link = link;
+  lastLookup.at = now;
+  return link;
 }
+
+// One request asks for its caller's namespace twice: for its tenant, then for its container. The last
+// answer serves the second asking if it comes within a millisecond. A process never changes its own pid
+// namespace, and the kernel hands out pids in turn up to pid_max before it reuses one: no pid names two
+// processes within a millisecond.
+const REUSE_MS = 1;
+const lastLookup: { procRoot: string; pid: number | string; link: string | undefined; at: number } = {
+  procRoot: '',
+  pid: 0,
+  link: undefined,
+  at: -Infinity,
+};
 
 /** The inode of a namespace link ("pid:[4026531836]" -> 4026531836); 0 if it is not one. */
 export function namespaceInode(link: string): number {
-  return Number(/\[(\d+)\]/.exec(link)?.[1] ?? 0);
+  const open = link.indexOf('[');
+  return open < 0 || !link.endsWith(']') ? 0 : (digitsIn(link, open + 1, link.length - 1) ?? 0);
 }
 
 /**
@@ -37,9 +59,15 @@ export function readStartTime(procRoot: string, pid: ProcessId): number | undefi
 export function readProcessStat(procRoot: string, pid: ProcessId): { state: string; startTime: number } | undefined {
   const stat = readRenderedFile(`${procRoot}/${pid}/stat`, { singleRecord: true });
   if (stat === undefined) return undefined;
-  const fieldsAfterName = stat.slice(stat.lastIndexOf(')') + 1).trim().split(' ');
-  const startTime = Number(fieldsAfterName[22 - 3]); // fieldsAfterName[0] is field 3
-  return Number.isInteger(startTime) ? { state: fieldsAfterName[0]!, startTime } : undefined;
+  // Fields counted by their separating spaces, not split into strings: this runs on every request of a
+  // container (its init's start time tells that its pid was not reused).
+  let at = stat.lastIndexOf(')') + 2; // field 3, after ") "
+  const state = stat.charAt(at);
+  for (let field = 3; field < 22 && at > 0; field++) at = stat.indexOf(' ', at) + 1;
+  if (at === 0) return undefined;
+  const end = stat.indexOf(' ', at);
+  const startTime = digitsIn(stat, at, end < 0 ? stat.length : end);
+  return startTime === undefined ? undefined : { state, startTime };
 }
 
 /**

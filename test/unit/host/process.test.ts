@@ -1,5 +1,7 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { readInnermostPid, readPidNamespace, readStartTime } from '../../../src/host/process.js';
+import { rmSync, symlinkSync } from 'node:fs';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { namespaceInode, readInnermostPid, readPidNamespace, readProcessStat, readStartTime } from '../../../src/host/process.js';
 import { HostTree } from '../../fixtures/host-tree.js';
 import { hybridProcCgroup } from '../../fixtures/proc-text.js';
 
@@ -14,6 +16,24 @@ describe('per-process facts from /proc', () => {
 
   it('reads the start time after the last ")" of /proc/<pid>/stat', () => {
     expect(readStartTime(tree.roots.procRoot, 77)).toBe(123456);
+    expect(readProcessStat(tree.roots.procRoot, 77)).toEqual({ state: expect.stringMatching(/^[A-Z]$/), startTime: 123456 });
+  });
+
+  it('reads the link again for another pid, and for the same pid a millisecond later', async () => {
+    expect(readPidNamespace(tree.roots.procRoot, 77)).toBe('pid:[4026532999]');
+    tree.addProcess({ pid: 79, pidNamespace: 4026533000, nsPids: [79], startTime: 1, comm: 'y', cgroup: hybridProcCgroup() });
+    expect(readPidNamespace(tree.roots.procRoot, 79)).toBe('pid:[4026533000]');
+    const link = `${tree.roots.procRoot}/77/ns/pid`;
+    rmSync(link);
+    symlinkSync('pid:[4026533001]', link);
+    await sleep(5);
+    expect(readPidNamespace(tree.roots.procRoot, 77)).toBe('pid:[4026533001]');
+  });
+
+  it('takes the inode out of a namespace link', () => {
+    expect(namespaceInode('pid:[4026531836]')).toBe(4026531836);
+    expect(namespaceInode('pid:4026531836')).toBe(0);
+    expect(namespaceInode('pid:[x]')).toBe(0);
   });
 
   it('reads the innermost NSpid and the pid namespace link', () => {
