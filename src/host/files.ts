@@ -190,7 +190,38 @@ export class KeptFiles {
   }
 }
 
-const keptFiles = new KeptFiles();
+let keptFiles = new KeptFiles();
+
+/** Replaces this thread's kept files (closing those open) with room for `capacity`. */
+export function keepFilesUpTo(capacity: number): void {
+  keptFiles.closeAll();
+  keptFiles = new KeptFiles(capacity);
+}
+
+/** The soft limit on open files of this process (from /proc/self/limits), or 1024 when unreadable. */
+export function openFileLimit(): number {
+  const limits = readTextFile('/proc/self/limits') ?? '';
+  const soft = /^Max open files\s+(\d+|unlimited)/m.exec(limits)?.[1];
+  if (soft === undefined) return 1024;
+  return soft === 'unlimited' ? 1 << 20 : Number(soft);
+}
+
+/** Descriptors left for other uses (FUSE, log, config, children) when files are kept open. */
+const RESERVED_FILES = 1024;
+
+/**
+ * How many files the serving process may keep open, by user: the loadavg sampler its threads'
+ * descriptors (half) and its cgroups' files (an eighth); the reader threads share the rest. Under
+ * systemd Node raises the soft limit to the hard one (524288).
+ */
+export function fileBudget(): { samplerThreads: number; samplerCgroupFiles: number; readers: number } {
+  const budget = Math.max(0, openFileLimit() - RESERVED_FILES);
+  return {
+    samplerThreads: Math.floor(budget / 2),
+    samplerCgroupFiles: Math.floor(budget / 8),
+    readers: Math.floor((budget * 3) / 8),
+  };
+}
 
 function onKernelFilesystem(path: string): boolean {
   try {

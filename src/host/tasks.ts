@@ -82,14 +82,6 @@ export function childCgroupDirectories(directory: string): string[] {
   }
 }
 
-/** The soft limit on open files of this process (from /proc/self/limits), or 1024 when unreadable. */
-export function openFileLimit(): number {
-  const limits = readTextFile('/proc/self/limits') ?? '';
-  const soft = /^Max open files\s+(\d+|unlimited)/m.exec(limits)?.[1];
-  if (soft === undefined) return 1024;
-  return soft === 'unlimited' ? 1 << 20 : Number(soft);
-}
-
 const CLOSED = -1;
 /** Bytes of /proc/<tid>/stat that always include `pid (comm) S` (comm: 64 bytes at most). */
 const STAT_PREFIX_BYTES = 160;

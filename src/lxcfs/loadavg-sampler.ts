@@ -11,9 +11,9 @@ import type { Logger } from 'pino';
 import fs from 'node:fs';
 import type { CgroupReader } from '../host/cgroup-reader.js';
 import { readerOf } from '../host/readers.js';
-import { KeptFiles } from '../host/files.js';
+import { fileBudget, KeptFiles } from '../host/files.js';
 import { detectCgroupLayout, type CgroupHierarchy, type CgroupLayout } from '../host/cgroup-layout.js';
-import { CgroupUsage, childCgroupDirectories, loadavgHierarchy, openFileLimit, readThreadIds, sameList, ThreadStateProbe, type ProbeCounters } from '../host/tasks.js';
+import { CgroupUsage, childCgroupDirectories, loadavgHierarchy, readThreadIds, sameList, ThreadStateProbe, type ProbeCounters } from '../host/tasks.js';
 import { nextLoads, SAMPLE_SECONDS, type LoadavgValues } from '../views/loadavg.js';
 import { SharedTable, type SharedTableMemory } from './shared-table.js';
 
@@ -39,8 +39,6 @@ export const LOADAVG_SHARE = 64;
 export const FORGET_AFTER_MS = 3600_000;
 /** A pass yields to the event loop after this much work. */
 const SLICE_MS = 10;
-/** Descriptors kept for other uses (FUSE, log, config, children) when budgeting the sampler's. */
-const RESERVED_FILES = 1024;
 
 /** `store`: a file to write the table through to (see SharedTable). */
 export function allocateLoadavgTable(capacity = LOADAVG_CAPACITY, store?: number): SharedTableMemory {
@@ -80,8 +78,7 @@ export interface LoadavgSamplerOptions {
   log: Logger;
   periodMs?: number;
   forgetAfterMs?: number;
-  /** Descriptors the thread probe may keep open; default: half of what the open-file limit leaves
-   * after 1024 for everything else (an eighth more go to cgroup files). */
+  /** Descriptors the thread probe may keep open; default: its share of fileBudget(). */
   maxOpenFiles?: number;
   now?: () => number;
 }
@@ -162,10 +159,9 @@ export class LoadavgSampler {
     this.periodMs = options.periodMs ?? SAMPLE_SECONDS * 1000;
     this.forgetAfterMs = options.forgetAfterMs ?? FORGET_AFTER_MS;
     this.now = options.now ?? Date.now;
-    // Half of what the limit leaves for the threads' descriptors, an eighth for the cgroups' files.
-    const budget = Math.max(0, openFileLimit() - RESERVED_FILES);
-    const maxOpenFiles = options.maxOpenFiles ?? Math.floor(budget / 2);
-    this.files = new KeptFiles(Math.floor(budget / 8), 'read-through');
+    const budget = fileBudget();
+    const maxOpenFiles = options.maxOpenFiles ?? budget.samplerThreads;
+    this.files = new KeptFiles(budget.samplerCgroupFiles, 'read-through');
     this.probe = new ThreadStateProbe(options.procRoot, maxOpenFiles);
     this.reader = readerOf(options.hierarchy);
     this.usage = options.layout === undefined ? undefined : new CgroupUsage(options.hierarchy, options.layout, this.files);

@@ -4,7 +4,7 @@
 
 import path from 'node:path';
 import { errnoOf } from '../fuse/host-mirror.js';
-import { readRenderedBytes, readRenderedFile } from '../host/files.js';
+import { fileBudget, keepFilesUpTo, readRenderedBytes, readRenderedFile } from '../host/files.js';
 import type { Log } from '../util/thread-log.js';
 import type { FileSystem } from '../fuse/filesystem.js';
 import { Host } from '../host/host.js';
@@ -32,6 +32,8 @@ export interface TreeOptions extends ViewOptions {
   sysRoot: string;
   /** ControlField values, written by the main thread (SIGUSR2 toggles VIRTUALIZE). */
   control: SharedArrayBuffer;
+  /** How many kernel files each reader thread keeps open (host/files.ts). */
+  keptFilesPerReader: number;
   /** lxcfs --enable-psi-poll: the PSI triggers (psi-table.ts) that pressure files opened for writing arm,
    * evaluated by the main thread's sampler; without it pressure files are read-only and POLL answers
    * ENOSYS. */
@@ -42,7 +44,7 @@ export interface TreeOptions extends ViewOptions {
 export type TreeSettings = Pick<
   ViewOptions,
   'procRoot' | 'cgroupRoot' | 'disableSwap' | 'disableZswap' | 'enableCfs'
-> & { enableLoadavg: boolean; enablePsiPoll: boolean };
+> & { enableLoadavg: boolean; enablePsiPoll: boolean; readers: number };
 
 /** The tree's options from the daemon's configuration (shared by the daemon and `show`); allocates the
  * state shared by every reader thread. `stores`: files to write the per-cgroup state through to
@@ -66,6 +68,8 @@ export function treeOptionsFrom(
     control,
     // Armed by the readers, evaluated by the serving process's main thread (psi-sampler.ts).
     psiTable: config.enablePsiPoll ? PsiTable.allocate(undefined, stores.psi) : undefined,
+    // A few dozen files per container: 8192 keeps some 300 containers' files open in each reader.
+    keptFilesPerReader: Math.min(8192, Math.max(256, Math.floor(fileBudget().readers / Math.max(1, config.readers)))),
   };
 }
 
@@ -139,6 +143,7 @@ export function buildTree(
 
 export function createFileSystem(options: unknown, log: Log): FileSystem {
   const treeOptions = options as TreeOptions;
+  keepFilesUpTo(treeOptions.keptFilesPerReader);
   const host = new Host({ procRoot: treeOptions.procRoot, cgroupRoot: treeOptions.cgroupRoot });
   const cpuShape = cpuDirectoryShape({ host, options: treeOptions, log }, virtualizing(treeOptions.control));
   const handles: Partial<Record<string, FileHandleHooks>> = {};

@@ -7,8 +7,8 @@ import fs from 'node:fs';
 import { afterEach, describe, expect, it } from 'vitest';
 import { CgroupV1Reader } from '../../../src/host/cgroup-v1.js';
 import { CgroupV2Reader } from '../../../src/host/cgroup-v2.js';
-import { KeptFiles } from '../../../src/host/files.js';
-import { readThreadIds, ThreadStateProbe, childCgroupDirectories, openFileLimit } from '../../../src/host/tasks.js';
+import { fileBudget, KeptFiles, openFileLimit } from '../../../src/host/files.js';
+import { readThreadIds, ThreadStateProbe, childCgroupDirectories } from '../../../src/host/tasks.js';
 import { createCgroup } from '../../helpers/cgroups.js';
 import { Cleanup } from '../../helpers/processes.js';
 import { HostTree } from '../../fixtures/host-tree.js';
@@ -38,8 +38,11 @@ describe('thread lists', () => {
     expect(childCgroupDirectories(`${dir}/gone`)).toEqual([]);
   });
 
-  it('knows this process\'s open-file limit', () => {
+  it("knows this process's open-file limit, and shares out all but 1024 of it", () => {
     expect(openFileLimit()).toBeGreaterThanOrEqual(1024);
+    const budget = fileBudget();
+    expect(budget.samplerThreads + budget.samplerCgroupFiles + budget.readers).toBeLessThanOrEqual(openFileLimit() - 1024);
+    expect(budget.readers).toBe(Math.floor(((openFileLimit() - 1024) * 3) / 8));
   });
 });
 
