@@ -4,7 +4,7 @@
 
 import { FuseServer } from '../fuse/server.js';
 import { SnapshotStore } from '../fuse/snapshots.js';
-import { ControlField, CONTROL_FIELDS, treeOptionsFrom } from '../lxcfs/tree.js';
+import { ControlField, CONTROL_FIELDS, treeOptionsFrom } from '../lxcfs/tree-options.js';
 import { startLoadavgSampler, type LoadavgSampler } from '../lxcfs/loadavg-sampler.js';
 import { SharedTable } from '../lxcfs/shared-table.js';
 import { PsiTable } from '../lxcfs/psi-table.js';

@@ -10,7 +10,8 @@ import type { Logger } from 'pino';
 import { createLogger } from '../util/log.js';
 import { bindFiles } from '../lxcfs/bind.js';
 import { SERVED_FILES } from '../lxcfs/paths.js';
-import { buildTree, CONTROL_FIELDS, ControlField, treeOptionsFrom } from '../lxcfs/tree.js';
+import { buildTree } from '../lxcfs/tree.js';
+import { CONTROL_FIELDS, ControlField, treeOptionsFrom } from '../lxcfs/tree-options.js';
 import type { DirNode, FileNode } from '../fuse/static-tree.js';
 
 /** Accepts `meminfo`, `proc/meminfo`, `/proc/meminfo`, `online`, `pressure/cpu`, ... */

@@ -4,74 +4,23 @@
 
 import path from 'node:path';
 import { errnoOf } from '../fuse/host-mirror.js';
-import { fileBudget, keepFilesUpTo, readRenderedBytes, readRenderedFile } from '../host/files.js';
+import { keepFilesUpTo, readRenderedBytes, readRenderedFile } from '../host/files.js';
 import type { Log } from '../util/thread-log.js';
 import type { FileSystem } from '../fuse/filesystem.js';
 import { Host } from '../host/host.js';
 import type { MirrorShape } from '../fuse/host-mirror.js';
 import { bindFiles, type Views } from './bind.js';
 import { cpuDirectoryShape } from './cpu-directory.js';
-import { allocateCpuState } from './cpu-state.js';
-import { allocateLoadavgTable } from './loadavg-sampler.js';
 import { pressureHandles } from './psi-files.js';
-import { PsiTable, type PsiTableMemory } from './psi-table.js';
+import { PsiTable } from './psi-table.js';
 import { MIRRORED_DIR, nodeIdOf, SERVED_FILES, TREE_DIRECTORIES } from './paths.js';
 import { SERVED } from './registry.js';
-import type { ViewOptions } from './served-file.js';
+import { ControlField, type TreeOptions } from './tree-options.js';
 import { StaticTreeFileSystem, type DirNode, type FileHandleHooks, type FileNode } from '../fuse/static-tree.js';
 import { PRESSURE_RESOURCES } from '../host/pressure.js';
 
 // Reader threads load this module: they find the tenants (containers) of requests here too.
 export { createTenancy } from './tenancy.js';
-
-/** Flags shared by the daemon's main thread and every reader (Int32Array over a SharedArrayBuffer). */
-export const ControlField = { VIRTUALIZE: 0 } as const;
-export const CONTROL_FIELDS = 1;
-
-export interface TreeOptions extends ViewOptions {
-  sysRoot: string;
-  /** ControlField values, written by the main thread (SIGUSR2 toggles VIRTUALIZE). */
-  control: SharedArrayBuffer;
-  /** How many kernel files each reader thread keeps open (host/files.ts). */
-  keptFilesPerReader: number;
-  /** lxcfs --enable-psi-poll: the PSI triggers (psi-table.ts) that pressure files opened for writing arm,
-   * evaluated by the main thread's sampler; without it pressure files are read-only and POLL answers
-   * ENOSYS. */
-  psiTable?: PsiTableMemory;
-}
-
-/** The settings of the daemon's configuration that shape the tree. */
-export type TreeSettings = Pick<
-  ViewOptions,
-  'procRoot' | 'cgroupRoot' | 'disableSwap' | 'disableZswap' | 'enableCfs'
-> & { enableLoadavg: boolean; enablePsiPoll: boolean; readers: number };
-
-/** The tree's options from the daemon's configuration (shared by the daemon and `show`); allocates the
- * state shared by every reader thread. `stores`: files to write the per-cgroup state through to
- * (state-files.ts). */
-export function treeOptionsFrom(
-  config: TreeSettings,
-  control: SharedArrayBuffer,
-  stores: { cpu?: number; loadavg?: number; psi?: number } = {},
-): TreeOptions {
-  return {
-    procRoot: config.procRoot,
-    sysRoot: '/sys',
-    cgroupRoot: config.cgroupRoot,
-    disableSwap: config.disableSwap,
-    disableZswap: config.disableZswap,
-    enableCfs: config.enableCfs,
-    cpuState: allocateCpuState(undefined, stores.cpu),
-    enableLoadavg: config.enableLoadavg,
-    // Updated by the serving process's main thread (loadavg-sampler.ts), read by every reader.
-    loadavgTable: config.enableLoadavg ? allocateLoadavgTable(undefined, stores.loadavg) : undefined,
-    control,
-    // Armed by the readers, evaluated by the serving process's main thread (psi-sampler.ts).
-    psiTable: config.enablePsiPoll ? PsiTable.allocate(undefined, stores.psi) : undefined,
-    // A few dozen files per container: 8192 keeps some 300 containers' files open in each reader.
-    keptFilesPerReader: Math.min(8192, Math.max(256, Math.floor(fileBudget().readers / Math.max(1, config.readers)))),
-  };
-}
 
 /** The parent directory of a tree path ('' is the root). */
 function parentOf(treePath: string): string {

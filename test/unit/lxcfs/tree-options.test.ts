@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { fileBudget } from '../../../src/host/files.js';
-import { CONTROL_FIELDS, treeOptionsFrom, type TreeSettings } from '../../../src/lxcfs/tree.js';
+import { CONTROL_FIELDS, treeOptionsFrom, type TreeSettings } from '../../../src/lxcfs/tree-options.js';
 
 const settings: TreeSettings = {
   procRoot: '/proc',
