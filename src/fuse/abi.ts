@@ -151,6 +151,14 @@ export const Errno = {
 export const MAX_WRITE = 4096;
 /** Largest READ the kernel will send us: max_pages × 4 KiB. */
 export const MAX_PAGES = 32;
+/**
+ * Background requests the kernel may have waiting on us at once. A close reaches us as a RELEASE in the
+ * background; with the kernel's default of 12, a container whose threads open and close in a loop on a
+ * busy host had its closes wait in the kernel for a slot, and reached its handle limit with files it had
+ * closed. We serve a RELEASE as soon as we read it: the kernel should pass them all on. (Root may raise
+ * it; the kernel caps it for unprivileged mounts only.)
+ */
+export const MAX_BACKGROUND = 1024;
 /** One reader's buffer: the largest request (a WRITE of max_write) plus headers, rounded generously. */
 export const READ_BUFFER_SIZE = 128 * 1024 + 4096;
 
@@ -242,6 +250,11 @@ export interface InitReply {
   maxReadahead?: number;
   flags?: number;
   maxWrite?: number;
+  /** Requests the kernel sends in the background (RELEASE among them) it lets wait on us at once; 0
+   * keeps its default of 12. */
+  maxBackground?: number;
+  /** Background requests at which the kernel counts the connection congested; 0 keeps its default. */
+  congestionThreshold?: number;
   /** Timestamp granularity in nanoseconds. */
   timeGran?: number;
   maxPages?: number;
@@ -256,6 +269,8 @@ export const InitOut = {
     buf.writeUInt32LE(reply.minor ?? 0, at + 4);
     buf.writeUInt32LE(reply.maxReadahead ?? 0, at + 8);
     buf.writeUInt32LE((reply.flags ?? 0) >>> 0, at + 12);
+    buf.writeUInt16LE(reply.maxBackground ?? 0, at + 16);
+    buf.writeUInt16LE(reply.congestionThreshold ?? 0, at + 18);
     buf.writeUInt32LE(reply.maxWrite ?? 0, at + 20);
     buf.writeUInt32LE(reply.timeGran ?? 0, at + 24);
     buf.writeUInt16LE(reply.maxPages ?? 0, at + 28);

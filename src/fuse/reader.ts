@@ -173,9 +173,10 @@ function serveConnection(): { reason: ReaderExit; detail?: string } {
     }
     const waited = performance.now() - asked > WAITED_MS;
     const opcode = InHeader.opcode(request);
-    // The kernel sends RELEASE in the background, at most max_background (12) outstanding; queued behind
-    // renders they trickle, and a container that opens and closes in a loop reaches its handle limit with
-    // files it has long closed. Freeing a handle costs less than queueing it: always at once.
+    // The kernel sends RELEASE in the background, at most max_background outstanding (see MAX_BACKGROUND);
+    // queued behind renders they would trickle, and a container that opens and closes in a loop would
+    // reach its handle limit with files it has long closed. Freeing a handle costs less than queueing it:
+    // always at once.
     if (opcode === Op.RELEASE) {
       serve(request, n, 0, reply);
       continue;

@@ -23,6 +23,7 @@ import {
   InitIn,
   InitOut,
   LookupIn,
+  MAX_BACKGROUND,
   MAX_PAGES,
   MAX_WRITE,
   Op,
@@ -284,6 +285,9 @@ export class Session {
       minor: info.minor,
       maxReadahead: InitIn.maxReadahead(req),
       flags: info.flags,
+      maxBackground: MAX_BACKGROUND,
+      // The kernel's own ratio (3/4): congestion only slows readahead and writeback, which we have none of.
+      congestionThreshold: (MAX_BACKGROUND * 3) / 4,
       maxWrite: MAX_WRITE,
       timeGran: 1,
       maxPages: info.flags & InitFlag.MAX_PAGES ? MAX_PAGES : 0,

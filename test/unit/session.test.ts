@@ -2,7 +2,7 @@
 // replies that must never be sent, errno mapping and directory paging.
 
 import { describe, expect, it } from 'vitest';
-import { Errno, InitFlag, InitFlag2, NotifyPollWakeup, Op, READ_BUFFER_SIZE, WANTED_INIT_FLAGS } from '../../src/fuse/abi.js';
+import { Errno, InitFlag, InitFlag2, MAX_BACKGROUND, NotifyPollWakeup, Op, READ_BUFFER_SIZE, WANTED_INIT_FLAGS } from '../../src/fuse/abi.js';
 import { StaticTreeFileSystem, type DirNode } from '../../src/fuse/static-tree.js';
 import { CONN_FIELDS, ConnField, Session, type InitInfo } from '../../src/fuse/session.js';
 import { SnapshotStore } from '../../src/fuse/snapshots.js';
@@ -62,6 +62,8 @@ describe('INIT', () => {
     expect(body.readUInt32LE(32)).toBe(0); // flags2: nothing, so no request timeout
     expect(body.readUInt32LE(20)).toBe(4096); // max_write
     expect(body.readUInt16LE(28)).toBe(32); // max_pages
+    expect(body.readUInt16LE(16)).toBe(MAX_BACKGROUND); // max_background: RELEASEs are not held back
+    expect(body.readUInt16LE(18)).toBe((MAX_BACKGROUND * 3) / 4); // congestion_threshold
     expect((seen?.flags2Offered ?? 0) & InitFlag2.HAS_RESEND).toBeTruthy();
     expect(Atomics.load(conn, ConnField.INITIALIZED)).toBe(1);
     expect(Atomics.load(conn, ConnField.MINOR)).toBe(45);
