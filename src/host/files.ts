@@ -223,6 +223,13 @@ export function fileBudget(): { samplerThreads: number; samplerCgroupFiles: numb
   };
 }
 
+/** The kernel files each of `readers` reader threads may keep open: an even share of the readers' part of
+ * fileBudget(), at least 256 and at most 8192 (a reader keeps a few dozen files per container: 8192 is
+ * some 300 containers). */
+export function keptFilesPerReader(readers: number): number {
+  return Math.min(8192, Math.max(256, Math.floor(fileBudget().readers / Math.max(1, readers))));
+}
+
 function onKernelFilesystem(path: string): boolean {
   try {
     return KERNEL_FILESYSTEMS.has(statfsSync(path).type);

@@ -1,7 +1,7 @@
 // The tree's options: what the daemon's configuration makes of it, and the state the serving process's
 // main thread shares with every reader. Apart from the tree (tree.ts), which only the readers load.
 
-import { fileBudget } from '../host/files.js';
+import { keptFilesPerReader } from '../host/files.js';
 import { allocateCpuState } from './cpu-state.js';
 import { allocateLoadavgTable } from './loadavg-sampler.js';
 import { PsiTable, type PsiTableMemory } from './psi-table.js';
@@ -15,7 +15,7 @@ export interface TreeOptions extends ViewOptions {
   sysRoot: string;
   /** ControlField values, written by the main thread (SIGUSR2 toggles VIRTUALIZE). */
   control: SharedArrayBuffer;
-  /** How many kernel files each reader thread keeps open (host/files.ts). */
+  /** How many kernel files each reader thread keeps open (keptFilesPerReader in host/files.ts). */
   keptFilesPerReader: number;
   /** lxcfs --enable-psi-poll: the PSI triggers (psi-table.ts) that pressure files opened for writing arm,
    * evaluated by the main thread's sampler; without it pressure files are read-only and POLL answers
@@ -51,7 +51,6 @@ export function treeOptionsFrom(
     control,
     // Armed by the readers, evaluated by the serving process's main thread (psi-sampler.ts).
     psiTable: config.enablePsiPoll ? PsiTable.allocate(undefined, stores.psi) : undefined,
-    // A few dozen files per container: 8192 keeps some 300 containers' files open in each reader.
-    keptFilesPerReader: Math.min(8192, Math.max(256, Math.floor(fileBudget().readers / Math.max(1, config.readers)))),
+    keptFilesPerReader: keptFilesPerReader(config.readers),
   };
 }
