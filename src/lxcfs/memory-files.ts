@@ -4,13 +4,14 @@ import type { Host } from '../host/host.js';
 import type { Caller } from '../host/caller.js';
 import type { MemoryFacts } from '../host/memory-facts.js';
 import { fail, ok, type Result } from '../host/result.js';
+import { meminfoValue } from '../views/format.js';
 import { renderMeminfo } from '../views/meminfo.js';
 import { renderSwaps } from '../views/swaps.js';
 import type { ServedFile, ViewOptions } from './served-file.js';
 
 /** Whether any swap can be shown: every swap line is clamped to the host's SwapTotal. */
 function swapShown(options: ViewOptions, hostMeminfo: string): boolean {
-  return !options.disableSwap && !/^SwapTotal:\s+0 kB$/m.test(hostMeminfo);
+  return !options.disableSwap && meminfoValue(hostMeminfo, 'SwapTotal') !== 0;
 }
 
 /** The memory facts of the container; swap files are read only when swap is shown. */
