@@ -31,7 +31,7 @@ const RING_TAIL = 3;
 const OUTSIDE = 4; // readers that are not blocked in read() and have not left
 const READING = 5; // readers in read()
 const HEADER = 6;
-const SLOT_FIELDS = 3; // next slot of the same tenant, length, tenant
+const SLOT_FIELDS = 4; // next slot of the same tenant, length, tenant, the caller's own tenant
 const SLOT_BASE = HEADER;
 const FREE_BASE = SLOT_BASE + SLOTS * SLOT_FIELDS;
 // Every tenant with queued requests holds a slot, so SLOTS entries never fill with busy tenants.
@@ -112,8 +112,9 @@ export class FairQueue {
     return Atomics.load(this.ctl, RING_HEAD) === NONE;
   }
 
-  /** Queues `request[0..n)` for `tenant`; false when every slot is taken. */
-  put(tenant: number, request: Buffer, n: number): boolean {
+  /** Queues `request[0..n)` for `tenant`, with its caller's own tenant if known (else 0); false when
+   * every slot is taken. */
+  put(tenant: number, callerTenant: number, request: Buffer, n: number): boolean {
     this.lock();
     const top = this.ctl[FREE_TOP]!;
     if (top === 0) return (this.unlock(), false);
@@ -122,6 +123,7 @@ export class FairQueue {
     const length = Math.min(n, SLOT_BYTES);
     request.copy(this.data, slot * SLOT_BYTES, 0, length);
     this.ctl[SLOT_BASE + slot * SLOT_FIELDS + 2] = tenant;
+    this.ctl[SLOT_BASE + slot * SLOT_FIELDS + 3] = callerTenant;
     this.append(this.tenants.find(tenant, true), slot, length);
     this.unlock();
     return true;
@@ -146,6 +148,11 @@ export class FairQueue {
   /** The tenant the request in `slot` was queued for. */
   tenant(slot: number): number {
     return this.ctl[SLOT_BASE + slot * SLOT_FIELDS + 2]! >>> 0;
+  }
+
+  /** The caller's own tenant that came with the request in `slot` (0: not known). */
+  callerTenant(slot: number): number {
+    return this.ctl[SLOT_BASE + slot * SLOT_FIELDS + 3]! >>> 0;
   }
 
   /** Gives the slot back once its request is answered. */

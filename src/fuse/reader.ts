@@ -101,10 +101,11 @@ function collectReplacedPool(): void {
   collectGarbage?.();
 }
 
-/** Answers one request; returns false when the connection has ended (a refused INIT). */
-function serve(request: Buffer, n: number, tenant: number, reply: Buffer): boolean {
+/** Answers one request; returns false when the connection has ended (a refused INIT). `tenant`: whom it
+ * counts against; `callerTenant`: its caller's own tenant if known (see Caller.tenant), else 0. */
+function serve(request: Buffer, n: number, tenant: number, callerTenant: number, reply: Buffer): boolean {
   stats?.begin(request);
-  const length = session.handle(request, n, reply, tenant);
+  const length = session.handle(request, n, reply, tenant, callerTenant);
   stats?.end(session.lastError);
   if (length > 0) {
     try {
@@ -122,23 +123,21 @@ function serve(request: Buffer, n: number, tenant: number, reply: Buffer): boole
 
 /** Serves a queued request and gives its slot back. */
 function serveQueued(slot: number, reply: Buffer): boolean {
-  const served = serve(queue.request(slot), queue.length(slot), queue.tenant(slot), reply);
+  const served = serve(queue.request(slot), queue.length(slot), queue.tenant(slot), queue.callerTenant(slot), reply);
   queue.done(slot);
   return served;
 }
 
-function tenantOf(request: Buffer, caller: Caller): number {
-  if (tenancy === undefined) return 0;
-  let handle: number | undefined;
+/** The tenant that opened the handle a READ or POLL is on; undefined for other requests. */
+function handleTenantOf(request: Buffer): number | undefined {
   switch (InHeader.opcode(request)) {
     case Op.READ:
-      handle = ReadIn.fh(request);
-      break;
+      return snapshots.tenantOfHandle(ReadIn.fh(request));
     case Op.POLL:
-      handle = PollIn.fh(request);
-      break;
+      return snapshots.tenantOfHandle(PollIn.fh(request));
+    default:
+      return undefined;
   }
-  return (handle !== undefined ? snapshots.tenantOfHandle(handle) : undefined) ?? tenancy.keyOf(caller);
 }
 
 /** A read of /dev/fuse that takes longer than this found nothing waiting: it slept until a request came.
@@ -178,23 +177,26 @@ function serveConnection(): { reason: ReaderExit; detail?: string } {
     // reach its handle limit with files it has long closed. Freeing a handle costs less than queueing it:
     // always at once.
     if (opcode === Op.RELEASE) {
-      serve(request, n, 0, reply);
+      serve(request, n, 0, 0, reply);
       continue;
     }
     caller.uid = InHeader.uid(request);
     caller.gid = InHeader.gid(request);
     caller.pid = InHeader.pid(request);
-    const tenant = tenantOf(request, caller);
+    // Asked once here; the filesystem gets the answer with the caller (Caller.tenant).
+    const handleTenant = tenancy === undefined ? undefined : handleTenantOf(request);
+    const callerTenant = handleTenant === undefined && tenancy !== undefined ? tenancy.keyOf(caller) : 0;
+    const tenant = handleTenant ?? callerTenant;
     // This reader's stop request: nothing after it is this reader's to take.
     if (isStopRequest(request, n, data.stopName)) {
-      serve(request, n, tenant, reply);
+      serve(request, n, tenant, callerTenant, reply);
       return leave('sentinel', reply);
     }
     // Served at once when nothing waits, neither in the kernel (the read slept) nor here; INIT always (the
     // main thread waits to hear of it). Otherwise queued. When the read slept, the kernel's queue was
     // empty: rather than read again at once, this reader serves the fair queue's next request first.
-    if ((waited && queue.empty()) || opcode === Op.INIT || !queue.put(tenant, request, n)) {
-      if (!serve(request, n, tenant, reply)) return leave('refused', reply);
+    if ((waited && queue.empty()) || opcode === Op.INIT || !queue.put(tenant, callerTenant, request, n)) {
+      if (!serve(request, n, tenant, callerTenant, reply)) return leave('refused', reply);
     } else if (waited) {
       const next = queue.take();
       if (next !== undefined && !serveQueued(next, reply)) return leave('refused', reply);

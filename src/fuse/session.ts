@@ -109,14 +109,16 @@ export class Session {
   }
 
   /** Handles the request in `req[0..n)`, writes the reply into `out`; returns its length (0: no reply).
-   * `tenant`: whom the request counts against (see Tenancy), as the reader that read it found. */
-  handle(req: Buffer, n: number, out: Buffer, tenant = 0): number {
+   * `tenant`: whom the request counts against (see Tenancy), as the reader that read it found;
+   * `callerTenant`: the caller's own, when the reader asked (see Caller.tenant). */
+  handle(req: Buffer, n: number, out: Buffer, tenant = 0, callerTenant = 0): number {
     this.requestTenant = tenant;
     const opcode = InHeader.opcode(req);
     const nodeid = InHeader.nodeid(req);
     this.caller.uid = InHeader.uid(req);
     this.caller.gid = InHeader.gid(req);
     this.caller.pid = InHeader.pid(req);
+    this.caller.tenant = callerTenant;
     this.error = 0;
     let length: number;
     try {

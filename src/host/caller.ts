@@ -40,29 +40,30 @@ const MAX_CACHED_NAMESPACES = 4096;
  * Maps a request pid to its Caller. Container inits are found by scanning /proc
  * once per pid namespace (for the process of that namespace whose NSpid ends in
  * 1, because processes attached with setns — docker exec, nsenter — have
- * parents outside the namespace) and cached by namespace (`pid:[<inode>]`).
+ * parents outside the namespace) and cached by namespace inode.
  */
 export class CallerResolver {
-  private readonly initsByNamespace = new Map<string, NamespaceInit>();
-  private readonly daemonNamespace: string | undefined;
+  private readonly initsByNamespace = new Map<number, NamespaceInit>();
+  private readonly daemonNamespace: number;
   /** The daemon's namespace's init lives as long as the daemon does. */
   private readonly daemonInitStartTime: number | undefined;
 
   constructor(private readonly procRoot: string) {
-    this.daemonNamespace = readPidNamespace(procRoot, 'self');
+    this.daemonNamespace = namespaceInodeOf(procRoot, 'self');
     this.daemonInitStartTime = readStartTime(procRoot, 1);
   }
 
-  resolve(pid: number): Result<Caller> {
+  /** `pidNamespace`: the inode of the caller's pid namespace when the request already knows it (its
+   * tenant, see lxcfs/tenancy.ts); 0 to read it here. */
+  resolve(pid: number, pidNamespace = 0): Result<Caller> {
     if (!Number.isInteger(pid) || pid <= 0) {
       return fail(`request pid ${pid}: the reader is not visible in the daemon's pid namespace; host values apply`);
     }
-    const namespace = readPidNamespace(this.procRoot, pid);
-    if (namespace === undefined) {
+    if (pidNamespace === 0) pidNamespace = namespaceInodeOf(this.procRoot, pid);
+    if (pidNamespace === 0) {
       return fail(`process ${pid} has exited before its request was served; host values apply`);
     }
-    const pidNamespace = namespaceInode(namespace);
-    if (namespace === this.daemonNamespace) {
+    if (pidNamespace === this.daemonNamespace) {
       return ok({
         pid,
         initPid: 1,
@@ -72,9 +73,11 @@ export class CallerResolver {
         pidNamespace,
       });
     }
-    const init = this.initOf(namespace);
+    const init = this.initOf(pidNamespace);
     if (init === undefined) {
-      return fail(`no init process found for the pid namespace ${namespace} of process ${pid}; host values apply`);
+      return fail(
+        `no init process found for the pid namespace pid:[${pidNamespace}] of process ${pid}; host values apply`,
+      );
     }
     // The kernel shows an exited main thread in the root cgroup: its live threads tell the truth.
     const cgroupPid = init.zombieLeader ? liveThreadOf(this.procRoot, init.pid) : init.pid;
@@ -90,7 +93,7 @@ export class CallerResolver {
     });
   }
 
-  private initOf(namespace: string): NamespaceInit | undefined {
+  private initOf(namespace: number): NamespaceInit | undefined {
     const cached = this.initsByNamespace.get(namespace);
     if (cached !== undefined) {
       const stat = readProcessStat(this.procRoot, cached.pid);
@@ -108,7 +111,7 @@ export class CallerResolver {
   }
 
   /** Compares the cheap ns link first; reads status and stat only for processes of that namespace. */
-  private scanForInit(namespace: string): NamespaceInit | undefined {
+  private scanForInit(namespace: number): NamespaceInit | undefined {
     let entries: string[];
     try {
       entries = readdirSync(this.procRoot);
@@ -118,7 +121,7 @@ export class CallerResolver {
     for (const entry of entries) {
       const firstChar = entry.charCodeAt(0);
       if (firstChar < 48 || firstChar > 57) continue; // not a pid directory
-      if (readPidNamespace(this.procRoot, entry) !== namespace) continue;
+      if (namespaceInodeOf(this.procRoot, entry) !== namespace) continue;
       const pid = Number(entry);
       if (readInnermostPid(this.procRoot, pid) !== 1) continue;
       const stat = readProcessStat(this.procRoot, pid);
@@ -126,4 +129,10 @@ export class CallerResolver {
     }
     return undefined;
   }
+}
+
+/** The inode of the pid namespace of `pid`; 0 when the process is gone. */
+function namespaceInodeOf(procRoot: string, pid: number | string): number {
+  const link = readPidNamespace(procRoot, pid);
+  return link === undefined ? 0 : namespaceInode(link);
 }

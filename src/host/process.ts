@@ -13,32 +13,12 @@ export type ProcessId = number | 'self';
  * the scan has them. Undefined when the process is gone.
  */
 export function readPidNamespace(procRoot: string, pid: number | string): string | undefined {
-  const now = performance.now();
-  if (pid === lastLookup.pid && procRoot === lastLookup.procRoot && now - lastLookup.at < REUSE_MS) return lastLookup.link;
-  let link: string | undefined;
   try {
-    link = readlinkSync(`${procRoot}/${pid}/ns/pid`);
+    return readlinkSync(`${procRoot}/${pid}/ns/pid`);
   } catch {
-    link = undefined;
+    return undefined;
   }
-  lastLookup.procRoot = procRoot;
-  lastLookup.pid = pid;
-  lastLookup.link = link;
-  lastLookup.at = now;
-  return link;
 }
-
-// One request asks for its caller's namespace twice: for its tenant, then for its container. The last
-// answer serves the second asking if it comes within a millisecond. A process never changes its own pid
-// namespace, and the kernel hands out pids in turn up to pid_max before it reuses one: no pid names two
-// processes within a millisecond.
-const REUSE_MS = 1;
-const lastLookup: { procRoot: string; pid: number | string; link: string | undefined; at: number } = {
-  procRoot: '',
-  pid: 0,
-  link: undefined,
-  at: -Infinity,
-};
 
 /** The inode of a namespace link ("pid:[4026531836]" -> 4026531836); 0 if it is not one. */
 export function namespaceInode(link: string): number {

@@ -27,7 +27,7 @@ export function bindFiles(
     const render = SERVED[file].bind(context);
     if (render === undefined) continue;
     views[file] = (caller, hostText) => {
-      const container = host.callers.resolve(caller.pid);
+      const container = host.callers.resolve(caller.pid, caller.tenant);
       const content = container.ok ? render(container.value, hostText) : container;
       if (content.ok) return Buffer.from(content.value, 'latin1');
       if (debug) log.debug({ file, pid: caller.pid, reason: content.error }, 'serving the fallback');

@@ -38,7 +38,7 @@ export function cpuDirectoryShape({ host, options }: FileContext, virtualizing: 
     viewFor(caller) {
       if (!virtualizing()) return undefined;
       // Whoever `online` is rendered for sees the directory that agrees with it; the rest the host's.
-      const container = host.callers.resolve(caller.pid);
+      const container = host.callers.resolve(caller.pid, caller.tenant);
       if (!container.ok) return undefined;
       const cpus = cpusOf(host, options.enableCfs, container.value);
       return cpus.ok && cpus.value.count > 0 ? cpuDirectoryView(cpus.value) : undefined;

@@ -34,7 +34,7 @@ function watchedFile(
   resource: PressureResource,
   caller: Caller,
 ): { path: string; text: string; owner: number } | number {
-  const container = context.host.callers.resolve(caller.pid);
+  const container = context.host.callers.resolve(caller.pid, caller.tenant);
   const owner = container.ok ? container.value.pidNamespace : 0;
   if (container.ok && context.virtualizing()) {
     const own = context.host.pressureFile(container.value.cgroupPid, resource);

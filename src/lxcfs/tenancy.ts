@@ -1,7 +1,8 @@
 // Containers as the tenants of the daemon's shared resources (handles, snapshot memory, reader time):
 // a request belongs to the pid namespace of its caller, the unit per-cgroup state is charged to
 // (Caller.pidNamespace) and lxcfs picks a container by (the namespace's init). Processes of the host's
-// namespace are one tenant.
+// namespace are one tenant. A tenant's key is the inode of that namespace: the tree hands the reader's
+// answer (Caller.tenant) to CallerResolver, which would otherwise read the same link again.
 
 import { readFileSync } from 'node:fs';
 import type { Caller, Tenancy } from '../fuse/filesystem.js';

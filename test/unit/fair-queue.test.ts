@@ -15,7 +15,7 @@ function putAll(q: FairQueue, tenants: number[]): void {
     const request = Buffer.alloc(8);
     request.writeInt32LE(tenant, 0);
     request.writeInt32LE(index, 4);
-    expect(q.put(tenant, request, request.length)).toBe(true);
+    expect(q.put(tenant, 0, request, request.length)).toBe(true);
   });
 }
 
@@ -58,7 +58,7 @@ describe('fair queue', () => {
     expect(takeAll(q, 3).map(([tenant]) => tenant)).toEqual([1, 1, 1]);
     const quiet = Buffer.alloc(8);
     quiet.writeInt32LE(2, 0);
-    q.put(2, quiet, quiet.length);
+    q.put(2, 0, quiet, quiet.length);
     expect(takeAll(q, 2).map(([tenant]) => tenant)).toEqual([1, 2]);
   });
 
@@ -73,8 +73,8 @@ describe('fair queue', () => {
     const small = Buffer.from('a small request');
     const large = Buffer.alloc(SLOT_BYTES * 2, 0x5a);
     large.write('header', 0);
-    q.put(1, small, small.length);
-    q.put(1, large, large.length);
+    q.put(1, 0, small, small.length);
+    q.put(1, 0, large, large.length);
     const first = q.take()!;
     expect(q.length(first)).toBe(small.length);
     expect(q.request(first).subarray(0, q.length(first)).toString()).toBe('a small request');
@@ -88,11 +88,11 @@ describe('fair queue', () => {
   it('refuses a request when every slot is taken, so that the reader serves it itself', () => {
     const q = queue();
     let queued = 0;
-    while (q.put(1, Buffer.alloc(8), 8)) queued++;
+    while (q.put(1, 0, Buffer.alloc(8), 8)) queued++;
     expect(queued).toBe(2048);
     const slot = q.take()!;
     q.done(slot);
-    expect(q.put(1, Buffer.alloc(8), 8)).toBe(true);
+    expect(q.put(1, 0, Buffer.alloc(8), 8)).toBe(true);
   });
 
   it('lets a reader read, leaving queued requests, only while another is outside read() and none reads', () => {
@@ -147,7 +147,7 @@ describe('fair queue', () => {
   it('hands each slot to its reader with the tenant it was queued for, namespace inodes above 2^31 included', () => {
     const q = queue();
     const tenants = [4026531836, 7, 4026532999];
-    for (const tenant of tenants) expect(q.put(tenant, Buffer.alloc(8), 8)).toBe(true);
+    for (const tenant of tenants) expect(q.put(tenant, 0, Buffer.alloc(8), 8)).toBe(true);
     const seen: number[] = [];
     for (let i = 0; i < tenants.length; i++) {
       const slot = q.take()!;

@@ -150,6 +150,22 @@ describe('framing', () => {
     expect(errors).toHaveLength(1);
     expect(call(session, request(Op.GETATTR, 2, Buffer.alloc(16))).error).toBe(0);
   });
+
+  it("hands the filesystem the caller's own tenant when the reader knows it, and 0 otherwise", () => {
+    const seen: Array<number | undefined> = [];
+    const fs = new StaticTreeFileSystem({ kind: 'dir', ino: 1, children: new Map([['f', { kind: 'file', ino: 2, render: (caller) => (seen.push(caller.tenant), Buffer.from('x')) }]]) }, { staticMs: 1, fileAttrMs: 1 });
+    const session = new Session(fs, new SnapshotStore(SnapshotStore.allocate()), { stopName: 'x', conn: new Int32Array(new SharedArrayBuffer(CONN_FIELDS * 4)) });
+    const out = Buffer.alloc(READ_BUFFER_SIZE);
+    const open = request(Op.OPEN, 2, Buffer.alloc(8));
+    session.handle(open, open.length, out, 4026532501, 4026532501);
+    const readBody = Buffer.alloc(40);
+    readBody.writeBigUInt64LE(out.readBigUInt64LE(16), 0);
+    readBody.writeUInt32LE(4096, 16);
+    const read = request(Op.READ, 2, readBody);
+    session.handle(read, read.length, out, 4026532501, 4026532501);
+    session.handle(read, read.length, out, 4026532501);
+    expect(seen).toEqual([4026532501, 0]);
+  });
 });
 
 describe('READDIR paging', () => {

@@ -40,6 +40,14 @@ describe('CallerResolver', () => {
     expect(resolver.resolve(900)).toMatchObject({ ok: true, value: { initPid: 900 } });
   });
 
+  it("takes the caller's pid namespace from the request when it is known, and reads it otherwise", () => {
+    const resolver = new CallerResolver(tree.roots.procRoot);
+    tree.removeProcess(1500); // its link is gone: only the namespace the request brings can place it
+    expect(resolver.resolve(1500, CONTAINER_NS)).toMatchObject({ ok: true, value: { pid: 1500, initPid: 1000, pidNamespace: CONTAINER_NS } });
+    expect(resolver.resolve(1500)).toMatchObject({ ok: false, error: expect.stringMatching(/has exited/) });
+    expect(resolver.resolve(300, HOST_PID_NAMESPACE)).toMatchObject({ ok: true, value: { inDaemonNamespace: true, cgroupPid: 300 } });
+  });
+
   it('a cache hit reads no status file (no scan)', () => {
     const resolver = new CallerResolver(tree.roots.procRoot);
     expect(resolver.resolve(1001)).toMatchObject({ ok: true, value: { initPid: 1000 } });
