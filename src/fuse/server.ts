@@ -47,13 +47,12 @@ export interface ServerEvents {
 
 const STOP_TIMEOUT_MS = 700;
 const GO = 0;
-/** How often the snapshot pool is checked for shrinking once handles are released. */
+/** How often a grown snapshot pool is checked for shrinking. */
 const COMPACT_INTERVAL_MS = 2000;
 
 export class FuseServer extends EventEmitter<ServerEvents> {
   private readonly workers = new Set<Worker>();
   private readonly poolPorts: MessagePort[] = [];
-  private compactTimer: NodeJS.Timeout | undefined;
   /** Random per instance: only this process can aim a LOOKUP at them. */
   private readonly stopName = `.lxcfs-ts-stop-${randomBytes(16).toString('hex')}`;
   private readonly wakeName = `.lxcfs-ts-wake-${randomBytes(16).toString('hex')}`;
@@ -77,6 +76,20 @@ export class FuseServer extends EventEmitter<ServerEvents> {
     if (this.gcStats) this.stopObservingGc = observeGc(this.gcStats, this.gcSlots.main);
     this.snapshots = options.snapshots ?? SnapshotStore.allocate(options.tenantLimits);
     this.initInfo = options.initialized;
+  }
+
+  /** While the snapshot pool is larger than its first size, tries to compact it every
+   * COMPACT_INTERVAL_MS; otherwise sleeps until a reader grows it. */
+  private async compactWhileGrown(): Promise<void> {
+    const store = new SnapshotStore(this.snapshots);
+    while (!this.finished) {
+      if (!store.isGrown()) {
+        await store.grown();
+        continue;
+      }
+      await delay(COMPACT_INTERVAL_MS);
+      if (!this.finished) this.compactSnapshots();
+    }
   }
 
   /** Gives the snapshot pool back to the system once it is mostly free: a compacted copy goes to every
@@ -204,7 +217,6 @@ export class FuseServer extends EventEmitter<ServerEvents> {
   private finish(): void {
     if (this.finished) return;
     this.finished = true;
-    clearInterval(this.compactTimer);
     this.stopObservingGc?.();
     for (const port of this.poolPorts) port.close();
     this.settleInit(undefined);
@@ -224,7 +236,7 @@ export class FuseServer extends EventEmitter<ServerEvents> {
     }
     Atomics.store(this.go, GO, 1);
     Atomics.notify(this.go, GO);
-    this.compactTimer = setInterval(() => this.compactSnapshots(), COMPACT_INTERVAL_MS).unref();
+    void this.compactWhileGrown();
     return resent;
   }
 

@@ -15,6 +15,7 @@
 // grows while readers work; the main thread shrinks it again (compact) once it is mostly free.
 
 import { lockWord, unlockWord } from '../util/spinlock.js';
+import { whenChanged } from '../util/shared-wait.js';
 import { TENANT_KEY, TenantTable } from './tenant-table.js';
 
 export const PAGE = 4096;
@@ -333,6 +334,17 @@ export class SnapshotStore {
     }
   }
 
+  /** The pool is larger than its first size: compact() may have something to give back. */
+  isGrown(): boolean {
+    return Atomics.load(this.ctl, PAGES_MADE) > INITIAL_PAGES;
+  }
+
+  /** Resolves when a reader grows the pool from its first size (at once if it is larger now). Waits
+   * without a timer: an idle daemon does not wake up for it. */
+  grown(): Promise<void> {
+    return whenChanged(this.ctl, PAGES_MADE, INITIAL_PAGES);
+  }
+
   /** Handles currently open and pages in use, for tests and metrics. */
   usage(): { handles: number; pagesInUse: number; pagesMade: number } {
     return {
@@ -410,6 +422,7 @@ export class SnapshotStore {
         this.ctl[PAGE_FREE_TOP]!++;
       }
       this.ctl[PAGES_MADE] = target;
+      Atomics.notify(this.ctl, PAGES_MADE); // the main thread waits for this to start compacting
     }
     // A view made before another thread grew the buffer may not track the new length everywhere.
     if (this.bytes.length !== this.memory.pages.byteLength) this.bytes = new Uint8Array(this.memory.pages);

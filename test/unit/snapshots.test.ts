@@ -169,6 +169,21 @@ describe('SnapshotStore', () => {
     expect(reader.usage()).toMatchObject({ handles: 0, pagesInUse: 0 });
   });
 
+  it('wakes a thread waiting for the pool to grow when a reader grows it, and only then', async () => {
+    const memory = SnapshotStore.allocate({ handles: 1024, bytes: 64 << 20 });
+    const main = new SnapshotStore(memory);
+    const reader = new SnapshotStore({ ...memory });
+    let woke = false;
+    const grown = main.grown().then(() => (woke = true));
+    reader.put(opened(reader, 1), bytes(100, 1));
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    expect([woke, main.isGrown()]).toEqual([false, false]);
+    Array.from({ length: 100 }, (_, i) => opened(reader, i % 3)).forEach((h, i) => reader.put(h, bytes(20_000 + i, i)));
+    await grown;
+    expect(main.isGrown()).toBe(true);
+    await main.grown(); // at once while it stays grown
+  });
+
   it('serves every view of the compacting thread after a compaction, as the metrics scrape has one', () => {
     const memory = SnapshotStore.allocate({ handles: 1024, bytes: 64 << 20 });
     const scrape = new SnapshotStore(memory);
