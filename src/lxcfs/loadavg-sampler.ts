@@ -149,8 +149,11 @@ export class LoadavgSampler {
   private readonly forgetAfterMs: number;
   private readonly now: () => number;
   private timer: NodeJS.Timeout | undefined;
-  private passRunning = false;
+  private wakeTimer: (() => void) | undefined;
+  private running = false;
   private stopped = false;
+  /** Counts start() calls: a loop left waiting by stop() that wakes after a later start() ends itself. */
+  private runs = 0;
   /** The last pass's report, for tools and tests. */
   lastReport: PassReport | undefined;
 
@@ -167,28 +170,49 @@ export class LoadavgSampler {
     this.usage = options.layout === undefined ? undefined : new CgroupUsage(options.hierarchy, options.layout, this.files);
   }
 
-  /** Samples every period until stop(). A pass still running when the next is due delays it. */
+  /** Samples every period until stop(). While no cgroup is registered it waits for one without waking
+   * (an idle daemon costs no CPU); the first pass comes a period after the first registration. A pass
+   * that overruns the period delays the next one. */
   start(): void {
+    if (this.running) return;
+    this.running = true;
     this.stopped = false;
-    this.timer = setInterval(() => {
-      if (this.passRunning) return;
-      this.passRunning = true;
-      this.pass()
-        .then((report) => {
-          if (report.cgroups > 0 || report.forgotten > 0) this.options.log.debug(report, 'loadavg sample');
-        })
-        .catch((err: unknown) => this.options.log.error({ err }, 'loadavg sampling pass failed'))
-        .finally(() => (this.passRunning = false));
-    }, this.periodMs);
-    this.timer.unref();
+    void this.run(++this.runs);
   }
 
   stop(): void {
     this.stopped = true;
-    if (this.timer !== undefined) clearInterval(this.timer);
+    this.running = false;
+    if (this.timer !== undefined) clearTimeout(this.timer);
     this.timer = undefined;
+    this.wakeTimer?.();
     this.probe.close();
     this.files.closeAll();
+  }
+
+  private async run(run: number): Promise<void> {
+    const current = (): boolean => !this.stopped && run === this.runs;
+    let due = performance.now();
+    while (current()) {
+      if (this.table.size === 0 && this.directories.size === 0) {
+        await this.table.notEmpty();
+        due = performance.now();
+        continue;
+      }
+      due = Math.max(due + this.periodMs, performance.now());
+      await new Promise<void>((resolve) => {
+        this.wakeTimer = resolve;
+        this.timer = setTimeout(resolve, due - performance.now()).unref();
+      });
+      this.wakeTimer = undefined;
+      if (!current()) return;
+      try {
+        const report = await this.pass();
+        if (report.cgroups > 0 || report.forgotten > 0) this.options.log.debug(report, 'loadavg sample');
+      } catch (err) {
+        this.options.log.error({ err }, 'loadavg sampling pass failed');
+      }
+    }
   }
 
   /** One sample of every registered cgroup. */

@@ -19,6 +19,7 @@
 import { randomInt } from 'node:crypto';
 import fs from 'node:fs';
 import { lockWord, unlockWord } from '../util/spinlock.js';
+import { whenChanged } from '../util/shared-wait.js';
 
 const LOCK = 0;
 const COUNT = 1;
@@ -140,8 +141,11 @@ export class SharedTable {
   sweep(fn: (key: string, fields: Float64Array) => boolean): void {
     this.lock();
     try {
-      for (let slot = 0; slot < this.capacity; slot++) {
+      // Stops at the last record rather than the end of a mostly empty table.
+      let left = this.control[COUNT]!;
+      for (let slot = 0; left > 0 && slot < this.capacity; slot++) {
         if (this.stateOf(slot) !== USED) continue;
+        left--;
         if (!fn(this.keyOf(slot), this.fieldsOf(slot))) this.remove(slot);
       }
     } finally {
@@ -151,6 +155,11 @@ export class SharedTable {
 
   get size(): number {
     return Atomics.load(this.control, COUNT);
+  }
+
+  /** Resolves once the table holds a record (at once if it does now); waits without a timer. */
+  notEmpty(): Promise<void> {
+    return whenChanged(this.control, COUNT, 0);
   }
 
   /** Loads what the store holds (written by a predecessor); the number of records restored. */
@@ -206,6 +215,7 @@ export class SharedTable {
       }
       this.control[COUNT] = count;
       this.control[DELETED_COUNT] = deleted;
+      if (count > 0) Atomics.notify(this.control, COUNT); // see notEmpty()
       return count;
     } finally {
       this.unlock();
@@ -281,7 +291,7 @@ export class SharedTable {
     while (this.stateOf(slot) === USED) slot = (slot + 1) % this.capacity;
     if (this.stateOf(slot) === DELETED) this.control[DELETED_COUNT]!--;
     this.write(slot, key, hash, owner);
-    this.control[COUNT]!++;
+    if (this.control[COUNT]!++ === 0) Atomics.notify(this.control, COUNT); // see notEmpty()
     return slot;
   }
 

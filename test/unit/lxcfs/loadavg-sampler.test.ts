@@ -21,12 +21,12 @@ afterEach(() => {
   tree?.remove();
 });
 
-function setUp(host: HostTree, now: () => number = Date.now): { table: SharedTable; sampler: LoadavgSampler; dir: (path: string) => string } {
+function setUp(host: HostTree, now: () => number = Date.now, periodMs?: number): { table: SharedTable; sampler: LoadavgSampler; dir: (path: string) => string } {
   tree = host;
   const layout = detectCgroupLayout(tree.roots);
   const hierarchy = loadavgHierarchy(layout)!;
   const memory = allocateLoadavgTable(64);
-  sampler = new LoadavgSampler({ memory, hierarchy, layout, procRoot: tree.roots.procRoot, log: silent, now, maxOpenFiles: 1000 });
+  sampler = new LoadavgSampler({ memory, hierarchy, layout, procRoot: tree.roots.procRoot, log: silent, now, maxOpenFiles: 1000, periodMs });
   return { table: new SharedTable(memory), sampler, dir: (path) => hierarchy.mountPoint + path };
 }
 
@@ -122,6 +122,23 @@ describe('LoadavgSampler', () => {
     expect(table.read(dir('/unread'), () => true)).toBeUndefined();
     expect(table.read(dir('/removed'), () => true)).toBeUndefined();
     expect(table.read(dir('/empty'), () => true)).toBeUndefined();
+  });
+
+  it('sleeps while no cgroup is registered, and samples every period once a reader registers one, until stop()', async () => {
+    const { table, sampler, dir } = setUp(hybridHost(), Date.now, 40);
+    populate(tree, 'cpu', '/c1', 1, [{ tid: 501, state: 'R' }]);
+    const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+    const samples = () => table.read(dir('/c1'), (f) => f[LoadavgField.SAMPLES]) ?? 0;
+    sampler.start();
+    await sleep(200);
+    expect(sampler.lastReport).toBeUndefined(); // no pass over an empty table
+    read(table, dir('/c1'));
+    for (const deadline = Date.now() + 5000; samples() < 3 && Date.now() < deadline; ) await sleep(20);
+    expect(samples()).toBeGreaterThanOrEqual(3);
+    sampler.stop();
+    const stoppedAt = samples();
+    await sleep(200);
+    expect(samples()).toBe(stoppedAt);
   });
 
   it('is stopped by stop() and keeps no descriptors', async () => {
