@@ -154,6 +154,11 @@ export class PsiSampler {
         } catch (err) {
           this.options.log.error({ err }, 'PSI trigger sampling failed');
         }
+        // Nothing watched: sleep until a reader arms a trigger, without waking meanwhile.
+        if (this.byPath.size === 0) {
+          void this.table.changedSince(this.seenChanges).then(() => this.schedule(0));
+          return;
+        }
         // Triggers armed meanwhile are found at the next tick: at most IDLE_CHECK_US apart.
         const delay = Math.min(IDLE_CHECK_US, Math.max(0, next - this.now()));
         this.schedule(delay);
@@ -163,7 +168,7 @@ export class PsiSampler {
   }
 }
 
-/** How often the sampler looks for new triggers at least. A new trigger's first sample sets its window's
+/** While triggers are watched, how often the sampler looks for new ones at least. A new trigger's first sample sets its window's
  * start, so this is how late its window may start. */
 const IDLE_CHECK_US = 100_000;
 /** Pressure files kept open: one per cgroup with triggers. */

@@ -13,6 +13,7 @@
 
 import fs from 'node:fs';
 import { lockWord, unlockWord } from '../util/spinlock.js';
+import { whenChanged } from '../util/shared-wait.js';
 import type { StallKind, TriggerSpec } from './psi-trigger.js';
 
 /** Triggers at once, all containers together. */
@@ -122,6 +123,11 @@ export class PsiTable {
     return Atomics.load(this.control, CHANGES);
   }
 
+  /** Resolves once a trigger is armed or freed after `changes` was `seen` (at once if one was). */
+  changedSince(seen: number): Promise<void> {
+    return whenChanged(this.control, CHANGES, seen);
+  }
+
   /** The slot of the trigger armed on handle `fh`, or -1. */
   find(fh: number): number {
     if (Atomics.load(this.control, ARMED_COUNT) === 0) return -1;
@@ -166,6 +172,7 @@ export class PsiTable {
       Atomics.store(this.ints, this.int(free, STATE), ARMED);
       Atomics.add(this.control, ARMED_COUNT, 1);
       Atomics.add(this.control, CHANGES, 1);
+      Atomics.notify(this.control, CHANGES); // see changedSince()
       this.writeThrough(free);
       return { slot: free };
     } finally {
@@ -200,6 +207,7 @@ export class PsiTable {
       Atomics.store(this.ints, this.int(slot, STATE), FREE);
       Atomics.sub(this.control, ARMED_COUNT, 1);
       Atomics.add(this.control, CHANGES, 1);
+      Atomics.notify(this.control, CHANGES); // see changedSince()
       this.writeThrough(slot);
     } finally {
       unlockWord(this.control, LOCK);
