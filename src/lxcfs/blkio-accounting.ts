@@ -9,7 +9,8 @@
 //   blk-throttle's checks under the device queue's lock; in an empty cgroup it throttles nothing. Our
 //   cgroup and its rules are removed when the daemon stops (the kernel keeps counting until the device
 //   goes away). Nothing is changed on the host without the flag.
-// Disks that appear later (a loop device being attached) are picked up by a rescan every 30 s.
+// Disks that appear later (a loop device being attached) are picked up by a rescan: every 30 s with the
+// flag (until then their I/O is not counted), every 10 minutes without it (only to log them).
 
 import fs from 'node:fs';
 import path from 'node:path';
@@ -22,6 +23,7 @@ export const ACCOUNTING_CGROUP = 'lxcfs-ts.blkio-accounting';
 /** Bytes per second: 1 EiB/s. */
 export const NO_OP_READ_BPS = '1152921504606846976';
 const RESCAN_MS = 30_000;
+const REPORT_RESCAN_MS = 600_000;
 
 export interface BlkioAccountingOptions {
   layout: CgroupLayout;
@@ -56,14 +58,15 @@ export class BlkioAccounting {
     return this.rootDirectory === undefined ? undefined : path.join(this.rootDirectory, ACCOUNTING_CGROUP);
   }
 
-  /** Scans now, then every 30 s. Does nothing without a v1 blkio hierarchy (io.stat on v2 needs no rule). */
+  /** Scans now, then now and then (see above). Does nothing without a v1 blkio hierarchy (io.stat on v2 needs no rule). */
   start(): void {
     if (this.rootDirectory === undefined) {
       if (this.options.enable) this.options.log.info('--enable-blkio-accounting: there is no cgroup v1 blkio hierarchy; cgroup v2 io.stat counts I/O without throttle rules, nothing to do');
       return;
     }
     this.scan();
-    this.timer = setInterval(() => this.scan(), this.options.rescanMs ?? RESCAN_MS);
+    const period = this.options.rescanMs ?? (this.options.enable ? RESCAN_MS : REPORT_RESCAN_MS);
+    this.timer = setInterval(() => this.scan(), period);
     this.timer.unref();
   }
 
