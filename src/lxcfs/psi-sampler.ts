@@ -42,8 +42,8 @@ export class PsiSampler {
   private timer: NodeJS.Timeout | undefined;
   private stopped = false;
   private readonly now: () => number;
-  /** Reads done, events raised, files gone: for tests and the bench. */
-  readonly counts = { reads: 0, events: 0, gone: 0 };
+  /** Passes, reads done, events raised, files gone: for tests and the bench. */
+  readonly counts = { ticks: 0, reads: 0, events: 0, gone: 0 };
 
   constructor(private readonly options: PsiSamplerOptions) {
     this.table = new PsiTable(options.memory);
@@ -87,6 +87,7 @@ export class PsiSampler {
 
   /** One pass: samples every file that has a trigger due. Returns when the next is due (µs). */
   tick(): number {
+    this.counts.ticks++;
     const now = this.now();
     this.refresh(now);
     let next = Infinity;

@@ -1,10 +1,15 @@
 // PSI triggers as pure code: the kernel's input rules, pressure totals, the sliding window (psi.c's
 // update_triggers), and the shared trigger table.
 
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
 import { Errno } from '../../src/fuse/abi.js';
 import { parsePressureTotals, parseTrigger, samplePeriodUs, TriggerWindow } from '../../src/lxcfs/psi-trigger.js';
 import { PsiTable } from '../../src/lxcfs/psi-table.js';
+import { PsiSampler } from '../../src/lxcfs/psi-sampler.js';
 
 const bytes = (text: string): Buffer => Buffer.from(text, 'latin1');
 
@@ -161,5 +166,30 @@ describe('PsiTable', () => {
     expect(table.pollHandle(slot)).toBe(0);
     table.setPollHandle(slot, 2 ** 40 + 7);
     expect(table.pollHandle(slot)).toBe(2 ** 40 + 7);
+  });
+});
+
+describe('PsiSampler', () => {
+  it('does not wake while no trigger is armed, and samples a trigger as soon as one is', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'psi-sampler-'));
+    const file = path.join(dir, 'memory.pressure');
+    fs.writeFileSync(
+      file,
+      'some avg10=0.00 avg60=0.00 avg300=0.00 total=0\nfull avg10=0.00 avg60=0.00 avg300=0.00 total=0\n',
+    );
+    const memory = PsiTable.allocate(8);
+    const sampler = new PsiSampler({ memory, wake: () => {}, log: pino({ level: 'silent' }) });
+    const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+    try {
+      sampler.start();
+      await sleep(350);
+      expect(sampler.counts).toMatchObject({ ticks: 1, reads: 0 }); // the first look, then nothing
+      new PsiTable(memory).arm(1, 100, { kind: 'some', thresholdUs: 10_000, windowUs: 500_000 }, file);
+      for (const deadline = Date.now() + 2000; sampler.counts.reads < 2 && Date.now() < deadline;) await sleep(10);
+      expect(sampler.counts.reads).toBeGreaterThanOrEqual(2);
+    } finally {
+      sampler.stop();
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
