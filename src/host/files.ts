@@ -27,6 +27,9 @@ export interface RenderedFileOptions {
   /** Decode each byte as one character (latin1), so that the text encodes back to the same bytes;
    * otherwise UTF-8. */
   latin1?: boolean;
+  /** Opened for this read and closed after it, never kept (KeptFiles): a file whose content the kernel
+   * makes at open, not at each read (cgroup v1 `tasks`). */
+  openEachTime?: boolean;
 }
 
 // Files read on every request stay open and are re-read from offset 0: procfs and cgroupfs render
@@ -128,7 +131,7 @@ export class KeptFiles {
       closeSync(fd);
       return codeOf(err);
     }
-    if (this.mayKeep(path)) {
+    if (options.openEachTime !== true && this.mayKeep(path)) {
       this.files.set(path, { fd, lastUse: ++this.clock });
     } else {
       closeSync(fd);

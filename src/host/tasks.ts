@@ -54,20 +54,23 @@ function parseIds(buffer: Buffer, length: number): number[] {
 
 /**
  * Thread ids of the cgroup itself (not its descendants), in the kernel's order (sorted for v1 `tasks`);
- * undefined when the cgroup is gone. On cgroup2, `files` keeps the descriptor for the next read.
+ * undefined when the cgroup is gone. Read through `files` when given: on cgroup2 it keeps the descriptor
+ * for the next read, on v1 it only lends its buffer.
  */
 export function readThreadIds(directory: string, reader: CgroupReader, files?: KeptFiles): number[] | undefined {
   // cgroup v1 builds a pid list per cgroup and pid namespace and hands it to every reader that reads
   // from offset 0 through an already open file, for as long as anyone read it within the last second: a
   // kept descriptor would see the list another process's open made, however old. Only an open builds a
   // fresh one. cgroup2 walks the live threads on every read from offset 0.
-  if (files !== undefined && reader.version === 2) {
-    const length = files.read(reader.threadListPath(directory));
+  if (files !== undefined) {
+    const length = files.read(reader.threadListPath(directory), reader.version === 2 ? {} : OPEN_EACH_TIME);
     return typeof length === 'number' ? parseIds(files.content(length), length) : undefined;
   }
   const text = readTextFile(reader.threadListPath(directory));
   return text === undefined ? undefined : parseIds(Buffer.from(text, 'latin1'), text.length);
 }
+
+const OPEN_EACH_TIME = { openEachTime: true } as const;
 
 /** Directories of the child cgroups; empty when there are none or the cgroup is gone. */
 export function childCgroupDirectories(directory: string): string[] {
@@ -408,7 +411,7 @@ export class CgroupUsage {
   }
 }
 
-export function sameList(a: readonly number[], b: readonly number[]): boolean {
+function sameList(a: readonly number[], b: readonly number[]): boolean {
   if (a.length !== b.length) return false;
   for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
   return true;

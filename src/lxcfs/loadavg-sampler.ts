@@ -13,7 +13,7 @@ import type { CgroupReader } from '../host/cgroup-reader.js';
 import { readerOf } from '../host/readers.js';
 import { fileBudget, KeptFiles } from '../host/files.js';
 import { detectCgroupLayout, type CgroupHierarchy, type CgroupLayout } from '../host/cgroup-layout.js';
-import { CgroupUsage, childCgroupDirectories, loadavgHierarchy, readThreadIds, sameList, ThreadStateProbe, type ProbeCounters } from '../host/tasks.js';
+import { CgroupUsage, childCgroupDirectories, loadavgHierarchy, readThreadIds, ThreadStateProbe, type ProbeCounters } from '../host/tasks.js';
 import { nextLoads, SAMPLE_SECONDS, type LoadavgValues } from '../views/loadavg.js';
 import { SharedTable, type SharedTableMemory } from './shared-table.js';
 
@@ -315,6 +315,18 @@ export class LoadavgSampler {
       usage: undefined, tids: undefined, slots: undefined, running: 0, total: 0, last: 0,
     };
     this.directories.set(directory, info);
+    // Nothing ran in the cgroup since the last pass (its CPU time counter has not moved): no thread was
+    // made, exited, slept or woke up in it, since each of those happens on a CPU. Last pass's thread list,
+    // counts and children hold, without reading even the list. What this misses, until the list is read
+    // again every RELIST_PASSES passes all the same: a sleeping thread moved in or out from outside, a
+    // child cgroup made and filled from outside, and a thread woken but still waiting for a CPU.
+    if (info.tids !== undefined && info.slots !== undefined && info.listedAgo + 1 < RELIST_PASSES) {
+      const usage = this.usage?.read(directory, info.tids);
+      if (usage !== undefined && usage === info.usage && this.probe.keepUnchanged(info.slots, info.id)) {
+        info.listedAgo++;
+        return { gone: false, running: info.running, total: info.total, last: info.last, children: info.children };
+      }
+    }
     const tids = readThreadIds(directory, this.reader, this.files);
     // A directory without a thread list is either gone (then it has no children either) or not a cgroup.
     if (tids === undefined) return { gone: true, running: 0, total: 0, last: 0, children: childCgroupDirectories(directory) };
@@ -323,14 +335,7 @@ export class LoadavgSampler {
     const usage = this.usage?.read(directory, tids);
     const quiet = usage !== undefined && info.usage === usage;
     info.usage = usage;
-    const sameThreads = info.tids !== undefined && sameList(info.tids, tids);
     info.tids = tids;
-    // Nothing ran and nobody came or went: last pass's counts hold, and so do its children (listed again
-    // now and then all the same: a child made and filled from outside does not show here).
-    if (quiet && sameThreads && info.slots !== undefined && info.listedAgo + 1 < RELIST_PASSES && this.probe.keepUnchanged(info.slots, info.id)) {
-      info.listedAgo++;
-      return { gone: false, running: info.running, total: info.total, last: info.last, children: info.children };
-    }
     let running = 0;
     let total = 0;
     let last = 0;

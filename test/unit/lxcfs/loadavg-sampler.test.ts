@@ -98,10 +98,19 @@ describe('LoadavgSampler', () => {
     await sampler.pass();
     await sampler.pass();
     expect(sampler.lastReport?.probe).toMatchObject({ threads: 2, unchanged: 2 });
-    // A thread of the cpu cgroup is elsewhere in the cpuacct hierarchy: its counter says nothing about it.
-    tree.write('sys/fs/cgroup/cpuacct/ct/tasks', '720\n');
-    tree.write('sys/fs/cgroup/cpu/ct/tasks', '720\n721\n');
+    // A sleeping thread moved into the cpu cgroup alone, from outside: no counter moved, so the passes
+    // keep the last list without reading it, until they read it again (every 12th pass at the latest).
+    // Then the cpuacct cgroup no longer holds the same threads: its counter says nothing about the new
+    // one, and every thread is probed from then on.
     populate(tree, 'cpu', '/ct', 1, [{ tid: 720, state: 'S' }, { tid: 721, state: 'S' }, { tid: 722, state: 'S' }]);
+    const seen: number[] = [];
+    for (let i = 0; i < 12; i++) {
+      await sampler.pass();
+      seen.push(sampler.lastReport!.probe.threads);
+    }
+    expect(seen.slice(0, 9)).toEqual(Array(9).fill(2));
+    expect(seen.at(-1)).toBe(3);
+    expect(sampler.lastReport?.probe).toMatchObject({ threads: 3 });
     await sampler.pass();
     expect(sampler.lastReport?.probe).toMatchObject({ threads: 3, unchanged: 0 });
   });
