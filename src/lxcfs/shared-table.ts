@@ -25,7 +25,9 @@ const LOCK = 0;
 const COUNT = 1;
 const DELETED_COUNT = 2;
 const SEED = 3;
-const CONTROL_INTS = 4;
+/** Bumped whenever a record is made, removed or moved: a thread's list of used slots is stale then. */
+const GENERATION = 4;
+const CONTROL_INTS = 5;
 
 const EMPTY = 0;
 const USED = 1;
@@ -67,6 +69,8 @@ export class SharedTable {
   readonly fieldCount: number;
   private readonly encoder = new TextEncoder();
   private readonly decoder = new TextDecoder();
+  /** The slots in use and their keys, as of GENERATION `listedAt` (see slotsInUse). */
+  private used: { slots: number[]; keys: string[]; listedAt: number } = { slots: [], keys: [], listedAt: -1 };
 
   /** `capacity` records of `fieldCount` float64 fields each; `share` records at most per owner. */
   static allocate(
@@ -141,13 +145,8 @@ export class SharedTable {
   sweep(fn: (key: string, fields: Float64Array) => boolean): void {
     this.lock();
     try {
-      // Stops at the last record rather than the end of a mostly empty table.
-      let left = this.control[COUNT]!;
-      for (let slot = 0; left > 0 && slot < this.capacity; slot++) {
-        if (this.stateOf(slot) !== USED) continue;
-        left--;
-        if (!fn(this.keyOf(slot), this.fieldsOf(slot))) this.remove(slot);
-      }
+      const { slots, keys } = this.slotsInUse();
+      for (let i = 0; i < slots.length; i++) if (!fn(keys[i]!, this.fieldsOf(slots[i]!))) this.remove(slots[i]!);
     } finally {
       this.unlock();
     }
@@ -215,6 +214,7 @@ export class SharedTable {
       }
       this.control[COUNT] = count;
       this.control[DELETED_COUNT] = deleted;
+      this.control[GENERATION]!++;
       if (count > 0) Atomics.notify(this.control, COUNT); // see notEmpty()
       return count;
     } finally {
@@ -232,6 +232,26 @@ export class SharedTable {
 
   private base(slot: number): number {
     return slot * this.recordBytes;
+  }
+
+  /**
+   * The slots in use and their keys (under the lock). Listed again only when GENERATION moved: each
+   * record is on a page of its own, and walking all of them touched thousands of pages on every sampler
+   * pass and every new record.
+   */
+  private slotsInUse(): { slots: number[]; keys: string[] } {
+    const generation = this.control[GENERATION]!;
+    if (this.used.listedAt !== generation) {
+      const slots: number[] = [];
+      let left = this.control[COUNT]!;
+      for (let slot = 0; left > 0 && slot < this.capacity; slot++) {
+        if (this.stateOf(slot) !== USED) continue;
+        slots.push(slot);
+        left--;
+      }
+      this.used = { slots, keys: slots.map((slot) => this.keyOf(slot)), listedAt: generation };
+    }
+    return this.used;
   }
 
   private stateOf(slot: number): number {
@@ -291,6 +311,7 @@ export class SharedTable {
     while (this.stateOf(slot) === USED) slot = (slot + 1) % this.capacity;
     if (this.stateOf(slot) === DELETED) this.control[DELETED_COUNT]!--;
     this.write(slot, key, hash, owner);
+    this.control[GENERATION]!++;
     if (this.control[COUNT]!++ === 0) Atomics.notify(this.control, COUNT); // see notEmpty()
     return slot;
   }
@@ -313,8 +334,7 @@ export class SharedTable {
   /** Frees a slot if `owner` holds its share or the table is full. */
   private makeRoom(owner: number): void {
     const held = new Map<number, { count: number; oldest: number }>();
-    for (let slot = 0; slot < this.capacity; slot++) {
-      if (this.stateOf(slot) !== USED) continue;
+    for (const slot of this.slotsInUse().slots) {
       const who = this.ownerOf(slot);
       const entry = held.get(who);
       if (entry === undefined) held.set(who, { count: 1, oldest: slot });
@@ -340,6 +360,7 @@ export class SharedTable {
 
   private remove(slot: number): void {
     this.ints[this.base(slot) / 4] = DELETED;
+    this.control[GENERATION]!++;
     this.control[COUNT]!--;
     this.control[DELETED_COUNT]!++;
     this.persist(slot);
@@ -358,6 +379,7 @@ export class SharedTable {
       this.bytes.set(record, this.base(slot));
     }
     this.control[DELETED_COUNT] = 0;
+    this.control[GENERATION]!++;
     for (let slot = 0; slot < this.capacity; slot++) this.persist(slot);
   }
 

@@ -20,6 +20,23 @@ describe('SharedTable', () => {
     expect(table.size).toBe(1);
   });
 
+  it('sweeps what other threads made or removed since its own last sweep', () => {
+    const memory = SharedTable.allocate(64, 2);
+    const sampler = new SharedTable(memory);
+    const reader = new SharedTable(memory);
+    const keys = (table: SharedTable): string[] => {
+      const seen: string[] = [];
+      table.sweep((key) => (seen.push(key), true));
+      return seen.sort();
+    };
+    reader.update('/x', 1, () => 0);
+    expect(keys(sampler)).toEqual(['/x']);
+    reader.update('/y', 1, () => 0);
+    expect(keys(sampler)).toEqual(['/x', '/y']);
+    reader.sweep((key) => key !== '/x');
+    expect(keys(sampler)).toEqual(['/y']);
+  });
+
   it('takes keys as long as a cgroup path can be, and gives a key beyond that a fresh record each time', () => {
     const table = new SharedTable(SharedTable.allocate(4, 1));
     const long = '/' + 'x'.repeat(4200);
