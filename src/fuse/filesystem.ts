@@ -9,9 +9,8 @@ export interface Caller {
   pid: number;
   uid: number;
   gid: number;
-  /** Tenancy.keyOf(this caller) when the reader has asked it for this request, so that the filesystem
-   * need not find it again; absent or 0 when not known (the request counted against the tenant that
-   * opened its handle). */
+  /** Tenancy.keyOf(this caller), as the reader found it for this request, so that the filesystem need
+   * not find it again; absent or 0 when not known. */
   tenant?: number;
 }
 

@@ -183,10 +183,10 @@ function serveConnection(): { reason: ReaderExit; detail?: string } {
     caller.uid = InHeader.uid(request);
     caller.gid = InHeader.gid(request);
     caller.pid = InHeader.pid(request);
-    // Asked once here; the filesystem gets the answer with the caller (Caller.tenant).
-    const handleTenant = tenancy === undefined ? undefined : handleTenantOf(request);
-    const callerTenant = handleTenant === undefined && tenancy !== undefined ? tenancy.keyOf(caller) : 0;
-    const tenant = handleTenant ?? callerTenant;
+    // The caller's own tenant is asked here once, and the filesystem gets it with the caller
+    // (Caller.tenant); a READ or POLL counts against the tenant that opened its handle.
+    const callerTenant = tenancy === undefined ? 0 : tenancy.keyOf(caller);
+    const tenant = tenancy === undefined ? 0 : (handleTenantOf(request) ?? callerTenant);
     // This reader's stop request: nothing after it is this reader's to take.
     if (isStopRequest(request, n, data.stopName)) {
       serve(request, n, tenant, callerTenant, reply);
