@@ -1,12 +1,5 @@
 import { readdirSync } from 'node:fs';
-import {
-  liveThreadOf,
-  namespaceInode,
-  readInnermostPid,
-  readPidNamespace,
-  readProcessStat,
-  readStartTime,
-} from './process.js';
+import { liveThreadOf, readInnermostPid, readPidNamespaceInode, readProcessStat, readStartTime } from './process.js';
 import { fail, ok, type Result } from './result.js';
 
 /** Who is reading, and whose cgroups describe what it should see. */
@@ -49,7 +42,7 @@ export class CallerResolver {
   private readonly daemonInitStartTime: number | undefined;
 
   constructor(private readonly procRoot: string) {
-    this.daemonNamespace = namespaceInodeOf(procRoot, 'self');
+    this.daemonNamespace = readPidNamespaceInode(procRoot, 'self');
     this.daemonInitStartTime = readStartTime(procRoot, 1);
   }
 
@@ -59,7 +52,7 @@ export class CallerResolver {
     if (!Number.isInteger(pid) || pid <= 0) {
       return fail(`request pid ${pid}: the reader is not visible in the daemon's pid namespace; host values apply`);
     }
-    if (pidNamespace === 0) pidNamespace = namespaceInodeOf(this.procRoot, pid);
+    if (pidNamespace === 0) pidNamespace = readPidNamespaceInode(this.procRoot, pid);
     if (pidNamespace === 0) {
       return fail(`process ${pid} has exited before its request was served; host values apply`);
     }
@@ -121,7 +114,7 @@ export class CallerResolver {
     for (const entry of entries) {
       const firstChar = entry.charCodeAt(0);
       if (firstChar < 48 || firstChar > 57) continue; // not a pid directory
-      if (namespaceInodeOf(this.procRoot, entry) !== namespace) continue;
+      if (readPidNamespaceInode(this.procRoot, entry) !== namespace) continue;
       const pid = Number(entry);
       if (readInnermostPid(this.procRoot, pid) !== 1) continue;
       const stat = readProcessStat(this.procRoot, pid);
@@ -129,10 +122,4 @@ export class CallerResolver {
     }
     return undefined;
   }
-}
-
-/** The inode of the pid namespace of `pid`; 0 when the process is gone. */
-function namespaceInodeOf(procRoot: string, pid: number | string): number {
-  const link = readPidNamespace(procRoot, pid);
-  return link === undefined ? 0 : namespaceInode(link);
 }

@@ -6,11 +6,10 @@ export type ProcessId = number | 'self';
 
 /**
  * Identity of the pid namespace of `pid`: the target of /proc/<pid>/ns/pid,
- * `pid:[<inode>]`. Compared as text, unparsed, because the init scan does this
- * for every process on the host. readlink rather than stat: stat follows the
- * link and needs ptrace access to the process (it fails on a non-dumpable pid 1
- * even for root), readlink does not. `pid` may also be a /proc entry name, as
- * the scan has them. Undefined when the process is gone.
+ * `pid:[<inode>]`. readlink rather than stat: stat follows the link and needs
+ * ptrace access to the process (it fails on a non-dumpable pid 1 even for root),
+ * readlink does not. `pid` may also be a /proc entry name, as the init scan has
+ * them. Undefined when the process is gone.
  */
 export function readPidNamespace(procRoot: string, pid: number | string): string | undefined {
   try {
@@ -18,6 +17,12 @@ export function readPidNamespace(procRoot: string, pid: number | string): string
   } catch {
     return undefined;
   }
+}
+
+/** The inode of the pid namespace of `pid` (see readPidNamespace); 0 when the process is gone. */
+export function readPidNamespaceInode(procRoot: string, pid: number | string): number {
+  const link = readPidNamespace(procRoot, pid);
+  return link === undefined ? 0 : namespaceInode(link);
 }
 
 /** The inode of a namespace link ("pid:[4026531836]" -> 4026531836); 0 if it is not one. */

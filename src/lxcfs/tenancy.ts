@@ -6,7 +6,7 @@
 
 import { readFileSync } from 'node:fs';
 import type { Caller, Tenancy } from '../fuse/filesystem.js';
-import { namespaceInode, readPidNamespace } from '../host/process.js';
+import { readPidNamespaceInode } from '../host/process.js';
 
 const REUSE_MS = 1;
 
@@ -24,8 +24,7 @@ export function createTenancy(options: unknown): Tenancy {
       if (caller.pid <= 0) return 0;
       const now = performance.now();
       if (caller.pid === last.pid && now - last.at < REUSE_MS) return last.key;
-      const namespace = readPidNamespace(procRoot, caller.pid);
-      const key = namespace === undefined ? 0 : namespaceInode(namespace);
+      const key = readPidNamespaceInode(procRoot, caller.pid);
       last.pid = key === 0 ? 0 : caller.pid;
       last.key = key;
       last.at = now;
