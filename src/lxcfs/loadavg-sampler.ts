@@ -192,14 +192,18 @@ export class LoadavgSampler {
 
   private async run(run: number): Promise<void> {
     const current = (): boolean => !this.stopped && run === this.runs;
-    let due = performance.now();
+    // Passes fall on a grid from start(), as an interval's would, not in step with the read that
+    // registered the first cgroup: a container reading loadavg every second would then have its own
+    // reader caught running at every pass.
+    const origin = performance.now();
+    let due = origin;
     while (current()) {
       if (this.table.size === 0 && this.directories.size === 0) {
         await this.table.notEmpty();
-        due = performance.now();
         continue;
       }
-      due = Math.max(due + this.periodMs, performance.now());
+      const gridPoint = origin + Math.ceil((performance.now() - origin) / this.periodMs) * this.periodMs;
+      due = Math.max(due + this.periodMs, gridPoint);
       await new Promise<void>((resolve) => {
         this.wakeTimer = resolve;
         this.timer = setTimeout(resolve, due - performance.now()).unref();

@@ -150,6 +150,19 @@ describe('LoadavgSampler', () => {
     expect(samples()).toBe(stoppedAt);
   });
 
+  it('samples on a grid from start(), not a period after the read that registered the first cgroup', async () => {
+    const { table, sampler, dir } = setUp(hybridHost(), Date.now, 1000);
+    populate(tree, 'cpu', '/c1', 1, [{ tid: 501, state: 'R' }]);
+    const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+    sampler.start();
+    await sleep(300);
+    read(table, dir('/c1'));
+    const registered = performance.now();
+    while (sampler.lastReport === undefined && performance.now() - registered < 3000) await sleep(5);
+    // The grid point at 1,000 ms after start(), about 700 ms after the read; not 1,000 ms after it.
+    expect(performance.now() - registered).toBeLessThan(900);
+  });
+
   it('is stopped by stop() and keeps no descriptors', async () => {
     const { table, sampler, dir } = setUp(hybridHost());
     populate(tree, 'cpu', '/c', 1, [{ tid: 900, state: 'R' }]);
