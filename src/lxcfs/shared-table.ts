@@ -69,8 +69,13 @@ export class SharedTable {
   readonly fieldCount: number;
   private readonly encoder = new TextEncoder();
   private readonly decoder = new TextDecoder();
-  /** The slots in use and their keys, as of GENERATION `listedAt` (see slotsInUse). */
-  private used: { slots: number[]; keys: string[]; listedAt: number } = { slots: [], keys: [], listedAt: -1 };
+  /** The slots in use as of GENERATION `listedAt` (see slotsInUse), and their keys once a sweep has
+   * decoded them (the room check of a new record needs no key). */
+  private used: { slots: number[]; keys: string[] | undefined; listedAt: number } = {
+    slots: [],
+    keys: [],
+    listedAt: -1,
+  };
 
   /** `capacity` records of `fieldCount` float64 fields each; `share` records at most per owner. */
   static allocate(
@@ -145,7 +150,8 @@ export class SharedTable {
   sweep(fn: (key: string, fields: Float64Array) => boolean): void {
     this.lock();
     try {
-      const { slots, keys } = this.slotsInUse();
+      const slots = this.slotsInUse();
+      const keys = (this.used.keys ??= slots.map((slot) => this.keyOf(slot)));
       for (let i = 0; i < slots.length; i++) if (!fn(keys[i]!, this.fieldsOf(slots[i]!))) this.remove(slots[i]!);
     } finally {
       this.unlock();
@@ -235,11 +241,11 @@ export class SharedTable {
   }
 
   /**
-   * The slots in use and their keys (under the lock). Listed again only when GENERATION moved: each
-   * record is on a page of its own, and walking all of them touched thousands of pages on every sampler
-   * pass and every new record.
+   * The slots in use (under the lock). Listed again only when GENERATION moved: each record is on a page
+   * of its own, and walking all of them touched thousands of pages on every sampler pass and every new
+   * record.
    */
-  private slotsInUse(): { slots: number[]; keys: string[] } {
+  private slotsInUse(): number[] {
     const generation = this.control[GENERATION]!;
     if (this.used.listedAt !== generation) {
       const slots: number[] = [];
@@ -249,9 +255,9 @@ export class SharedTable {
         slots.push(slot);
         left--;
       }
-      this.used = { slots, keys: slots.map((slot) => this.keyOf(slot)), listedAt: generation };
+      this.used = { slots, keys: undefined, listedAt: generation };
     }
-    return this.used;
+    return this.used.slots;
   }
 
   private stateOf(slot: number): number {
@@ -334,7 +340,7 @@ export class SharedTable {
   /** Frees a slot if `owner` holds its share or the table is full. */
   private makeRoom(owner: number): void {
     const held = new Map<number, { count: number; oldest: number }>();
-    for (const slot of this.slotsInUse().slots) {
+    for (const slot of this.slotsInUse()) {
       const who = this.ownerOf(slot);
       const entry = held.get(who);
       if (entry === undefined) held.set(who, { count: 1, oldest: slot });
