@@ -58,7 +58,8 @@ export class BlkioAccounting {
     return this.rootDirectory === undefined ? undefined : path.join(this.rootDirectory, ACCOUNTING_CGROUP);
   }
 
-  /** Scans now, then now and then (see above). Does nothing without a v1 blkio hierarchy (io.stat on v2 needs no rule). */
+  /** Scans now, then every RESCAN_MS or REPORT_RESCAN_MS (see above). Does nothing without a v1 blkio
+   * hierarchy (io.stat on v2 needs no rule). */
   start(): void {
     if (this.rootDirectory === undefined) {
       if (this.options.enable) this.options.log.info('--enable-blkio-accounting: there is no cgroup v1 blkio hierarchy; cgroup v2 io.stat counts I/O without throttle rules, nothing to do');

@@ -171,8 +171,8 @@ export class LoadavgSampler {
   }
 
   /** Samples every period until stop(). While no cgroup is registered it waits for one without waking
-   * (an idle daemon costs no CPU); the first pass comes a period after the first registration. A pass
-   * that overruns the period delays the next one. */
+   * (an idle daemon costs no CPU); the first pass then comes at the next point of the period's grid from
+   * start(). A pass that overruns the period delays the next one. */
   start(): void {
     if (this.running) return;
     this.running = true;

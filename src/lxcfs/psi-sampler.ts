@@ -169,8 +169,8 @@ export class PsiSampler {
   }
 }
 
-/** While triggers are watched, how often the sampler looks for new ones at least. A new trigger's first sample sets its window's
- * start, so this is how late its window may start. */
+/** While triggers are watched, how often the sampler looks for new ones at least. A new trigger's first
+ * sample sets its window's start, so this is how late its window may start. */
 const IDLE_CHECK_US = 100_000;
 /** Pressure files kept open: one per cgroup with triggers. */
 const PSI_FILES = 1024;
