@@ -130,6 +130,9 @@ export class ThreadStateProbe {
   /** The slot of the thread the last unchangedState() or isActive() answered for (-1: none, gone). */
   lastSlot = -1;
   private pass = 0;
+  /** Threads of `slots` probed in this pass: when that is all of them, endPass() has nothing to close
+   * and skips its walk over every thread. */
+  private seenThisPass = 0;
   private openFiles = 0;
   private stateReads = 0;
   private probes = 0;
@@ -143,6 +146,7 @@ export class ThreadStateProbe {
   /** Starts a pass: threads not probed until endPass() are forgotten then. */
   beginPass(): void {
     this.pass++;
+    this.seenThisPass = 0;
     this.stateReads = 0;
     this.probes = 0;
     this.unchanged = 0;
@@ -159,6 +163,7 @@ export class ThreadStateProbe {
     this.probes++;
     this.unchanged++;
     this.seen[slot] = this.pass;
+    this.seenThisPass++;
     this.lastSlot = slot;
     return this.active[slot] === 1;
   }
@@ -175,6 +180,7 @@ export class ThreadStateProbe {
       if (this.seen[slot] !== this.pass - 1 || this.directory[slot] !== directory) return false;
     }
     for (let i = 0; i < slots.length; i++) this.seen[slots[i]!] = this.pass;
+    this.seenThisPass += slots.length;
     this.probes += slots.length;
     this.unchanged += slots.length;
     return true;
@@ -189,6 +195,7 @@ export class ThreadStateProbe {
     if (slot !== undefined) {
       if (this.seen[slot] === this.pass) return this.active[slot] === 1; // listed twice (moved mid-pass)
       this.seen[slot] = this.pass;
+      this.seenThisPass++;
       this.directory[slot] = directory;
       const run = this.run[slot]!;
       const wait = this.wait[slot]!;
@@ -202,6 +209,7 @@ export class ThreadStateProbe {
         }
       }
       // Our descriptors belong to a thread that exited; a tid listed now is a new thread.
+      this.seenThisPass--;
       this.forget(tid, slot);
       this.lastSlot = -1;
     }
@@ -210,7 +218,11 @@ export class ThreadStateProbe {
 
   /** Closes the descriptors of threads that were not probed in this pass. */
   endPass(): ProbeCounters {
-    for (const [tid, slot] of this.slots) if (this.seen[slot] !== this.pass) this.forget(tid, slot);
+    // Only when some thread went unprobed; forEach, since for-of over entries makes an array per thread.
+    if (this.seenThisPass !== this.slots.size)
+      this.slots.forEach((slot, tid) => {
+        if (this.seen[slot] !== this.pass) this.forget(tid, slot);
+      });
     return { threads: this.probes, unchanged: this.unchanged, stateReads: this.stateReads, openFiles: this.openFiles };
   }
 
@@ -239,6 +251,7 @@ export class ThreadStateProbe {
     }
     this.active[slot] = active ? 1 : 0;
     this.slots.set(tid, slot);
+    this.seenThisPass++;
     this.lastSlot = slot;
     return active;
   }

@@ -279,31 +279,35 @@ export class LoadavgSampler {
       return counts;
     };
 
-    const drop = new Set<string>();
+    // Counted before taking the table's lock, which the readers wait for.
+    const results = new Map<string, Counts | undefined>();
     for (const key of keys) {
       const sample = samples.get(key);
-      const counts = sample === undefined || sample.gone ? undefined : sum(key);
+      results.set(key, sample === undefined || sample.gone ? undefined : sum(key));
+    }
+    let dropped = 0;
+    this.table.sweepAndStore((key, fields) => {
+      if (!results.has(key)) return true; // registered during this pass: sampled from the next one
+      const counts = results.get(key);
       // Like lxcfs: a removed cgroup, or one without any thread, is forgotten; a later read starts again.
       if (counts === undefined || counts.total === 0) {
-        drop.add(key);
-        continue;
+        dropped++;
+        return false;
       }
-      this.table.read(key, (fields) => {
-        const loads = nextLoads([fields[LoadavgField.LOAD1]!, fields[LoadavgField.LOAD5]!, fields[LoadavgField.LOAD15]!], counts.running);
-        fields[LoadavgField.LOAD1] = loads[0];
-        fields[LoadavgField.LOAD5] = loads[1];
-        fields[LoadavgField.LOAD15] = loads[2];
-        fields[LoadavgField.RUNNING] = counts.running;
-        fields[LoadavgField.TOTAL] = counts.total;
-        fields[LoadavgField.LAST] = counts.last;
-        fields[LoadavgField.SAMPLES]! += 1;
-      });
-    }
-    if (drop.size > 0) this.table.sweep((key) => !drop.has(key));
+      const loads = nextLoads([fields[LoadavgField.LOAD1]!, fields[LoadavgField.LOAD5]!, fields[LoadavgField.LOAD15]!], counts.running);
+      fields[LoadavgField.LOAD1] = loads[0];
+      fields[LoadavgField.LOAD5] = loads[1];
+      fields[LoadavgField.LOAD15] = loads[2];
+      fields[LoadavgField.RUNNING] = counts.running;
+      fields[LoadavgField.TOTAL] = counts.total;
+      fields[LoadavgField.LAST] = counts.last;
+      fields[LoadavgField.SAMPLES]! += 1;
+      return true;
+    });
 
     const report: PassReport = {
-      cgroups: keys.length - drop.size,
-      forgotten: forgotten + drop.size,
+      cgroups: keys.length - dropped,
+      forgotten: forgotten + dropped,
       directories: samples.size,
       probe: { ...probe, openFiles: probe.openFiles + this.files.size },
       wallMs: performance.now() - wallStart,

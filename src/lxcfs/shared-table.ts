@@ -148,14 +148,13 @@ export class SharedTable {
 
   /** Visits every record under the lock; `fn` returning false deletes the record. */
   sweep(fn: (key: string, fields: Float64Array) => boolean): void {
-    this.lock();
-    try {
-      const slots = this.slotsInUse();
-      const keys = (this.used.keys ??= slots.map((slot) => this.keyOf(slot)));
-      for (let i = 0; i < slots.length; i++) if (!fn(keys[i]!, this.fieldsOf(slots[i]!))) this.remove(slots[i]!);
-    } finally {
-      this.unlock();
-    }
+    this.visit(fn, false);
+  }
+
+  /** Like sweep(), and what `fn` changes in the records it keeps is written through to the store: one
+   * look at each record instead of a read() by key (encoding and hashing the key) per record. */
+  sweepAndStore(fn: (key: string, fields: Float64Array) => boolean): void {
+    this.visit(fn, true);
   }
 
   get size(): number {
@@ -236,6 +235,20 @@ export class SharedTable {
     return layout;
   }
 
+  private visit(fn: (key: string, fields: Float64Array) => boolean, store: boolean): void {
+    this.lock();
+    try {
+      const slots = this.slotsInUse();
+      const keys = (this.used.keys ??= slots.map((slot) => this.keyOf(slot)));
+      for (let i = 0; i < slots.length; i++) {
+        if (!fn(keys[i]!, this.fieldsOf(slots[i]!))) this.remove(slots[i]!);
+        else if (store) this.persist(slots[i]!);
+      }
+    } finally {
+      this.unlock();
+    }
+  }
+
   private base(slot: number): number {
     return slot * this.recordBytes;
   }
@@ -286,7 +299,7 @@ export class SharedTable {
   /** FNV-1a from a random seed: spreads keys, and nobody knows which names would collide. */
   private hashOf(key: Uint8Array): number {
     let h = 0x811c9dc5 ^ this.control[SEED]!;
-    for (const byte of key) h = Math.imul(h ^ byte, 0x01000193);
+    for (let i = 0; i < key.length; i++) h = Math.imul(h ^ key[i]!, 0x01000193);
     return h >>> 0;
   }
 

@@ -154,6 +154,29 @@ describe('ThreadStateProbe', () => {
     expect(probe.endPass().openFiles).toBe(0);
   });
 
+  it('keeps the descriptors of threads kept unchanged, and closes those of threads left out', () => {
+    tree = HostTree.create();
+    writeThread(tree, { tid: 40, state: 'R' });
+    writeThread(tree, { tid: 41, state: 'S' });
+    const probe = new ThreadStateProbe(tree.roots.procRoot, 100);
+    probe.beginPass();
+    probe.isActive(40, 7);
+    const slot40 = probe.lastSlot;
+    probe.isActive(41, 7);
+    const slot41 = probe.lastSlot;
+    probe.endPass();
+    probe.beginPass();
+    expect(probe.keepUnchanged(Int32Array.of(slot40, slot41), 7)).toBe(true);
+    expect(probe.endPass()).toEqual({ threads: 2, unchanged: 2, stateReads: 0, openFiles: 4 });
+    probe.beginPass();
+    expect(probe.keepUnchanged(Int32Array.of(slot40), 7)).toBe(true);
+    expect(probe.endPass().openFiles).toBe(2);
+    probe.beginPass();
+    // Thread 41 is forgotten: its slot is no thread of cgroup 7 seen in the previous pass any more.
+    expect(probe.keepUnchanged(Int32Array.of(slot40, slot41), 7)).toBe(false);
+    probe.close();
+  });
+
   it('beyond its descriptor budget, opens and closes stat on every probe, with the same answers', () => {
     tree = HostTree.create();
     for (let tid = 50; tid < 60; tid++) writeThread(tree, { tid, state: tid % 2 === 0 ? 'R' : 'S' });
