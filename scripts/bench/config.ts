@@ -21,6 +21,7 @@ const USAGE = `usage: npm run bench -- [options]   (or: tsx scripts/bench/main.t
   --psi-only         run only the PSI trigger phase (~40 s, quick ~20 s)
   --no-remount       skip the remount phase (remount in a container with a nearly full mount table)
   --remount-only     run only the remount phase (~80 s, quick ~25 s)
+  --sampler-only     run only the loadavg sampler cost phase (~4 min, quick ~1 min)
   --cfs              start both daemons with --enable-cfs
   --no-samples       leave the per-iteration samples out of the JSON
   -h, --help         this text`;
@@ -44,6 +45,7 @@ export function parseOptions(argv: string[]) {
         'psi-only': { type: 'boolean', default: false },
         'no-remount': { type: 'boolean', default: false },
         'remount-only': { type: 'boolean', default: false },
+        'sampler-only': { type: 'boolean', default: false },
         json: { type: 'string' },
         targets: { type: 'string', default: 'ts,lxcfs,host' },
         iters: { type: 'string' },
@@ -133,11 +135,13 @@ export function makeConfig(opts: Options) {
     samplerCgroups: 20,
     samplerThreads: 50,
     // seconds: warm-up after registering (the first passes open what they keep, and V8 compiles the
-    // sampler over about 6 passes), each measured window (5 passes), warm-up after replacing the threads,
-    // settling after the last processes are gone, idle baseline (last: both daemons warm)
+    // sampler over about 6 passes), each measured window (12 passes: lxcfs-ts reads a quiet cgroup's
+    // thread list once in 12 passes, so a shorter window counts that costlier pass or not, by chance),
+    // warm-up after replacing the threads, settling after the last processes are gone, idle baseline
+    // (last: both daemons warm)
     samplerTimes: Q
       ? { settle: 10, baseline: 10, warmup: 10, window: 10, rewarm: 8 }
-      : { settle: 10, baseline: 10, warmup: 35, window: 25, rewarm: 30 },
+      : { settle: 10, baseline: 10, warmup: 35, window: 60, rewarm: 30 },
     cfs: opts.cfs,
     metricsCost: !opts['no-metrics-cost'],
     // the bench's lxcfs-ts runs with --metrics, for its garbage collections per phase (gc.ts); what

@@ -24,7 +24,8 @@
 //  4. throughput (throughput.ts): 1, 4 and 8 concurrent client processes reading one file.
 //  5. cost (cost.ts): RSS and CPU of both daemons, sampled throughout (sampling.ts); CPU µs per read
 //     served; lxcfs-ts RSS before and after 10^6 reads.
-//  5b. loadavg sampler cost (sampler-cost.ts): fresh daemons with -l, 20 cgroups x 50 threads.
+//  5b. loadavg sampler cost (sampler-cost.ts, also runnable alone: --sampler-only): fresh daemons with
+//      -l, 20 cgroups x 50 threads.
 //  5c. scale (scale.ts): N simulated containers (default 200), alone and round-robin.
 //  5d. noisy neighbour (neighbour.ts): a quiet container alone and beside 300 noisy processes.
 //  5e. metrics cost (metrics-cost.ts): lxcfs-ts with --metrics next to one without.
@@ -55,7 +56,7 @@ import { phaseNeighbour } from './neighbour.js';
 import { formatPsi, phasePsiCost } from './psi.js';
 import { daemonProblems, evaluateTargets, printReport, type Results, writeSvg } from './report.js';
 import { formatRemount, phaseRemount } from './remount.js';
-import { phaseSamplerCost } from './sampler-cost.js';
+import { formatSampler, phaseSamplerCost } from './sampler-cost.js';
 import { sampleAll, series } from './sampling.js';
 import { phaseScale } from './scale.js';
 import {
@@ -149,6 +150,14 @@ async function main(opts: Options, cfg: Config, bench: Bench): Promise<void> {
     const remount = await phaseRemount(bench);
     fs.writeFileSync(jsonPath, JSON.stringify({ remount }) + '\n');
     console.log(formatRemount(remount));
+    return;
+  }
+  if (opts['sampler-only']) {
+    ensureLxcfs();
+    step(`loadavg sampler cost only: ${cfg.samplerCgroups} cgroups x ${cfg.samplerThreads} threads`);
+    const sampler = await phaseSamplerCost(bench);
+    fs.writeFileSync(jsonPath, JSON.stringify({ sampler }) + '\n');
+    console.log(formatSampler(sampler).join('\n'));
     return;
   }
   step(`temp dir ${tmp}; compiling the client`);

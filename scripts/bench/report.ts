@@ -10,7 +10,7 @@ import type { MetricsResult } from './metrics-cost.js';
 import type { NeighbourResult } from './neighbour.js';
 import type { PsiResult } from './psi.js';
 import { formatRemount, type RemountResult } from './remount.js';
-import type { SamplerResult } from './sampler-cost.js';
+import { formatSampler, type SamplerResult } from './sampler-cost.js';
 import type { SeriesPoint } from './sampling.js';
 import type { ScaleResult } from './scale.js';
 import { type Bench, FILES, FLOOR_FILE, LABELS } from './shared.js';
@@ -273,18 +273,8 @@ export function printReport(bench: Bench, R: Results): void {
     );
   }
   if (R.sampler) {
-    const sc = R.sampler;
     L.push('');
-    if ('skipped' in sc) L.push(`loadavg sampler cost: skipped (${sc.skipped})`);
-    else {
-      const ms = sc.cpu_ms_per_pass;
-      L.push(
-        `loadavg sampler (-l): CPU per 5 s pass on ${sc.cgroups} cgroups x ${sc.threads_per_cgroup} threads (${sc.threads} threads; ${sc.times_s.window} s windows minus an idle one)`,
-      );
-      L.push(
-        `  lxcfs ${ms.lxcfs.toFixed(2)} ms; lxcfs-ts ${ms.ts_runtime_layout.toFixed(2)} ms with cpu + cpuacct cgroups (${(sc.ratio * 100).toFixed(1)} %), ${ms.ts_cpu_only.toFixed(2)} ms with cpu cgroups only (${(sc.ratio_cpu_only * 100).toFixed(1)} %: every thread probed)`,
-      );
-    }
+    L.push(...formatSampler(R.sampler));
   }
   if (R.million) {
     const m = R.million;

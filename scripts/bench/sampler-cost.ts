@@ -135,3 +135,12 @@ export async function phaseSamplerCost(bench: Bench): Promise<SamplerResult> {
     };
   });
 }
+
+export function formatSampler(sc: SamplerResult): string[] {
+  if ('skipped' in sc) return [`loadavg sampler cost: skipped (${sc.skipped})`];
+  const ms = sc.cpu_ms_per_pass;
+  return [
+    `loadavg sampler (-l): CPU per 5 s pass on ${sc.cgroups} cgroups x ${sc.threads_per_cgroup} threads (${sc.threads} threads; ${sc.times_s.window} s windows minus an idle one)`,
+    `  lxcfs ${ms.lxcfs.toFixed(2)} ms; lxcfs-ts ${ms.ts_runtime_layout.toFixed(2)} ms with cpu + cpuacct cgroups (${(sc.ratio * 100).toFixed(1)} %), ${ms.ts_cpu_only.toFixed(2)} ms with cpu cgroups only (${(sc.ratio_cpu_only * 100).toFixed(1)} %: every thread probed)`,
+  ];
+}
