@@ -260,17 +260,23 @@ export class SharedTable {
    */
   private slotsInUse(): number[] {
     const generation = this.control[GENERATION]!;
-    if (this.used.listedAt !== generation) {
-      const slots: number[] = [];
-      let left = this.control[COUNT]!;
-      for (let slot = 0; left > 0 && slot < this.capacity; slot++) {
-        if (this.stateOf(slot) !== USED) continue;
-        slots.push(slot);
-        left--;
-      }
-      this.used = { slots, keys: undefined, listedAt: generation };
-    }
+    if (this.used.listedAt !== generation)
+      this.used = { slots: this.listSlotsInUse(), keys: undefined, listedAt: generation };
     return this.used.slots;
+  }
+
+  /** The walk behind slotsInUse(), in a function of its own: V8 compiles a long loop in the middle of its
+   * first run, and code after the loop that had not run yet then made it throw that code away again and
+   * again (a deoptimization, and a recompilation, on most later walks). */
+  private listSlotsInUse(): number[] {
+    const slots: number[] = [];
+    let left = this.control[COUNT]!;
+    for (let slot = 0; left > 0 && slot < this.capacity; slot++) {
+      if (this.stateOf(slot) !== USED) continue;
+      slots.push(slot);
+      left--;
+    }
+    return slots;
   }
 
   private stateOf(slot: number): number {
