@@ -138,8 +138,11 @@ describe("the README's pod, mutated by the webhook and run by Docker as a kubele
     start({ ...app!, command: undefined }, 'webhook-reader', readerCommand(app!.image, HOST_CPUS));
     await waitForReads(docker, 'webhook-reader', 200);
 
-    // Supervisor and serving process at once: nothing is left to take the connection over.
+    // Supervisor and serving process at once: nothing is left to take the connection over. The serving
+    // process exits by itself once its supervisor is gone, and may be reaped before a kill that comes a
+    // moment late (ESRCH): stopped first, it is still there to be killed.
     const serving = servingPid();
+    process.kill(serving, 'SIGSTOP');
     process.kill(daemon.pid, 'SIGKILL');
     process.kill(serving, 'SIGKILL');
     await killDaemonHard(daemon);
