@@ -58,12 +58,17 @@ systemd_status=0
 wait "$systemd_suite" || systemd_status=$?
 echo "== systemd guest suite =="
 cat "$logs/systemd"
-# What failed, once more at the very end: a CI page may show only the tail of this long log. A suite that
-# failed before naming a test (a guest that did not boot) shows its last lines instead.
+# What failed, once more at the very end: a CI page may show only the tail of this long log. Each failed
+# test comes with the first lines of its error and where it was thrown (up to the source excerpt). A suite
+# that failed before naming a test (a guest that did not boot) shows its last lines instead.
 declare -A statuses=([host]=$host_status [docker]=$docker_status [v2]=$v2_status [systemd]=$systemd_status)
 for suite in host docker v2 systemd; do
   [ "${statuses[$suite]}" -eq 0 ] && continue
-  failed=$(sed 's/\x1b\[[0-9;]*m//g' "$logs/$suite" | grep -E '^ *(FAIL|×) ' | sort -u | head -40 || true)
+  failed=$(sed 's/\x1b\[[0-9;]*m//g' "$logs/$suite" | awk '
+    BEGIN { shown = -1 }
+    /^ *FAIL / { shown = 0; print; next }
+    shown >= 0 && shown < 8 && NF > 0 { print "    " substr($0, 1, 300); shown++; if ($1 == "❯") shown = -1 }
+  ' | head -80 || true)
   [ -n "$failed" ] || failed=$(tail -n 10 "$logs/$suite")
   printf '%s\n' "$failed" | sed "s/^/failed in $suite: /"
 done
