@@ -159,10 +159,6 @@ export class ServerSupervisor extends EventEmitter<SupervisorEvents> {
     const { config, fd } = this.options;
     const env = { ...process.env };
     delete env.NOTIFY_SOCKET; // only the supervisor talks to systemd
-    // glibc gives a thread that meets a locked arena one of its own (up to 8 per CPU), and each arena
-    // keeps the memory freed in it for later. With two for the serving process's nine threads it held
-    // about 10 MB less after 150,000 reads, and no read got slower in the bench. An operator's setting wins.
-    env.MALLOC_ARENA_MAX ??= '2';
     // Through a shell that ignores SIGUSR1 until Node has blocked it for good (--disable-sigusr1): see
     // bin/lxcfs-ts. A small young generation: requests allocate little and briefly, and idle RSS is what
     // hosts notice. No memory reducer: it woke the idle process every 8 s for about 6 ms of CPU (its

@@ -221,28 +221,6 @@ print('statvfs', s.f_bsize, s.f_namemax)
   });
 });
 
-describe('the serving process', () => {
-  /** MALLOC_ARENA_MAX in the environment of the daemon's serving process (undefined when unset). */
-  function servingArenaMax(supervisor: number): string | undefined {
-    const [serving] = fs.readFileSync(`/proc/${supervisor}/task/${supervisor}/children`, 'utf8').trim().split(/\s+/);
-    const environ = fs.readFileSync(`/proc/${serving}/environ`, 'utf8').split('\0');
-    return environ.find((entry) => entry.startsWith('MALLOC_ARENA_MAX='))?.slice('MALLOC_ARENA_MAX='.length);
-  }
-
-  // Not kernel-facing: the v2 guest, which runs this file, skips it.
-  it.skipIf(IN_V2_GUEST)("runs with glibc's malloc limited to two arenas, unless the operator set MALLOC_ARENA_MAX", async () => {
-    for (const [given, expected] of [
-      [undefined, '2'],
-      ['4', '4'],
-    ] as const) {
-      const own = path.join(cleanup.tempDir(), 'mnt');
-      const started = await startDaemon(cleanup, ['-p', path.join(path.dirname(own), 'pid'), own], own, { MALLOC_ARENA_MAX: given });
-      expect(servingArenaMax(started.pid), `MALLOC_ARENA_MAX=${given ?? '(unset)'}`).toBe(expected);
-      expect((await started.stop()).code).toBe(0);
-    }
-  });
-});
-
 describe('stopping', () => {
   it('exits 0 on SIGTERM within 2 s with readers blocked and a bind mount pinning the connection, leaving nothing mounted', async () => {
     // A container-style bind mount keeps the connection alive after the main mount goes, so the readers
