@@ -22,6 +22,10 @@ const SERVER_SCRIPT = new URL('./server-process.js', import.meta.url);
 // Generous: under software emulation (the v2 test guest) a Node process with its threads takes seconds.
 const READY_TIMEOUT_MS = 60_000;
 const STOP_TIMEOUT_MS = 1500;
+// An upgrade waits for the old serving process to stop in-band for as long as it makes progress: it says
+// "stopped" by itself, clean or not, once a reader stalls (FuseServer.stop). Killing it instead loses the
+// requests its readers hold on a kernel without FUSE_NOTIFY_RESEND. This only catches a wedged process.
+const HANDOFF_TIMEOUT_MS = 60_000;
 const MAX_RESTART_DELAY_MS = 5000;
 
 export interface SupervisorEvents {
@@ -97,19 +101,29 @@ export class ServerSupervisor extends EventEmitter<SupervisorEvents> {
       }
       // From here on the old process must not be restarted when it exits.
       this.current = undefined;
-      const handed = old.next('stopped', STOP_TIMEOUT_MS).catch(() => undefined);
+      // From the stop to the successor's first read, containers' requests wait in the kernel.
+      const pausedFrom = performance.now();
+      const handed = old.next('stopped', HANDOFF_TIMEOUT_MS).catch(() => undefined);
       old.child.send({ type: 'stop', handoff: true } satisfies SupervisorMessage);
       const stopped = await handed;
       if (!stopped?.clean) {
-        // It could not stop in-band: kill it; the successor replays whatever it had taken.
+        // It could not stop in-band: kill it; with RESEND the successor has the kernel replay whatever it
+        // had taken.
         old.child.kill('SIGKILL');
         await old.exited;
+        log.warn(
+          { server: old.child.pid, resend: this.resendAvailable },
+          this.resendAvailable
+            ? 'the old serving process did not stop in-band: killed it; the kernel replays the requests it had taken'
+            : 'the old serving process did not stop in-band: killed it; the requests it had taken are lost (this kernel has no FUSE_NOTIFY_RESEND), and their callers wait until the mount is aborted',
+        );
       }
       const serving = successor.next('serving', READY_TIMEOUT_MS);
       successor.child.send({ type: 'go', snapshots: stopped?.snapshots, resend: !stopped?.clean && this.resendAvailable } satisfies SupervisorMessage);
       await serving;
       this.adopt(successor);
-      log.info({ from: old.child.pid, to: successor.child.pid, handedOver: !!stopped?.snapshots }, 'upgraded the serving process');
+      const pausedMs = Math.round(performance.now() - pausedFrom);
+      log.info({ from: old.child.pid, to: successor.child.pid, handedOver: !!stopped?.snapshots, pausedMs }, 'upgraded the serving process');
       this.counts.upgrades++;
       return { from: old.child.pid, to: successor.child.pid! };
     } catch (err) {

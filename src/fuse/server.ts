@@ -45,7 +45,13 @@ export interface ServerEvents {
   exit: [reason: ReaderExit, detail?: string];
 }
 
-const STOP_TIMEOUT_MS = 700;
+/** How long a lookup that wakes the readers may take before its process is killed. */
+const WAKE_TIMEOUT_MS = 700;
+/** How long stopping waits for the next reader to leave before it gives up on the rest. Generous: on a
+ * slow host (loaded, or a guest under emulation) starting the process that sends the stop lookups and a
+ * reader answering one take seconds, and giving up means the caller kills readers that may hold
+ * requests, which a kernel without FUSE_NOTIFY_RESEND never replays. */
+const STOP_STALL_MS = 15_000;
 const GO = 0;
 /** How often a grown snapshot pool is checked for shrinking. */
 const COMPACT_INTERVAL_MS = 2000;
@@ -108,17 +114,17 @@ export class FuseServer extends EventEmitter<ServerEvents> {
    * reader: the kernel wakes the reader that has waited longest), so that it takes up what the main
    * thread asked of it. */
   private wakeReaders(): void {
-    if (Atomics.load(this.go, GO) === 1 && this.workers.size > 0) this.lookUp(this.wakeName, this.workers.size);
+    if (Atomics.load(this.go, GO) === 1 && this.workers.size > 0) setTimeout(this.lookUp(this.wakeName, this.workers.size), WAKE_TIMEOUT_MS).unref();
   }
 
-  /** Looks `name` up in the mount's root `times` times, from a child process (a lookup stuck in this
-   * process's thread pool would keep it from exiting), killed if not done within STOP_TIMEOUT_MS. */
-  private lookUp(name: string, times: number): void {
+  /** Looks `name` up in the mount's root `times` times, one after the other, from a child process (a
+   * lookup stuck in this process's thread pool would keep it from exiting). Returns what kills it. */
+  private lookUp(name: string, times: number): () => void {
     const target = path.join(this.options.mountPoint, name);
     const lookups = spawn('stat', ['--', ...Array.from({ length: times }, () => target)], { stdio: 'ignore' });
     lookups.on('error', () => undefined);
-    setTimeout(() => lookups.kill('SIGKILL'), STOP_TIMEOUT_MS).unref();
     lookups.unref();
+    return () => void lookups.kill('SIGKILL');
   }
 
   /** Which gcStats slots are whose. */
@@ -276,23 +282,25 @@ export class FuseServer extends EventEmitter<ServerEvents> {
   }
 
   /** Stops every reader in-band: a LOOKUP of the secret stop name through the mount reaches exactly one
-   * reader, which answers it, serves what it must of the fair queue and leaves; repeated once per reader.
-   * Requests that arrive meanwhile stay queued in the kernel. Resolves true when all readers stopped. */
+   * reader, which answers it, serves what it must of the fair queue and leaves; one lookup per reader,
+   * one after the other. Requests that arrive meanwhile stay queued in the kernel. Resolves true when all
+   * readers stopped, false when none left for STOP_STALL_MS. */
   async stop(): Promise<boolean> {
     // Readers still waiting for release() leave at once.
     if (Atomics.load(this.go, GO) === 0) {
       Atomics.store(this.go, GO, -1);
       Atomics.notify(this.go, GO);
     }
-    const deadline = Date.now() + STOP_TIMEOUT_MS * Math.max(1, this.workers.size);
-    while (this.workers.size > 0 && Date.now() < deadline) {
-      const before = this.workers.size;
-      const exited = new Promise<void>((resolve) => {
-        for (const worker of this.workers) worker.once('exit', () => resolve());
-      });
-      if (Atomics.load(this.go, GO) === 1) this.lookUp(this.stopName, 1);
-      await Promise.race([exited, delay(STOP_TIMEOUT_MS)]);
-      if (this.workers.size === before) break;
+    const stopLookups = Atomics.load(this.go, GO) === 1 && this.workers.size > 0 ? this.lookUp(this.stopName, this.workers.size) : undefined;
+    try {
+      while (this.workers.size > 0) {
+        const exited = new Promise<boolean>((resolve) => {
+          for (const worker of this.workers) worker.once('exit', () => resolve(true));
+        });
+        if (!(await Promise.race([exited, delay(STOP_STALL_MS).then(() => false)]))) break;
+      }
+    } finally {
+      stopLookups?.();
     }
     return this.workers.size === 0;
   }

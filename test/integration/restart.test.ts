@@ -5,7 +5,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createCgroup } from '../helpers/cgroups.js';
+import { createCgroup, createCgroups } from '../helpers/cgroups.js';
 import { Cleanup, LXCFS_TS, REPO, isMounted, run, startDaemon, upgradeDaemon, type Daemon } from '../helpers/processes.js';
 
 const cleanup = new Cleanup();
@@ -140,6 +140,47 @@ describe('upgrades and crashes of the serving process', () => {
     expect(code).toBe(0);
     expect(isMounted(mnt)).toBe(false);
     expect(children.every((c) => c.exitCode === 0)).toBe(true);
+  }, 120_000);
+});
+
+describe('a graceful upgrade of a slow daemon', () => {
+  it('hands over in-band even when stopping the old serving process takes seconds, and loses no read', async () => {
+    // A daemon held to 10 % of a CPU stands for a slow host (a loaded one, a guest under emulation): each
+    // step of the in-band stop (starting the process that sends the stop lookups, a reader answering and
+    // leaving) then takes a long while. Killing the old serving process instead would lose the requests its
+    // readers had taken on a kernel without FUSE_NOTIFY_RESEND (6.1): the readers of containers hang.
+    const slowDir = cleanup.tempDir();
+    const slowMnt = path.join(slowDir, 'mnt');
+    const pidFile = path.join(slowDir, 'pid');
+    const slow = await startDaemon(cleanup, ['-p', pidFile, slowMnt], slowMnt);
+    const reader = spawn('python3', ['-c', READER, path.join(slowDir, 'stop'), ...['proc/meminfo', 'proc/uptime'].map((f) => path.join(slowMnt, f).slice(1))], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    cleanup.own(reader);
+    cleanup.add(() => fs.writeFileSync(path.join(slowDir, 'stop'), ''));
+    let out = '';
+    reader.stdout.on('data', (chunk: Buffer) => (out += chunk.toString()));
+    const finished = new Promise<number | null>((resolve) => reader.on('close', resolve));
+    const [cpu] = createCgroups(cleanup, ['cpu'], 'lxcfs-ts-slow-upgrade');
+    cpu!.write('cpu.cfs_period_us', 100_000);
+    cpu!.write('cpu.cfs_quota_us', 10_000);
+    cpu!.add(slow.pid);
+    const served = fs.readFileSync(`/proc/${slow.pid}/task/${slow.pid}/children`, 'utf8').trim();
+    cpu!.add(Number(served));
+    await upgradeDaemon(pidFile);
+    cpu!.write('cpu.cfs_quota_us', -1);
+    const upgraded = slow
+      .output()
+      .split('\n')
+      .find((line) => line.includes('"msg":"upgraded the serving process"'));
+    expect(upgraded, slow.output().slice(-3000)).toMatch(/"handedOver":true/);
+    fs.writeFileSync(path.join(slowDir, 'stop'), '');
+    const code = await Promise.race([finished, new Promise<'hung'>((resolve) => setTimeout(() => resolve('hung'), 15_000))]);
+    expect(code, 'the reader is blocked: a request was lost').toBe(0);
+    const result = JSON.parse(out) as { reads: number; failures: number; examples: string[] };
+    expect(result.examples).toEqual([]);
+    expect(result.reads).toBeGreaterThan(10);
+    expect((await slow.stop()).code).toBe(0);
   }, 120_000);
 });
 
