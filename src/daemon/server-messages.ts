@@ -3,7 +3,6 @@
 // readers' stack (FUSE server, files, views) it never runs.
 
 import type { InitInfo } from '../fuse/session.js';
-import type { SnapshotDump } from '../fuse/snapshots.js';
 import type { MetricFamily } from '../metrics/families.js';
 import type { DaemonConfig } from './config.js';
 
@@ -22,7 +21,8 @@ export type SupervisorMessage =
       /** Ask the kernel to replay requests a crashed predecessor had taken. */
       resend: boolean;
     }
-  | { type: 'go'; snapshots?: SnapshotDump; resend: boolean }
+  /** `handedOver`: the predecessor left its file handles in the handoff state file. */
+  | { type: 'go'; handedOver: boolean; resend: boolean }
   | { type: 'stop'; handoff: boolean }
   | { type: 'virtualize'; on: boolean }
   | { type: 'metrics' };
@@ -30,6 +30,6 @@ export type SupervisorMessage =
 export type ServerMessage =
   | { type: 'ready' }
   | { type: 'serving'; init: InitInfo; resent: boolean }
-  | { type: 'stopped'; clean: boolean; snapshots?: SnapshotDump }
+  | { type: 'stopped'; clean: boolean; handedOver: boolean }
   | { type: 'ended'; reason: string; detail?: string }
   | { type: 'metrics'; families: MetricFamily[] };

@@ -119,11 +119,12 @@ export class ServerSupervisor extends EventEmitter<SupervisorEvents> {
         );
       }
       const serving = successor.next('serving', READY_TIMEOUT_MS);
-      successor.child.send({ type: 'go', snapshots: stopped?.snapshots, resend: !stopped?.clean && this.resendAvailable } satisfies SupervisorMessage);
+      const handedOver = !!stopped?.handedOver;
+      successor.child.send({ type: 'go', handedOver, resend: !stopped?.clean && this.resendAvailable } satisfies SupervisorMessage);
       await serving;
       this.adopt(successor);
       const pausedMs = Math.round(performance.now() - pausedFrom);
-      log.info({ from: old.child.pid, to: successor.child.pid, handedOver: !!stopped?.snapshots, pausedMs }, 'upgraded the serving process');
+      log.info({ from: old.child.pid, to: successor.child.pid, handedOver, pausedMs }, 'upgraded the serving process');
       this.counts.upgrades++;
       return { from: old.child.pid, to: successor.child.pid! };
     } catch (err) {

@@ -96,10 +96,10 @@ export type PutResult =
   | 'tenant' // the handle's tenant holds its share of pages
   | 'pool'; // the pool is at its cap
 
-/** A store copied for another process (structured-cloneable). */
+/** A store's bytes for another process: views of its memory, valid until it changes. */
 export interface SnapshotDump {
-  control: string;
-  pages: string;
+  control: Uint8Array;
+  pages: Uint8Array;
 }
 
 export type SnapshotRead =
@@ -130,30 +130,33 @@ export class SnapshotStore {
     return { control, pages };
   }
 
-  /** A copy of the whole store (handles, generations, free lists, snapshot pages) for a successor process
-   * that takes over the connection: handles it did not issue keep working there. */
+  /** The whole store (handles, generations, free lists, snapshot pages) for a successor process that
+   * takes over the connection: handles it did not issue keep working there. No copy: take it while no
+   * thread uses the store. */
   static dump(memory: SnapshotMemory): SnapshotDump {
     const ctl = new Int32Array(memory.control);
-    return {
-      control: Buffer.from(memory.control).toString('base64'),
-      pages: Buffer.from(memory.pages, 0, ctl[PAGES_MADE]! * PAGE).toString('base64'),
-    };
+    return { control: new Uint8Array(memory.control), pages: new Uint8Array(memory.pages, 0, ctl[PAGES_MADE]! * PAGE) };
   }
 
-  /** Replaces the content of `memory` (not yet in use) with a predecessor's dump; the limits stay ours. */
-  static load(memory: SnapshotMemory, dump: SnapshotDump): void {
-    const pages = Buffer.from(dump.pages, 'base64');
+  /** Replaces the content of `memory` (not yet in use) with a predecessor's dump; the limits stay ours.
+   * False, and nothing changed, when the dump has another layout (a version that sizes its tables
+   * differently): the predecessor's handles then read as unknown. */
+  static load(memory: SnapshotMemory, dump: SnapshotDump): boolean {
+    const { control, pages } = dump;
+    if (control.length !== memory.control.byteLength || pages.length % PAGE !== 0 || pages.length > MAX_PAGES * PAGE)
+      return false;
     if (memory.pages.byteLength < pages.length) memory.pages.grow(pages.length);
     new Uint8Array(memory.pages).set(pages);
     const ctl = new Int32Array(memory.control);
     const handleLimit = ctl[TENANT_HANDLES]!;
     const pageLimit = ctl[TENANT_PAGES]!;
-    new Uint8Array(memory.control).set(Buffer.from(dump.control, 'base64'));
+    new Uint8Array(memory.control).set(control);
     ctl[TENANT_HANDLES] = handleLimit;
     ctl[TENANT_PAGES] = pageLimit;
     // A lock the predecessor held at the moment of the copy means nothing here; nor does its pool epoch.
     ctl[POOL_EPOCH] = 0;
     Atomics.store(ctl, LOCK, 0);
+    return true;
   }
 
   /** `receivePool` hands a reader thread the newest page buffer compact() published (see PoolMessage). */

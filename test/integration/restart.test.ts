@@ -191,9 +191,20 @@ describe('lxcfs-ts upgrade', () => {
     const upgradeMnt = path.join(upgradeDir, 'mnt');
     const target = await startDaemon(cleanup, ['-p', pidFile, upgradeMnt], upgradeMnt);
     const before = fs.readFileSync(`/proc/${target.pid}/task/${target.pid}/children`, 'utf8').trim();
+    // A file read halfway: the successor serves the rest from the snapshot the reader started with (a
+    // handle it does not know would read as ended).
+    const halfway = fs.openSync(path.join(upgradeMnt, 'proc/meminfo'), 'r');
+    const head = Buffer.alloc(100);
+    expect(fs.readSync(halfway, head)).toBe(100);
     const ok = run(LXCFS_TS, ['upgrade', '-p', pidFile]);
     expect(ok.status, ok.stderr).toBe(0);
     expect(ok.stdout).toMatch(new RegExp(`^upgraded: daemon ${target.pid} now serves from process \\d+ \\(was ${before}\\)\\n$`));
+    const rest = Buffer.alloc(1 << 16);
+    const restLength = fs.readSync(halfway, rest);
+    fs.closeSync(halfway);
+    const whole = Buffer.concat([head, rest.subarray(0, restLength)]).toString();
+    expect(whole).toMatch(/^MemTotal: .*\n(.*\n)*SwapFree: .*\n/);
+    expect(whole.split('\n').length).toBe(fs.readFileSync(path.join(upgradeMnt, 'proc/meminfo'), 'utf8').split('\n').length);
     expect(fs.readFileSync(path.join(upgradeMnt, 'proc/uptime'), 'utf8')).toMatch(/^\d+\.\d\d /);
     const bad = run(LXCFS_TS, ['upgrade', '-p', path.join(upgradeDir, 'missing.pid')]);
     expect(bad.status).toBe(1);

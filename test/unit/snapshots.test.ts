@@ -2,7 +2,7 @@
 
 import { Worker } from 'node:worker_threads';
 import { describe, expect, it } from 'vitest';
-import { SnapshotStore, type SnapshotDump } from '../../src/fuse/snapshots.js';
+import { SnapshotStore } from '../../src/fuse/snapshots.js';
 
 function bytes(length: number, seed: number): Uint8Array {
   const out = new Uint8Array(length);
@@ -73,7 +73,8 @@ describe('SnapshotStore', () => {
     handles.forEach((h, i) => store.put(h, bytes(5000 + i * 300, i)));
     store.release(handles[3]!);
     const successorMemory = SnapshotStore.allocate();
-    SnapshotStore.load(successorMemory, JSON.parse(JSON.stringify(SnapshotStore.dump(memory))) as SnapshotDump);
+    const { control, pages } = SnapshotStore.dump(memory);
+    expect(SnapshotStore.load(successorMemory, { control: control.slice(), pages: pages.slice() })).toBe(true);
     const successor = new SnapshotStore(successorMemory);
     handles.forEach((h, i) => {
       if (i === 3) expect(successor.read(h, 1, 10, new Uint8Array(10), 0).kind).toBe('none');
@@ -82,6 +83,17 @@ describe('SnapshotStore', () => {
     const fresh = opened(successor);
     expect(handles).not.toContain(fresh);
     expect(successor.usage().handles).toBe(30);
+  });
+
+  it('refuses, and leaves untouched, a dump from a version whose tables are sized differently', () => {
+    const memory = SnapshotStore.allocate();
+    const store = new SnapshotStore(memory);
+    const handle = opened(store);
+    store.put(handle, bytes(100, 1));
+    const { control, pages } = SnapshotStore.dump(SnapshotStore.allocate());
+    expect(SnapshotStore.load(memory, { control: control.subarray(4), pages })).toBe(false);
+    expect(SnapshotStore.load(memory, { control, pages: pages.subarray(1) })).toBe(false);
+    expect(same(readAll(store, handle, 50), bytes(100, 1))).toBe(true);
   });
 
   it('grows the page pool on demand and returns every page on release', () => {
