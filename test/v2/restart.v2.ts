@@ -57,6 +57,13 @@ it('loses no read over a graceful upgrade, and logs what a crash would cost with
     if (Date.now() > deadline) throw new Error(`the upgrade did not finish:\n${daemon.output().slice(-2000)}`);
     await new Promise((resolve) => setTimeout(resolve, 50));
   }
+  // In-band, not by killing the old serving process: that would lose the requests it held on this kernel.
+  const upgraded = daemon
+    .output()
+    .split('\n')
+    .find((line) => line.includes('"msg":"upgraded the serving process"'));
+  console.log(`the upgrade under emulation: ${upgraded}`);
+  expect(upgraded).toMatch(/"handedOver":true/);
   fs.writeFileSync(stop, '');
   const results = (await Promise.all(readers)).map((out) => out.trim().split(' ').map(Number));
   for (const [reads, failures] of results) {
