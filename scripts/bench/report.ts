@@ -5,7 +5,7 @@ import fs from 'node:fs';
 import type { TargetId } from './config.js';
 import type { DaemonCost, MillionResult } from './cost.js';
 import { formatGc, type GcResult } from './gc.js';
-import { cellOf, type LatencyResult, type LatencyRow, type View } from './latency.js';
+import { cellOf, type Cell, type LatencyResult, type LatencyRow, type View } from './latency.js';
 import type { MetricsResult } from './metrics-cost.js';
 import type { NeighbourResult } from './neighbour.js';
 import type { PsiResult } from './psi.js';
@@ -13,7 +13,7 @@ import { formatRemount, type RemountResult } from './remount.js';
 import { formatSampler, type SamplerResult } from './sampler-cost.js';
 import type { SeriesPoint } from './sampling.js';
 import type { ScaleResult } from './scale.js';
-import { type Bench, FILES, FLOOR_FILE, LABELS } from './shared.js';
+import { type Bench, FILES, FLOOR_FILE, LABELS, median } from './shared.js';
 import type { ThroughputResult } from './throughput.js';
 import { formatWebhook, type WebhookResult } from './webhook.js';
 
@@ -140,6 +140,25 @@ function formatLatency(bench: Bench, lat: LatencyResult): string[] {
     L.push(
       s +
         `   ${FLOOR_FILE[1]}: passed through by both, no view (the protocol's round trips + one host read); not in the ratios`,
+    );
+  }
+  L.push(
+    `p99 breakdown, µs (medians over the files): the first read of each chunk, after ${lat.chunk * (tg.length - 1)} reads of the other targets with this one idle (threads asleep, caches cold: what a container that reads now and then meets), and the ${lat.chunk - 1} later reads`,
+  );
+  for (const t of tg) {
+    const cells = FILES.map(([file]) => cellOf(lat.files[file], t.id)).filter((c) => c !== undefined);
+    const m = (pick: (c: Cell) => number): string => fmtUs(median(cells.map(pick)));
+    L.push(
+      `  ${padR(t.label, 10)} first p50 ${pad(
+        m((c) => c.first_p50_us),
+        6,
+      )}  first p99 ${pad(
+        m((c) => c.first_p99_us),
+        6,
+      )}  later p99 ${pad(
+        m((c) => c.later_p99_us),
+        6,
+      )}`,
     );
   }
 
