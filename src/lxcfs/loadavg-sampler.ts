@@ -287,12 +287,12 @@ export class LoadavgSampler {
     }
     let dropped = 0;
     this.table.sweepAndStore((key, fields) => {
-      if (!results.has(key)) return true; // registered during this pass: sampled from the next one
+      if (!results.has(key)) return 'keep'; // registered (and stored) during this pass: sampled from the next one
       const counts = results.get(key);
       // Like lxcfs: a removed cgroup, or one without any thread, is forgotten; a later read starts again.
       if (counts === undefined || counts.total === 0) {
         dropped++;
-        return false;
+        return 'delete';
       }
       const loads = nextLoads([fields[LoadavgField.LOAD1]!, fields[LoadavgField.LOAD5]!, fields[LoadavgField.LOAD15]!], counts.running);
       fields[LoadavgField.LOAD1] = loads[0];
@@ -302,7 +302,7 @@ export class LoadavgSampler {
       fields[LoadavgField.TOTAL] = counts.total;
       fields[LoadavgField.LAST] = counts.last;
       fields[LoadavgField.SAMPLES]! += 1;
-      return true;
+      return 'store';
     });
 
     const report: PassReport = {

@@ -148,13 +148,13 @@ export class SharedTable {
 
   /** Visits every record under the lock; `fn` returning false deletes the record. */
   sweep(fn: (key: string, fields: Float64Array) => boolean): void {
-    this.visit(fn, false);
+    this.visit((key, fields) => (fn(key, fields) ? 'keep' : 'delete'));
   }
 
-  /** Like sweep(), and what `fn` changes in the records it keeps is written through to the store: one
+  /** Like sweep(), and the records `fn` says it changed ('store') are written through to the store: one
    * look at each record instead of a read() by key (encoding and hashing the key) per record. */
-  sweepAndStore(fn: (key: string, fields: Float64Array) => boolean): void {
-    this.visit(fn, true);
+  sweepAndStore(fn: (key: string, fields: Float64Array) => 'delete' | 'keep' | 'store'): void {
+    this.visit(fn);
   }
 
   get size(): number {
@@ -235,14 +235,15 @@ export class SharedTable {
     return layout;
   }
 
-  private visit(fn: (key: string, fields: Float64Array) => boolean, store: boolean): void {
+  private visit(fn: (key: string, fields: Float64Array) => 'delete' | 'keep' | 'store'): void {
     this.lock();
     try {
       const slots = this.slotsInUse();
       const keys = (this.used.keys ??= slots.map((slot) => this.keyOf(slot)));
       for (let i = 0; i < slots.length; i++) {
-        if (!fn(keys[i]!, this.fieldsOf(slots[i]!))) this.remove(slots[i]!);
-        else if (store) this.persist(slots[i]!);
+        const verdict = fn(keys[i]!, this.fieldsOf(slots[i]!));
+        if (verdict === 'delete') this.remove(slots[i]!);
+        else if (verdict === 'store') this.persist(slots[i]!);
       }
     } finally {
       this.unlock();

@@ -81,13 +81,20 @@ describe('SharedTable', () => {
       for (let i = 0; i < 12; i++) first.update(`/cg/${i}`, 1, (f) => ((f[0] = i), (f[1] = i * 2)));
       first.sweep((key) => key !== '/cg/3');
       first.read('/cg/4', (f) => (f[1] = 99));
-      first.sweepAndStore((key, f) => (key === '/cg/5' && (f[0] = 55), key !== '/cg/6'));
+      // Only what the sweep says it changed is written through: /cg/7's change stays in memory.
+      first.sweepAndStore((key, f) => {
+        if (key === '/cg/6') return 'delete';
+        if (key === '/cg/5') return ((f[0] = 55), 'store');
+        if (key === '/cg/7') f[0] = 77;
+        return 'keep';
+      });
       const second = new SharedTable(SharedTable.allocate(16, 2, { store }));
       expect(second.restore()).toBe(10);
       expect(second.read('/cg/3', () => 1)).toBeUndefined();
       expect(second.read('/cg/6', () => 1)).toBeUndefined();
       expect(second.read('/cg/5', (f) => [f[0], f[1]])).toEqual([55, 10]);
       expect(second.read('/cg/4', (f) => [f[0], f[1]])).toEqual([4, 99]);
+      expect(second.read('/cg/7', (f) => [f[0], f[1]])).toEqual([7, 14]);
       expect(second.update('/cg/11', 1, (f, created) => [f[0], f[1], created])).toEqual([11, 22, false]);
       // Another layout (a new version's) is not restored.
       expect(new SharedTable(SharedTable.allocate(16, 3, { store })).restore()).toBe(0);
