@@ -78,6 +78,14 @@ async function waitForLog(pattern: RegExp, count: number, timeoutMs = 20_000): P
   }
 }
 
+/** A daemon of the test's own, on a mountpoint in a temp dir. */
+async function daemonOfItsOwn(): Promise<{ dir: string; mnt: string; pidFile: string; daemon: Daemon }> {
+  const ownDir = cleanup.tempDir();
+  const ownMnt = path.join(ownDir, 'mnt');
+  const pidFile = path.join(ownDir, 'pid');
+  return { dir: ownDir, mnt: ownMnt, pidFile, daemon: await startDaemon(cleanup, ['-p', pidFile, ownMnt], ownMnt) };
+}
+
 describe('upgrades and crashes of the serving process', () => {
   it('lose no read of 8 container readers over 5 graceful upgrades and 3 kill -9, and never make a mount stale', async () => {
     const cgroup = createCgroup(cleanup, 'memory', 'lxcfs-ts-restart');
@@ -149,10 +157,7 @@ describe('a graceful upgrade of a slow daemon', () => {
     // step of the in-band stop (starting the process that sends the stop lookups, a reader answering and
     // leaving) then takes a long while. Killing the old serving process instead would lose the requests its
     // readers had taken on a kernel without FUSE_NOTIFY_RESEND (6.1): the readers of containers hang.
-    const slowDir = cleanup.tempDir();
-    const slowMnt = path.join(slowDir, 'mnt');
-    const pidFile = path.join(slowDir, 'pid');
-    const slow = await startDaemon(cleanup, ['-p', pidFile, slowMnt], slowMnt);
+    const { dir: slowDir, mnt: slowMnt, pidFile, daemon: slow } = await daemonOfItsOwn();
     const reader = spawn('python3', ['-c', READER, path.join(slowDir, 'stop'), ...['proc/meminfo', 'proc/uptime'].map((f) => path.join(slowMnt, f).slice(1))], {
       stdio: ['ignore', 'pipe', 'inherit'],
     });
@@ -186,10 +191,7 @@ describe('a graceful upgrade of a slow daemon', () => {
 
 describe('lxcfs-ts upgrade', () => {
   it('replaces the serving process of the daemon named by the pid file, and refuses a bad pid file', async () => {
-    const upgradeDir = cleanup.tempDir();
-    const pidFile = path.join(upgradeDir, 'pid');
-    const upgradeMnt = path.join(upgradeDir, 'mnt');
-    const target = await startDaemon(cleanup, ['-p', pidFile, upgradeMnt], upgradeMnt);
+    const { dir: upgradeDir, mnt: upgradeMnt, pidFile, daemon: target } = await daemonOfItsOwn();
     const before = fs.readFileSync(`/proc/${target.pid}/task/${target.pid}/children`, 'utf8').trim();
     // A file read halfway: the successor serves the rest from the snapshot the reader started with (a
     // handle it does not know would read as ended).
