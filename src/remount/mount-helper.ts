@@ -39,7 +39,8 @@ export interface HelperRequest {
   targets: HelperTarget[];
   /** How long the helper may take: it starts no new target after that. */
   budgetMs: number;
-  /** When it is killed if it has not finished (a FUSE request of a hung daemon can block it). */
+  /** When it is killed if it has not finished (a FUSE request of a hung daemon can block it), counted
+   * from when it has entered the namespace: until then it has touched no mount. */
   killAfterMs: number;
 }
 
@@ -62,6 +63,9 @@ export interface HelperOutcome {
   /** Set when it did not finish by killAfterMs and was killed. */
   killed?: boolean;
 }
+
+/** How long the helper may take to start and enter the namespace. */
+const HELPER_START_MS = 60_000;
 
 /** System call numbers and open(2) flags that differ between architectures. */
 const ARCH: Record<string, Record<string, number>> = {
@@ -90,7 +94,8 @@ const ARCH: Record<string, Record<string, number>> = {
 };
 
 // Protocol: stdin holds NUL-terminated fields: mode, mountpoint, device, budget in ms, then three per
-// target (mount ID, root, mount point). stdout has one line per result:
+// target (mount ID, root, mount point). stdout has "entered" once the helper is in the namespace, then
+// one line per result:
 //   ok ID | state ID live|dead | refused ID WHY | healed ID replaced|stacked NEWID | failed ID WHY
 // "checked" once every target of a heal has passed the check, and at most one of: fatal WHY |
 // budget checking|healing.
@@ -175,6 +180,7 @@ fatal("cannot open /proc: $!") if $host_proc < 0;
 fatal("cannot enter the mount namespace: $!") if syscall($nr{setns}, 3, $CLONE_NEWNS) != 0;
 # A descriptor of ours is reachable by path only through the host's procfs, from here relative.
 fatal("cannot change to the host's /proc: $!") if syscall($nr{fchdir}, $host_proc) != 0;
+print "entered\n";
 
 if ($mode eq 'probe') {
   my $t = $targets[0];
@@ -256,16 +262,27 @@ export function runMountHelper(namespaceFd: number, request: HelperRequest): Pro
       stdout += chunk.toString();
       const lines = stdout.split('\n');
       stdout = lines.pop()!;
-      for (const line of lines) record(outcome, line);
+      for (const line of lines) {
+        if (line !== 'entered') record(outcome, line);
+        else {
+          clearTimeout(timer);
+          timer = setTimeout(() => kill({ killed: true }), request.killAfterMs);
+        }
+      }
     });
     child.stderr!.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-    const timer = setTimeout(() => {
+    const kill = (why: { killed: true } | { fatal: string }): void => {
       // Not waited for: a request stuck in a dead FUSE daemon can keep it in D state.
       child.kill('SIGKILL');
       child.unref();
-      outcome.killed = true;
-      resolve(outcome);
-    }, request.killAfterMs);
+      resolve(Object.assign(outcome, why));
+    };
+    // Before it has entered the namespace it only starts (perl, on a loaded host or under emulation,
+    // has taken more than the 5 s a probe may take), and has touched no mount: it gets longer.
+    let timer = setTimeout(
+      () => kill({ fatal: `the mount helper did not start within ${HELPER_START_MS / 1000} s` }),
+      HELPER_START_MS,
+    );
     child.on('error', (err) => {
       clearTimeout(timer);
       resolve({ ...outcome, fatal: `cannot run perl, which remount needs (Debian: perl-base): ${err.message}` });

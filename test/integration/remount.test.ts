@@ -387,6 +387,26 @@ describe('after kill -9 and a restart', { timeout: 120_000 }, () => {
     for (const container of withFiles()) expectDead(container.pid, '/proc/meminfo');
   });
 
+  it('tells a dead mount from a hung one even when its helper takes longer to start than a probe may take', () => {
+    // A loaded host, or a guest under emulation: perl takes 6 s to start, more than the 5 s a probe of a
+    // mount may take. The probe's time counts from when the helper is in the namespace.
+    const slowBin = cleanup.tempDir();
+    fs.writeFileSync(
+      path.join(slowBin, 'perl'),
+      `#!/bin/sh\nsleep 6\nexec ${run('sh', ['-c', 'command -v perl']).stdout.trim()} "$@"\n`,
+      { mode: 0o755 },
+    );
+    const container = plain[0]!;
+    const { report } = remountJson(['--mountpoint', mnt, '--dry-run', ...pidArgs([container.pid])], {
+      PATH: `${slowBin}:${process.env.PATH}`,
+    });
+    const ns = reportFor(report, container.pid);
+    expect(ns.mounts.filter((mount) => mount.state !== 'dead' && mount.state !== 'live')).toEqual([]);
+    const files = ns.mounts.filter((mount) => FILES.includes(mount.target.slice(1)));
+    expect(files.map((mount) => mount.state)).toEqual(FILES.map(() => 'dead'));
+    expect(ns.outcome).toBe('would-heal');
+  });
+
   it('without --pid, the scan of /proc finds every container by its mount table (dry run)', () => {
     const { report } = remountJson(['--mountpoint', mnt, '--dry-run']);
     expect(report.namespaces.map((ns) => ns.namespace)).not.toContain(fs.readlinkSync('/proc/self/ns/mnt'));
