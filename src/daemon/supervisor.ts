@@ -123,7 +123,16 @@ export class ServerSupervisor extends EventEmitter<SupervisorEvents> {
       const serving = successor.next('serving', READY_TIMEOUT_MS);
       const handedOver = !!stopped?.handedOver;
       successor.child.send({ type: 'go', handedOver, resend: !stopped?.clean && this.resendAvailable } satisfies SupervisorMessage);
-      await serving;
+      try {
+        await serving;
+      } catch (err) {
+        // The old serving process is gone: without a new one every container's reads would wait for good.
+        successor.child.kill('SIGKILL');
+        const why = `the new serving process failed once the old one had stopped: ${(err as Error).message}; starting a fresh one`;
+        log.error(why);
+        this.restartAfterCrash(successor.child.exitCode, successor.child.signalCode);
+        throw new Error(why, { cause: err });
+      }
       this.adopt(successor);
       const pausedMs = Math.round(performance.now() - pausedFrom);
       log.info({ from: old.child.pid, to: successor.child.pid, handedOver, pausedMs }, 'upgraded the serving process');

@@ -78,6 +78,15 @@ async function waitForLog(pattern: RegExp, count: number, timeoutMs = 20_000): P
   }
 }
 
+/** A copy of the installation in a temp dir, for a bad update to break; its lxcfs-ts command. */
+function copyOfInstallation(): { installed: string; command: string } {
+  const installed = path.join(cleanup.tempDir(), 'lxcfs-ts');
+  fs.mkdirSync(installed);
+  for (const part of ['bin', 'dist']) fs.cpSync(path.join(REPO, part), path.join(installed, part), { recursive: true });
+  for (const part of ['node_modules', 'package.json']) fs.symlinkSync(path.join(REPO, part), path.join(installed, part));
+  return { installed, command: path.join(installed, 'bin/lxcfs-ts') };
+}
+
 /** A daemon of the test's own, on a mountpoint in a temp dir. */
 async function daemonOfItsOwn(): Promise<{ dir: string; mnt: string; pidFile: string; daemon: Daemon }> {
   const ownDir = cleanup.tempDir();
@@ -218,12 +227,8 @@ describe('lxcfs-ts upgrade', () => {
   it('fails, in one line, when the new serving process cannot start, and the old one keeps serving', async () => {
     // A copy of the installation whose serving process a bad update then breaks: it throws at start. (Only
     // there: every lxcfs-ts command loads the module too.)
-    const upgradeDir = cleanup.tempDir();
-    const installed = path.join(upgradeDir, 'lxcfs-ts');
-    fs.mkdirSync(installed);
-    for (const part of ['bin', 'dist']) fs.cpSync(path.join(REPO, part), path.join(installed, part), { recursive: true });
-    for (const part of ['node_modules', 'package.json']) fs.symlinkSync(path.join(REPO, part), path.join(installed, part));
-    const command = path.join(installed, 'bin/lxcfs-ts');
+    const { installed, command } = copyOfInstallation();
+    const upgradeDir = path.dirname(installed);
     const pidFile = path.join(upgradeDir, 'pid');
     const upgradeMnt = path.join(upgradeDir, 'mnt');
     const target = await startDaemon(cleanup, ['-p', pidFile, upgradeMnt], upgradeMnt, {}, { command: [command] });
@@ -240,6 +245,27 @@ describe('lxcfs-ts upgrade', () => {
     // Nothing changed for the containers: the same serving process answers.
     expect(fs.readFileSync(`/proc/${target.pid}/task/${target.pid}/children`, 'utf8').trim()).toBe(before);
     expect(fs.readFileSync(path.join(upgradeMnt, 'proc/uptime'), 'utf8')).toMatch(/^\d+\.\d\d /);
+    expect((await target.stop()).code).toBe(0);
+  });
+
+  it('fails, in one line, when the new serving process dies once the old one has stopped, and a fresh one serves', async () => {
+    const { installed, command } = copyOfInstallation();
+    const upgradeDir = path.dirname(installed);
+    const pidFile = path.join(upgradeDir, 'pid');
+    const upgradeMnt = path.join(upgradeDir, 'mnt');
+    const target = await startDaemon(cleanup, ['-p', pidFile, upgradeMnt], upgradeMnt, {}, { command: [command] });
+    // An update whose serving process dies when told to read: after the old one has stopped reading.
+    fs.appendFileSync(
+      path.join(installed, 'dist/daemon/server-process.js'),
+      "\nif (process.argv[1] === new URL(import.meta.url).pathname) process.on('message', (m) => m.type === 'go' && process.exit(3));\n",
+    );
+    const failed = run(command, ['upgrade', '-p', pidFile], { timeout: 60_000 });
+    expect(failed.status, failed.stdout).toBe(1);
+    expect(failed.stderr.trim().split('\n'), failed.stderr).toHaveLength(1);
+    expect(failed.stderr).toMatch(/could not upgrade: the new serving process failed once the old one had stopped: .+; starting a fresh one/);
+    // The fresh one starts without waiting for "go": the containers' reads go on.
+    const read = run('cat', [path.join(upgradeMnt, 'proc/uptime')], { timeout: 30_000 });
+    expect(read.stdout, `${read.stderr}\n${target.output().slice(-2000)}`).toMatch(/^\d+\.\d\d /);
     expect((await target.stop()).code).toBe(0);
   });
 });
