@@ -78,13 +78,29 @@ async function waitForLog(pattern: RegExp, count: number, timeoutMs = 20_000): P
   }
 }
 
-/** A copy of the installation in a temp dir, for a bad update to break; its lxcfs-ts command. */
-function copyOfInstallation(): { installed: string; command: string } {
-  const installed = path.join(cleanup.tempDir(), 'lxcfs-ts');
+/** A daemon started from a copy of the installation, whose serving process a bad update can then break
+ * (only there: every lxcfs-ts command loads that module too). */
+async function daemonOfACopy(): Promise<{ serverModule: string; command: string; pidFile: string; mnt: string; daemon: Daemon }> {
+  const copyDir = cleanup.tempDir();
+  const installed = path.join(copyDir, 'lxcfs-ts');
   fs.mkdirSync(installed);
   for (const part of ['bin', 'dist']) fs.cpSync(path.join(REPO, part), path.join(installed, part), { recursive: true });
   for (const part of ['node_modules', 'package.json']) fs.symlinkSync(path.join(REPO, part), path.join(installed, part));
-  return { installed, command: path.join(installed, 'bin/lxcfs-ts') };
+  const command = path.join(installed, 'bin/lxcfs-ts');
+  const pidFile = path.join(copyDir, 'pid');
+  const copyMnt = path.join(copyDir, 'mnt');
+  const started = await startDaemon(cleanup, ['-p', pidFile, copyMnt], copyMnt, {}, { command: [command] });
+  return { serverModule: path.join(installed, 'dist/daemon/server-process.js'), command, pidFile, mnt: copyMnt, daemon: started };
+}
+
+/** Adds `code` to the copy's serving process and asks its daemon to upgrade to it: the upgrade must fail,
+ * in one line, which this returns. */
+function upgradeToBadUpdate(copy: { serverModule: string; command: string; pidFile: string }, code: string): string {
+  fs.appendFileSync(copy.serverModule, `\nif (process.argv[1] === new URL(import.meta.url).pathname) ${code}\n`);
+  const failed = run(copy.command, ['upgrade', '-p', copy.pidFile], { timeout: 60_000 });
+  expect(failed.status, failed.stdout).toBe(1);
+  expect(failed.stderr.trim().split('\n'), failed.stderr).toHaveLength(1);
+  return failed.stderr;
 }
 
 /** A daemon of the test's own, on a mountpoint in a temp dir. */
@@ -225,23 +241,11 @@ describe('lxcfs-ts upgrade', () => {
   });
 
   it('fails, in one line, when the new serving process cannot start, and the old one keeps serving', async () => {
-    // A copy of the installation whose serving process a bad update then breaks: it throws at start. (Only
-    // there: every lxcfs-ts command loads the module too.)
-    const { installed, command } = copyOfInstallation();
-    const upgradeDir = path.dirname(installed);
-    const pidFile = path.join(upgradeDir, 'pid');
-    const upgradeMnt = path.join(upgradeDir, 'mnt');
-    const target = await startDaemon(cleanup, ['-p', pidFile, upgradeMnt], upgradeMnt, {}, { command: [command] });
+    const copy = await daemonOfACopy();
+    const { mnt: upgradeMnt, daemon: target } = copy;
     const before = fs.readFileSync(`/proc/${target.pid}/task/${target.pid}/children`, 'utf8').trim();
-    const serverModule = path.join(installed, 'dist/daemon/server-process.js');
-    fs.appendFileSync(
-      serverModule,
-      "\nif (process.argv[1] === new URL(import.meta.url).pathname) throw new Error('a broken update');\n",
-    );
-    const failed = run(command, ['upgrade', '-p', pidFile], { timeout: 60_000 });
-    expect(failed.status, failed.stdout).toBe(1);
-    expect(failed.stderr.trim().split('\n'), failed.stderr).toHaveLength(1);
-    expect(failed.stderr).toMatch(new RegExp(`daemon ${target.pid} could not upgrade: .+; the old one keeps serving`));
+    // A bad update: its serving process throws at start.
+    expect(upgradeToBadUpdate(copy, "throw new Error('a broken update');")).toMatch(new RegExp(`daemon ${target.pid} could not upgrade: .+; the old one keeps serving`));
     // Nothing changed for the containers: the same serving process answers.
     expect(fs.readFileSync(`/proc/${target.pid}/task/${target.pid}/children`, 'utf8').trim()).toBe(before);
     expect(fs.readFileSync(path.join(upgradeMnt, 'proc/uptime'), 'utf8')).toMatch(/^\d+\.\d\d /);
@@ -249,20 +253,10 @@ describe('lxcfs-ts upgrade', () => {
   });
 
   it('fails, in one line, when the new serving process dies once the old one has stopped, and a fresh one serves', async () => {
-    const { installed, command } = copyOfInstallation();
-    const upgradeDir = path.dirname(installed);
-    const pidFile = path.join(upgradeDir, 'pid');
-    const upgradeMnt = path.join(upgradeDir, 'mnt');
-    const target = await startDaemon(cleanup, ['-p', pidFile, upgradeMnt], upgradeMnt, {}, { command: [command] });
-    // An update whose serving process dies when told to read: after the old one has stopped reading.
-    fs.appendFileSync(
-      path.join(installed, 'dist/daemon/server-process.js'),
-      "\nif (process.argv[1] === new URL(import.meta.url).pathname) process.on('message', (m) => m.type === 'go' && process.exit(3));\n",
-    );
-    const failed = run(command, ['upgrade', '-p', pidFile], { timeout: 60_000 });
-    expect(failed.status, failed.stdout).toBe(1);
-    expect(failed.stderr.trim().split('\n'), failed.stderr).toHaveLength(1);
-    expect(failed.stderr).toMatch(/could not upgrade: the new serving process failed once the old one had stopped: .+; starting a fresh one/);
+    const copy = await daemonOfACopy();
+    const { mnt: upgradeMnt, daemon: target } = copy;
+    // A bad update: its serving process dies when told to read, after the old one has stopped reading.
+    expect(upgradeToBadUpdate(copy, "process.on('message', (m) => m.type === 'go' && process.exit(3));")).toMatch(/could not upgrade: the new serving process failed once the old one had stopped: .+; starting a fresh one/);
     // The fresh one starts without waiting for "go": the containers' reads go on.
     const read = run('cat', [path.join(upgradeMnt, 'proc/uptime')], { timeout: 30_000 });
     expect(read.stdout, `${read.stderr}\n${target.output().slice(-2000)}`).toMatch(/^\d+\.\d\d /);
