@@ -58,10 +58,10 @@ function inContainer(cgroups: TestCgroup[], files: string[], script: string, tim
   });
 }
 
-/** Distinct consecutive load triples of a series of loadavg lines: one per sample the daemon took. */
+/** The loadavg lines whose load triple differs from the line before: one per sample the daemon took. */
 function samples(lines: string[]): string[] {
-  const triples = lines.map((line) => line.split(' ').slice(0, 3).join(' '));
-  return triples.filter((triple, i) => i === 0 || triple !== triples[i - 1]);
+  const triple = (line: string): string => line.split(' ').slice(0, 3).join(' ');
+  return lines.filter((line, i) => i === 0 || triple(line) !== triple(lines[i - 1]!));
 }
 
 /** The 1-minute load after each of n samples of `running` threads, as lxcfs computes it. */
@@ -100,17 +100,25 @@ describe('loadavg with -l', () => {
     expect(ours[0]).toMatch(/^0\.00 0\.00 0\.00 0\/1 \d+$/);
     expect(ours[0]).toBe(theirs[0]);
 
-    const ourSamples = samples(ours).slice(1).map((triple) => Number(triple.split(' ')[0]));
-    const theirSamples = samples(theirs).slice(1).map((triple) => Number(triple.split(' ')[0]));
+    const ourLines = samples(ours).slice(1);
+    const ourSamples = ourLines.map((line) => Number(line.split(' ')[0]));
+    const theirSamples = samples(theirs)
+      .slice(1)
+      .map((line) => Number(line.split(' ')[0]));
     expect(ourSamples.length, ours.join('\n')).toBeGreaterThanOrEqual(3);
     expect(theirSamples.length, theirs.join('\n')).toBeGreaterThanOrEqual(3);
-    // ≈ 0.16 after one sample, rising as lxcfs computes it. The reader's shell and its cat, caught running
-    // or runnable at a sample (on a loaded machine they wait for a CPU), add up to two threads: 0.16 at most
-    // above the exact values.
-    const reference = expectedLoad1(2, ourSamples.length);
-    ourSamples.forEach((load, i) => {
-      expect(load, `sample ${i + 1}: ${ours.join(' | ')}`).toBeGreaterThanOrEqual(reference[i]!);
-      expect(load, `sample ${i + 1}: ${ours.join(' | ')}`).toBeLessThanOrEqual(reference[i]! + 0.17);
+    // Each sample's line says how many threads it found running (R of R/T): the two loops always, and the
+    // reader's shell and cat when a sample catches them runnable (on a loaded machine, at every sample).
+    // The loads must follow from those counts exactly as lxcfs computes them.
+    let loads: [number, number, number] = [0, 0, 0];
+    ourLines.forEach((line, i) => {
+      const [load1, load5, load15, counts] = line.split(' ');
+      const running = Number(counts!.split('/')[0]);
+      const context = `sample ${i + 1}: ${ours.join(' | ')}`;
+      expect(running, context).toBeGreaterThanOrEqual(2);
+      expect(running, context).toBeLessThanOrEqual(4);
+      loads = nextLoads(loads, running);
+      expect([load1, load5, load15], context).toEqual(loads.map(formatLoad));
     });
     for (let i = 1; i < ourSamples.length; i++) expect(ourSamples[i]!).toBeGreaterThan(ourSamples[i - 1]!);
     // lxcfs's sampler runs at its own moments, catches the reader's shell and cat runnable when it may,
