@@ -54,9 +54,8 @@ async function serve(start: Extract<SupervisorMessage, { type: 'start' }>): Prom
   const handoffFile = inheritedStateFile('handoff');
   const handOver = (): boolean => {
     if (handoffFile === undefined) return false;
-    const { control, pages } = SnapshotStore.dump(server.snapshots);
     try {
-      writeHandoff(handoffFile, [control, pages]);
+      writeHandoff(handoffFile, SnapshotStore.dump(server.snapshots));
       return true;
     } catch (err) {
       log.warn({ err: (err as Error).message }, 'cannot hand the open files to the new serving process: reads of them end early');
@@ -64,8 +63,8 @@ async function serve(start: Extract<SupervisorMessage, { type: 'start' }>): Prom
     }
   };
   const takeOver = (): void => {
-    const parts = handoffFile === undefined ? undefined : takeHandoff(handoffFile, 2);
-    if (!parts || !SnapshotStore.load(server.snapshots, { control: parts[0]!, pages: parts[1]! })) {
+    const dump = handoffFile === undefined ? undefined : takeHandoff(handoffFile);
+    if (!dump || !SnapshotStore.load(server.snapshots, dump)) {
       log.warn('the previous serving process\'s open files could not be taken over (incomplete, or from a version with another layout): reads of them end early');
     }
   };

@@ -10,6 +10,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import type { Logger } from 'pino';
+import type { SnapshotDump } from '../fuse/snapshots.js';
 
 /** Descriptors of the state files in a serving process (after the FUSE fd 3 and the IPC channel 4). */
 export const STATE_FDS = { cpu: 5, loadavg: 6, psi: 7, handoff: 8 } as const;
@@ -43,8 +44,9 @@ export function inheritedStateFile(table: StateTable): number | undefined {
   }
 }
 
-/** Replaces the handoff file's content with `parts`, each preceded by its length. */
-export function writeHandoff(fd: number, parts: Uint8Array[]): void {
+/** Replaces the handoff file's content with `dump`: its control array, then its pages, each preceded by
+ * its length. */
+export function writeHandoff(fd: number, dump: SnapshotDump): void {
   fs.ftruncateSync(fd, 0);
   let position = 0;
   const write = (bytes: Uint8Array): void => {
@@ -52,7 +54,7 @@ export function writeHandoff(fd: number, parts: Uint8Array[]): void {
       done += fs.writeSync(fd, bytes, done, bytes.length - done, position + done);
     position += bytes.length;
   };
-  for (const part of parts) {
+  for (const part of [dump.control, dump.pages]) {
     const length = new Uint8Array(8);
     new DataView(length.buffer).setBigUint64(0, BigInt(part.length), true);
     write(length);
@@ -60,9 +62,9 @@ export function writeHandoff(fd: number, parts: Uint8Array[]): void {
   }
 }
 
-/** The parts writeHandoff wrote, and empties the file (its tmpfs pages would count against the daemon);
- * undefined when it holds fewer than `count`. */
-export function takeHandoff(fd: number, count: number): Uint8Array[] | undefined {
+/** What writeHandoff wrote, and empties the file (its tmpfs pages would count against the daemon);
+ * undefined when it holds no complete dump. */
+export function takeHandoff(fd: number): SnapshotDump | undefined {
   const content = new Uint8Array(fs.fstatSync(fd).size);
   for (let done = 0; done < content.length;) {
     const n = fs.readSync(fd, content, done, content.length - done, done);
@@ -72,11 +74,12 @@ export function takeHandoff(fd: number, count: number): Uint8Array[] | undefined
   fs.ftruncateSync(fd, 0);
   const parts: Uint8Array[] = [];
   const view = new DataView(content.buffer);
-  for (let at = 0; parts.length < count && at + 8 <= content.length;) {
+  for (let at = 0; parts.length < 2 && at + 8 <= content.length;) {
     const length = Number(view.getBigUint64(at, true));
     if (at + 8 + length > content.length) break;
     parts.push(content.subarray(at + 8, at + 8 + length));
     at += 8 + length;
   }
-  return parts.length === count ? parts : undefined;
+  const [control, pages] = parts;
+  return control && pages ? { control, pages } : undefined;
 }
