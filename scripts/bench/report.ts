@@ -147,19 +147,12 @@ function formatLatency(bench: Bench, lat: LatencyResult): string[] {
   );
   for (const t of tg) {
     const cells = FILES.map(([file]) => cellOf(lat.files[file], t.id)).filter((c) => c !== undefined);
-    const m = (pick: (c: Cell) => number): string => fmtUs(median(cells.map(pick)));
-    L.push(
-      `  ${padR(t.label, 10)} first p50 ${pad(
-        m((c) => c.first_p50_us),
-        6,
-      )}  first p99 ${pad(
-        m((c) => c.first_p99_us),
-        6,
-      )}  later p99 ${pad(
-        m((c) => c.later_p99_us),
-        6,
-      )}`,
-    );
+    const [firstP50, firstP99, laterP99] = [
+      (c: Cell) => c.first_p50_us,
+      (c: Cell) => c.first_p99_us,
+      (c: Cell) => c.later_p99_us,
+    ].map((pick) => pad(fmtUs(median(cells.map(pick))), 6));
+    L.push(`  ${padR(t.label, 10)} first p50 ${firstP50}  first p99 ${firstP99}  later p99 ${laterP99}`);
   }
 
   return L;
