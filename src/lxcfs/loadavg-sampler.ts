@@ -27,7 +27,7 @@ export const LoadavgField = {
   LAST: 5,
   /** Date.now() of the last read by a container, for forgetting unread cgroups. */
   LAST_READ_MS: 6,
-  /** Samples taken since the record was created. */
+  /** Samples taken since the record was created (the store has it as of the record's last change). */
   SAMPLES: 7,
 } as const;
 export const LOADAVG_FIELDS = 8;
@@ -295,13 +295,24 @@ export class LoadavgSampler {
         return 'delete';
       }
       const loads = nextLoads([fields[LoadavgField.LOAD1]!, fields[LoadavgField.LOAD5]!, fields[LoadavgField.LOAD15]!], counts.running);
+      fields[LoadavgField.SAMPLES]! += 1;
+      // A steady cgroup (an idle one: nothing running, loads decayed to 0) keeps every value it shows:
+      // its record is not written to the store again. Only the sample count moves, which no view shows.
+      if (
+        fields[LoadavgField.LOAD1] === loads[0] &&
+        fields[LoadavgField.LOAD5] === loads[1] &&
+        fields[LoadavgField.LOAD15] === loads[2] &&
+        fields[LoadavgField.RUNNING] === counts.running &&
+        fields[LoadavgField.TOTAL] === counts.total &&
+        fields[LoadavgField.LAST] === counts.last
+      )
+        return 'keep';
       fields[LoadavgField.LOAD1] = loads[0];
       fields[LoadavgField.LOAD5] = loads[1];
       fields[LoadavgField.LOAD15] = loads[2];
       fields[LoadavgField.RUNNING] = counts.running;
       fields[LoadavgField.TOTAL] = counts.total;
       fields[LoadavgField.LAST] = counts.last;
-      fields[LoadavgField.SAMPLES]! += 1;
       return 'store';
     });
 

@@ -21,11 +21,16 @@ afterEach(() => {
   tree?.remove();
 });
 
-function setUp(host: HostTree, now: () => number = Date.now, periodMs?: number): { table: SharedTable; sampler: LoadavgSampler; dir: (path: string) => string } {
+function setUp(
+  host: HostTree,
+  now: () => number = Date.now,
+  periodMs?: number,
+  store?: number,
+): { table: SharedTable; sampler: LoadavgSampler; dir: (path: string) => string } {
   tree = host;
   const layout = detectCgroupLayout(tree.roots);
   const hierarchy = loadavgHierarchy(layout)!;
-  const memory = allocateLoadavgTable(64);
+  const memory = allocateLoadavgTable(64, store);
   sampler = new LoadavgSampler({ memory, hierarchy, layout, procRoot: tree.roots.procRoot, log: silent, now, maxOpenFiles: 1000, periodMs });
   return { table: new SharedTable(memory), sampler, dir: (path) => hierarchy.mountPoint + path };
 }
@@ -113,6 +118,34 @@ describe('LoadavgSampler', () => {
     expect(sampler.lastReport?.probe).toMatchObject({ threads: 3 });
     await sampler.pass();
     expect(sampler.lastReport?.probe).toMatchObject({ threads: 3, unchanged: 0 });
+  });
+
+  it('writes a record to its store only when a value it shows changed (an idle cgroup is not rewritten)', async () => {
+    const O_TMPFILE = 0o20200000;
+    const store = fs.openSync('/dev/shm', fs.constants.O_RDWR | O_TMPFILE, 0o600);
+    try {
+      const { table, sampler, dir } = setUp(hybridHost(), Date.now, undefined, store);
+      expect(table.restore()).toBe(0);
+      populate(tree, 'cpu', '/idle', 1, [{ tid: 601, state: 'S' }]);
+      populate(tree, 'cpu', '/busy', 1, [{ tid: 602, state: 'R' }]);
+      read(table, dir('/idle'));
+      read(table, dir('/busy'));
+      for (let i = 0; i < 3; i++) {
+        writeThread(tree, { tid: 602, state: 'R' });
+        await sampler.pass();
+      }
+      // What a successor restores: the idle cgroup as its first sample left it (its loads stayed 0.00),
+      // the busy one as of the last pass. (Restored first: SharedTable.read writes the record it reads.)
+      const restored = new SharedTable(allocateLoadavgTable(64, store));
+      expect(restored.restore()).toBe(2);
+      const samples = (of: SharedTable, path: string) => of.read(dir(path), (f) => f[LoadavgField.SAMPLES]);
+      expect([samples(restored, '/idle'), samples(restored, '/busy')]).toEqual([1, 3]);
+      expect([samples(table, '/idle'), samples(table, '/busy')]).toEqual([3, 3]);
+      for (const path of ['/idle', '/busy']) expect(read(restored, dir(path))).toBe(read(table, dir(path)));
+      expect(read(restored, dir('/idle'))).toBe('0.00 0.00 0.00 0/1 601\n');
+    } finally {
+      fs.closeSync(store);
+    }
   });
 
   it('forgets cgroups unread for too long, removed ones, and empty ones (a later read starts again)', async () => {
