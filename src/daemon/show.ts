@@ -27,13 +27,17 @@ function findFile(root: DirNode, file: string): FileNode {
 }
 
 /** Renders any served file for any process with the daemon's own code (virtualization on), no mount
- * needed: `file` as in SERVED_FILES; the result is the content or an errno. */
+ * needed: `file` as in SERVED_FILES; the result is the content (a copy: the tree's own is valid only
+ * until it renders again) or an errno. */
 export function createRenderer(config: DaemonConfig, log: Logger): (file: string, pid: number) => Uint8Array | number {
   const control = new SharedArrayBuffer(CONTROL_FIELDS * 4);
   Atomics.store(new Int32Array(control), ControlField.VIRTUALIZE, 1);
   const treeOptions = treeOptionsFrom(config, control);
   const root = buildTree(treeOptions, bindFiles(treeOptions, log));
-  return (file, pid) => findFile(root, file).render({ pid, uid: 0, gid: 0 });
+  return (file, pid) => {
+    const content = findFile(root, file).render({ pid, uid: 0, gid: 0 });
+    return typeof content === 'number' ? content : Buffer.from(content);
+  };
 }
 
 export function showCommand(): Command {
