@@ -31,6 +31,8 @@ export const LoadavgField = {
   SAMPLES: 7,
 } as const;
 export const LOADAVG_FIELDS = 8;
+/** The fields /proc/loadavg shows, in the order a pass computes them: the three loads, then the counts. */
+const SHOWN_FIELDS = [LoadavgField.LOAD1, LoadavgField.LOAD5, LoadavgField.LOAD15, LoadavgField.RUNNING, LoadavgField.TOTAL, LoadavgField.LAST];
 /** Cgroups tracked at once; beyond that the least recently read give way (see SharedTable). */
 export const LOADAVG_CAPACITY = 4096;
 /** Cgroups one container (pid namespace) may have tracked. */
@@ -294,26 +296,22 @@ export class LoadavgSampler {
         dropped++;
         return 'delete';
       }
-      const loads = nextLoads([fields[LoadavgField.LOAD1]!, fields[LoadavgField.LOAD5]!, fields[LoadavgField.LOAD15]!], counts.running);
+      const shown = [
+        ...nextLoads([fields[LoadavgField.LOAD1]!, fields[LoadavgField.LOAD5]!, fields[LoadavgField.LOAD15]!], counts.running),
+        counts.running,
+        counts.total,
+        counts.last,
+      ];
       fields[LoadavgField.SAMPLES]! += 1;
+      let changed = false;
+      SHOWN_FIELDS.forEach((field, i) => {
+        if (fields[field] === shown[i]) return;
+        fields[field] = shown[i]!;
+        changed = true;
+      });
       // A steady cgroup (an idle one: nothing running, loads decayed to 0) keeps every value it shows:
       // its record is not written to the store again. Only the sample count moves, which no view shows.
-      if (
-        fields[LoadavgField.LOAD1] === loads[0] &&
-        fields[LoadavgField.LOAD5] === loads[1] &&
-        fields[LoadavgField.LOAD15] === loads[2] &&
-        fields[LoadavgField.RUNNING] === counts.running &&
-        fields[LoadavgField.TOTAL] === counts.total &&
-        fields[LoadavgField.LAST] === counts.last
-      )
-        return 'keep';
-      fields[LoadavgField.LOAD1] = loads[0];
-      fields[LoadavgField.LOAD5] = loads[1];
-      fields[LoadavgField.LOAD15] = loads[2];
-      fields[LoadavgField.RUNNING] = counts.running;
-      fields[LoadavgField.TOTAL] = counts.total;
-      fields[LoadavgField.LAST] = counts.last;
-      return 'store';
+      return changed ? 'store' : 'keep';
     });
 
     const report: PassReport = {
