@@ -9,6 +9,7 @@ import { SharedTable } from '../../../src/lxcfs/shared-table.js';
 import { detectCgroupLayout } from '../../../src/host/cgroup-layout.js';
 import { loadavgHierarchy } from '../../../src/host/tasks.js';
 import { renderLoadavg } from '../../../src/views/loadavg.js';
+import { openStateFile } from '../../../src/daemon/state-files.js';
 import { populate, writeThread } from '../../fixtures/activity.js';
 import { hybridHost, unifiedHost, type HostTree } from '../../fixtures/host-tree.js';
 
@@ -121,8 +122,7 @@ describe('LoadavgSampler', () => {
   });
 
   it('writes a record to its store only when a value it shows changed (an idle cgroup is not rewritten)', async () => {
-    const O_TMPFILE = 0o20200000;
-    const store = fs.openSync('/dev/shm', fs.constants.O_RDWR | O_TMPFILE, 0o600);
+    const store = openStateFile(silent)!;
     try {
       const { table, sampler, dir } = setUp(hybridHost(), Date.now, undefined, store);
       expect(table.restore()).toBe(0);

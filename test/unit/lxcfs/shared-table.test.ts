@@ -2,8 +2,10 @@
 
 import fs from 'node:fs';
 import { Worker } from 'node:worker_threads';
+import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
 import { SharedTable } from '../../../src/lxcfs/shared-table.js';
+import { openStateFile } from '../../../src/daemon/state-files.js';
 
 describe('SharedTable', () => {
   it('creates records zeroed, finds them again, and deletes them on sweep', () => {
@@ -74,7 +76,7 @@ describe('SharedTable', () => {
   });
 
   it('writes every change through to its store, and a new table restores it (slots, keys, fields)', () => {
-    const store = fs.openSync('/dev/shm', fs.constants.O_RDWR | 0o20200000, 0o600);
+    const store = openStateFile(pino({ enabled: false }))!;
     try {
       const first = new SharedTable(SharedTable.allocate(16, 2, { store }));
       expect(first.restore()).toBe(0);
