@@ -16,6 +16,8 @@ export interface MirroredNode {
   ino: number;
   /** Absolute path on the host. */
   hostPath: string;
+  /** Its path below the mirrored root. */
+  relative: string;
   kind: NodeKind;
   mirror: HostMirror;
 }
@@ -34,6 +36,18 @@ export interface MirrorShape {
   rewrites(relative: string): boolean;
   /** This caller's view, or undefined: the host's tree as it is. */
   viewFor(caller: Caller): MirrorView | undefined;
+}
+
+/** A host file's whole content, or an errno. The bytes need only last until the thread's next read: the
+ * session copies them into the reply or the handle's snapshot at once. */
+export type HostFileReader = (hostPath: string) => Buffer | number;
+
+/** What a directory node mirrors, and how. */
+export interface MirrorSource {
+  hostRoot: string;
+  /** How each caller sees the mirrored tree (the host's tree as it is without one). */
+  shape?: MirrorShape;
+  readFile: HostFileReader;
 }
 
 export interface MirrorView {
@@ -62,21 +76,32 @@ function kindOf(stat: fs.Stats): NodeKind | undefined {
   return undefined;
 }
 
+/** The id of a path below the mirrored root: 45 bits from two independent 32-bit hashes. */
+function idOfRelative(relative: string): number {
+  return MIRROR_ID_BASE + (fnv1a(relative, 0x811c9dc5) % 2 ** 32) * 2 ** 13 + (fnv1a(relative, 0x01000193) & 0x1fff);
+}
+
+const EMPTY = Buffer.alloc(0);
+
 export class HostMirror {
   private readonly byIno = new Map<number, MirroredNode>();
+  readonly hostRoot: string;
+  readonly shape?: MirrorShape;
+  private readonly readFile: HostFileReader;
 
-  /** `rootIno` is the id of the mirror's own directory (a static node); `hostRoot` what it mirrors. */
+  /** `rootIno` is the id of the mirror's own directory (a static node). */
   constructor(
     readonly rootIno: number,
-    readonly hostRoot: string,
-    readonly shape?: MirrorShape,
-  ) {}
+    source: MirrorSource,
+  ) {
+    this.hostRoot = source.hostRoot;
+    this.shape = source.shape;
+    this.readFile = source.readFile;
+  }
 
   /** The id a host path below the root always gets. */
   idOf(hostPath: string): number {
-    const relative = path.relative(this.hostRoot, hostPath);
-    // 45 bits from two independent 32-bit hashes.
-    return MIRROR_ID_BASE + (fnv1a(relative, 0x811c9dc5) % 2 ** 32) * 2 ** 13 + (fnv1a(relative, 0x01000193) & 0x1fff);
+    return idOfRelative(path.relative(this.hostRoot, hostPath));
   }
 
   /** The id of a mirrored node's parent directory (the mirror's own id at the top). */
@@ -98,13 +123,16 @@ export class HostMirror {
       stat = fs.lstatSync(hostPath);
     } catch (err) {
       if (!this.isAdded(hostPath) || !this.addsFor(caller)) return errnoOf(err);
-      const node: MirroredNode = { ino: this.idOf(hostPath), hostPath, kind: 'file', mirror: this };
-      this.byIno.set(node.ino, node);
-      return node;
+      return this.known(hostPath, 'file');
     }
     const kind = kindOf(stat);
-    if (!kind) return Errno.ENOENT;
-    const node: MirroredNode = { ino: this.idOf(hostPath), hostPath, kind, mirror: this };
+    return kind ? this.known(hostPath, kind) : Errno.ENOENT;
+  }
+
+  /** The node of a host path, remembered under its id. */
+  private known(hostPath: string, kind: NodeKind): MirroredNode {
+    const relative = path.relative(this.hostRoot, hostPath);
+    const node: MirroredNode = { ino: idOfRelative(relative), hostPath, relative, kind, mirror: this };
     this.byIno.set(node.ino, node);
     return node;
   }
@@ -156,23 +184,21 @@ export class HostMirror {
     return { ino: node.ino, kind: 'file', perm, size: typeof content === 'number' ? 0 : content.length, nlink: 1 };
   }
 
-  /** A file's content as `caller` sees it. */
+  /** A file's content as `caller` sees it (valid until the thread's next read, see HostFileReader). */
   readFor(node: MirroredNode, caller: Caller): Buffer | number {
     const shape = this.shape;
-    const view = shape?.rewrites(path.relative(this.hostRoot, node.hostPath)) ? shape.viewFor(caller) : undefined;
+    const view = shape?.rewrites(node.relative) ? shape.viewFor(caller) : undefined;
     return this.read(node, view);
   }
 
   /** A file's content as `view` shows it (the host's without one). */
   read(node: MirroredNode, view?: MirrorView): Buffer | number {
-    let content: Buffer;
-    try {
-      content = fs.readFileSync(node.hostPath);
-    } catch (err) {
-      if (!view || !this.isAdded(node.hostPath)) return errnoOf(err);
-      content = Buffer.alloc(0);
+    let content = this.readFile(node.hostPath);
+    if (typeof content === 'number') {
+      if (!view || !this.isAdded(node.hostPath)) return content;
+      content = EMPTY;
     }
-    return view ? view.rewrite(path.relative(this.hostRoot, node.hostPath), content) : content;
+    return view ? view.rewrite(node.relative, content) : content;
   }
 
   readlink(node: MirroredNode): Buffer {

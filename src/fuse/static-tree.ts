@@ -5,7 +5,7 @@
 
 import { DEFAULT_POLLMASK, Errno, O_ACCMODE, O_RDONLY, W_OK, X_OK } from './abi.js';
 import type { CachedAttr, Caller, DirEntry, Entry, FileSystem, NodeAttr } from './filesystem.js';
-import { HostMirror, type MirroredNode, type MirrorShape } from './host-mirror.js';
+import { HostMirror, type MirroredNode, type MirrorSource } from './host-mirror.js';
 
 export interface FileNode {
   kind: 'file';
@@ -28,10 +28,8 @@ export interface DirNode {
   kind: 'dir';
   ino: number;
   children: Map<string, TreeNode>;
-  /** Mirror this host directory: its entries appear below `children`, which win on a name clash. */
-  mirrorOf?: string;
-  /** How each caller sees the mirrored tree (the host's tree as it is without one). */
-  mirrorShape?: MirrorShape;
+  /** Mirror a host directory: its entries appear below `children`, which win on a name clash. */
+  mirrorOf?: MirrorSource;
 }
 
 export type TreeNode = FileNode | DirNode;
@@ -67,7 +65,7 @@ export class StaticTreeFileSystem implements FileSystem {
     this.nodes.set(node.ino, node);
     this.parents.set(node.ino, parent);
     if (node.kind !== 'dir') return;
-    if (node.mirrorOf) this.mirrors.push(new HostMirror(node.ino, node.mirrorOf, node.mirrorShape));
+    if (node.mirrorOf) this.mirrors.push(new HostMirror(node.ino, node.mirrorOf));
     for (const child of node.children.values()) this.index(child, node.ino);
   }
 
@@ -86,7 +84,7 @@ export class StaticTreeFileSystem implements FileSystem {
    * again on every path walk, with the walker's pid. */
   private entryTtlMs(dir: DirNode | MirroredNode, name: string, child: TreeNode | MirroredNode): number {
     if (!('mirror' in child)) return this.timeouts.staticMs;
-    const perCaller = 'mirror' in dir ? child.mirror.shape?.addedFiles.includes(name) : dir.mirrorShape?.isShaped(name);
+    const perCaller = 'mirror' in dir ? child.mirror.shape?.addedFiles.includes(name) : dir.mirrorOf?.shape?.isShaped(name);
     return perCaller ? 0 : this.timeouts.fileAttrMs;
   }
 
@@ -114,7 +112,7 @@ export class StaticTreeFileSystem implements FileSystem {
     if (mirrored) {
       const host = mirrored.mirror.list(mirrored.hostPath, caller);
       if (typeof host === 'number') return host;
-      const shape = 'mirror' in node ? undefined : node.mirrorShape;
+      const shape = 'mirror' in node ? undefined : node.mirrorOf?.shape;
       const view = shape?.viewFor(caller);
       // Overridden names are listed once (lxcfs 5.0 listed `online` twice).
       for (const { name, node: child } of host) {
@@ -199,7 +197,8 @@ export class StaticTreeFileSystem implements FileSystem {
     if (child) return child;
     const mirrored = this.mirroredDir(dir);
     if (!mirrored) return Errno.ENOENT;
-    const view = dir.mirrorShape?.isShaped(name) ? dir.mirrorShape.viewFor(caller) : undefined;
+    const shape = dir.mirrorOf?.shape;
+    const view = shape?.isShaped(name) ? shape.viewFor(caller) : undefined;
     const hostName = view ? view.entries.get(name) : name;
     return hostName === undefined ? Errno.ENOENT : mirrored.mirror.child(mirrored.hostPath, hostName, caller);
   }
@@ -208,7 +207,7 @@ export class StaticTreeFileSystem implements FileSystem {
   private mirroredDir(node: DirNode | MirroredNode): { mirror: HostMirror; hostPath: string } | undefined {
     if ('mirror' in node) return { mirror: node.mirror, hostPath: node.hostPath };
     if (!node.mirrorOf) return undefined;
-    return { mirror: this.mirrors.find((m) => m.rootIno === node.ino)!, hostPath: node.mirrorOf };
+    return { mirror: this.mirrors.find((m) => m.rootIno === node.ino)!, hostPath: node.mirrorOf.hostRoot };
   }
 
   private cachedAttr(node: TreeNode | MirroredNode): CachedAttr | number {

@@ -251,8 +251,9 @@ export function readRenderedFile(path: string, options: RenderedFileOptions = {}
   return files.text(path, options);
 }
 
-/** Like readRenderedFile, as bytes of its own, or the error code (`ENOENT`...) when it cannot be read. */
-export function readRenderedBytes(path: string, options: RenderedFileOptions = {}): Buffer | string {
-  const length = keptFiles.read(path, options);
-  return typeof length === 'number' ? Buffer.from(keptFiles.content(length)) : length;
+/** Like readRenderedFile, as bytes, or the error code (`ENOENT`...) when it cannot be read. The bytes are
+ * this thread's scratch buffer: valid until its next read of a kept file. */
+export function readRenderedBytes(path: string, options: RenderedFileOptions = {}, files = keptFiles): Buffer | string {
+  const length = files.read(path, options);
+  return typeof length === 'number' ? files.content(length) : length;
 }

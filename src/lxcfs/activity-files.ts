@@ -9,6 +9,7 @@ import { renderSlabinfo, slabinfoHeader } from '../views/slabinfo.js';
 import { allocateLoadavgTable, readLoadavg } from './loadavg-sampler.js';
 import type { ServedFile } from './served-file.js';
 import { SharedTable } from './shared-table.js';
+import { encodeRendering } from './rendering.js';
 
 export const diskstats: ServedFile = {
   shows:
@@ -40,7 +41,7 @@ export const slabinfo: ServedFile = {
     },
   fallback: {
     shows: "the host's header lines only",
-    from: (host) => Buffer.from(slabinfoHeader(host.toString('latin1')), 'latin1'),
+    from: (host) => encodeRendering(slabinfoHeader(host.toString('latin1'))),
   },
 };
 

@@ -8,6 +8,8 @@ import { isCpuSetFile, rewriteCpuFile, shownCpus } from '../views/cpu-topology.j
 import type { VisibleCpus } from '../views/cpuset.js';
 import { cpusOf } from './cpu-files.js';
 import type { FileContext } from './served-file.js';
+import { encodeRendering } from './rendering.js';
+import { BoundedMap } from '../util/bounded-map.js';
 
 const CPU_ENTRY = /^cpu\d+$/;
 const ONLINE_OF_ENTRY = /^cpu\d+\/online$/;
@@ -22,15 +24,16 @@ function cpuDirectoryView(cpus: VisibleCpus): MirrorView {
     rewrite(relative, host) {
       const name = path.basename(relative);
       // The host's cpu0 usually has no `online` (it cannot be unplugged): every CPU shown is online.
-      if (ONLINE_OF_ENTRY.test(relative)) return Buffer.from('1\n');
+      if (ONLINE_OF_ENTRY.test(relative)) return encodeRendering('1\n');
       const text = rewriteCpuFile(name, host.toString('latin1'), toShown);
-      return text === undefined ? host : Buffer.from(text, 'latin1');
+      return text === undefined ? host : encodeRendering(text);
     },
   };
 }
 
 /** The shape of the cpu directory; `virtualizing` says whether views are on (SIGUSR2 turns them off). */
 export function cpuDirectoryShape({ host, options }: FileContext, virtualizing: () => boolean): MirrorShape {
+  const views = new BoundedMap<string, MirrorView>(1024);
   return {
     isShaped: (name) => CPU_ENTRY.test(name),
     addedFiles: ['online'],
@@ -41,7 +44,13 @@ export function cpuDirectoryShape({ host, options }: FileContext, virtualizing: 
       const container = host.callers.resolve(caller.pid, caller.tenant);
       if (!container.ok) return undefined;
       const cpus = cpusOf(host, options.enableCfs, container.value);
-      return cpus.ok && cpus.value.count > 0 ? cpuDirectoryView(cpus.value) : undefined;
+      if (!cpus.ok || cpus.value.count === 0) return undefined;
+      const { count, cfsView, cpusetText } = cpus.value;
+      // The view depends on nothing else: kept by these, as the parsed cpuset is kept by its text.
+      const key = `${count} ${cfsView ? 'cfs' : ''} ${cpusetText}`;
+      let view = views.get(key);
+      if (view === undefined) views.set(key, (view = cpuDirectoryView(cpus.value)));
+      return view;
     },
   };
 }

@@ -59,5 +59,6 @@ export interface ServedFile {
 export interface Fallback {
   /** What it is, in a line of the README's file table. */
   readonly shows: string;
+  /** The content from the host's bytes; both need only last until the thread's next read. */
   from(host: Buffer): Buffer;
 }

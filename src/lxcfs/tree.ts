@@ -4,12 +4,13 @@
 
 import path from 'node:path';
 import { errnoOf } from '../fuse/host-mirror.js';
-import { keepFilesUpTo, readRenderedBytes, readRenderedFile } from '../host/files.js';
+import { KeptFiles, keepFilesUpTo, readRenderedBytes, readRenderedFile } from '../host/files.js';
 import type { Log } from '../util/thread-log.js';
 import type { FileSystem } from '../fuse/filesystem.js';
 import { Host } from '../host/host.js';
 import type { MirrorShape } from '../fuse/host-mirror.js';
 import { bindFiles, type Views } from './bind.js';
+import { encodeRendering } from './rendering.js';
 import { cpuDirectoryShape } from './cpu-directory.js';
 import { pressureHandles } from './psi-files.js';
 import { PsiTable } from './psi-table.js';
@@ -25,6 +26,18 @@ export { createTenancy } from './tenancy.js';
 /** The parent directory of a tree path ('' is the root). */
 function parentOf(treePath: string): string {
   return path.dirname(treePath).replace(/^\.$/, '');
+}
+
+/** Files of the cpu directory a reader thread keeps open, besides those of the served files. */
+const CPU_DIRECTORY_FILES_AT_LEAST = 32;
+
+// The cpu directory's files are kept open too, apart from the served files' (a large host has thousands,
+// which lscpu reads in one burst: they would close those). sysfs makes an attribute's whole text at each
+// read, so a short read is all of it.
+let cpuDirectoryFiles = new KeptFiles(CPU_DIRECTORY_FILES_AT_LEAST);
+function readCpuDirectoryFile(hostPath: string): Buffer | number {
+  const content = readRenderedBytes(hostPath, { singleRecord: true }, cpuDirectoryFiles);
+  return typeof content === 'string' ? errnoOf({ code: content }) : content;
 }
 
 /** Whether views are on (SIGUSR2 turns them off). */
@@ -47,8 +60,11 @@ export function buildTree(
     const dir: DirNode = { kind: 'dir', ino: nodeIdOf(dirPath), children: new Map() };
     // Everything else in the host's cpu directory is shown read-only, its CPUs as the caller sees them.
     if (dirPath === MIRRORED_DIR) {
-      dir.mirrorOf = path.join(options.sysRoot, 'devices/system/cpu');
-      dir.mirrorShape = cpuShape;
+      dir.mirrorOf = {
+        hostRoot: path.join(options.sysRoot, 'devices/system/cpu'),
+        shape: cpuShape,
+        readFile: readCpuDirectoryFile,
+      };
     }
     if (dirPath !== '') dirs.get(parentOf(dirPath))!.children.set(path.basename(dirPath), dir);
     dirs.set(dirPath, dir);
@@ -81,7 +97,7 @@ export function buildTree(
         const virtualize = view !== undefined && isVirtualizing();
         const rendered = virtualize ? view(caller, hostText) : undefined;
         if (rendered !== undefined) return rendered;
-        const content = text === undefined ? readHost() : Buffer.from(text, 'latin1');
+        const content = text === undefined ? readHost() : encodeRendering(text);
         return typeof content === 'number' || file.fallback === undefined ? content : file.fallback.from(content);
       },
     };
@@ -92,7 +108,9 @@ export function buildTree(
 
 export function createFileSystem(options: unknown, log: Log): FileSystem {
   const treeOptions = options as TreeOptions;
-  keepFilesUpTo(treeOptions.keptFilesPerReader);
+  const cpuDirectoryShare = Math.max(CPU_DIRECTORY_FILES_AT_LEAST, Math.floor(treeOptions.keptFilesPerReader / 8));
+  keepFilesUpTo(treeOptions.keptFilesPerReader - cpuDirectoryShare);
+  cpuDirectoryFiles = new KeptFiles(cpuDirectoryShare);
   const host = new Host({ procRoot: treeOptions.procRoot, cgroupRoot: treeOptions.cgroupRoot });
   const cpuShape = cpuDirectoryShape({ host, options: treeOptions, log }, virtualizing(treeOptions.control));
   const handles: Partial<Record<string, FileHandleHooks>> = {};

@@ -2,6 +2,7 @@
 // recipe does), next to its cpuinfo and stat: every client that counts CPUs, whatever file it reads,
 // sees the same number, and the directory names only the CPUs the container sees (cgroup v1, 2 CPUs).
 
+import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -9,11 +10,12 @@ import { exemptFields } from '../compat/differences.js';
 import { createCgroups, type TestCgroup } from '../helpers/cgroups.js';
 import { startLxcfs, type LxcfsPeer } from '../helpers/lxcfs-peer.js';
 import { allCounting, CPU_COUNTS, CPU_DIRECTORY, namedLines } from '../helpers/cpu-clients.js';
-import { Cleanup, run, startDaemon } from '../helpers/processes.js';
+import { Cleanup, type Daemon, run, startDaemon } from '../helpers/processes.js';
 
 const BINDS = ['proc/cpuinfo', 'proc/stat', 'sys/devices/system/cpu'];
 const cleanup = new Cleanup();
 let ours: string;
+let oursDaemon: Daemon;
 let oursCfs: string;
 let lxcfs: LxcfsPeer;
 
@@ -22,7 +24,7 @@ beforeAll(async () => {
   const dir = cleanup.tempDir();
   ours = path.join(dir, 'mnt');
   oursCfs = path.join(dir, 'mnt-cfs');
-  [lxcfs] = await Promise.all([
+  [lxcfs, oursDaemon] = await Promise.all([
     startLxcfs(cleanup),
     startDaemon(cleanup, ['-p', path.join(dir, 'pid'), ours], ours),
     startDaemon(cleanup, ['--enable-cfs', '-p', path.join(dir, 'pid-cfs'), oursCfs], oursCfs),
@@ -130,5 +132,27 @@ describe('two containers at once on one mount', () => {
       `ls -d ${ours}/sys/devices/system/cpu/cpu[0-9]* | xargs -n1 basename | tr '\\n' ' '`,
     ]).stdout;
     expect(host).toBe('cpu0 cpu1 ');
+  });
+});
+
+describe('host files of the cpu directory', () => {
+  it('are read through descriptors the serving process keeps open, as the served files are', () => {
+    const file = '/sys/devices/system/cpu/kernel_max';
+    const expected = fs.readFileSync(file, 'latin1');
+    for (let i = 0; i < 3; i++) expect(run('cat', [path.join(ours, file)]).stdout).toBe(expected);
+    const serving = fs
+      .readFileSync(`/proc/${oursDaemon.pid}/task/${oursDaemon.pid}/children`, 'latin1')
+      .trim()
+      .split(' ');
+    const open = serving.flatMap((pid) =>
+      fs.readdirSync(`/proc/${pid}/fd`).map((fd) => {
+        try {
+          return fs.readlinkSync(`/proc/${pid}/fd/${fd}`);
+        } catch {
+          return '';
+        }
+      }),
+    );
+    expect(open).toContain(file);
   });
 });

@@ -6,7 +6,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { HostMirror, type MirrorShape } from '../../src/fuse/host-mirror.js';
+import { errnoOf, HostMirror, type MirrorShape } from '../../src/fuse/host-mirror.js';
 import type { Caller } from '../../src/fuse/filesystem.js';
 import { cpuDirectoryShape } from '../../src/lxcfs/cpu-directory.js';
 import type { FileContext } from '../../src/lxcfs/served-file.js';
@@ -58,10 +58,18 @@ describe('a mirror with a shape', () => {
       return { entries: new Map(), rewrite: (_relative, host) => Buffer.from(`seen: ${host.toString()}`) };
     },
   };
-  const mirror = new HostMirror(100, root, shape);
+  const readFile = (hostPath: string): Buffer | number => {
+    try {
+      return fs.readFileSync(hostPath);
+    } catch (err) {
+      return errnoOf(err);
+    }
+  };
+  const mirror = new HostMirror(100, { hostRoot: root, shape, readFile });
   const node = (relative: string) => ({
     ino: mirror.idOf(path.join(root, relative)),
     hostPath: path.join(root, relative),
+    relative,
     kind: 'file' as const,
     mirror,
   });

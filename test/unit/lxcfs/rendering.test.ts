@@ -1,7 +1,7 @@
 // The bytes of a rendering: latin1, in one buffer per thread that every rendering reuses.
 
 import { describe, expect, it } from 'vitest';
-import { encodeRendering } from '../../../src/lxcfs/bind.js';
+import { encodeRendering } from '../../../src/lxcfs/rendering.js';
 
 describe('encodeRendering', () => {
   it('gives the latin1 bytes of the text, one per character', () => {
