@@ -54,16 +54,16 @@ function formatCpuMask(cpus: readonly number[], like: string): string {
   return words.reverse().join(',');
 }
 
-/**
- * A file below the cpu directory with its CPU numbers mapped from the host's to the container's
- * (`toShown`: host CPU → shown number), CPUs the container cannot see dropped; undefined for a file
- * that names no CPUs (served as the host has it).
- */
 /** Whether rewriteCpuFile changes a file of this name: a CPU list, mask or spaced list. */
 export function isCpuSetFile(name: string): boolean {
   return name.endsWith('_list') || MASK_FILES.has(name) || SPACED_LIST_FILES.has(name);
 }
 
+/**
+ * A file below the cpu directory with its CPU numbers mapped from the host's to the container's
+ * (`toShown`: host CPU → shown number), CPUs the container cannot see dropped; undefined for a file
+ * that names no CPUs (served as the host has it).
+ */
 export function rewriteCpuFile(name: string, text: string, toShown: ReadonlyMap<number, number>): string | undefined {
   const mapped = (hostCpus: readonly number[]): number[] =>
     hostCpus.flatMap((cpu) => (toShown.has(cpu) ? [toShown.get(cpu)!] : [])).sort((a, b) => a - b);
