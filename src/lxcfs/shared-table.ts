@@ -131,16 +131,14 @@ export class SharedTable {
     }
   }
 
-  /** Runs `fn` on the record of `key` under the lock if it exists (what `fn` changes is kept). */
-  read<T>(key: string, fn: (fields: Float64Array) => T): T | undefined {
+  /** Runs `fn` on the record of `key` under the lock if it exists, to look at it: nothing is written to
+   * the store (update() changes a record). */
+  read<T>(key: string, fn: (fields: Readonly<Float64Array>) => T): T | undefined {
     const encoded = this.encoder.encode(key);
     this.lock();
     try {
       const slot = this.find(encoded, this.hashOf(encoded));
-      if (slot < 0) return undefined;
-      const result = fn(this.fieldsOf(slot));
-      this.persist(slot);
-      return result;
+      return slot < 0 ? undefined : fn(this.fieldsOf(slot));
     } finally {
       this.unlock();
     }

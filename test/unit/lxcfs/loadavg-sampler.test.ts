@@ -135,7 +135,7 @@ describe('LoadavgSampler', () => {
         await sampler.pass();
       }
       // What a successor restores: the idle cgroup as its first sample left it (its loads stayed 0.00),
-      // the busy one as of the last pass. (Restored first: SharedTable.read writes the record it reads.)
+      // the busy one as of the last pass.
       const restored = new SharedTable(allocateLoadavgTable(64, store));
       expect(restored.restore()).toBe(2);
       const samples = (of: SharedTable, path: string) => of.read(dir(path), (f) => f[LoadavgField.SAMPLES]);

@@ -82,7 +82,7 @@ describe('SharedTable', () => {
       expect(first.restore()).toBe(0);
       for (let i = 0; i < 12; i++) first.update(`/cg/${i}`, 1, (f) => ((f[0] = i), (f[1] = i * 2)));
       first.sweep((key) => key !== '/cg/3');
-      first.read('/cg/4', (f) => (f[1] = 99));
+      first.update('/cg/4', 1, (f) => (f[1] = 99));
       // Only what the sweep says it changed is written through: /cg/7's change stays in memory.
       first.sweepAndStore((key, f) => {
         if (key === '/cg/6') return 'delete';
@@ -90,6 +90,8 @@ describe('SharedTable', () => {
         if (key === '/cg/7') f[0] = 77;
         return 'keep';
       });
+      // Looking at a record does not write it either.
+      expect(first.read('/cg/7', (f) => f[0])).toBe(77);
       const second = new SharedTable(SharedTable.allocate(16, 2, { store }));
       expect(second.restore()).toBe(10);
       expect(second.read('/cg/3', () => 1)).toBeUndefined();
