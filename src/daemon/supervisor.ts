@@ -130,7 +130,8 @@ export class ServerSupervisor extends EventEmitter<SupervisorEvents> {
         successor.child.kill('SIGKILL');
         const why = `the new serving process failed once the old one had stopped: ${(err as Error).message}; starting a fresh one`;
         log.error(why);
-        this.restartAfterCrash(successor.child.exitCode, successor.child.signalCode);
+        // Killed just now: its exit status is not in yet, and would only say SIGKILL.
+        this.restartAfterCrash({ killed: 'by the supervisor, for the failure logged before' });
         throw new Error(why, { cause: err });
       }
       this.adopt(successor);
@@ -250,11 +251,12 @@ export class ServerSupervisor extends EventEmitter<SupervisorEvents> {
     server.child.once('exit', (code, signal) => {
       if (this.current !== server || this.stopping) return;
       this.current = undefined;
-      this.restartAfterCrash(code, signal);
+      this.restartAfterCrash({ code, signal });
     });
   }
 
-  private restartAfterCrash(code: number | null, signal: NodeJS.Signals | null): void {
+  /** `how`: how the serving process ended, for the log (its exit status, or why we killed it). */
+  private restartAfterCrash(how: Record<string, unknown>): void {
     const { log } = this.options;
     const now = Date.now();
     this.recentCrashes = [...this.recentCrashes.filter((at) => now - at < 60_000), now];
@@ -262,7 +264,7 @@ export class ServerSupervisor extends EventEmitter<SupervisorEvents> {
     const delay = Math.min(MAX_RESTART_DELAY_MS, 100 * 2 ** (this.recentCrashes.length - 1)) - 100;
     const resend = this.resendAvailable;
     this.counts.restarts++;
-    log.error({ code, signal, restartInMs: Math.max(0, delay), resend }, 'the serving process died; starting a new one on the same connection');
+    log.error({ ...how, restartInMs: Math.max(0, delay), resend }, 'the serving process died; starting a new one on the same connection');
     setTimeout(() => {
       if (this.stopping) return;
       const server = this.spawnServer({ waitForGo: false, resend });

@@ -70,10 +70,10 @@ function serverPid(): number {
   return children[0]!;
 }
 
-async function waitForLog(pattern: RegExp, count: number, timeoutMs = 20_000): Promise<void> {
+async function waitForLog(pattern: RegExp, count: number, timeoutMs = 20_000, of: Daemon = daemon): Promise<void> {
   const deadline = Date.now() + timeoutMs;
-  while ((daemon.output().match(new RegExp(pattern, 'g')) ?? []).length < count) {
-    if (Date.now() > deadline) throw new Error(`no ${count}× ${pattern} in the daemon log:\n${daemon.output().slice(-3000)}`);
+  while ((of.output().match(new RegExp(pattern, 'g')) ?? []).length < count) {
+    if (Date.now() > deadline) throw new Error(`no ${count}× ${pattern} in the daemon log:\n${of.output().slice(-3000)}`);
     await new Promise((resolve) => setTimeout(resolve, 25));
   }
 }
@@ -260,6 +260,11 @@ describe('lxcfs-ts upgrade', () => {
     // The fresh one starts without waiting for "go": the containers' reads go on.
     const read = run('cat', [path.join(upgradeMnt, 'proc/uptime')], { timeout: 30_000 });
     expect(read.stdout, `${read.stderr}\n${target.output().slice(-2000)}`).toMatch(/^\d+\.\d\d /);
+    // The restart's line says the supervisor killed it, not an exit status it did not have yet.
+    await waitForLog(/the serving process died/, 1, 20_000, target);
+    const restart = target.output().split('\n').find((line) => line.includes('the serving process died'));
+    expect(restart).toContain('"killed":"by the supervisor');
+    expect(restart).not.toContain('"code":null');
     expect((await target.stop()).code).toBe(0);
   });
 });
