@@ -56,6 +56,13 @@ interface OpenFile {
 }
 
 let scratch = Buffer.alloc(16 * 1024);
+/** kernfs hands a binary sysfs attribute out a page at a time (the cpu topology masks and lists are such
+ * since Linux 5.14, and pass a page on hosts with a thousand CPUs): a short read that ends on a page
+ * boundary may not be the end, even of a single record. */
+const PAGE_BYTES = 4096;
+/** At most this much per read: procfs's sysctl files refuse a read of 4 MiB or more (ENOMEM, the size of
+ * the buffer they would allocate), which a scratch buffer grown for one big file would otherwise ask. */
+const MAX_READ_BYTES = 1024 * 1024;
 
 /** Reads the whole file into `scratch`; returns the length. Throws what readSync throws. */
 function readWhole(fd: number, singleRecord: boolean): number {
@@ -66,10 +73,10 @@ function readWhole(fd: number, singleRecord: boolean): number {
       scratch.copy(bigger);
       scratch = bigger;
     }
-    const wanted = scratch.length - length;
+    const wanted = Math.min(scratch.length - length, MAX_READ_BYTES);
     const n = readSync(fd, scratch, length, wanted, length);
     length += n;
-    if (n === 0 || (singleRecord && n < wanted)) return length;
+    if (n === 0 || (singleRecord && n < wanted && n % PAGE_BYTES !== 0)) return length;
   }
 }
 
@@ -80,8 +87,9 @@ export type WhenFull =
   /** Reads it by path and closes it again; what stays open is what sweep() leaves. */
   | 'read-through';
 
-/** Kernel files kept open (see above), at most `capacity`. Reads go to one scratch buffer per thread: a
- * content is valid until the next read. Each reader thread has its own (the module's `keptFiles`); the
+/** Kernel files kept open (see above), at most `capacity`. Reads go to one scratch buffer per thread,
+ * whichever KeptFiles reads: a content is valid until the thread's next read. Each reader thread has its
+ * own for the served files (the module's `keptFiles`) and one for the cpu directory's (tree.ts); the
  * loadavg sampler has one of its own, swept after every pass. */
 export class KeptFiles {
   private readonly files = new Map<string, OpenFile>();
@@ -227,8 +235,8 @@ export function fileBudget(): { samplerThreads: number; samplerCgroupFiles: numb
 }
 
 /** The kernel files each of `readers` reader threads may keep open: an even share of the readers' part of
- * fileBudget(), at least 256 and at most 8192 (a reader keeps a few dozen files per container: 8192 is
- * some 300 containers). */
+ * fileBudget(), at least 256 and at most 8192 (a reader keeps a few dozen files per container: 7/8 of
+ * 8192, the served files' part, is some 250 containers). */
 export function keptFilesPerReader(readers: number): number {
   return Math.min(8192, Math.max(256, Math.floor(fileBudget().readers / Math.max(1, readers))));
 }
@@ -252,7 +260,7 @@ export function readRenderedFile(path: string, options: RenderedFileOptions = {}
 }
 
 /** Like readRenderedFile, as bytes, or the error code (`ENOENT`...) when it cannot be read. The bytes are
- * this thread's scratch buffer: valid until its next read of a kept file. */
+ * this thread's scratch buffer: valid until its next read through any KeptFiles. */
 export function readRenderedBytes(path: string, options: RenderedFileOptions = {}, files = keptFiles): Buffer | string {
   const length = files.read(path, options);
   return typeof length === 'number' ? files.content(length) : length;

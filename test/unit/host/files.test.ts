@@ -11,6 +11,7 @@ import { createCgroup } from '../../helpers/cgroups.js';
 import { Cleanup } from '../../helpers/processes.js';
 
 const cleanup = new Cleanup();
+const BTF = '/sys/kernel/btf/vmlinux';
 afterEach(() => cleanup.run());
 
 /** The fds of this process that point at `target`. */
@@ -60,6 +61,20 @@ describe('readRenderedFile', () => {
     const cpuinfo = readRenderedFile('/proc/cpuinfo')!;
     expect(cpuinfo.match(/^processor\s*:/gm)?.length).toBe(fs.readFileSync('/proc/cpuinfo', 'utf8').match(/^processor\s*:/gm)?.length);
     expect(readRenderedFile('/proc/meminfo', { singleRecord: true })).toMatch(/^MemTotal:.*\n[\s\S]*\n$/);
+  });
+
+  // A binary sysfs attribute comes a page per read (the cpu topology masks and lists on Linux >= 5.14 are
+  // such, and pass a page on hosts with a thousand CPUs); the kernel's BTF is one, of megabytes.
+  it.runIf(fs.existsSync(BTF))('reads a binary sysfs attribute to the end, although one record, page by page', () => {
+    const files = new KeptFiles(4);
+    try {
+      const content = readRenderedBytes(BTF, { singleRecord: true }, files);
+      expect(typeof content === 'string' ? content : content.length).toBe(fs.statSync(BTF).size);
+      // The thread's buffer has grown past 4 MiB, a read size sysctl files refuse (ENOMEM): reads stay smaller.
+      expect(files.text('/proc/sys/kernel/pid_max')).toBe(fs.readFileSync('/proc/sys/kernel/pid_max', 'utf8'));
+    } finally {
+      files.closeAll();
+    }
   });
 
   it('does not keep regular files open: a fixture file replaced under its path is read afresh', () => {
