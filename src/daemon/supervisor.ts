@@ -255,8 +255,8 @@ export class ServerSupervisor extends EventEmitter<SupervisorEvents> {
     });
   }
 
-  /** `how`: how the serving process ended, for the log (its exit status, or why we killed it). */
-  private restartAfterCrash(how: Record<string, unknown>): void {
+  /** `how`: how the serving process ended, for the log (its exit status, or that we killed it). */
+  private restartAfterCrash(how: { code: number | null; signal: NodeJS.Signals | null } | { killed: string }): void {
     const { log } = this.options;
     const now = Date.now();
     this.recentCrashes = [...this.recentCrashes.filter((at) => now - at < 60_000), now];

@@ -28,15 +28,14 @@ function parentOf(treePath: string): string {
   return path.dirname(treePath).replace(/^\.$/, '');
 }
 
-/** Files of the cpu directory a reader thread keeps open, besides those of the served files. */
-const CPU_DIRECTORY_FILES_AT_LEAST = 32;
-
-// The cpu directory's files are kept open too, apart from the served files' (a large host has thousands,
-// which lscpu reads in one burst: they would close those). sysfs makes an attribute's whole text at each
-// read, so a short read is all of it.
-let cpuDirectoryFiles = new KeptFiles(CPU_DIRECTORY_FILES_AT_LEAST);
+// The cpu directory's files are kept open too, in a pool apart from the served files' (a large host has
+// thousands, which lscpu reads in one burst: they would close those). createFileSystem gives it an eighth
+// of the reader's share of descriptors.
+let cpuDirectoryFiles = new KeptFiles(32);
+/** sysfs makes an attribute's whole text at each read: a short read is all of it (but see PAGE_BYTES). */
+const SYSFS_READ = { singleRecord: true } as const;
 function readCpuDirectoryFile(hostPath: string): Buffer | number {
-  const content = readRenderedBytes(hostPath, { singleRecord: true }, cpuDirectoryFiles);
+  const content = readRenderedBytes(hostPath, SYSFS_READ, cpuDirectoryFiles);
   return typeof content === 'string' ? errnoOf({ code: content }) : content;
 }
 
@@ -108,8 +107,9 @@ export function buildTree(
 
 export function createFileSystem(options: unknown, log: Log): FileSystem {
   const treeOptions = options as TreeOptions;
-  const cpuDirectoryShare = Math.max(CPU_DIRECTORY_FILES_AT_LEAST, Math.floor(treeOptions.keptFilesPerReader / 8));
+  const cpuDirectoryShare = Math.floor(treeOptions.keptFilesPerReader / 8);
   keepFilesUpTo(treeOptions.keptFilesPerReader - cpuDirectoryShare);
+  cpuDirectoryFiles.closeAll();
   cpuDirectoryFiles = new KeptFiles(cpuDirectoryShare);
   const host = new Host({ procRoot: treeOptions.procRoot, cgroupRoot: treeOptions.cgroupRoot });
   const cpuShape = cpuDirectoryShape({ host, options: treeOptions, log }, virtualizing(treeOptions.control));
