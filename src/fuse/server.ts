@@ -17,7 +17,7 @@ import { SnapshotStore, type SnapshotMemory, type TenantLimits } from './snapsho
 import type { Logger } from 'pino';
 import type { LogRecord } from '../util/thread-log.js';
 import { allocateRequestStats } from './request-stats.js';
-import { allocateGcStats, collectGarbage, observeGc, requestFold, type GcStatsMemory } from '../util/gc-stats.js';
+import { allocateGcStats, collectGarbage, foldsDue, observeGc, requestFold, type GcStatsMemory } from '../util/gc-stats.js';
 import { FairQueue } from './fair-queue.js';
 
 export interface FuseServerOptions {
@@ -133,14 +133,16 @@ export class FuseServer extends EventEmitter<ServerEvents> {
     return { readers: Array.from({ length: readers }, (_, i) => i), main: readers };
   }
 
-  /** Has every thread fold what its GC profiler recorded into gcStats: readers do at their next request,
-   * which this gives them, and it waits for them up to `timeoutMs`. */
+  /** Has every reader that is due to fold what its GC profiler recorded into gcStats (foldsDue) do so:
+   * readers do at their next request, which this gives them, and it waits for them up to `timeoutMs`. A
+   * quiet daemon's readers are not due, and not woken. */
   async foldGcStats(timeoutMs = 200): Promise<void> {
-    if (!this.gcStats) return;
+    if (!this.gcStats || this.workers.size === 0) return;
+    const due = foldsDue(this.gcStats, this.gcSlots.readers);
+    if (due.length === 0) return;
     const folded = requestFold(this.gcStats);
     this.wakeReaders();
-    const slots = this.workers.size > 0 ? this.gcSlots.readers : [];
-    for (const deadline = performance.now() + timeoutMs; !folded(slots) && performance.now() < deadline; ) await delay(1);
+    for (const deadline = performance.now() + timeoutMs; !folded(due) && performance.now() < deadline; ) await delay(1);
   }
 
   get negotiated(): InitInfo | undefined {

@@ -10,7 +10,8 @@
 //   queue them up meanwhile), so it runs a v8.GCProfiler instead, which V8 feeds from inside the
 //   collection. The profiler keeps a record of every collection (~4 kB each) until it is stopped, so the
 //   thread folds the records into its slot when the main thread asks (a scrape: `requestFold`) and every
-//   FOLD_EVERY requests; between folds, a request costs one Atomics.load.
+//   FOLD_EVERY requests; between folds, a request costs one Atomics.load. A thread that has served
+//   fewer than FOLD_AFTER requests since its last fold answers a scrape without folding (see there).
 // - A stopped GCProfiler is not finished: each start() makes a new native profiler, and the stopped one
 //   keeps appending a record of every collection until a full collection frees it. Under load a reader
 //   thread sees few full collections, and stopped profilers piled up: the serving process grew by 300 MB
@@ -53,12 +54,21 @@ const FOLD = GC_KINDS.indexOf('fold');
 /** Requests a profiled thread serves at most between folds: bounds what its profiler holds (about 400
  * collections, 1.6 MB), and how often a fold's full collection runs when nobody scrapes. */
 const FOLD_EVERY = 65536;
+/** Requests a profiled thread must have served since its last fold for a scrape to make it fold (it
+ * then says so in its `due` word: foldsDue). Fewer made at most a young collection or two, which its
+ * profiler, left running, counts at a later fold; a fold would cost a full collection (tens of
+ * milliseconds here), and waking the thread for it a process spawn, at every scrape of a quiet daemon. */
+const FOLD_AFTER = 1024;
 
 // Layout: Int32 [0] the fold generation the main thread asked for, Int32 [1 + slot] the one each slot
-// folded last; then, 8-aligned, per slot per kind: count, seconds (float64: exact up to 2^53).
+// folded last, Int32 [1 + slots + slot] 1 when the slot is due to fold (FOLD_AFTER); then, 8-aligned,
+// per slot per kind: count, seconds (float64: exact up to 2^53).
 const VALUES_PER_SLOT = GC_KINDS.length * 2;
+function controlInts(slots: number): number {
+  return 1 + 2 * slots;
+}
 function valuesOffset(slots: number): number {
-  return Math.ceil(((1 + slots) * 4) / 8) * 8;
+  return Math.ceil((controlInts(slots) * 4) / 8) * 8;
 }
 
 export interface GcStatsMemory {
@@ -94,6 +104,8 @@ export function observeGc(memory: GcStatsMemory, slot: number): () => void {
  * and never returns to its event loop. Call `tick` after each request. */
 export class ProfiledGc {
   private readonly control: Int32Array;
+  /** Index of this slot's due word in `control`. */
+  private readonly due: number;
   private readonly values: Float64Array;
   private readonly profiler = new GCProfiler();
   private sinceFold = 0;
@@ -103,15 +115,21 @@ export class ProfiledGc {
     memory: GcStatsMemory,
     private readonly slot: number,
   ) {
-    this.control = new Int32Array(memory.buffer, 0, 1 + memory.slots);
+    this.control = new Int32Array(memory.buffer, 0, controlInts(memory.slots));
+    this.due = 1 + memory.slots + slot;
     this.values = slotValues(memory, slot);
     this.folded = Atomics.load(this.control, 0);
     this.profiler.start();
   }
 
   tick(): void {
-    if (++this.sinceFold < FOLD_EVERY && Atomics.load(this.control, 0) === this.folded) return;
-    this.fold();
+    if (++this.sinceFold === FOLD_AFTER) Atomics.store(this.control, this.due, 1);
+    if (this.sinceFold < FOLD_EVERY && Atomics.load(this.control, 0) === this.folded) return;
+    const generation = Atomics.load(this.control, 0);
+    // After fewer requests the main thread gets the counts as of the last fold (see FOLD_AFTER).
+    if (this.sinceFold >= FOLD_AFTER) this.fold();
+    this.folded = generation;
+    Atomics.store(this.control, 1 + this.slot, generation);
   }
 
   private count(kind: number, seconds: number): void {
@@ -120,7 +138,6 @@ export class ProfiledGc {
   }
 
   private fold(): void {
-    const generation = Atomics.load(this.control, 0);
     const { statistics } = this.profiler.stop();
     for (const gc of statistics) this.count(PROFILER_KINDS.get(gc.gcType) ?? 0, gc.cost / 1e6); // µs
     if (collectGarbage) {
@@ -130,15 +147,21 @@ export class ProfiledGc {
     }
     this.profiler.start();
     this.sinceFold = 0;
-    this.folded = generation;
-    Atomics.store(this.control, 1 + this.slot, generation);
+    Atomics.store(this.control, this.due, 0);
   }
+}
+
+/** The slots among `slots` that a scrape would make fold (see FOLD_AFTER): the others have nothing to
+ * hand in but a collection or two, and need not be woken. */
+export function foldsDue(memory: GcStatsMemory, slots: readonly number[]): number[] {
+  const control = new Int32Array(memory.buffer, 0, controlInts(memory.slots));
+  return slots.filter((slot) => Atomics.load(control, 1 + memory.slots + slot) === 1);
 }
 
 /** Asks every profiled thread to fold at its next request; returns whether `slots` all
  * have (poll it). */
 export function requestFold(memory: GcStatsMemory): (slots: readonly number[]) => boolean {
-  const control = new Int32Array(memory.buffer, 0, 1 + memory.slots);
+  const control = new Int32Array(memory.buffer, 0, controlInts(memory.slots));
   const generation = Atomics.add(control, 0, 1) + 1;
   return (slots) => slots.every((slot) => Atomics.load(control, 1 + slot) - generation >= 0);
 }
