@@ -4,7 +4,13 @@
 
 import path from 'node:path';
 import { errnoOf } from '../fuse/host-mirror.js';
-import { KeptFiles, keepFilesUpTo, readRenderedBytes, readRenderedFile } from '../host/files.js';
+import {
+  KeptFiles,
+  keepFilesUpTo,
+  readRenderedBytes,
+  readRenderedFile,
+  type RenderedFileOptions,
+} from '../host/files.js';
 import type { Log } from '../util/thread-log.js';
 import type { FileSystem } from '../fuse/filesystem.js';
 import { Host } from '../host/host.js';
@@ -28,16 +34,20 @@ function parentOf(treePath: string): string {
   return path.dirname(treePath).replace(/^\.$/, '');
 }
 
+/** A host file's bytes through kept files (valid until the thread's next read), or the errno. */
+function readHostBytes(hostPath: string, options: RenderedFileOptions, files?: KeptFiles): Buffer | number {
+  const content = readRenderedBytes(hostPath, options, files);
+  return typeof content === 'string' ? errnoOf({ code: content }) : content;
+}
+
 // The cpu directory's files are kept open too, in a pool apart from the served files' (a large host has
 // thousands, which lscpu reads in one burst: they would close those). createFileSystem gives it an eighth
 // of the reader's share of descriptors.
 let cpuDirectoryFiles = new KeptFiles(32);
 /** sysfs makes an attribute's whole text at each read: a short read is all of it (but see PAGE_BYTES). */
 const SYSFS_READ = { singleRecord: true } as const;
-function readCpuDirectoryFile(hostPath: string): Buffer | number {
-  const content = readRenderedBytes(hostPath, SYSFS_READ, cpuDirectoryFiles);
-  return typeof content === 'string' ? errnoOf({ code: content }) : content;
-}
+const readCpuDirectoryFile = (hostPath: string): Buffer | number =>
+  readHostBytes(hostPath, SYSFS_READ, cpuDirectoryFiles);
 
 /** Whether views are on (SIGUSR2 turns them off). */
 export function virtualizing(control: SharedArrayBuffer): () => boolean {
@@ -74,10 +84,7 @@ export function buildTree(
     const hostPath = path.join(top === 'proc' ? options.procRoot : options.sysRoot, ...rest);
     const readOptions = { singleRecord: !file.recordwise };
     const textOptions = { ...readOptions, latin1: true };
-    const readHost = (): Buffer | number => {
-      const content = readRenderedBytes(hostPath, readOptions);
-      return typeof content === 'string' ? errnoOf({ code: content }) : content;
-    };
+    const readHost = (): Buffer | number => readHostBytes(hostPath, readOptions);
     const view = views[filePath];
     const node: FileNode = {
       kind: 'file',
