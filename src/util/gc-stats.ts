@@ -70,6 +70,11 @@ function controlInts(slots: number): number {
 function valuesOffset(slots: number): number {
   return Math.ceil((controlInts(slots) * 4) / 8) * 8;
 }
+function controlOf(memory: GcStatsMemory): Int32Array {
+  return new Int32Array(memory.buffer, 0, controlInts(memory.slots));
+}
+const foldedAt = (slot: number): number => 1 + slot;
+const dueAt = (memory: GcStatsMemory, slot: number): number => 1 + memory.slots + slot;
 
 export interface GcStatsMemory {
   buffer: SharedArrayBuffer;
@@ -115,8 +120,8 @@ export class ProfiledGc {
     memory: GcStatsMemory,
     private readonly slot: number,
   ) {
-    this.control = new Int32Array(memory.buffer, 0, controlInts(memory.slots));
-    this.due = 1 + memory.slots + slot;
+    this.control = controlOf(memory);
+    this.due = dueAt(memory, slot);
     this.values = slotValues(memory, slot);
     this.folded = Atomics.load(this.control, 0);
     this.profiler.start();
@@ -129,7 +134,7 @@ export class ProfiledGc {
     // After fewer requests the main thread gets the counts as of the last fold (see FOLD_AFTER).
     if (this.sinceFold >= FOLD_AFTER) this.fold();
     this.folded = generation;
-    Atomics.store(this.control, 1 + this.slot, generation);
+    Atomics.store(this.control, foldedAt(this.slot), generation);
   }
 
   private count(kind: number, seconds: number): void {
@@ -154,16 +159,16 @@ export class ProfiledGc {
 /** The slots among `slots` that a scrape would make fold (see FOLD_AFTER): the others have nothing to
  * hand in but a collection or two, and need not be woken. */
 export function foldsDue(memory: GcStatsMemory, slots: readonly number[]): number[] {
-  const control = new Int32Array(memory.buffer, 0, controlInts(memory.slots));
-  return slots.filter((slot) => Atomics.load(control, 1 + memory.slots + slot) === 1);
+  const control = controlOf(memory);
+  return slots.filter((slot) => Atomics.load(control, dueAt(memory, slot)) === 1);
 }
 
 /** Asks every profiled thread to fold at its next request; returns whether `slots` all
  * have (poll it). */
 export function requestFold(memory: GcStatsMemory): (slots: readonly number[]) => boolean {
-  const control = new Int32Array(memory.buffer, 0, controlInts(memory.slots));
+  const control = controlOf(memory);
   const generation = Atomics.add(control, 0, 1) + 1;
-  return (slots) => slots.every((slot) => Atomics.load(control, 1 + slot) - generation >= 0);
+  return (slots) => slots.every((slot) => Atomics.load(control, foldedAt(slot)) - generation >= 0);
 }
 
 /** Collections and seconds of `slot` by kind (read while it writes: each at most one collection behind). */
