@@ -2,26 +2,16 @@
 // network namespace's tcp tables), and the line Node prints to stderr when the inspector starts.
 
 import fs from 'node:fs';
+import { openFileTargets } from './processes.js';
 
 const LISTEN = '0A';
 
 /** Inodes of the sockets among a process's open files; empty when it has exited. */
 function socketInodes(pid: number): Set<string> {
   const inodes = new Set<string>();
-  let fds: string[];
-  try {
-    fds = fs.readdirSync(`/proc/${pid}/fd`);
-  } catch {
-    return inodes;
-  }
-  for (const fd of fds) {
-    try {
-      const target = fs.readlinkSync(`/proc/${pid}/fd/${fd}`);
-      const inode = /^socket:\[(\d+)\]$/.exec(target)?.[1];
-      if (inode) inodes.add(inode);
-    } catch {
-      // Closed meanwhile.
-    }
+  for (const target of openFileTargets(pid)) {
+    const inode = /^socket:\[(\d+)\]$/.exec(target)?.[1];
+    if (inode) inodes.add(inode);
   }
   return inodes;
 }

@@ -190,6 +190,23 @@ export function upgradeDaemon(pidFile: string): Promise<void> {
   });
 }
 
+/** What the open descriptors of a process point at (each fd's link); empty once it has exited. */
+export function openFileTargets(pid: number | 'self'): string[] {
+  let fds: string[];
+  try {
+    fds = fs.readdirSync(`/proc/${pid}/fd`);
+  } catch {
+    return [];
+  }
+  return fds.flatMap((fd) => {
+    try {
+      return [fs.readlinkSync(`/proc/${pid}/fd/${fd}`)];
+    } catch {
+      return []; // closed meanwhile
+    }
+  });
+}
+
 /** Runs a fixture server (test/fixtures/serve-fixture.mjs) until cleanup; resolves once it is ready. */
 export function startFixture(cleanup: Cleanup, mountPoint: string, mode: 'echo' | 'hang', readers = 2): Promise<ChildProcess> {
   const child = spawn(process.execPath, [path.join(REPO, 'test/fixtures/serve-fixture.mjs'), mountPoint, mode, String(readers)], {

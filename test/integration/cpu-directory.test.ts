@@ -10,7 +10,7 @@ import { exemptFields } from '../compat/differences.js';
 import { createCgroups, type TestCgroup } from '../helpers/cgroups.js';
 import { startLxcfs, type LxcfsPeer } from '../helpers/lxcfs-peer.js';
 import { allCounting, CPU_COUNTS, CPU_DIRECTORY, namedLines } from '../helpers/cpu-clients.js';
-import { Cleanup, type Daemon, run, startDaemon } from '../helpers/processes.js';
+import { Cleanup, type Daemon, openFileTargets, run, startDaemon } from '../helpers/processes.js';
 
 const BINDS = ['proc/cpuinfo', 'proc/stat', 'sys/devices/system/cpu'];
 const cleanup = new Cleanup();
@@ -144,15 +144,6 @@ describe('host files of the cpu directory', () => {
       .readFileSync(`/proc/${oursDaemon.pid}/task/${oursDaemon.pid}/children`, 'latin1')
       .trim()
       .split(' ');
-    const open = serving.flatMap((pid) =>
-      fs.readdirSync(`/proc/${pid}/fd`).map((fd) => {
-        try {
-          return fs.readlinkSync(`/proc/${pid}/fd/${fd}`);
-        } catch {
-          return '';
-        }
-      }),
-    );
-    expect(open).toContain(file);
+    expect(serving.flatMap((pid) => openFileTargets(Number(pid)))).toContain(file);
   });
 });

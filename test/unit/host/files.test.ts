@@ -8,7 +8,7 @@ import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { KeptFiles, readRenderedBytes, readRenderedFile } from '../../../src/host/files.js';
 import { createCgroup } from '../../helpers/cgroups.js';
-import { Cleanup } from '../../helpers/processes.js';
+import { Cleanup, openFileTargets } from '../../helpers/processes.js';
 
 const cleanup = new Cleanup();
 const BTF = '/sys/kernel/btf/vmlinux';
@@ -16,13 +16,7 @@ afterEach(() => cleanup.run());
 
 /** The fds of this process that point at `target`. */
 function fdsOpenOn(target: string): number {
-  return fs.readdirSync('/proc/self/fd').filter((fd) => {
-    try {
-      return fs.readlinkSync(`/proc/self/fd/${fd}`) === target;
-    } catch {
-      return false;
-    }
-  }).length;
+  return openFileTargets('self').filter((open) => open === target).length;
 }
 
 describe('readRenderedFile', () => {
