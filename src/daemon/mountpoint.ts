@@ -12,7 +12,11 @@ export class StartupError extends Error {
 
 export const FS_TYPE = 'fuse.lxcfs';
 export const FS_SOURCE = 'lxcfs';
-const PROBE_TIMEOUT_MS = 1500;
+/** How long the mount's daemon may take to answer before we call it hung. Generous: with --force a
+ * hung daemon's connection is aborted, and a live one that is merely slow (an overloaded host, or an
+ * emulated one on a fresh daemon's first requests) must never be taken for hung. A hung mount only
+ * costs this once, at start. */
+const PROBE_TIMEOUT_MS = 5000;
 
 const MAX_SYMLINK_HOPS = 40; // the kernel's own limit
 

@@ -208,7 +208,7 @@ export function openFileTargets(pid: number | 'self'): string[] {
 }
 
 /** Runs a fixture server (test/fixtures/serve-fixture.mjs) until cleanup; resolves once it is ready. */
-export function startFixture(cleanup: Cleanup, mountPoint: string, mode: 'echo' | 'hang', readers = 2): Promise<ChildProcess> {
+export function startFixture(cleanup: Cleanup, mountPoint: string, mode: 'echo' | 'hang' | 'slow', readers = 2): Promise<ChildProcess> {
   const child = spawn(process.execPath, [path.join(REPO, 'test/fixtures/serve-fixture.mjs'), mountPoint, mode, String(readers)], {
     stdio: ['ignore', 'pipe', 'inherit'],
   });

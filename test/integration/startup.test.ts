@@ -136,6 +136,18 @@ describe('what is already at the mountpoint', () => {
     expect((await daemon.stop()).code).toBe(0);
     expect(isMounted(mnt)).toBe(false);
   }, 30_000 * TIME_SCALE);
+
+  it('takes a daemon that answers late for a live one, and --force never aborts it', async () => {
+    const { mnt, pid } = layout();
+    fs.mkdirSync(mnt);
+    // It answers each request 2.5 s late, as a daemon on an overloaded host (or in an emulated guest,
+    // on its first requests) can.
+    await startFixture(cleanup, mnt, 'slow');
+    expectOneLineError(startExpectingFailure(['-p', pid, mnt]), /already served by a running lxcfs/);
+    expectOneLineError(startExpectingFailure(['--force', '-p', pid, mnt]), /already served by a running lxcfs/);
+    expect(fs.readFileSync('/proc/self/mountinfo', 'utf8').split('\n').filter((l) => l.split(' ')[4] === mnt)).toHaveLength(1);
+    expect(fs.existsSync(pid)).toBe(false);
+  }, 60_000 * TIME_SCALE);
 });
 
 describe('a mountpoint given through a symlink', () => {
