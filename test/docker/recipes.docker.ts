@@ -18,8 +18,10 @@ import {
   killDaemonHard,
   LXCFS_TS,
   run,
+  servingPid,
   startDaemon,
   upgradeDaemon,
+  waitForLog,
   type Daemon,
 } from '../helpers/processes.js';
 import { readerCommand, expectDownThenHealed, stopReader, waitForReads } from './readers.js';
@@ -214,17 +216,11 @@ describe('the README recipe and what the container sees', () => {
       const options = parseDockerRun(forTestHost(dockerRecipe(USUAL_RECIPE).command, varLib)).options;
       for (const name of ['reader-a', 'reader-b']) startReader(name, options, '0');
       for (const name of ['reader-a', 'reader-b']) await waitForReads(docker, name, 200);
-      const serving = (): number =>
-        Number(fs.readFileSync(`/proc/${daemon.pid}/task/${daemon.pid}/children`, 'utf8').trim());
-      const logged = (pattern: RegExp): number => (daemon.output().match(new RegExp(pattern, 'g')) ?? []).length;
       for (let round = 1; round <= 2; round++) {
         await upgradeDaemon(path.join(dir, 'usual.pid'));
         await sleep(300);
-        const crashed = serving();
-        process.kill(crashed, 'SIGKILL');
-        for (const deadline = Date.now() + 30_000; logged(/"msg":"serving again"/) < round; await sleep(25)) {
-          expect(Date.now(), daemon.output().slice(-2000)).toBeLessThan(deadline);
-        }
+        process.kill(await servingPid(daemon), 'SIGKILL');
+        await waitForLog(daemon, /"msg":"serving again"/, round);
         await sleep(300);
       }
       for (const name of ['reader-a', 'reader-b']) {

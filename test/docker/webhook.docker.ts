@@ -16,7 +16,7 @@ import { INJECTED_FILES } from '../../src/webhook/injected-files.js';
 import { admissionReview, type Json } from '../fixtures/admission.js';
 import { makeSharedDirectory } from '../helpers/container.js';
 import { Docker } from '../helpers/docker.js';
-import { Cleanup, killDaemonHard, LXCFS_TS, run, startDaemon, type Daemon } from '../helpers/processes.js';
+import { Cleanup, killDaemonHard, LXCFS_TS, run, servingPid, startDaemon, type Daemon } from '../helpers/processes.js';
 import { applyReviewPatch, makeWebhookCerts, postReview, startWebhook } from '../helpers/webhook.js';
 import { DISTROLESS_IMAGE } from './global-setup.js';
 import { dockerRunArgs, webhookDeployment, type K8sContainer, type Pod } from './kubernetes.js';
@@ -55,13 +55,6 @@ function memTotalKb(meminfo: string): number {
   const match = /^MemTotal:\s+(\d+) kB$/m.exec(meminfo);
   expect(match, meminfo).not.toBeNull();
   return Number(match![1]);
-}
-
-/** The serving process under the daemon's supervisor. */
-function servingPid(): number {
-  const children = fs.readFileSync(`/proc/${daemon.pid}/task/${daemon.pid}/children`, 'utf8').trim().split(/\s+/);
-  expect(children).toHaveLength(1);
-  return Number(children[0]);
 }
 
 beforeAll(async () => {
@@ -141,7 +134,7 @@ describe("the README's pod, mutated by the webhook and run by Docker as a kubele
     // Supervisor and serving process at once: nothing is left to take the connection over. The serving
     // process exits by itself once its supervisor is gone, and may be reaped before a kill that comes a
     // moment late (ESRCH): stopped first, it is still there to be killed.
-    const serving = servingPid();
+    const serving = await servingPid(daemon);
     process.kill(serving, 'SIGSTOP');
     process.kill(daemon.pid, 'SIGKILL');
     process.kill(serving, 'SIGKILL');

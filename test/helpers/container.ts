@@ -11,7 +11,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { readMountInfo, type MountInfoEntry } from '../../src/fuse/mount.js';
-import { TIME_SCALE, unmountAll, type Cleanup } from './processes.js';
+import { firstChildPid, TIME_SCALE, unmountAll, type Cleanup } from './processes.js';
 
 export interface Bind {
   /** A host path. */
@@ -90,15 +90,6 @@ function containerScript(root: string, options: ContainerOptions): string {
   return lines.join('\n');
 }
 
-async function childOf(pid: number): Promise<number> {
-  for (let attempt = 0; attempt < 250 * TIME_SCALE; attempt++) {
-    const children = fs.readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim();
-    if (children) return Number(children.split(' ')[0]);
-    await sleep(20);
-  }
-  throw new Error(`unshare (pid ${pid}) started no child within ${5 * TIME_SCALE} s`);
-}
-
 /** Starts a container and resolves once its mounts are in place. */
 export async function startContainer(cleanup: Cleanup, options: ContainerOptions = {}): Promise<Container> {
   // An empty directory: the container's root is bound on it in the container's namespace only.
@@ -121,7 +112,7 @@ export async function startContainer(cleanup: Cleanup, options: ContainerOptions
     for (let attempt = 0; pid && fs.existsSync(`/proc/${pid}`) && attempt < 250; attempt++) await sleep(20);
   };
   cleanup.add(stop);
-  pid = await childOf(unshare.pid!);
+  pid = await firstChildPid(unshare.pid!);
   for (const cgroup of options.cgroups ?? []) fs.writeFileSync(path.join(cgroup, 'cgroup.procs'), String(pid));
   unshare.stdin.write('go\n');
   await new Promise<void>((resolve, reject) => {

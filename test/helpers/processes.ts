@@ -190,6 +190,49 @@ export function upgradeDaemon(pidFile: string): Promise<void> {
   });
 }
 
+/** The pids of `pid`'s direct children (those its main thread forked); empty once it has exited. */
+export function childPids(pid: number): number[] {
+  let text: string;
+  try {
+    text = fs.readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim();
+  } catch {
+    return [];
+  }
+  return text === '' ? [] : text.split(' ').map(Number);
+}
+
+/** The first child `pid` starts (say, the process `unshare` or `nsenter` runs), once it has one. */
+export async function firstChildPid(pid: number, timeoutMs = 5000 * TIME_SCALE): Promise<number> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const [child] = childPids(pid);
+    if (child !== undefined) return child;
+    if (Date.now() > deadline) throw new Error(`process ${pid} started no child within ${timeoutMs} ms`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
+/** The daemon's serving process: its supervisor's one child. While an upgrade or a restart replaces it
+ * there can be two, or none, for a moment: waits until there is one. */
+export async function servingPid(daemon: Pick<Daemon, 'pid'>, timeoutMs = 10_000 * TIME_SCALE): Promise<number> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const children = childPids(daemon.pid);
+    if (children.length === 1) return children[0]!;
+    if (Date.now() > deadline) throw new Error(`daemon ${daemon.pid} has ${children.length} child processes, not one serving process`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
+/** Waits until the daemon's output has matched `pattern` `count` times. */
+export async function waitForLog(daemon: Pick<Daemon, 'output'>, pattern: RegExp, count: number, timeoutMs = 30_000 * TIME_SCALE): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while ((daemon.output().match(new RegExp(pattern, 'g')) ?? []).length < count) {
+    if (Date.now() > deadline) throw new Error(`no ${count}× ${pattern} in the daemon log:\n${daemon.output().slice(-3000)}`);
+    await new Promise((resolve) => setTimeout(resolve, 25));
+  }
+}
+
 /** What the open descriptors of a process point at (each fd's link); empty once it has exited. */
 export function openFileTargets(pid: number | 'self'): string[] {
   let fds: string[];

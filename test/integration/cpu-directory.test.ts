@@ -10,7 +10,7 @@ import { exemptFields } from '../compat/differences.js';
 import { createCgroups, type TestCgroup } from '../helpers/cgroups.js';
 import { startLxcfs, type LxcfsPeer } from '../helpers/lxcfs-peer.js';
 import { allCounting, CPU_COUNTS, CPU_DIRECTORY, namedLines } from '../helpers/cpu-clients.js';
-import { Cleanup, type Daemon, openFileTargets, run, startDaemon } from '../helpers/processes.js';
+import { Cleanup, type Daemon, openFileTargets, run, servingPid, startDaemon } from '../helpers/processes.js';
 
 const BINDS = ['proc/cpuinfo', 'proc/stat', 'sys/devices/system/cpu'];
 const cleanup = new Cleanup();
@@ -136,14 +136,10 @@ describe('two containers at once on one mount', () => {
 });
 
 describe('host files of the cpu directory', () => {
-  it('are read through descriptors the serving process keeps open, as the served files are', () => {
+  it('are read through descriptors the serving process keeps open, as the served files are', async () => {
     const file = '/sys/devices/system/cpu/kernel_max';
     const expected = fs.readFileSync(file, 'latin1');
     for (let i = 0; i < 3; i++) expect(run('cat', [path.join(ours, file)]).stdout).toBe(expected);
-    const serving = fs
-      .readFileSync(`/proc/${oursDaemon.pid}/task/${oursDaemon.pid}/children`, 'latin1')
-      .trim()
-      .split(' ');
-    expect(serving.flatMap((pid) => openFileTargets(Number(pid)))).toContain(file);
+    expect(openFileTargets(await servingPid(oursDaemon))).toContain(file);
   });
 });

@@ -11,7 +11,7 @@ import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, describe, expect, it } from 'vitest';
 import { INSPECTOR_BANNER, listeningPorts } from '../helpers/inspector.js';
-import { Cleanup, lxcfsCommand, run, spawnDaemon, startDaemon, TIME_SCALE } from '../helpers/processes.js';
+import { childPids, Cleanup, lxcfsCommand, run, spawnDaemon, startDaemon, TIME_SCALE } from '../helpers/processes.js';
 
 const cleanup = new Cleanup();
 afterAll(() => cleanup.run());
@@ -49,14 +49,6 @@ function listens(pid: number): number[] {
   return fs.existsSync(`/proc/${pid}`) ? listeningPorts(pid) : [];
 }
 
-function childrenOf(pid: number): number[] {
-  try {
-    return fs.readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
-  } catch {
-    return [];
-  }
-}
-
 async function readable(file: string): Promise<boolean> {
   const deadline = Date.now() + 20_000 * TIME_SCALE;
   while (Date.now() < deadline) {
@@ -88,7 +80,7 @@ describe('the daemon', () => {
     try {
       await sleep(300);
       expect(listens(daemon.pid)).toEqual([]);
-      for (const child of childrenOf(daemon.pid)) expect(listens(child)).toEqual([]);
+      for (const child of childPids(daemon.pid)) expect(listens(child)).toEqual([]);
       expect(daemon.output()).not.toMatch(INSPECTOR_BANNER);
       // The signal did nothing: same main process, still serving.
       expect(daemon.child.exitCode).toBeNull();
@@ -102,21 +94,21 @@ describe('the daemon', () => {
     const dir = cleanup.tempDir();
     const mnt = path.join(dir, 'mnt');
     const daemon = await startDaemon(cleanup, ['-p', path.join(dir, 'pid'), mnt], mnt);
-    const first = childrenOf(daemon.pid);
+    const first = childPids(daemon.pid);
     expect(first).toHaveLength(1);
     signal(first[0]!, 'SIGUSR1');
     await sleep(300);
     expect(listens(first[0]!)).toEqual([]);
-    expect(childrenOf(daemon.pid)).toEqual(first);
+    expect(childPids(daemon.pid)).toEqual(first);
 
     // A crash: the supervisor starts a new serving process. Signal it from the moment it appears.
     for (const delayMs of DELAYS_MS.slice(1)) {
-      const before = childrenOf(daemon.pid);
+      const before = childPids(daemon.pid);
       signal(before[0]!, 'SIGKILL');
       let next: number | undefined;
       const deadline = Date.now() + 10_000 * TIME_SCALE;
       while (next === undefined && Date.now() < deadline) {
-        next = childrenOf(daemon.pid).find((pid) => !before.includes(pid));
+        next = childPids(daemon.pid).find((pid) => !before.includes(pid));
         if (next === undefined) await sleep(1);
       }
       expect(next, 'no new serving process').toBeDefined();
@@ -127,8 +119,8 @@ describe('the daemon', () => {
       expect(await readable(path.join(mnt, 'proc/meminfo'))).toBe(true);
       // Seen in the children list it may not have started its shell yet: a signal that early ends it
       // like a crash, and the supervisor starts another. Later, the signal changes nothing.
-      if (delayMs >= 20) expect(childrenOf(daemon.pid)).toEqual([next]);
-      for (const pid of childrenOf(daemon.pid)) expect(listens(pid)).toEqual([]);
+      if (delayMs >= 20) expect(childPids(daemon.pid)).toEqual([next]);
+      for (const pid of childPids(daemon.pid)) expect(listens(pid)).toEqual([]);
     }
     expect(daemon.output()).not.toMatch(INSPECTOR_BANNER);
     expect((await daemon.stop()).code).toBe(0);

@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { exemptFields } from '../compat/differences.js';
 import { createCgroup, type TestCgroup } from '../helpers/cgroups.js';
 import { startLxcfs, type LxcfsPeer } from '../helpers/lxcfs-peer.js';
-import { Cleanup, LXCFS_TS, run, startDaemon } from '../helpers/processes.js';
+import { Cleanup, firstChildPid, LXCFS_TS, run, startDaemon } from '../helpers/processes.js';
 
 const MiB = 1024 * 1024;
 const cleanup = new Cleanup();
@@ -141,7 +141,7 @@ describe('who is reading', () => {
     cleanup.own(container);
     await new Promise<void>((resolve) => container.stdout!.once('data', () => resolve()));
     // The container's init is unshare's child.
-    init = Number(fs.readFileSync(`/proc/${container.pid}/task/${container.pid}/children`, 'utf8').trim());
+    init = await firstChildPid(container.pid!);
     cleanup.add(() => {
       try {
         process.kill(init, 'SIGKILL');

@@ -11,7 +11,7 @@ import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createCgroup, type TestCgroup } from '../helpers/cgroups.js';
-import { Cleanup, run, startDaemon } from '../helpers/processes.js';
+import { childPids, Cleanup, run, startDaemon } from '../helpers/processes.js';
 
 const cleanup = new Cleanup();
 let mnt: string;
@@ -201,9 +201,9 @@ describe('an init whose main thread has exited', () => {
     let thread = 0;
     for (let attempt = 0; attempt < 250 && !thread; attempt++) {
       await sleep(20);
-      const children = fs.readFileSync(`/proc/${launcher.pid}/task/${launcher.pid}/children`, 'utf8').trim();
-      if (!children) continue;
-      init = Number(children.split(' ')[0]);
+      const [child] = childPids(launcher.pid!);
+      if (child === undefined) continue;
+      init = child;
       const state = /^State:\s+(\S)/m.exec(fs.readFileSync(`/proc/${init}/status`, 'utf8'))?.[1];
       const tids = fs
         .readdirSync(`/proc/${init}/task`)

@@ -32,7 +32,7 @@ import {
   type Container,
   type ContainerOptions,
 } from '../helpers/container.js';
-import { Cleanup, killDaemonHard, LXCFS_TS, run, startDaemon, type Daemon } from '../helpers/processes.js';
+import { childPids, Cleanup, killDaemonHard, LXCFS_TS, run, startDaemon, type Daemon } from '../helpers/processes.js';
 
 // meminfo last, as a user's list of -v flags may have it: the reader test watches the file that waits
 // longest when files are re-bound one after another.
@@ -269,11 +269,8 @@ beforeAll(async () => {
     inside: ['unshare --user --map-root-user --mount --propagation unchanged sleep infinity &'],
   });
   for (let attempt = 0; ; attempt++) {
-    const children = fs
-      .readFileSync(`/proc/${usernsContainer.pid}/task/${usernsContainer.pid}/children`, 'utf8')
-      .trim();
-    const pid = Number(children.split(' ')[0]);
-    if (pid && fs.readlinkSync(`/proc/${pid}/ns/user`) !== fs.readlinkSync('/proc/self/ns/user')) {
+    const [pid] = childPids(usernsContainer.pid);
+    if (pid !== undefined && fs.readlinkSync(`/proc/${pid}/ns/user`) !== fs.readlinkSync('/proc/self/ns/user')) {
       userns = { pid, container: usernsContainer };
       break;
     }

@@ -6,7 +6,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createCgroup, createCgroups } from '../helpers/cgroups.js';
-import { Cleanup, LXCFS_TS, REPO, isMounted, run, startDaemon, upgradeDaemon, type Daemon } from '../helpers/processes.js';
+import { childPids, Cleanup, LXCFS_TS, REPO, isMounted, run, servingPid, startDaemon, upgradeDaemon, waitForLog, type Daemon } from '../helpers/processes.js';
 
 const cleanup = new Cleanup();
 let dir: string;
@@ -63,20 +63,6 @@ beforeAll(async () => {
 }, 30_000);
 
 afterAll(() => cleanup.run());
-
-function serverPid(): number {
-  const children = fs.readFileSync(`/proc/${daemon.pid}/task/${daemon.pid}/children`, 'utf8').trim().split(/\s+/).map(Number);
-  expect(children).toHaveLength(1);
-  return children[0]!;
-}
-
-async function waitForLog(pattern: RegExp, count: number, timeoutMs = 20_000, of: Daemon = daemon): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while ((of.output().match(new RegExp(pattern, 'g')) ?? []).length < count) {
-    if (Date.now() > deadline) throw new Error(`no ${count}× ${pattern} in the daemon log:\n${of.output().slice(-3000)}`);
-    await new Promise((resolve) => setTimeout(resolve, 25));
-  }
-}
 
 /** A daemon started from a copy of the installation, whose serving process a bad update can then break
  * (only there: every lxcfs-ts command loads that module too). */
@@ -142,16 +128,16 @@ describe('upgrades and crashes of the serving process', () => {
     cleanup.add(() => fs.writeFileSync(stopFile, ''));
     await new Promise((resolve) => setTimeout(resolve, 1000));
 
-    const servers = new Set([serverPid()]);
+    const servers = new Set([await servingPid(daemon)]);
     for (let round = 1; round <= 5; round++) {
       await upgradeDaemon(path.join(dir, 'pid'));
-      await waitForLog(/"msg":"upgraded the serving process"/, round);
-      servers.add(serverPid());
+      await waitForLog(daemon, /"msg":"upgraded the serving process"/, round);
+      servers.add(await servingPid(daemon));
       await new Promise((resolve) => setTimeout(resolve, 300));
       if (round <= 3) {
-        process.kill(serverPid(), 'SIGKILL');
-        await waitForLog(/"msg":"serving again"/, round);
-        servers.add(serverPid());
+        process.kill(await servingPid(daemon), 'SIGKILL');
+        await waitForLog(daemon, /"msg":"serving again"/, round);
+        servers.add(await servingPid(daemon));
         await new Promise((resolve) => setTimeout(resolve, 300));
       }
     }
@@ -195,8 +181,7 @@ describe('a graceful upgrade of a slow daemon', () => {
     cpu!.write('cpu.cfs_period_us', 100_000);
     cpu!.write('cpu.cfs_quota_us', 10_000);
     cpu!.add(slow.pid);
-    const served = fs.readFileSync(`/proc/${slow.pid}/task/${slow.pid}/children`, 'utf8').trim();
-    cpu!.add(Number(served));
+    cpu!.add(await servingPid(slow));
     await upgradeDaemon(pidFile);
     cpu!.write('cpu.cfs_quota_us', -1);
     const upgraded = slow
@@ -217,7 +202,7 @@ describe('a graceful upgrade of a slow daemon', () => {
 describe('lxcfs-ts upgrade', () => {
   it('replaces the serving process of the daemon named by the pid file, and refuses a bad pid file', async () => {
     const { dir: upgradeDir, mnt: upgradeMnt, pidFile, daemon: target } = await daemonOfItsOwn();
-    const before = fs.readFileSync(`/proc/${target.pid}/task/${target.pid}/children`, 'utf8').trim();
+    const before = await servingPid(target);
     // A file read halfway: the successor serves the rest from the snapshot the reader started with (a
     // handle it does not know would read as ended).
     const halfway = fs.openSync(path.join(upgradeMnt, 'proc/meminfo'), 'r');
@@ -243,11 +228,11 @@ describe('lxcfs-ts upgrade', () => {
   it('fails, in one line, when the new serving process cannot start, and the old one keeps serving', async () => {
     const copy = await daemonOfACopy();
     const { mnt: upgradeMnt, daemon: target } = copy;
-    const before = fs.readFileSync(`/proc/${target.pid}/task/${target.pid}/children`, 'utf8').trim();
+    const before = await servingPid(target);
     // A bad update: its serving process throws at start.
     expect(upgradeToBadUpdate(copy, "throw new Error('a broken update');")).toMatch(new RegExp(`daemon ${target.pid} could not upgrade: .+; the old one keeps serving`));
     // Nothing changed for the containers: the same serving process answers.
-    expect(fs.readFileSync(`/proc/${target.pid}/task/${target.pid}/children`, 'utf8').trim()).toBe(before);
+    expect(childPids(target.pid)).toEqual([before]);
     expect(fs.readFileSync(path.join(upgradeMnt, 'proc/uptime'), 'utf8')).toMatch(/^\d+\.\d\d /);
     expect((await target.stop()).code).toBe(0);
   });
@@ -261,7 +246,7 @@ describe('lxcfs-ts upgrade', () => {
     const read = run('cat', [path.join(upgradeMnt, 'proc/uptime')], { timeout: 30_000 });
     expect(read.stdout, `${read.stderr}\n${target.output().slice(-2000)}`).toMatch(/^\d+\.\d\d /);
     // The restart's line says the supervisor killed it, not an exit status it did not have yet.
-    await waitForLog(/the serving process died/, 1, 20_000, target);
+    await waitForLog(target, /the serving process died/, 1);
     const restart = target.output().split('\n').find((line) => line.includes('the serving process died'));
     expect(restart).toContain('"killed":"by the supervisor');
     expect(restart).not.toContain('"code":null');

@@ -14,6 +14,8 @@ import { createCgroup, type TestCgroup } from '../helpers/cgroups.js';
 import { lxcfsFileBinds, makeSharedDirectory, startContainer, type Container } from '../helpers/container.js';
 import {
   Cleanup,
+  servingPid,
+  waitForLog,
   firstLine,
   LXCFS_TS,
   killDaemonHard,
@@ -130,17 +132,6 @@ function monotonicSeconds(): number {
   return Number(process.hrtime.bigint()) / 1e9;
 }
 
-function serverPid(): number {
-  return Number(fs.readFileSync(`/proc/${daemon.pid}/task/${daemon.pid}/children`, 'utf8').trim().split(/\s+/)[0]);
-}
-
-async function waitForLog(pattern: RegExp, count: number): Promise<void> {
-  for (let waited = 0; (daemon.output().match(new RegExp(pattern, 'g')) ?? []).length < count; waited += 50) {
-    if (waited > 30_000) throw new Error(`no ${count}× ${pattern} in the daemon log`);
-    await sleep(50);
-  }
-}
-
 it('8 containers read only their own values beside a handle hog, through 3 upgrades, 2 serving-process crashes and a whole-daemon crash + restart + remount', async () => {
   const readers: Array<Promise<string>> = containers.map(({ container, memKb, cpus }) => {
     const child: ChildProcess = spawn(
@@ -189,8 +180,8 @@ it('8 containers read only their own values beside a handle hog, through 3 upgra
   for (const step of ['upgrade', 'crash', 'upgrade', 'crash', 'upgrade']) {
     if (step === 'upgrade') await upgradeDaemon(pidFile);
     else {
-      process.kill(serverPid(), 'SIGKILL');
-      await waitForLog(/"msg":"serving again"/, ++crashes);
+      process.kill(await servingPid(daemon), 'SIGKILL');
+      await waitForLog(daemon, /"msg":"serving again"/, ++crashes);
     }
     await sleep(3000);
   }

@@ -3,13 +3,12 @@
 // counters never go backwards and its load average does not restart from 0.00.
 
 import { spawn } from 'node:child_process';
-import fs from 'node:fs';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { createCgroups } from '../helpers/cgroups.js';
 import { lxcfsFileBinds, startContainer, type Container } from '../helpers/container.js';
-import { Cleanup, startDaemon, upgradeDaemon, type Daemon } from '../helpers/processes.js';
+import { Cleanup, servingPid, startDaemon, upgradeDaemon, waitForLog, type Daemon } from '../helpers/processes.js';
 
 const cleanup = new Cleanup();
 let dir: string;
@@ -50,17 +49,6 @@ function read(): Reading {
   return { cpu, load1: Number(loadavg.split(' ')[0]) };
 }
 
-function serverPid(): number {
-  return Number(fs.readFileSync(`/proc/${daemon.pid}/task/${daemon.pid}/children`, 'utf8').trim().split(/\s+/)[0]);
-}
-
-async function waitForLog(pattern: RegExp, count: number): Promise<void> {
-  for (let waited = 0; (daemon.output().match(new RegExp(pattern, 'g')) ?? []).length < count; waited += 50) {
-    if (waited > 30_000) throw new Error(`no ${count}× ${pattern} in the daemon log`);
-    await sleep(50);
-  }
-}
-
 function expectContinued(before: Reading, after: Reading, what: string): void {
   for (let i = 0; i < 4; i++)
     expect(
@@ -84,8 +72,8 @@ it('continues /proc/stat counters and load averages across 2 graceful upgrades a
     let after = read();
     expectContinued(before, after, `upgrade ${round}`);
     before = after;
-    process.kill(serverPid(), 'SIGKILL');
-    await waitForLog(/"msg":"serving again"/, round);
+    process.kill(await servingPid(daemon), 'SIGKILL');
+    await waitForLog(daemon, /"msg":"serving again"/, round);
     after = read();
     expectContinued(before, after, `kill -9 ${round}`);
     before = after;

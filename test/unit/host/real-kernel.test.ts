@@ -12,6 +12,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { Host } from '../../../src/host/host.js';
 import { renderMeminfo } from '../../../src/views/meminfo.js';
 import { MiB } from '../../fixtures/memory-facts.js';
+import { firstChildPid } from '../../helpers/processes.js';
 
 const V1_MEMORY_MOUNT = '/sys/fs/cgroup/memory';
 const ownMemoryCgroup = /^\d+:memory:(.*)$/m.exec(readFileSync('/proc/self/cgroup', 'utf8'))?.[1];
@@ -23,16 +24,6 @@ const ALLOCATE_ON_INPUT =
 
 function valueOf(meminfo: string, key: string): number {
   return Number(/^\S+:\s+(\d+)/.exec(meminfo.split('\n').find((line) => line.startsWith(key + ':')) ?? '')?.[1]);
-}
-
-/** The pids of the direct children of `pid`. */
-async function childrenOf(pid: number): Promise<number[]> {
-  for (let attempt = 0; attempt < 100; attempt++) {
-    const children = readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim();
-    if (children !== '') return children.split(' ').map(Number);
-    await sleep(20);
-  }
-  throw new Error(`process ${pid} started no child`);
 }
 
 describe.skipIf(!runnable)('real kernel (cgroup v1, root)', () => {
@@ -129,23 +120,23 @@ describe.skipIf(!runnable)('real kernel (cgroup v1, root)', () => {
   it('callers in a new pid namespace, including one entered with nsenter, resolve to its init', async () => {
     const host = new Host();
     const unshare = start('unshare', ['--pid', '--fork', '--kill-child', 'sleep', '60']);
-    const [init] = await childrenOf(unshare.pid!);
+    const init = await firstChildPid(unshare.pid!);
     writeFileSync(join(makeCgroup('container', 128 * MiB), 'cgroup.procs'), String(init));
 
     const nsenter = start('nsenter', ['--target', String(init), '--pid', 'sleep', '60']);
-    const [entered] = await childrenOf(nsenter.pid!);
+    const entered = await firstChildPid(nsenter.pid!);
 
-    for (const caller of [init!, entered!]) {
+    for (const caller of [init, entered]) {
       const resolved = host.callers.resolve(caller);
       expect(resolved).toEqual({ ok: true, value: { pid: caller, initPid: init, initStartTime: expect.any(Number), cgroupPid: init, inDaemonNamespace: false, pidNamespace: expect.any(Number) } });
     }
     // the entered process sits in this test's cgroup, yet the container's 128 MiB applies
-    const facts = host.memoryFacts(init!);
+    const facts = host.memoryFacts(init);
     expect(facts).toMatchObject({ ok: true, value: { limitBytes: 128 * MiB } });
     expect(host.callers.resolve(process.pid)).toMatchObject({ ok: true, value: { initPid: 1, cgroupPid: process.pid, inDaemonNamespace: true } });
 
-    process.kill(init!, 'SIGKILL'); // ends the namespace, and with it the entered sleep
+    process.kill(init, 'SIGKILL'); // ends the namespace, and with it the entered sleep
     await Promise.all([once(unshare, 'exit'), once(nsenter, 'exit')]);
-    expect(host.callers.resolve(entered!)).toMatchObject({ ok: false, error: expect.stringMatching(/has exited/) });
+    expect(host.callers.resolve(entered)).toMatchObject({ ok: false, error: expect.stringMatching(/has exited/) });
   });
 });
