@@ -3,10 +3,11 @@
 // numbers (server-metrics.ts) and merges them with the supervisor's own; prom-client formats the text.
 
 import http from 'node:http';
-import { AggregatorRegistry, collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
+import { AggregatorRegistry, Counter, Gauge, Registry } from 'prom-client';
 import type { Logger } from 'pino';
 import { VERSION } from '../version.js';
 import { PROCESS_LABEL, type MetricFamily } from './families.js';
+import { registerProcessMetrics } from './process-metrics.js';
 
 export interface SupervisorCounts {
   upgrades: number;
@@ -29,7 +30,7 @@ const SERVER_TIMEOUT_MS = 2000;
 function supervisorRegistry(counts: () => SupervisorCounts): Registry {
   const registry = new Registry();
   const registers = [registry];
-  collectDefaultMetrics({ register: registry, labels: { [PROCESS_LABEL]: 'supervisor' } });
+  registerProcessMetrics(registry, { [PROCESS_LABEL]: 'supervisor' });
   new Gauge({ name: 'lxcfs_ts_info', help: 'Always 1; the version running', labelNames: ['version'], registers }).set(
     { version: VERSION },
     1,

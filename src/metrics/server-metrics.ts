@@ -1,8 +1,9 @@
 // The serving process's metrics: its readers' request counters and READ latencies per file, its open
 // handles and snapshot memory, the loadavg sampler's work, the garbage collections of each of its
-// threads, and prom-client's process metrics (memory, CPU, event-loop lag). Collected only when the supervisor asks (a scrape), never on the request path.
+// threads, and the process metrics (memory, CPU, event-loop lag: process-metrics.ts). Collected only
+// when the supervisor asks (a scrape), never on the request path.
 
-import { collectDefaultMetrics, Gauge, Registry } from 'prom-client';
+import { Gauge, Registry } from 'prom-client';
 import type { LoadavgSampler } from '../lxcfs/loadavg-sampler.js';
 import { TREE_PATHS } from '../lxcfs/paths.js';
 import {
@@ -16,6 +17,7 @@ import {
 import { SNAPSHOT_PAGE_BYTES, SnapshotStore, type SnapshotMemory } from '../fuse/snapshots.js';
 import { gcTotals, type GcStatsMemory } from '../util/gc-stats.js';
 import { PROCESS_LABEL, type MetricFamily, type MetricSample } from './families.js';
+import { registerProcessMetrics } from './process-metrics.js';
 
 export interface GcSources {
   memory: GcStatsMemory;
@@ -129,7 +131,7 @@ export class ServerMetrics {
   private readonly registry = new Registry();
 
   constructor(private readonly sources: ServerMetricSources) {
-    collectDefaultMetrics({ register: this.registry, labels: { [PROCESS_LABEL]: 'server' } });
+    registerProcessMetrics(this.registry, { [PROCESS_LABEL]: 'server' });
     const store = new SnapshotStore(sources.snapshots);
     const registers = [this.registry];
     new Gauge({

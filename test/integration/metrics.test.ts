@@ -14,6 +14,7 @@ import {
   isMounted,
   LXCFS_TS,
   run,
+  servingPid,
   startDaemon,
   upgradeDaemon,
   type Daemon,
@@ -78,6 +79,16 @@ function sample(families: ParsedFamily[], name: string, labels: Record<string, s
 
 function value(families: ParsedFamily[], name: string, labels: Record<string, string> = {}): number {
   return Number(sample(families, name, labels)?.value ?? 0);
+}
+
+/** Context switches of all of a process's threads so far: one per wake-up of a thread that slept. */
+function contextSwitches(pid: number): number {
+  let total = 0;
+  for (const task of fs.readdirSync(`/proc/${pid}/task`)) {
+    const status = fs.readFileSync(`/proc/${pid}/task/${task}/status`, 'utf8');
+    for (const match of status.matchAll(/^(?:non)?voluntary_ctxt_switches:\s+(\d+)$/gm)) total += Number(match[1]);
+  }
+  return total;
 }
 
 function requests(families: ParsedFamily[], file: string, op: string, outcome = 'ok'): number {
@@ -331,6 +342,18 @@ describe('metrics', () => {
     ).version;
     expect(value(families, 'lxcfs_ts_info', { version })).toBe(1);
     expect(value(families, 'lxcfs_ts_serving')).toBe(1);
+  });
+
+  it('leaves an idle daemon asleep between scrapes: no timer wakes either process', async () => {
+    await scrape();
+    await new Promise((resolve) => setTimeout(resolve, 1500));
+    const processes = [daemon.pid, await servingPid(daemon)];
+    const before = processes.map(contextSwitches);
+    await new Promise((resolve) => setTimeout(resolve, 3000));
+    const woke = processes.map((pid, i) => contextSwitches(pid) - before[i]!);
+    // A timer every 10 ms (as prom-client's event-loop delay monitor runs) would be about 300 each.
+    expect(woke[0], 'supervisor').toBeLessThan(20);
+    expect(woke[1], 'serving process').toBeLessThan(20);
   });
 
   it('counts upgrades and restarts of the serving process, and keeps serving the endpoint across them', async () => {
