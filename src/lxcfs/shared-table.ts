@@ -12,6 +12,10 @@
 // used record of the owner holding the most. So a container that reads from thousands of cgroups costs
 // only itself its history, and every reader always gets a record.
 //
+// Each record is on pages of its own (a key may be 8 KiB), and a table has thousands: only the pages of
+// records in use are ever touched, or backed by memory. The slots' states (empty, used, deleted) are
+// kept apart as well, one word each, so that walking the table reads 16 kB, not a page per slot.
+//
 // Optionally written through to a file (`store`, a descriptor of a tmpfs file the supervisor holds):
 // every change of a record reaches the file before the value computed from it is returned, so a
 // successor serving process that restores the file continues exactly where its predecessor stopped.
@@ -48,6 +52,8 @@ const FILE_HEADER_BYTES = 64;
 
 export interface SharedTableMemory {
   control: SharedArrayBuffer;
+  /** One int32 per slot: its state, as in the record's first word (which the store keeps). */
+  states: SharedArrayBuffer;
   records: SharedArrayBuffer;
   capacity: number;
   fieldCount: number;
@@ -59,6 +65,7 @@ export interface SharedTableMemory {
 
 export class SharedTable {
   private readonly control: Int32Array;
+  private readonly states: Int32Array;
   private readonly bytes: Uint8Array;
   private readonly ints: Int32Array;
   private readonly floats: Float64Array;
@@ -87,6 +94,7 @@ export class SharedTable {
     new Int32Array(control)[SEED] = randomInt(2 ** 31);
     return {
       control,
+      states: new SharedArrayBuffer(capacity * 4),
       // Pages nobody touches (key space beyond short paths, unused slots) are never backed by memory.
       records: new SharedArrayBuffer(capacity * recordSize(fieldCount)),
       capacity,
@@ -98,6 +106,7 @@ export class SharedTable {
 
   constructor(memory: SharedTableMemory) {
     this.control = new Int32Array(memory.control);
+    this.states = new Int32Array(memory.states);
     this.bytes = new Uint8Array(memory.records);
     this.ints = new Int32Array(memory.records);
     this.floats = new Float64Array(memory.records);
@@ -209,9 +218,10 @@ export class SharedTable {
             used - FIELDS_OFFSET
         ) {
           this.bytes.set(scratch.subarray(0, used), at);
+          this.states[slot] = USED;
           count++;
         } else {
-          this.ints[at / 4] = DELETED;
+          this.setState(slot, DELETED);
           deleted++;
         }
       }
@@ -279,7 +289,12 @@ export class SharedTable {
   }
 
   private stateOf(slot: number): number {
-    return this.ints[this.base(slot) / 4]!;
+    return this.states[slot]!;
+  }
+
+  private setState(slot: number, state: number): void {
+    this.states[slot] = state;
+    this.ints[this.base(slot) / 4] = state;
   }
 
   private fieldsOf(slot: number): Float64Array {
@@ -348,7 +363,7 @@ export class SharedTable {
   private write(slot: number, key: Uint8Array, hash: number, owner: number): void {
     const at = this.base(slot);
     this.bytes.fill(0, at, at + FIELDS_OFFSET + this.fieldCount * 8);
-    this.ints[at / 4] = USED;
+    this.setState(slot, USED);
     this.ints[at / 4 + 1] = key.length;
     this.ints[at / 4 + KEY_OFFSET_WORDS] = hash | 0;
     this.floats[(at + OWNER_OFFSET) / 8] = owner;
@@ -383,28 +398,35 @@ export class SharedTable {
   }
 
   private remove(slot: number): void {
-    this.ints[this.base(slot) / 4] = DELETED;
+    this.setState(slot, DELETED);
     this.control[GENERATION]!++;
     this.control[COUNT]!--;
     this.control[DELETED_COUNT]!++;
     this.persist(slot);
   }
 
+  /** Lays the records out again without tombstones. Only slots that held a record, or now hold one, are
+   * written (in memory and in the store): the others' pages stay untouched. */
   private rehash(): void {
     const kept: Uint8Array[] = [];
+    const changed = new Set<number>();
     for (let slot = 0; slot < this.capacity; slot++) {
-      if (this.stateOf(slot) === USED)
-        kept.push(this.bytes.slice(this.base(slot), this.base(slot) + this.usedBytes(slot)));
-      this.ints[this.base(slot) / 4] = EMPTY;
+      const state = this.stateOf(slot);
+      if (state === EMPTY) continue;
+      if (state === USED) kept.push(this.bytes.slice(this.base(slot), this.base(slot) + this.usedBytes(slot)));
+      this.setState(slot, EMPTY);
+      changed.add(slot);
     }
     for (const record of kept) {
       let slot = (new Int32Array(record.buffer, 0, KEY_OFFSET_WORDS + 1)[KEY_OFFSET_WORDS]! >>> 0) % this.capacity;
       while (this.stateOf(slot) === USED) slot = (slot + 1) % this.capacity;
-      this.bytes.set(record, this.base(slot));
+      this.bytes.set(record, this.base(slot)); // its first word says USED
+      this.states[slot] = USED;
+      changed.add(slot);
     }
     this.control[DELETED_COUNT] = 0;
     this.control[GENERATION]!++;
-    for (let slot = 0; slot < this.capacity; slot++) this.persist(slot);
+    for (const slot of changed) this.persist(slot);
   }
 
   /** Writes a slot to the store: the whole record if used, else its state. */

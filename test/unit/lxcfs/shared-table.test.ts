@@ -107,6 +107,26 @@ describe('SharedTable', () => {
     }
   });
 
+  it("backs with memory only the records in use: walks and re-layouts never touch a free record's pages", () => {
+    // The loadavg table's size: 4096 records of about 8 kB each, 34 MB if every page were backed.
+    const table = new SharedTable(SharedTable.allocate(4096, 8, { share: 64 }));
+    const anonMb = (): number =>
+      Number(/^RssAnon:\s+(\d+)/m.exec(fs.readFileSync('/proc/self/status', 'utf8'))![1]) / 1024;
+    const before = anonMb();
+    // 200 containers' cgroups, each record made after a walk of the table (the room check), then swept.
+    for (let i = 0; i < 200; i++) table.update(`/container-${i}`, i + 1, () => 0);
+    table.sweep(() => true);
+    // Each record is on two pages of its own: 200 of them back about 1.6 MB.
+    expect(anonMb() - before).toBeLessThan(4);
+    // A quarter of the table deleted, then one more record: the table lays its records out again.
+    for (let i = 0; i < 1100; i++) table.update(`/gone-${i}`, 1000 + i, () => 0);
+    table.sweep((key) => !key.startsWith('/gone-'));
+    const beforeRelayout = anonMb();
+    table.update('/after', 1, () => 0);
+    expect(table.read('/container-7', () => true)).toBe(true);
+    expect(anonMb() - beforeRelayout).toBeLessThan(2);
+  });
+
   it('keeps counters exact when four threads update the same keys', async () => {
     const memory = SharedTable.allocate(64, 1);
     const url = new URL('../../../dist/lxcfs/shared-table.js', import.meta.url).href;
