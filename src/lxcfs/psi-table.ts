@@ -2,7 +2,9 @@
 // the serving process's main thread: a reader arms one on a WRITE, answers POLL from it and frees it on
 // RELEASE (any reader may get any of these for one handle); the sampler (psi-sampler.ts) in the main
 // thread evaluates the armed ones and flags events. Fixed-size slots in a SharedArrayBuffer; arming and
-// freeing take a short spinlock, everything else is a single atomic access.
+// freeing take a short spinlock, everything else is a single atomic access. The slots' states are kept
+// apart as well, one word each: looking for a trigger reads 16 kB, and never touches (so never backs
+// with memory) the page of a slot that was never armed.
 //
 // A slot's serial changes with every arming, and the event and gone flags hold the serial they are for:
 // a flag the sampler raises for a trigger that was freed meanwhile can never be taken by the next one.
@@ -58,6 +60,8 @@ const TWO_32 = 0x1_0000_0000;
 export interface PsiTableMemory {
   control: SharedArrayBuffer;
   warned: SharedArrayBuffer;
+  /** One int32 per slot: its state, as in the slot's STATE word (which the store keeps). */
+  states: SharedArrayBuffer;
   slots: SharedArrayBuffer;
   capacity: number;
   share: number;
@@ -77,6 +81,7 @@ export interface ArmedTrigger extends TriggerSpec {
 export class PsiTable {
   private readonly control: Int32Array;
   private readonly warned: Float64Array;
+  private readonly states: Int32Array;
   private readonly ints: Int32Array;
   private readonly floats: Float64Array;
   private readonly bytes: Uint8Array;
@@ -88,6 +93,7 @@ export class PsiTable {
     return {
       control: new SharedArrayBuffer(CONTROL_INTS * 4),
       warned: new SharedArrayBuffer(WARNED_OWNERS * 8),
+      states: new SharedArrayBuffer(capacity * 4),
       slots: new SharedArrayBuffer(capacity * SLOT_BYTES),
       capacity,
       share,
@@ -98,6 +104,7 @@ export class PsiTable {
   constructor(memory: PsiTableMemory) {
     this.control = new Int32Array(memory.control);
     this.warned = new Float64Array(memory.warned);
+    this.states = new Int32Array(memory.states);
     this.ints = new Int32Array(memory.slots);
     this.floats = new Float64Array(memory.slots);
     this.bytes = new Uint8Array(memory.slots);
@@ -132,8 +139,7 @@ export class PsiTable {
   find(fh: number): number {
     if (Atomics.load(this.control, ARMED_COUNT) === 0) return -1;
     for (let slot = 0; slot < this.capacity; slot++) {
-      if (Atomics.load(this.ints, this.int(slot, STATE)) === ARMED && this.floats[this.float(slot, FH)] === fh)
-        return slot;
+      if (Atomics.load(this.states, slot) === ARMED && this.floats[this.float(slot, FH)] === fh) return slot;
     }
     return -1;
   }
@@ -147,7 +153,7 @@ export class PsiTable {
       let free = -1;
       let owned = 0;
       for (let slot = 0; slot < this.capacity; slot++) {
-        if (this.ints[this.int(slot, STATE)] !== ARMED) {
+        if (this.states[slot] !== ARMED) {
           if (free < 0) free = slot;
           continue;
         }
@@ -169,7 +175,7 @@ export class PsiTable {
       this.floats[this.float(free, THRESHOLD)] = spec.thresholdUs;
       this.floats[this.float(free, WINDOW)] = spec.windowUs;
       this.bytes.set(encoded, free * SLOT_BYTES + PATH_AT);
-      Atomics.store(this.ints, this.int(free, STATE), ARMED);
+      this.setState(free, ARMED);
       Atomics.add(this.control, ARMED_COUNT, 1);
       Atomics.add(this.control, CHANGES, 1);
       Atomics.notify(this.control, CHANGES); // see changedSince()
@@ -204,7 +210,7 @@ export class PsiTable {
     try {
       const slot = this.find(fh);
       if (slot < 0) return;
-      Atomics.store(this.ints, this.int(slot, STATE), FREE);
+      this.setState(slot, FREE);
       Atomics.sub(this.control, ARMED_COUNT, 1);
       Atomics.add(this.control, CHANGES, 1);
       Atomics.notify(this.control, CHANGES); // see changedSince()
@@ -242,10 +248,7 @@ export class PsiTable {
 
   /** Whether the slot still holds the trigger armed as `serial`. */
   holds(slot: number, serial: number): boolean {
-    return (
-      Atomics.load(this.ints, this.int(slot, STATE)) === ARMED &&
-      Atomics.load(this.ints, this.int(slot, SERIAL)) === serial
-    );
+    return Atomics.load(this.states, slot) === ARMED && Atomics.load(this.ints, this.int(slot, SERIAL)) === serial;
   }
 
   /** The sampler: an event for the trigger armed as `serial`. */
@@ -273,7 +276,7 @@ export class PsiTable {
     const found: ArmedTrigger[] = [];
     if (Atomics.load(this.control, ARMED_COUNT) === 0) return found;
     for (let slot = 0; slot < this.capacity; slot++) {
-      if (Atomics.load(this.ints, this.int(slot, STATE)) !== ARMED) continue;
+      if (Atomics.load(this.states, slot) !== ARMED) continue;
       const at = slot * SLOT_BYTES + PATH_AT;
       found.push({
         slot,
@@ -285,6 +288,12 @@ export class PsiTable {
       });
     }
     return found;
+  }
+
+  /** The slot's own STATE word is what the store keeps; the states array is what lookups read. */
+  private setState(slot: number, state: number): void {
+    Atomics.store(this.ints, this.int(slot, STATE), state);
+    Atomics.store(this.states, slot, state);
   }
 
   private writeThrough(slot: number): void {

@@ -190,6 +190,11 @@ export function upgradeDaemon(pidFile: string): Promise<void> {
   });
 }
 
+/** This process's anonymous memory (RssAnon), in MiB: what touching fresh pages adds to. */
+export function ownAnonymousMb(): number {
+  return Number(/^RssAnon:\s+(\d+)/m.exec(fs.readFileSync('/proc/self/status', 'utf8'))![1]) / 1024;
+}
+
 /** The pids of `pid`'s direct children (those its main thread forked); empty once it has exited. */
 export function childPids(pid: number): number[] {
   let text: string;

@@ -10,6 +10,7 @@ import { Errno } from '../../src/fuse/abi.js';
 import { parsePressureTotals, parseTrigger, samplePeriodUs, TriggerWindow } from '../../src/lxcfs/psi-trigger.js';
 import { PsiTable } from '../../src/lxcfs/psi-table.js';
 import { PsiSampler } from '../../src/lxcfs/psi-sampler.js';
+import { ownAnonymousMb } from '../helpers/processes.js';
 
 const bytes = (text: string): Buffer => Buffer.from(text, 'latin1');
 
@@ -158,6 +159,15 @@ describe('PsiTable', () => {
     expect(table.takeEvent(slot)).toBe(false); // raised for the freed trigger
     table.raiseGone(slot, serial);
     expect(table.isGone(slot)).toBe(false);
+  });
+
+  it("backs with memory only the slots of armed triggers: finding one never touches the free slots' pages", () => {
+    const table = new PsiTable(PsiTable.allocate()); // 4096 slots of about 1 kB
+    const before = ownAnonymousMb();
+    table.arm(1, 1, spec, '/a');
+    for (let fh = 2; fh < 100; fh++) table.free(fh); // each looks for a trigger on fh, through every slot
+    expect(table.armedTriggers()).toHaveLength(1);
+    expect(ownAnonymousMb() - before).toBeLessThan(2); // a page per slot: 4.4 MB
   });
 
   it('keeps the poll handle as a 64-bit number', () => {
