@@ -192,6 +192,8 @@ export type ProbeResult =
   | { state: 'hung' };
 
 const PROBE_START_ALLOWANCE = 10;
+/** How often, within the timeout, the probe looks at whether its child waits for FUSE. */
+const PROBE_LOOKS = 10;
 
 /** Whether a process may be waiting for a FUSE daemon's answer: it sleeps in the kernel and its wchan
  * names fuse's request wait, or the kernel hides wchan. A process that runs, or sleeps elsewhere (paging
@@ -211,8 +213,8 @@ function waitsForFuse(pid: number | undefined): boolean {
 /** Reads `file` in a child process: answers → live, ENOTCONN/ECONNREFUSED/ECONNABORTED → dead, no answer
  * within the timeout → hung. The child is not waited for after a timeout: a request stuck in a dead
  * daemon can keep it in D state. On a loaded host (or under emulation) the child itself can take longer
- * than the timeout to start: the timeout only counts once it waits for a FUSE answer, up to
- * PROBE_START_ALLOWANCE timeouts in all. */
+ * than the timeout to start: only the time it is seen waiting for a FUSE answer counts (looked at
+ * PROBE_LOOKS times per timeout), up to PROBE_START_ALLOWANCE timeouts in all. */
 export function probeFile(file: string, timeoutMs: number): Promise<ProbeResult> {
   return new Promise((resolve) => {
     const child = spawn('head', ['-c', '1', '--', file], {
@@ -221,11 +223,14 @@ export function probeFile(file: string, timeoutMs: number): Promise<ProbeResult>
     });
     let stderr = '';
     child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-    let waited = 0;
-    const expire = (): void => {
-      waited++;
-      if (!waitsForFuse(child.pid) && waited < PROBE_START_ALLOWANCE) {
-        timer = setTimeout(expire, timeoutMs);
+    const lookMs = timeoutMs / PROBE_LOOKS;
+    let looks = 0;
+    let waitingLooks = 0;
+    const look = (): void => {
+      looks++;
+      if (waitsForFuse(child.pid)) waitingLooks++;
+      if (waitingLooks < PROBE_LOOKS && looks < PROBE_START_ALLOWANCE * PROBE_LOOKS) {
+        timer = setTimeout(look, lookMs);
         return;
       }
       child.kill('SIGKILL');
@@ -233,7 +238,7 @@ export function probeFile(file: string, timeoutMs: number): Promise<ProbeResult>
       child.stderr.destroy();
       resolve({ state: 'hung' });
     };
-    let timer = setTimeout(expire, timeoutMs);
+    let timer = setTimeout(look, lookMs);
     child.on('error', (err) => {
       clearTimeout(timer);
       resolve({ state: 'dead', detail: err.message });

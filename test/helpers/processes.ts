@@ -190,11 +190,6 @@ export function upgradeDaemon(pidFile: string): Promise<void> {
   });
 }
 
-/** This process's anonymous memory (RssAnon), in MiB: what touching fresh pages adds to. */
-export function ownAnonymousMb(): number {
-  return Number(/^RssAnon:\s+(\d+)/m.exec(fs.readFileSync('/proc/self/status', 'utf8'))![1]) / 1024;
-}
-
 /** The pids of `pid`'s direct children (those its main thread forked); empty once it has exited. */
 export function childPids(pid: number): number[] {
   let text: string;
@@ -212,6 +207,7 @@ export async function firstChildPid(pid: number, timeoutMs = 5000 * TIME_SCALE):
   for (;;) {
     const [child] = childPids(pid);
     if (child !== undefined) return child;
+    if (!fs.existsSync(`/proc/${pid}`)) throw new Error(`process ${pid} exited without a child`);
     if (Date.now() > deadline) throw new Error(`process ${pid} started no child within ${timeoutMs} ms`);
     await new Promise((resolve) => setTimeout(resolve, 20));
   }

@@ -257,7 +257,7 @@ describe('when the serving process is stopped (SIGSTOP)', () => {
       expect(exit).toBe(2);
       expect(check(report, 'mountpoint')).toMatchObject({
         level: 'fail',
-        message: expect.stringMatching(/does not answer within 1500 ms/),
+        message: expect.stringMatching(/does not answer within 5000 ms/),
         fix: expect.stringMatching(/--force.*\/sys\/fs\/fuse\/connections\/\d+\/abort/),
       });
     } finally {
