@@ -4,7 +4,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import type { Logger } from 'pino';
-import { abortConnection, detachMount, FUSECTL_DIR, mountsAt, probeFile, type MountInfoEntry } from '../fuse/mount.js';
+import { abortConnection, detachMount, FUSECTL_DIR, HUNG_AFTER_MS, mountsAt, probeFile, type MountInfoEntry } from '../fuse/mount.js';
 
 export class StartupError extends Error {
   override name = 'StartupError';
@@ -12,11 +12,6 @@ export class StartupError extends Error {
 
 export const FS_TYPE = 'fuse.lxcfs';
 export const FS_SOURCE = 'lxcfs';
-/** How long the mount's daemon may take to answer before we call it hung. Generous: with --force a
- * hung daemon's connection is aborted, and a live one that is merely slow (an overloaded host, or an
- * emulated one on a fresh daemon's first requests) must never be taken for hung. A hung mount only
- * costs this once, at start. */
-const PROBE_TIMEOUT_MS = 5000;
 
 const MAX_SYMLINK_HOPS = 40; // the kernel's own limit
 
@@ -69,14 +64,14 @@ export async function prepareMountpoint(mountPoint: string, options: { force: bo
       `${mountPoint} already has a ${top.fsType} filesystem (source "${top.source}") mounted on it; choose another mountpoint or unmount it`,
     );
   }
-  const probe = await probeFile(path.join(mountPoint, 'proc/uptime'), PROBE_TIMEOUT_MS);
+  const probe = await probeFile(path.join(mountPoint, 'proc/uptime'), HUNG_AFTER_MS);
   if (probe.state === 'live') {
     throw new StartupError(`${mountPoint} is already served by a running lxcfs or lxcfs-ts daemon; stop it first or choose another mountpoint`);
   }
   const minor = top.device.split(':')[1];
   if (probe.state === 'hung' && !options.force) {
     throw new StartupError(
-      `the lxcfs mount on ${mountPoint} does not answer within ${PROBE_TIMEOUT_MS} ms (a hung daemon?); start with --force to abort it, or abort it yourself (echo 1 > ${FUSECTL_DIR}/${minor}/abort, after mount -t fusectl none ${FUSECTL_DIR} if that is missing) and run umount -l ${mountPoint}`,
+      `the lxcfs mount on ${mountPoint} does not answer within ${HUNG_AFTER_MS} ms (a hung daemon?); start with --force to abort it, or abort it yourself (echo 1 > ${FUSECTL_DIR}/${minor}/abort, after mount -t fusectl none ${FUSECTL_DIR} if that is missing) and run umount -l ${mountPoint}`,
     );
   }
   // Aborting frees every caller still waiting on the old connection; the mount stays, dead, below ours.

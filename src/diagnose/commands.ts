@@ -5,6 +5,7 @@ import { Command } from 'commander';
 import { createLogger } from '../util/log.js';
 import { CONFIG_ENV_VAR, resolveConfig, type DaemonConfig } from '../daemon/config.js';
 import { parseSeconds } from '../remount/command.js';
+import { HUNG_AFTER_MS } from '../fuse/mount.js';
 
 interface CommonFlags {
   mountpoint?: string;
@@ -20,16 +21,18 @@ function configFrom(flags: CommonFlags): DaemonConfig {
 }
 
 function withCommonOptions(command: Command): Command {
-  return (
-    command
-      .option('--mountpoint <dir>', 'where the daemon mounts (default: from the config, else /var/lib/lxcfs)')
-      .option('-p, --pidfile <file>', 'pid file of the daemon (default: from the config, else /run/lxcfs-ts.pid)')
-      .option('--config <file>', `config file as for the daemon (or $${CONFIG_ENV_VAR})`)
-      .option('--json', 'print one JSON object instead of text', false)
-      // As long as the daemon's own start waits before it takes a mount for hung (and --force aborts it).
-      .option('--timeout <s>', 'seconds a mount may take to answer before it counts as hung', parseSeconds, 5)
-      .allowExcessArguments(false)
-  );
+  return command
+    .option('--mountpoint <dir>', 'where the daemon mounts (default: from the config, else /var/lib/lxcfs)')
+    .option('-p, --pidfile <file>', 'pid file of the daemon (default: from the config, else /run/lxcfs-ts.pid)')
+    .option('--config <file>', `config file as for the daemon (or $${CONFIG_ENV_VAR})`)
+    .option('--json', 'print one JSON object instead of text', false)
+    .option(
+      '--timeout <s>',
+      'seconds a mount may take to answer before it counts as hung',
+      parseSeconds,
+      HUNG_AFTER_MS / 1000,
+    )
+    .allowExcessArguments(false);
 }
 
 export function doctorCommand(): Command {

@@ -191,6 +191,11 @@ export type ProbeResult =
   | { state: 'dead'; detail: string }
   | { state: 'hung' };
 
+/** How long a mount's daemon may take to answer a probe before it counts as hung, wherever we judge
+ * that (the daemon's start, remount, doctor and status). Generous: with --force a hung daemon's
+ * connection is aborted, and a live one that is merely slow (an overloaded host, or an emulated one on
+ * a fresh daemon's first requests) must never be taken for hung. A hung mount costs it once. */
+export const HUNG_AFTER_MS = 5000;
 const PROBE_START_ALLOWANCE = 10;
 /** How often, within the timeout, the probe looks at whether its child waits for FUSE. */
 const PROBE_LOOKS = 10;

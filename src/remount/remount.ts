@@ -18,7 +18,7 @@ import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { MIRRORED_DIR, TREE_PATHS } from '../lxcfs/paths.js';
 import { FS_TYPE, resolveMountpoint } from '../daemon/mountpoint.js';
-import { mountsAt, probeFile, type MountInfoEntry } from '../fuse/mount.js';
+import { HUNG_AFTER_MS, mountsAt, probeFile, type MountInfoEntry } from '../fuse/mount.js';
 import type { Result } from '../host/result.js';
 import { runMountHelper, type HelperOutcome, type HelperTarget } from './mount-helper.js';
 import { findLxcfsNamespaces, type MountNamespace } from './namespaces.js';
@@ -80,9 +80,6 @@ export interface RemountReport {
   summary: RemountSummary;
 }
 
-/** How long a connection may take to answer a probe before it counts as hung: generous, since it is
- * paid once per hung connection, and a loaded host can take a second to start the helper. */
-const PROBE_TIMEOUT_MS = 5000;
 const READY_POLL_MS = 100;
 const PARALLEL_NAMESPACES = 4;
 /** How long a helper may overrun its budget (it checks it between targets) before it is killed. */
@@ -145,7 +142,7 @@ async function waitUntilServing(mountpoint: string, timeoutMs: number): Promise<
     } else if (top) {
       const probe = await probeFile(
         path.join(mountpoint, 'proc/uptime'),
-        Math.max(100, Math.min(PROBE_TIMEOUT_MS, deadline - Date.now())),
+        Math.max(100, Math.min(HUNG_AFTER_MS, deadline - Date.now())),
       );
       // The daemon may have replaced the mount while we probed: only trust an answer from the same one.
       if (probe.state === 'live' && mountsAt(mountpoint).at(-1)?.device === top.device) return { ok: true, value: top };
@@ -179,7 +176,7 @@ export class ConnectionProbes {
 
   constructor(
     private readonly liveDevice: string,
-    private readonly timeoutMs = PROBE_TIMEOUT_MS,
+    private readonly timeoutMs = HUNG_AFTER_MS,
   ) {}
 
   async state(entry: MountInfoEntry, namespaceFd: number, mountpoint: string): Promise<Probe> {
