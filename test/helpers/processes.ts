@@ -201,37 +201,52 @@ export function childPids(pid: number): number[] {
   return text === '' ? [] : text.split(' ').map(Number);
 }
 
-/** The first child `pid` starts (say, the process `unshare` or `nsenter` runs), once it has one. */
-export async function firstChildPid(pid: number, timeoutMs = 5000 * TIME_SCALE): Promise<number> {
+/** Calls `probe` every `everyMs` until it returns a value, and returns that; after `timeoutMs`, throws
+ * what `failure` says. */
+async function pollFor<T>(probe: () => T | undefined, timeoutMs: number, failure: () => string, everyMs = 20): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
-    const [child] = childPids(pid);
-    if (child !== undefined) return child;
-    if (!fs.existsSync(`/proc/${pid}`)) throw new Error(`process ${pid} exited without a child`);
-    if (Date.now() > deadline) throw new Error(`process ${pid} started no child within ${timeoutMs} ms`);
-    await new Promise((resolve) => setTimeout(resolve, 20));
+    const found = probe();
+    if (found !== undefined) return found;
+    if (Date.now() > deadline) throw new Error(failure());
+    await new Promise((resolve) => setTimeout(resolve, everyMs));
   }
+}
+
+/** The first child `pid` starts (say, the process `unshare` or `nsenter` runs), once it has one. */
+export function firstChildPid(pid: number, timeoutMs = 5000 * TIME_SCALE): Promise<number> {
+  return pollFor(
+    () => {
+      const [child] = childPids(pid);
+      if (child === undefined && !fs.existsSync(`/proc/${pid}`)) throw new Error(`process ${pid} exited without a child`);
+      return child;
+    },
+    timeoutMs,
+    () => `process ${pid} started no child within ${timeoutMs} ms`,
+  );
 }
 
 /** The daemon's serving process: its supervisor's one child. While an upgrade or a restart replaces it
  * there can be two, or none, for a moment: waits until there is one. */
-export async function servingPid(daemon: Pick<Daemon, 'pid'>, timeoutMs = 10_000 * TIME_SCALE): Promise<number> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const children = childPids(daemon.pid);
-    if (children.length === 1) return children[0]!;
-    if (Date.now() > deadline) throw new Error(`daemon ${daemon.pid} has ${children.length} child processes, not one serving process`);
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
+export function servingPid(daemon: Pick<Daemon, 'pid'>, timeoutMs = 10_000 * TIME_SCALE): Promise<number> {
+  return pollFor(
+    () => {
+      const children = childPids(daemon.pid);
+      return children.length === 1 ? children[0] : undefined;
+    },
+    timeoutMs,
+    () => `daemon ${daemon.pid} has ${childPids(daemon.pid).length} child processes, not one serving process`,
+  );
 }
 
 /** Waits until the daemon's output has matched `pattern` `count` times. */
 export async function waitForLog(daemon: Pick<Daemon, 'output'>, pattern: RegExp, count: number, timeoutMs = 30_000 * TIME_SCALE): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while ((daemon.output().match(new RegExp(pattern, 'g')) ?? []).length < count) {
-    if (Date.now() > deadline) throw new Error(`no ${count}× ${pattern} in the daemon log:\n${daemon.output().slice(-3000)}`);
-    await new Promise((resolve) => setTimeout(resolve, 25));
-  }
+  await pollFor(
+    () => ((daemon.output().match(new RegExp(pattern, 'g')) ?? []).length >= count ? true : undefined),
+    timeoutMs,
+    () => `no ${count}× ${pattern} in the daemon log:\n${daemon.output().slice(-3000)}`,
+    25,
+  );
 }
 
 /** What the open descriptors of a process point at (each fd's link); empty once it has exited. */
